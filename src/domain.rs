@@ -1,0 +1,236 @@
+//! Domain types shared by the pipeline stages: granularities, windows, series, points, ledger rows and runs.
+//!
+//! These are what the stages speak to each other. The API's wire types live in `api::wire` and the
+//! database's rows in `store`; both convert to and from these.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The bucket size of a stream: one of the two the API offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Granularity {
+    #[serde(rename = "1d")]
+    Day,
+    #[serde(rename = "5min")]
+    FiveMin,
+}
+
+impl Granularity {
+    /// The spelling the API and the tables use: `1d` or `5min`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Granularity::Day => "1d",
+            Granularity::FiveMin => "5min",
+        }
+    }
+
+    /// The bucket length in seconds.
+    pub fn seconds(self) -> i64 {
+        match self {
+            Granularity::Day => 86_400,
+            Granularity::FiveMin => 300,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "1d" => Some(Granularity::Day),
+            "5min" => Some(Granularity::FiveMin),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Granularity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A half-open time range `[start, end)`, fetched with one API call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Window {
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
+        debug_assert!(start < end, "a window must not be empty");
+        Window { start, end }
+    }
+
+    /// Whether a bucket starting at `ts` belongs to this window.
+    pub fn contains(&self, ts: DateTime<Utc>) -> bool {
+        self.start <= ts && ts < self.end
+    }
+
+    pub fn duration(&self) -> chrono::Duration {
+        self.end - self.start
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{}, {})",
+            self.start.format("%Y-%m-%dT%H:%M:%SZ"),
+            self.end.format("%Y-%m-%dT%H:%M:%SZ")
+        )
+    }
+}
+
+/// Everything a point is unique by except its bucket start.
+///
+/// The filter fields are stored as comma lists sorted by byte order, `''` for none, exactly as
+/// PRODUCT.md's `quality_metrics` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub app_id: String,
+    /// `''` = the whole app.
+    pub room_id: String,
+    /// The `Name` the API returned, never the requested indicator.
+    pub indicator: String,
+    pub granularity: Granularity,
+    pub product_type: String,
+    pub os: String,
+    pub access: String,
+    pub user_ids: String,
+}
+
+/// One value of one series: the bucket that starts at `ts`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub ts: DateTime<Utc>,
+    /// Always finite; a bucket without traffic is not a point.
+    pub value: f64,
+}
+
+/// The points of one series inside one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesPoints {
+    pub key: SeriesKey,
+    /// The `Unit` the API returned (e.g. `%`).
+    pub unit: String,
+    pub points: Vec<Point>,
+}
+
+/// What a ledger row says about a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowState {
+    /// Fetched at least `settle_hours` after its end: its values are final.
+    Settled,
+    /// Fetched too early to be final: the next run fetches it again.
+    Provisional,
+    /// The last attempt failed; the next run tries again.
+    Failed,
+}
+
+impl WindowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowState::Settled => "settled",
+            WindowState::Provisional => "provisional",
+            WindowState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "settled" => Some(WindowState::Settled),
+            "provisional" => Some(WindowState::Provisional),
+            "failed" => Some(WindowState::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the checkpoint ledger: what happened to one fetched window of one stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LedgerEntry {
+    /// The stream's name, `<job>/<granularity>`.
+    pub stream: String,
+    pub window: Window,
+    pub state: WindowState,
+    /// Points stored for this window (0 for a failed one).
+    pub points: i64,
+    /// How many calls this window has cost, counting every run.
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    /// The API's RequestId of the last response, when there was one.
+    pub request_id: Option<String>,
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// A fetched window, ready to be committed in one transaction with its ledger row.
+#[derive(Debug, Clone)]
+pub struct WindowBatch {
+    pub stream: String,
+    pub window: Window,
+    /// Whether the values are final (fetched at least `settle_hours` after the window's end).
+    pub settled: bool,
+    pub series: Vec<SeriesPoints>,
+    pub attempts: i64,
+    pub request_id: Option<String>,
+    pub fetched_at: DateTime<Utc>,
+}
+
+impl WindowBatch {
+    pub fn point_count(&self) -> usize {
+        self.series.iter().map(|s| s.points.len()).sum()
+    }
+}
+
+/// What an upsert did, point by point.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct WriteCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for WriteCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Ok,
+    Partial,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Ok => "ok",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One row of the runs table: a run's counts, written when it ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunCounts {
+    pub requests: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub points: WriteCounts,
+    pub windows_ok: u64,
+    pub windows_failed: u64,
+}
