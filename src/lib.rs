@@ -4,4 +4,9 @@
 //! retries), `planner` (what to fetch, pure), `store` (the tables), `sync` (the run that joins them),
 //! and `simulator` (a local stand-in for the API). See ARCHITECTURE.md for the codemap.
 
+pub mod api;
+pub mod cli;
+pub mod config;
 pub mod domain;
+pub mod planner;
+pub mod telemetry;

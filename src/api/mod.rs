@@ -1,0 +1,4 @@
+//! The Volcengine OpenAPI: request signing, wire types, and the `ListQuality` client.
+
+pub mod sign;
+pub mod wire;

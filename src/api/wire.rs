@@ -1,0 +1,99 @@
+//! Wire types: the JSON that `ListQuality` speaks, exactly as documented, kept apart from domain types.
+//!
+//! Field names follow the API (PascalCase). Both the client and the simulator use these types.
+
+use serde::{Deserialize, Serialize};
+
+pub const ACTION: &str = "ListQuality";
+pub const VERSION: &str = "2020-12-01";
+pub const SERVICE: &str = "rtc";
+
+/// The body of a `ListQuality` call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListQualityRequest {
+    pub app_id: String,
+    /// RFC 3339 with offset, second precision.
+    pub start_time: String,
+    pub end_time: String,
+    pub indicator: Vec<String>,
+    pub aggregate_granularity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_type: Option<String>,
+    #[serde(rename = "OS", default, skip_serializing_if = "Vec::is_empty")]
+    pub os: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_id: Vec<String>,
+}
+
+/// The envelope every OpenAPI response has. `Result` may be missing or `{}` on failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    #[serde(rename = "ResponseMetadata")]
+    pub response_metadata: ResponseMetadata,
+    #[serde(rename = "Result", default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<T>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResponseMetadata {
+    #[serde(default)]
+    pub request_id: String,
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub region: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// `ResponseMetadata.Error`: present when the call failed, whatever the HTTP status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub code: String,
+    #[serde(rename = "CodeN", default, skip_serializing_if = "Option::is_none")]
+    pub code_n: Option<i64>,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListQualityResult {
+    #[serde(default)]
+    pub aggregate_granularity: String,
+    #[serde(default)]
+    pub indicators: Vec<Indicator>,
+}
+
+/// One returned series. `Name` is what the API returns, which is not always what was asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Indicator {
+    pub name: String,
+    #[serde(default)]
+    pub unit: String,
+    #[serde(default)]
+    pub data: Vec<DataItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataItem {
+    /// The bucket start, RFC 3339.
+    #[serde(rename = "TimeStamp")]
+    pub time_stamp: String,
+    /// `null` when the bucket had no traffic.
+    #[serde(rename = "Value")]
+    pub value: Option<f64>,
+}

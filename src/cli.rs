@@ -1,0 +1,228 @@
+//! The command line: clap types whose doc comments are the `--help` text.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// Copies Volcengine RTC offline call-quality metrics (the ListQuality API) into SQL tables for BI.
+///
+/// Run `sync` nightly: it fetches what is missing or still provisional in the last 30 days and
+/// upserts it, so every run can be repeated, interrupted or killed and the tables end up the same.
+/// Try it without credentials with `demo`, which backfills a local SQLite file from the built-in
+/// simulator.
+///
+/// Credentials come from VOLC_ACCESSKEY / VOLC_SECRETKEY (or VOLCENGINE_ACCESS_KEY /
+/// VOLCENGINE_SECRET_KEY / VOLCENGINE_SESSION_TOKEN), never from the config file.
+///
+/// Exit codes: 0 all planned windows committed; 1 nothing could run (configuration, database,
+/// credentials); 2 some windows or jobs failed, all others committed; 3 another run holds the lock;
+/// 64 usage error; 130 interrupted after committing what had finished.
+#[derive(Debug, Parser)]
+#[command(name = "rtc-quality-sync", version, propagate_version = true)]
+pub struct Cli {
+    /// The TOML configuration file.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = crate::config::DEFAULT_CONFIG_PATH
+    )]
+    pub config: PathBuf,
+
+    /// The database: sqlite://PATH or postgres://user:password@host:5432/db.
+    /// Overrides DATABASE_URL, which overrides the config file.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// How log lines are written to stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// More log detail (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Less log detail (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch what is missing or provisional in the horizon and upsert it (the nightly job).
+    ///
+    /// Plans per stream (a job at one granularity) from the checkpoint ledger, fetches the windows
+    /// at the configured rate, newest first, and commits each window with its ledger row in one
+    /// transaction. With --from/--to it is a one-off backfill of that range.
+    Sync(SyncArgs),
+    /// Print the plan: every window per stream, the request count and the time it takes.
+    ///
+    /// No network, no writes (the database is only read for the ledger).
+    Plan(PlanArgs),
+    /// Per stream: settled through, provisional and failed windows, points, last run.
+    Status(StatusArgs),
+    /// Validate the configuration, connect to the database and make one small real API call.
+    Check,
+    /// Apply the schema migrations (every other command applies them too).
+    Migrate,
+    /// Serve a faithful local emulation of the ListQuality API, for trying the tool and for tests.
+    ///
+    /// Point a config's `source.endpoint` at it (http://127.0.0.1:8080) and export the same keys.
+    Simulate(SimulateArgs),
+    /// Start the simulator in-process and backfill 30 days into demo.db, then show the result.
+    Demo(DemoArgs),
+}
+
+/// Which windows a command covers.
+#[derive(Debug, Clone, Args)]
+pub struct RangeArgs {
+    /// Only buckets at or after this instant (RFC 3339, or a date YYYY-MM-DD in the configured offset).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg)]
+    pub from: Option<TimeArg>,
+    /// Only buckets before this instant (RFC 3339, or a date YYYY-MM-DD in the configured offset).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg)]
+    pub to: Option<TimeArg>,
+    /// Fetch settled windows in the range again.
+    #[arg(long)]
+    pub refetch: bool,
+    /// Only these jobs (by name; repeatable).
+    #[arg(long = "job", value_name = "NAME")]
+    pub jobs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Print the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: String,
+    /// The access key it accepts (default: VOLC_ACCESSKEY / VOLCENGINE_ACCESS_KEY, else the demo key).
+    #[arg(long, value_name = "AK")]
+    pub access_key: Option<String>,
+    /// The secret key it accepts (default: VOLC_SECRETKEY / VOLCENGINE_SECRET_KEY, else the demo secret).
+    #[arg(long, value_name = "SK", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// An app id it knows (repeatable); none given: every app id is known.
+    #[arg(long = "app", value_name = "ID")]
+    pub apps: Vec<String>,
+    /// Added latency per response, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+    /// Injected faults as KIND=RATE pairs, e.g. 500=0.05,429=0.02 (kinds: 500, 429, 200error, slow, close, garbage).
+    #[arg(long, default_value = "", value_name = "LIST")]
+    pub faults: String,
+    /// Seed for the data and the faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Requests per second it accepts before answering FlowLimitExceeded (ListQuality: 2).
+    #[arg(long, default_value_t = 2)]
+    pub rate_limit: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Streams to backfill (each a job at one granularity).
+    #[arg(long, default_value_t = 4)]
+    pub streams: usize,
+}
+
+/// A `--from`/`--to` value: an instant, or a date to be read in the configured offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeArg {
+    Instant(DateTime<Utc>),
+    Date(NaiveDate),
+}
+
+impl TimeArg {
+    /// The instant, reading a date as local midnight in `tz`.
+    pub fn resolve(self, tz: chrono::FixedOffset) -> DateTime<Utc> {
+        match self {
+            TimeArg::Instant(t) => t,
+            TimeArg::Date(d) => d
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight exists")
+                .and_local_timezone(tz)
+                .single()
+                .expect("fixed offsets are unambiguous")
+                .with_timezone(&Utc),
+        }
+    }
+}
+
+fn parse_time_arg(s: &str) -> Result<TimeArg, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(TimeArg::Instant(t.with_timezone(&Utc)));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(TimeArg::Date)
+        .map_err(|_| {
+            format!("{s:?} is neither RFC 3339 (2026-11-01T00:00:00+08:00) nor a date (2026-11-01)")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_options_are_accepted_before_and_after_the_subcommand() {
+        let a = Cli::try_parse_from(["x", "--config", "a.toml", "plan", "--json"]).unwrap();
+        let b = Cli::try_parse_from(["x", "plan", "--config", "a.toml", "--json"]).unwrap();
+        assert_eq!(a.config, b.config);
+        assert_eq!(a.config, PathBuf::from("a.toml"));
+    }
+
+    #[test]
+    fn dates_and_instants_parse() {
+        let tz = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+        let t = parse_time_arg("2026-11-01").unwrap().resolve(tz);
+        assert_eq!(t.to_rfc3339(), "2026-10-31T16:00:00+00:00");
+        assert!(
+            parse_time_arg("yesterday")
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
+    }
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,592 @@
+//! The planner: which windows each stream needs, as a pure function of (settings, ledger, now).
+//!
+//! **Invariant:** no IO and no clock. `now` is passed in, so every rule of PRODUCT.md is tested
+//! with fixed clocks. The rules: the horizon starts `max_lookback_days` before `now` plus a safety
+//! margin, rounded up to the granularity in the configured offset; data is available until
+//! `now - data_delay_hours`, rounded down; what the ledger holds as settled is subtracted; each gap
+//! is cut, oldest first, into windows of at most `max_span_days`.
+
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+use serde::Serialize;
+
+use crate::config::{Stream, WindowSettings};
+use crate::domain::{Granularity, LedgerEntry, Window, WindowState};
+
+/// How much later than planning the oldest window may still be sent and accepted: the API refuses a
+/// `StartTime` older than 30 days, and a long backfill sends its oldest windows last.
+pub const HORIZON_MARGIN: Duration = Duration::hours(1);
+
+/// What the user asked for on the command line.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PlanOptions {
+    /// `--from`: restrict the plan to buckets at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// `--to`: restrict the plan to buckets before this instant.
+    pub to: Option<DateTime<Utc>>,
+    /// `--refetch`: fetch settled windows in the range again.
+    pub refetch: bool,
+}
+
+/// The windows one stream needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamPlan {
+    pub stream: String,
+    pub granularity: Granularity,
+    /// `[horizon start, available end)` after clipping to `--from`/`--to`.
+    pub range: Option<Window>,
+    /// Oldest first; half-open; each at most `max_span_days` long.
+    pub windows: Vec<Window>,
+}
+
+/// The plan of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub streams: Vec<StreamPlan>,
+    /// Things the user should hear about, e.g. a range clipped to the horizon.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn request_count(&self) -> usize {
+        self.streams.iter().map(|s| s.windows.len()).sum()
+    }
+
+    /// How long the calls take at `requests_per_second`, the first one sent at once.
+    pub fn estimated_duration(&self, requests_per_second: f64) -> std::time::Duration {
+        let n = self.request_count();
+        if n <= 1 {
+            return std::time::Duration::ZERO;
+        }
+        std::time::Duration::from_secs_f64((n - 1) as f64 / requests_per_second)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "nothing to fetch: the range {from} .. {to} lies outside the data the API keeps ({horizon_start} .. {available_end}); \
+         ListQuality serves the last {lookback_days} days, up to {delay_hours} hours ago"
+    )]
+    NothingLeft {
+        from: String,
+        to: String,
+        horizon_start: String,
+        available_end: String,
+        lookback_days: i64,
+        delay_hours: i64,
+    },
+    #[error("--from {from} is not before --to {to}")]
+    EmptyRange { from: String, to: String },
+}
+
+/// Rounds `t` down to a bucket boundary of `g` in the offset `tz`.
+pub fn floor_to(t: DateTime<Utc>, g: Granularity, tz: FixedOffset) -> DateTime<Utc> {
+    let local = t.timestamp() + i64::from(tz.local_minus_utc());
+    let rem = local.rem_euclid(g.seconds());
+    // Sub-second parts are dropped too: buckets start on whole seconds.
+    DateTime::from_timestamp(t.timestamp() - rem, 0).expect("in range")
+}
+
+/// Rounds `t` up to a bucket boundary of `g` in the offset `tz`.
+pub fn ceil_to(t: DateTime<Utc>, g: Granularity, tz: FixedOffset) -> DateTime<Utc> {
+    let f = floor_to(t, g, tz);
+    if f == t {
+        f
+    } else {
+        f + Duration::seconds(g.seconds())
+    }
+}
+
+/// `[horizon start, available end)` of a stream at `now`, before any `--from`/`--to`.
+pub fn horizon(settings: &WindowSettings, g: Granularity, now: DateTime<Utc>) -> Window {
+    let start = ceil_to(
+        now - Duration::days(settings.max_lookback_days) + HORIZON_MARGIN,
+        g,
+        settings.timezone,
+    );
+    let end = floor_to(
+        now - Duration::hours(settings.data_delay_hours),
+        g,
+        settings.timezone,
+    );
+    Window { start, end }
+}
+
+/// Where a window fetched at `fetched_at` stops being final: buckets ending at or before this
+/// instant are settled, the rest provisional. Rounded down to the granularity.
+pub fn settled_until(
+    settings: &WindowSettings,
+    g: Granularity,
+    fetched_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    floor_to(
+        fetched_at - Duration::hours(settings.settle_hours),
+        g,
+        settings.timezone,
+    )
+}
+
+/// Plans every stream. Streams without anything to fetch are listed with no windows.
+pub fn plan(
+    settings: &WindowSettings,
+    streams: &[Stream],
+    ledger: &[LedgerEntry],
+    now: DateTime<Utc>,
+    options: PlanOptions,
+) -> Result<Plan, PlanError> {
+    if let (Some(from), Some(to)) = (options.from, options.to)
+        && from >= to
+    {
+        return Err(PlanError::EmptyRange {
+            from: from.to_rfc3339(),
+            to: to.to_rfc3339(),
+        });
+    }
+    let mut warnings = Vec::new();
+    let mut out = Vec::with_capacity(streams.len());
+    let mut any_range = false;
+    let mut widest: Option<Window> = None;
+    for stream in streams {
+        let g = stream.granularity;
+        let h = horizon(settings, g, now);
+        widest = Some(match widest {
+            None => h,
+            Some(w) => Window {
+                start: w.start.min(h.start),
+                end: w.end.max(h.end),
+            },
+        });
+        // The requested range, aligned outward to whole buckets, then clipped to the horizon.
+        let want_start = options
+            .from
+            .map(|f| floor_to(f, g, settings.timezone))
+            .unwrap_or(h.start);
+        let want_end = options
+            .to
+            .map(|t| ceil_to(t, g, settings.timezone))
+            .unwrap_or(h.end);
+        let start = want_start.max(h.start);
+        let end = want_end.min(h.end);
+        if start >= end {
+            out.push(StreamPlan {
+                stream: stream.name.clone(),
+                granularity: g,
+                range: None,
+                windows: Vec::new(),
+            });
+            continue;
+        }
+        any_range = true;
+        let range = Window { start, end };
+
+        let settled: Vec<Window> = if options.refetch {
+            Vec::new()
+        } else {
+            ledger
+                .iter()
+                .filter(|e| e.stream == stream.name && e.state == WindowState::Settled)
+                .map(|e| e.window)
+                .collect()
+        };
+        let windows = subtract(range, settled)
+            .into_iter()
+            .flat_map(|gap| {
+                // Ledger rows written under another offset may not align: fetch whole buckets.
+                let gap = Window {
+                    start: floor_to(gap.start, g, settings.timezone).max(range.start),
+                    end: ceil_to(gap.end, g, settings.timezone).min(range.end),
+                };
+                cut(gap, Duration::days(settings.max_span_days))
+            })
+            .collect();
+        out.push(StreamPlan {
+            stream: stream.name.clone(),
+            granularity: g,
+            range: Some(range),
+            windows,
+        });
+    }
+
+    if (options.from.is_some() || options.to.is_some())
+        && let Some(h) = widest
+    {
+        let (from, to) = (options.from, options.to);
+        if !any_range {
+            return Err(PlanError::NothingLeft {
+                from: from.map_or("the horizon start".into(), |t| t.to_rfc3339()),
+                to: to.map_or("now".into(), |t| t.to_rfc3339()),
+                horizon_start: h.start.to_rfc3339(),
+                available_end: h.end.to_rfc3339(),
+                lookback_days: settings.max_lookback_days,
+                delay_hours: settings.data_delay_hours,
+            });
+        }
+        if from.is_some_and(|f| f < h.start) || to.is_some_and(|t| t > h.end) {
+            warnings.push(format!(
+                "the requested range was clipped to the data the API keeps: {} .. {}",
+                h.start.to_rfc3339(),
+                h.end.to_rfc3339()
+            ));
+        }
+    }
+    Ok(Plan {
+        streams: out,
+        warnings,
+    })
+}
+
+/// `range` minus the union of `covered`, as ordered disjoint gaps.
+fn subtract(range: Window, mut covered: Vec<Window>) -> Vec<Window> {
+    covered.sort();
+    let mut gaps = Vec::new();
+    let mut cursor = range.start;
+    for c in covered {
+        if c.end <= cursor || c.start >= range.end {
+            continue;
+        }
+        if c.start > cursor {
+            gaps.push(Window {
+                start: cursor,
+                end: c.start,
+            });
+        }
+        cursor = cursor.max(c.end);
+        if cursor >= range.end {
+            break;
+        }
+    }
+    if cursor < range.end {
+        gaps.push(Window {
+            start: cursor,
+            end: range.end,
+        });
+    }
+    gaps
+}
+
+/// Cuts a gap, oldest first, into windows of at most `span`. The short remainder is the newest
+/// window, so that the provisional tail stays one call long night after night.
+fn cut(gap: Window, span: Duration) -> Vec<Window> {
+    let mut out = Vec::new();
+    let mut start = gap.start;
+    while start < gap.end {
+        let end = (start + span).min(gap.end);
+        out.push(Window { start, end });
+        start = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Job, ProductType};
+    use chrono::TimeZone;
+
+    fn settings() -> WindowSettings {
+        WindowSettings {
+            max_lookback_days: 30,
+            max_span_days: 7,
+            data_delay_hours: 8,
+            settle_hours: 24,
+            timezone: FixedOffset::east_opt(8 * 3600).unwrap(),
+        }
+    }
+
+    fn stream(g: Granularity) -> Stream {
+        let job = Job {
+            name: "j".into(),
+            app_id: "a".into(),
+            indicators: vec!["stall_rate".into()],
+            granularities: vec![g],
+            product_type: ProductType::Native,
+            os: vec![],
+            access: vec![],
+            room_id: String::new(),
+            user_ids: vec![],
+        };
+        job.streams().remove(0)
+    }
+
+    /// A local time in +08:00.
+    fn cst(y: i32, m: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        FixedOffset::east_opt(8 * 3600)
+            .unwrap()
+            .with_ymd_and_hms(y, m, d, h, mi, 0)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn entry(s: &Stream, w: Window, state: WindowState) -> LedgerEntry {
+        LedgerEntry {
+            stream: s.name.clone(),
+            window: w,
+            state,
+            points: 0,
+            attempts: 1,
+            last_error: None,
+            request_id: None,
+            fetched_at: w.end,
+        }
+    }
+
+    fn plan_one(s: &Stream, ledger: &[LedgerEntry], now: DateTime<Utc>) -> StreamPlan {
+        plan(
+            &settings(),
+            std::slice::from_ref(s),
+            ledger,
+            now,
+            PlanOptions::default(),
+        )
+        .unwrap()
+        .streams
+        .remove(0)
+    }
+
+    /// What a run at `now` leaves in the ledger when every window succeeds.
+    fn run(s: &Stream, ledger: &mut Vec<LedgerEntry>, now: DateTime<Utc>) -> usize {
+        let p = plan_one(s, ledger, now);
+        let cut = settled_until(&settings(), s.granularity, now);
+        for w in &p.windows {
+            ledger.retain(|e| !(e.window.start >= w.start && e.window.end <= w.end));
+            if cut > w.start {
+                ledger.push(entry(
+                    s,
+                    Window::new(w.start, cut.min(w.end)),
+                    WindowState::Settled,
+                ));
+            }
+            if cut < w.end {
+                ledger.push(entry(
+                    s,
+                    Window::new(cut.max(w.start), w.end),
+                    WindowState::Provisional,
+                ));
+            }
+        }
+        p.windows.len()
+    }
+
+    #[test]
+    fn daily_horizon_rounds_in_the_configured_offset() {
+        // 00:30 in +08:00 is still the previous day in UTC: buckets follow +08:00.
+        let now = cst(2026, 11, 27, 0, 30);
+        let h = horizon(&settings(), Granularity::Day, now);
+        // now - 30 days + 1 h = 2026-10-28 01:30 +08:00, rounded up to the next local midnight.
+        assert_eq!(h.start, cst(2026, 10, 29, 0, 0));
+        // now - 8 h = 2026-11-26 16:30 +08:00, rounded down to local midnight.
+        assert_eq!(h.end, cst(2026, 11, 26, 0, 0));
+    }
+
+    #[test]
+    fn five_minute_horizon_and_the_8_hour_delay() {
+        let now = cst(2026, 11, 27, 12, 3);
+        let h = horizon(&settings(), Granularity::FiveMin, now);
+        assert_eq!(h.start, cst(2026, 10, 28, 13, 5));
+        assert_eq!(h.end, cst(2026, 11, 27, 4, 0));
+        // Every window starts inside the API's 30 days, even sent up to the margin later.
+        assert!(h.start >= now - Duration::days(30) + Duration::minutes(59));
+    }
+
+    #[test]
+    fn a_fresh_backfill_costs_ceil_span_over_7_days() {
+        for g in [Granularity::Day, Granularity::FiveMin] {
+            for hour in [0, 1, 7, 8, 9, 15, 16, 23] {
+                let now = cst(2026, 11, 27, hour, 17);
+                let s = stream(g);
+                let p = plan_one(&s, &[], now);
+                let h = horizon(&settings(), g, now);
+                let span = (h.end - h.start).num_seconds();
+                let week = 7 * 86_400;
+                assert_eq!(
+                    p.windows.len() as i64,
+                    (span + week - 1) / week,
+                    "{g} at {hour}h"
+                );
+                // Contiguous, half-open, oldest first, none longer than 7 days.
+                assert_eq!(p.windows.first().unwrap().start, h.start);
+                assert_eq!(p.windows.last().unwrap().end, h.end);
+                for pair in p.windows.windows(2) {
+                    assert_eq!(pair[0].end, pair[1].start);
+                }
+                assert!(p.windows.iter().all(|w| w.duration() <= Duration::days(7)));
+            }
+        }
+    }
+
+    #[test]
+    fn an_immediate_rerun_and_every_nightly_run_cost_one_call_per_stream() {
+        for g in [Granularity::Day, Granularity::FiveMin] {
+            let s = stream(g);
+            let mut ledger = Vec::new();
+            let mut now = cst(2026, 11, 1, 2, 0);
+            let h = horizon(&settings(), g, now);
+            let fresh = ((h.end - h.start).num_seconds() as u64).div_ceil(7 * 86_400) as usize;
+            assert_eq!(run(&s, &mut ledger, now), fresh, "{g} backfill");
+            for night in 0..40 {
+                let calls = run(&s, &mut ledger, now + Duration::minutes(1));
+                assert!(
+                    calls <= 1,
+                    "{g}: immediate re-run on night {night} made {calls} calls"
+                );
+                now += Duration::days(1);
+                assert_eq!(run(&s, &mut ledger, now), 1, "{g}: night {night}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_ledger_with_holes_failed_and_provisional_windows() {
+        let s = stream(Granularity::Day);
+        let now = cst(2026, 11, 27, 2, 0);
+        let h = horizon(&settings(), Granularity::Day, now);
+        let d = |n: i64| h.start + Duration::days(n);
+        let ledger = vec![
+            entry(&s, Window::new(d(0), d(3)), WindowState::Settled),
+            // d(3)..d(4) is a hole.
+            entry(&s, Window::new(d(4), d(10)), WindowState::Settled),
+            entry(&s, Window::new(d(10), d(12)), WindowState::Failed),
+            entry(&s, Window::new(d(12), d(20)), WindowState::Settled),
+            entry(&s, Window::new(d(20), h.end), WindowState::Provisional),
+            // Another stream's rows do not count.
+            LedgerEntry {
+                stream: "other/1d".into(),
+                ..entry(&s, Window::new(d(20), h.end), WindowState::Settled)
+            },
+        ];
+        let p = plan_one(&s, &ledger, now);
+        assert_eq!(
+            p.windows,
+            vec![
+                Window::new(d(3), d(4)),
+                Window::new(d(10), d(12)),
+                Window::new(d(20), d(27)),
+                Window::new(d(27), h.end),
+            ]
+        );
+    }
+
+    #[test]
+    fn settled_rows_outside_the_horizon_or_misaligned_are_handled() {
+        let s = stream(Granularity::FiveMin);
+        let now = cst(2026, 11, 27, 2, 0);
+        let h = horizon(&settings(), Granularity::FiveMin, now);
+        // Settled from long before the horizon up to a point that is not on a 5-minute boundary.
+        let ledger = vec![entry(
+            &s,
+            Window::new(
+                h.start - Duration::days(40),
+                h.start + Duration::seconds(450),
+            ),
+            WindowState::Settled,
+        )];
+        let p = plan_one(&s, &ledger, now);
+        assert_eq!(p.windows[0].start, h.start + Duration::seconds(300));
+        assert_eq!(p.windows.last().unwrap().end, h.end);
+    }
+
+    #[test]
+    fn from_to_is_clipped_to_the_horizon_with_a_warning() {
+        let s = stream(Granularity::Day);
+        let now = cst(2026, 11, 27, 2, 0);
+        let h = horizon(&settings(), Granularity::Day, now);
+        let opts = PlanOptions {
+            from: Some(now - Duration::days(90)),
+            to: Some(h.start + Duration::days(2)),
+            refetch: false,
+        };
+        let p = plan(&settings(), std::slice::from_ref(&s), &[], now, opts).unwrap();
+        assert_eq!(
+            p.streams[0].windows,
+            vec![Window::new(h.start, h.start + Duration::days(2))]
+        );
+        assert_eq!(p.warnings.len(), 1);
+        assert!(p.warnings[0].contains("clipped"), "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn a_range_entirely_outside_the_horizon_is_an_error() {
+        let s = stream(Granularity::Day);
+        let now = cst(2026, 11, 27, 2, 0);
+        let opts = PlanOptions {
+            from: Some(now - Duration::days(90)),
+            to: Some(now - Duration::days(60)),
+            refetch: false,
+        };
+        let e = plan(&settings(), std::slice::from_ref(&s), &[], now, opts).unwrap_err();
+        assert!(matches!(e, PlanError::NothingLeft { .. }));
+        assert!(e.to_string().contains("last 30 days"), "{e}");
+        let opts = PlanOptions {
+            from: Some(now),
+            to: Some(now - Duration::days(1)),
+            refetch: false,
+        };
+        assert!(matches!(
+            plan(&settings(), &[s], &[], now, opts),
+            Err(PlanError::EmptyRange { .. })
+        ));
+    }
+
+    #[test]
+    fn refetch_ignores_settled_rows_in_the_range_only() {
+        let s = stream(Granularity::Day);
+        let now = cst(2026, 11, 27, 2, 0);
+        let h = horizon(&settings(), Granularity::Day, now);
+        let ledger = vec![entry(&s, h, WindowState::Settled)];
+        assert!(plan_one(&s, &ledger, now).windows.is_empty());
+        let opts = PlanOptions {
+            from: Some(h.start + Duration::days(5)),
+            to: Some(h.start + Duration::days(6)),
+            refetch: true,
+        };
+        let p = plan(&settings(), &[s], &ledger, now, opts).unwrap();
+        assert_eq!(
+            p.streams[0].windows,
+            vec![Window::new(
+                h.start + Duration::days(5),
+                h.start + Duration::days(6)
+            )]
+        );
+        assert!(p.warnings.is_empty());
+    }
+
+    #[test]
+    fn the_30_day_edge_and_day_boundaries() {
+        // Exactly on a local midnight: now - 30 d + 1 h is 01:00, so the first day is the next one.
+        let now = cst(2026, 11, 27, 0, 0);
+        let h = horizon(&settings(), Granularity::Day, now);
+        assert_eq!(h.start, cst(2026, 10, 29, 0, 0));
+        // One minute before midnight local: data until 8 h earlier, i.e. up to today's midnight.
+        let now = cst(2026, 11, 27, 23, 59);
+        assert_eq!(
+            horizon(&settings(), Granularity::Day, now).end,
+            cst(2026, 11, 27, 0, 0)
+        );
+        // At 07:59 local the previous day is not yet complete (ends 8 h later than midnight).
+        let now = cst(2026, 11, 27, 7, 59);
+        assert_eq!(
+            horizon(&settings(), Granularity::Day, now).end,
+            cst(2026, 11, 26, 0, 0)
+        );
+        let now = cst(2026, 11, 27, 8, 0);
+        assert_eq!(
+            horizon(&settings(), Granularity::Day, now).end,
+            cst(2026, 11, 27, 0, 0)
+        );
+    }
+
+    #[test]
+    fn estimated_duration_follows_the_rate() {
+        let s = stream(Granularity::FiveMin);
+        let p = plan(
+            &settings(),
+            &[s],
+            &[],
+            cst(2026, 11, 27, 2, 0),
+            PlanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(p.request_count(), 5);
+        assert_eq!(p.estimated_duration(2.0), std::time::Duration::from_secs(2));
+    }
+}
