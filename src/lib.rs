@@ -8,5 +8,6 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod fetcher;
 pub mod planner;
 pub mod telemetry;

@@ -1,0 +1,588 @@
+//! The `ListQuality` client: one signed call, its body read under a size cap and checked field by field.
+//!
+//! **Invariant:** one call of [`Client::list_quality`] is one HTTP request; pacing and retries belong to
+//! the fetcher. The body is serialized once and the same bytes are hashed, signed and sent; the URL's
+//! query is the canonical query string itself, so the server sees exactly what was signed.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use reqwest::header::{self, HeaderValue};
+use serde::de::IgnoredAny;
+
+use crate::api::error::{ApiError, parse_retry_after};
+use crate::api::sign::{self, SignInput};
+use crate::api::wire::{self, Envelope, ListQualityRequest, ListQualityResult};
+use crate::config::{Credentials, SourceSettings, Stream, mask_access_key};
+use crate::domain::{Point, Window};
+
+/// The largest response body read. A week of 5-minute buckets for a dozen indicators is well under 10 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Sent with every call, so the API's operators can tell this tool's traffic apart.
+pub const USER_AGENT: &str = concat!("rtc-quality-sync/", env!("CARGO_PKG_VERSION"));
+
+const CONTENT_TYPE: &str = "application/json";
+
+/// What one successful call returned, checked and converted to domain points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    /// `ResponseMetadata.RequestId` (empty if the server sent none).
+    pub request_id: String,
+    pub indicators: Vec<FetchedIndicator>,
+}
+
+/// One returned series: `name` is what the API returned, which is not always the indicator asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchedIndicator {
+    pub name: String,
+    pub unit: String,
+    /// Buckets in the order the API sent them; buckets with a `null` value (no traffic) are left out.
+    pub points: Vec<Point>,
+}
+
+impl Fetched {
+    pub fn point_count(&self) -> usize {
+        self.indicators.iter().map(|i| i.points.len()).sum()
+    }
+}
+
+/// The `ListQuality` body for one window of one stream: times in the configured offset at second precision,
+/// every indicator of the job in one call, and the filters only when set.
+pub fn request_for(stream: &Stream, window: Window, tz: FixedOffset) -> ListQualityRequest {
+    let job = &stream.job;
+    let time = |t: DateTime<Utc>| {
+        t.with_timezone(&tz)
+            .to_rfc3339_opts(SecondsFormat::Secs, false)
+    };
+    ListQualityRequest {
+        app_id: job.app_id.clone(),
+        start_time: time(window.start),
+        end_time: time(window.end),
+        indicator: job.indicators.clone(),
+        aggregate_granularity: stream.granularity.as_str().to_string(),
+        product_type: Some(job.product_type.as_str().to_string()),
+        os: job.os.clone(),
+        access: job.access.clone(),
+        room_id: (!job.room_id.is_empty()).then(|| job.room_id.clone()),
+        user_id: job.user_ids.clone(),
+    }
+}
+
+/// A signing HTTP client for one endpoint and one pair of credentials. Cheap to clone: the connection
+/// pool is shared.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// The endpoint with the canonical query string as its query.
+    url: url::Url,
+    /// The host as signed: with its port unless it is the scheme's default.
+    host: String,
+    path: String,
+    query: Vec<(String, String)>,
+    region: String,
+    timeout: Duration,
+    credentials: Credentials,
+    body_limit: usize,
+}
+
+// Credentials print masked; nothing else here is secret.
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.url.as_str())
+            .field("region", &self.region)
+            .field(
+                "access_key",
+                &mask_access_key(&self.credentials.access_key_id),
+            )
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(source: &SourceSettings, credentials: Credentials) -> Result<Client, ApiError> {
+        let endpoint = &source.endpoint;
+        let Some(host) = endpoint
+            .host_str()
+            .filter(|_| matches!(endpoint.scheme(), "http" | "https"))
+        else {
+            return Err(ApiError::Setup {
+                message: format!(
+                    "source.endpoint = {endpoint}: an http(s) base URL is expected, e.g. https://rtc.volcengineapi.com"
+                ),
+            });
+        };
+        // `port()` is None for the scheme's default port, which is exactly what the server compares against.
+        let host = match endpoint.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        let query = vec![
+            ("Action".to_string(), wire::ACTION.to_string()),
+            ("Version".to_string(), wire::VERSION.to_string()),
+        ];
+        let mut url = endpoint.clone();
+        url.set_fragment(None);
+        url.set_query(Some(&sign::canonical_query(&query)));
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(source.timeout)
+            .connect_timeout(source.timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| ApiError::Setup {
+                message: error_chain(&e),
+            })?;
+        Ok(Client {
+            http,
+            host,
+            path: url.path().to_string(),
+            url,
+            query,
+            region: source.region.clone(),
+            timeout: source.timeout,
+            credentials,
+            body_limit: DEFAULT_BODY_LIMIT,
+        })
+    }
+
+    /// Sets the body size cap (tests use a small one).
+    pub fn with_body_limit(mut self, bytes: usize) -> Client {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The URL every call goes to, query included.
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// One attempt: sign, send, read at most the body cap, check. A failure is a non-2xx status
+    /// or a `ResponseMetadata.Error`, whichever the server chose.
+    pub async fn list_quality(&self, req: &ListQualityRequest) -> Result<Fetched, ApiError> {
+        let body = serde_json::to_vec(req).map_err(|e| ApiError::Setup {
+            message: format!("cannot serialize the request: {e}"),
+        })?;
+        let x_date = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        let token = self.credentials.token();
+        let signature = sign::sign(
+            &SignInput {
+                method: "POST",
+                host: &self.host,
+                path: &self.path,
+                query: &self.query,
+                body: &body,
+                content_type: CONTENT_TYPE,
+                x_date: &x_date,
+                region: &self.region,
+                service: wire::SERVICE,
+                session_token: token,
+            },
+            &self.credentials.access_key_id,
+            self.credentials.secret(),
+        );
+
+        let mut request = self
+            .http
+            .post(self.url.clone())
+            .header(header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(header::ACCEPT, CONTENT_TYPE)
+            .header("X-Date", &x_date)
+            .header("X-Content-Sha256", &signature.body_sha256)
+            .header(
+                header::AUTHORIZATION,
+                sensitive(&signature.authorization, "the authorization header")?,
+            );
+        if let Some(token) = token {
+            request = request.header("X-Security-Token", sensitive(token, "the session token")?);
+        }
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let bytes = self.read_capped(response).await?;
+        interpret(status, retry_after, &bytes)
+    }
+
+    /// Reads the body chunk by chunk and stops at the cap, so a runaway response cannot exhaust memory.
+    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ApiError> {
+        let too_large = || ApiError::TooLarge {
+            limit: self.body_limit,
+            request_id: None,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.body_limit as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::with_capacity(
+            response
+                .content_length()
+                .map_or(16 * 1024, |n| n as usize)
+                .min(self.body_limit),
+        );
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(&e))?
+        {
+            if body.len() + chunk.len() > self.body_limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> ApiError {
+        if e.is_timeout() {
+            ApiError::Timeout {
+                after: self.timeout,
+            }
+        } else {
+            ApiError::Network {
+                message: error_chain(e),
+            }
+        }
+    }
+}
+
+/// A header value that `Debug` output of the request never shows.
+fn sensitive(value: &str, what: &str) -> Result<HeaderValue, ApiError> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| ApiError::Setup {
+        message: format!("{what} contains characters an HTTP header cannot carry"),
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+/// `error: cause: cause`, because reqwest's top-level message alone rarely says what went wrong.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Turns a status and a body into the result of a call. Pure, so every malformed answer is tested without a server.
+pub fn interpret(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<Fetched, ApiError> {
+    let success = (200..300).contains(&status);
+
+    // First the envelope alone: an error must be reported as such even when `Result` is malformed.
+    let meta = match parse::<Envelope<IgnoredAny>>(body, None) {
+        Ok(envelope) => envelope.response_metadata,
+        Err(_) if !success => {
+            return Err(ApiError::Status {
+                status,
+                request_id: None,
+                retry_after,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    let request_id = Some(meta.request_id.clone()).filter(|id| !id.is_empty());
+    if let Some(error) = meta.error {
+        return Err(ApiError::Api {
+            status,
+            code: error.code,
+            code_n: error.code_n,
+            message: error.message,
+            request_id,
+            retry_after,
+        });
+    }
+    if !success {
+        return Err(ApiError::Status {
+            status,
+            request_id,
+            retry_after,
+        });
+    }
+
+    let envelope = parse::<Envelope<ListQualityResult>>(body, request_id.as_deref())?;
+    let invalid = |path: String, what: String| ApiError::InvalidResponse {
+        path,
+        what,
+        request_id: request_id.clone(),
+        not_json: false,
+    };
+    let result = envelope
+        .result
+        .ok_or_else(|| invalid("Result".into(), "missing from a successful response".into()))?;
+
+    let mut indicators = Vec::with_capacity(result.indicators.len());
+    for (i, indicator) in result.indicators.into_iter().enumerate() {
+        if indicator.name.trim().is_empty() {
+            return Err(invalid(
+                format!("Result.Indicators[{i}].Name"),
+                "empty; every series needs a name".into(),
+            ));
+        }
+        let mut points = Vec::with_capacity(indicator.data.len());
+        for (j, item) in indicator.data.iter().enumerate() {
+            // A null value is a bucket without traffic: not a point, and not an error.
+            let Some(value) = item.value else { continue };
+            if !value.is_finite() {
+                return Err(invalid(
+                    format!("Result.Indicators[{i}].Data[{j}].Value"),
+                    format!("{value} is not a finite number"),
+                ));
+            }
+            let ts = DateTime::parse_from_rfc3339(item.time_stamp.trim())
+                .map_err(|e| {
+                    invalid(
+                        format!("Result.Indicators[{i}].Data[{j}].TimeStamp"),
+                        format!("{:?} is not an RFC 3339 time ({e})", item.time_stamp),
+                    )
+                })?
+                .with_timezone(&Utc);
+            points.push(Point { ts, value });
+        }
+        indicators.push(FetchedIndicator {
+            name: indicator.name,
+            unit: indicator.unit,
+            points,
+        });
+    }
+    Ok(Fetched {
+        request_id: meta.request_id,
+        indicators,
+    })
+}
+
+/// Deserializes with the path of the offending field in the error.
+fn parse<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    request_id: Option<&str>,
+) -> Result<T, ApiError> {
+    let error = |path: String, e: serde_json::Error| {
+        let not_json = !e.is_data();
+        ApiError::InvalidResponse {
+            path: if not_json || path == "." {
+                "body".to_string()
+            } else {
+                path
+            },
+            what: if not_json {
+                format!("not JSON ({e})")
+            } else {
+                e.to_string()
+            },
+            request_id: request_id.map(str::to_string),
+            not_json,
+        }
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| error(e.path().to_string(), e.into_inner()))?;
+    de.end().map_err(|e| error(String::new(), e))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Job, ProductType};
+    use crate::domain::Granularity;
+    use chrono::TimeZone;
+
+    fn stream(room: &str, users: &[&str], os: &[&str]) -> Stream {
+        Stream {
+            name: "j/1d".into(),
+            granularity: Granularity::Day,
+            job: Job {
+                name: "j".into(),
+                app_id: "app".into(),
+                indicators: vec!["stall_rate".into(), "join_room_success_rate".into()],
+                granularities: vec![Granularity::Day],
+                product_type: ProductType::Native,
+                os: os.iter().map(|s| s.to_string()).collect(),
+                access: vec![],
+                room_id: room.into(),
+                user_ids: users.iter().map(|s| s.to_string()).collect(),
+            },
+        }
+    }
+
+    fn window() -> Window {
+        Window::new(
+            Utc.with_ymd_and_hms(2021, 7, 23, 16, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2021, 7, 24, 16, 0, 0).unwrap(),
+        )
+    }
+
+    #[test]
+    fn request_body_uses_the_configured_offset_and_omits_unset_filters() {
+        let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+        let req = request_for(&stream("", &[], &[]), window(), tz);
+        let json = serde_json::to_value(&req).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "AppId": "app",
+                "StartTime": "2021-07-24T00:00:00+08:00",
+                "EndTime": "2021-07-25T00:00:00+08:00",
+                "Indicator": ["stall_rate", "join_room_success_rate"],
+                "AggregateGranularity": "1d",
+                "ProductType": "native",
+            })
+        );
+
+        let utc = FixedOffset::east_opt(0).unwrap();
+        let req = request_for(&stream("r1", &["u1", "u2"], &["iOS"]), window(), utc);
+        let json = serde_json::to_value(&req).unwrap();
+        assert_eq!(json["StartTime"], "2021-07-23T16:00:00+00:00");
+        assert_eq!(json["RoomId"], "r1");
+        assert_eq!(json["UserId"], serde_json::json!(["u1", "u2"]));
+        assert_eq!(json["OS"], serde_json::json!(["iOS"]));
+        assert!(json.get("Access").is_none());
+    }
+
+    fn ok_body(data: &str) -> Vec<u8> {
+        format!(
+            r#"{{"ResponseMetadata":{{"RequestId":"rid-7","Action":"ListQuality"}},
+               "Result":{{"AggregateGranularity":"1d","Indicators":[{{"Name":"5s_join_room_success_rate","Unit":"%","Data":{data}}}]}}}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn points_are_converted_to_utc_and_null_buckets_dropped() {
+        let f = interpret(
+            200,
+            None,
+            &ok_body(
+                r#"[{"TimeStamp":"2021-07-24T00:00:00+08:00","Value":98.68},
+                    {"TimeStamp":"2021-07-25T00:00:00+08:00","Value":null},
+                    {"TimeStamp":"2021-07-25T16:00:00Z","Value":0}]"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(f.request_id, "rid-7");
+        assert_eq!(f.indicators[0].name, "5s_join_room_success_rate");
+        assert_eq!(f.indicators[0].unit, "%");
+        assert_eq!(
+            f.indicators[0].points,
+            vec![
+                Point {
+                    ts: Utc.with_ymd_and_hms(2021, 7, 23, 16, 0, 0).unwrap(),
+                    value: 98.68
+                },
+                Point {
+                    ts: Utc.with_ymd_and_hms(2021, 7, 25, 16, 0, 0).unwrap(),
+                    value: 0.0
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_name_the_field_and_the_request_id() {
+        // (body, what the message says, not JSON, the RequestId it can name)
+        let cases: &[(&[u8], &str, bool, Option<&str>)] = &[
+            (
+                b"<html>bad gateway</html>",
+                "invalid response: body: not JSON",
+                true,
+                None,
+            ),
+            (
+                b"{\"ResponseMetadata\":{\"RequestId\":\"rid-7\"}",
+                "not JSON",
+                true,
+                None,
+            ),
+            (
+                b"{\"ResponseMetadata\":{\"RequestId\":\"rid-7\"}} trailing",
+                "not JSON",
+                true,
+                None,
+            ),
+            (
+                br#"{"ResponseMetadata":{"RequestId":5}}"#,
+                "invalid response: ResponseMetadata.RequestId: invalid type",
+                false,
+                None,
+            ),
+            (
+                &ok_body(r#"[{"TimeStamp":"2021-07-24T00:00:00+08:00","Value":"NaN"}]"#),
+                "invalid response: Result.Indicators[0].Data[0].Value: invalid type: string \"NaN\"",
+                false,
+                Some("rid-7"),
+            ),
+            (
+                &ok_body(r#"[{"TimeStamp":"yesterday","Value":1.5}]"#),
+                "invalid response: Result.Indicators[0].Data[0].TimeStamp: \"yesterday\" is not an RFC 3339 time",
+                false,
+                Some("rid-7"),
+            ),
+            (
+                &ok_body(r#"{"a":1}"#),
+                "invalid response: Result.Indicators[0].Data: invalid type: map",
+                false,
+                Some("rid-7"),
+            ),
+            (
+                br#"{"ResponseMetadata":{"RequestId":"rid-7"}}"#,
+                "invalid response: Result: missing",
+                false,
+                Some("rid-7"),
+            ),
+        ];
+        for (body, want, not_json, request_id) in cases {
+            let e = interpret(200, None, body).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains(want), "{text:?} lacks {want:?}");
+            assert!(
+                matches!(e, ApiError::InvalidResponse { not_json: n, .. } if n == *not_json),
+                "{e:?}"
+            );
+            assert_eq!(e.request_id(), *request_id, "{text}");
+            if let Some(id) = request_id {
+                assert!(text.contains(&format!("RequestId {id}")), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_error_envelope_wins_over_a_malformed_result_and_a_200() {
+        let body = br#"{"ResponseMetadata":{"RequestId":"rid-9","Error":{"Code":"InternalServiceTimeout","CodeN":100016,"Message":"slow"}},"Result":"garbage"}"#;
+        let e = interpret(200, None, body).unwrap_err();
+        assert_eq!(e.code(), Some("InternalServiceTimeout"));
+        assert_eq!(e.request_id(), Some("rid-9"));
+        assert!(e.is_retryable());
+
+        let e = interpret(502, Some(Duration::from_secs(1)), b"<html/>").unwrap_err();
+        assert_eq!(
+            e,
+            ApiError::Status {
+                status: 502,
+                request_id: None,
+                retry_after: Some(Duration::from_secs(1))
+            }
+        );
+    }
+}

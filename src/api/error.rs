@@ -1,0 +1,627 @@
+//! What can go wrong with one `ListQuality` call, classified once: retry it, or tell a person what to fix.
+//!
+//! **Invariant:** the retry decision lives in [`classify`] (and [`ApiError::class`], which feeds it),
+//! exactly as `volc-openapi.md` section 2 lists it; the fetcher and the pipeline only ask. No variant
+//! ever holds a secret, a signature or a raw response body.
+
+use std::time::{Duration, SystemTime};
+
+/// The most a server's `Retry-After` can make one retry wait: a confused proxy must not park a run for hours.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// Whether trying the same call again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Transient: network, timeouts, throttling, server faults. Retried with backoff.
+    Retryable,
+    /// Needs a person (credentials, permissions, parameters). Never retried.
+    Permanent,
+}
+
+/// How much of the run an error condemns, so the pipeline can stop a job or every job with one message
+/// instead of failing each window alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorScope {
+    /// Only this window: record it and go on.
+    Window,
+    /// Every window of this job will fail the same way (unknown app, no permission, wrong endpoint).
+    Job,
+    /// Every call with these credentials will fail (bad key, bad signature, clock skew).
+    Credentials,
+}
+
+/// A failed `ListQuality` call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// The API answered with `ResponseMetadata.Error`, whatever the HTTP status.
+    #[error("{}", api_message(.code, .code_n, .message, .status, .request_id))]
+    Api {
+        /// HTTP status of the response (a 200 can carry an error).
+        status: u16,
+        /// `Error.Code`, e.g. `SignatureDoesNotMatch`.
+        code: String,
+        /// `Error.CodeN`, e.g. 100010.
+        code_n: Option<i64>,
+        /// `Error.Message` as the server wrote it.
+        message: String,
+        request_id: Option<String>,
+        /// From the `Retry-After` header, when the server sent one.
+        retry_after: Option<Duration>,
+    },
+    /// A non-2xx status whose body is not an error envelope (a proxy's HTML page, an empty body).
+    #[error("http status {status} from the api without an error envelope{}{}", rid(.request_id), status_hint(.status))]
+    Status {
+        status: u16,
+        request_id: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    /// Connecting, sending or receiving failed below HTTP.
+    #[error(
+        "network error calling the api: {message}; check source.endpoint and this machine's network"
+    )]
+    Network { message: String },
+    /// No complete response within `source.timeout_secs`.
+    #[error("the api did not answer within {} s; it is retried, raise source.timeout_secs if this persists", .after.as_secs_f64())]
+    Timeout { after: Duration },
+    /// The response is not what the API documents. `path` names the field, e.g. `Result.Indicators[0].Data[3].Value`.
+    #[error("invalid response: {path}: {what}{}", rid(.request_id))]
+    InvalidResponse {
+        path: String,
+        what: String,
+        request_id: Option<String>,
+        /// Whether the body was not JSON at all (truncated or garbled in transit: worth another try),
+        /// as opposed to JSON of the wrong shape (the same answer would come again).
+        not_json: bool,
+    },
+    /// The body grew past the cap; the rest was not read.
+    #[error("invalid response: body is larger than the {} cap{}; narrow the job (fewer indicators or a shorter window) or report it", human_bytes(.limit), rid(.request_id))]
+    TooLarge {
+        limit: usize,
+        request_id: Option<String>,
+    },
+    /// The HTTP client could not be built from the settings.
+    #[error("cannot set up the http client: {message}")]
+    Setup { message: String },
+}
+
+fn human_bytes(n: &usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if *n >= MIB && n % MIB == 0 {
+        format!("{} MiB", n / MIB)
+    } else {
+        format!("{n} byte")
+    }
+}
+
+fn rid(request_id: &Option<String>) -> String {
+    match request_id.as_deref() {
+        Some(id) if !id.is_empty() => format!(" (RequestId {id})"),
+        _ => String::new(),
+    }
+}
+
+fn status_hint(status: &u16) -> &'static str {
+    match classify(Some(*status), None) {
+        ErrorClass::Retryable => "; it is retried",
+        ErrorClass::Permanent => {
+            "; check source.endpoint: it does not look like the Volcengine OpenAPI"
+        }
+    }
+}
+
+fn api_message(
+    code: &str,
+    code_n: &Option<i64>,
+    message: &str,
+    status: &u16,
+    request_id: &Option<String>,
+) -> String {
+    let code_n = code_n.map(|n| format!(" {n}")).unwrap_or_default();
+    let rid = request_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .map(|id| format!(", RequestId {id}"))
+        .unwrap_or_default();
+    let message = if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    };
+    format!(
+        "api error {code}{code_n} (http {status}{rid}){message}; {}",
+        hint(code)
+    )
+}
+
+/// What the user should do about an error code.
+fn hint(code: &str) -> &'static str {
+    match code {
+        "SignatureDoesNotMatch" => {
+            "check VOLC_SECRETKEY (or VOLCENGINE_SECRET_KEY) and that this machine's clock is right"
+        }
+        "InvalidAccessKey" => "check VOLC_ACCESSKEY (or VOLCENGINE_ACCESS_KEY)",
+        "InvalidTimestamp" => {
+            "this machine's clock differs too much from the server's; set it right (e.g. enable NTP)"
+        }
+        "MissingRequestInfo" => {
+            "the signing headers did not arrive; check that source.endpoint is not a proxy that strips headers"
+        }
+        "MissingParameter" => "a required parameter is missing; check the job in the config",
+        "ServiceNotFound" | "InvalidActionOrVersion" => {
+            "check source.endpoint and source.region: they do not serve rtc ListQuality 2020-12-01"
+        }
+        "InvalidParameter.NotExistAppId" | "InvalidParameter.IllegalAppId" => {
+            "check app_id in the config: the API does not know it for this account"
+        }
+        "InvalidParameter.OutofTimeRange" => {
+            "the window is older than 30 days or longer than 7 days; check window.max_lookback_days, window.max_span_days and this machine's clock"
+        }
+        "InvalidParameter.StartTimeAfterEndTime" => {
+            "the window's start is after its end; this is a bug, please report it"
+        }
+        "InvalidParameter.IllegalRoomID" => "check room_id in the config",
+        "AccessDenied.NoPermissionForApp" => {
+            "the access key may not read this app; grant it RTC access or check app_id"
+        }
+        "AccessDenied.ServiceNotEnabled" => "enable the RTC service for this account",
+        "InternalServiceTimeout" => "the server timed out; it is retried",
+        c if c.starts_with("InvalidParameter") => {
+            "check the job's indicators and filters in the config"
+        }
+        c if c.starts_with("AccessDenied") => {
+            "the access key lacks permission for rtc ListQuality; grant it in the IAM console"
+        }
+        c if c.starts_with("FlowLimitExceeded") => {
+            "the api throttled the call; it is retried; lower source.requests_per_second if this persists or another client shares the key"
+        }
+        c if c.starts_with("InternalError") => "the server failed; it is retried",
+        _ => "see the message above",
+    }
+}
+
+/// Retry or not, from the HTTP status (`None`: no response at all) and `ResponseMetadata.Error.Code`.
+///
+/// A known code decides on its own, because a 200 can carry an error and the status of throttling is not
+/// documented. An unknown code falls back to the status: 429 and 5xx are transient, anything else needs a
+/// person. No response at all (network error, timeout) is transient.
+pub fn classify(http_status: Option<u16>, code: Option<&str>) -> ErrorClass {
+    use ErrorClass::*;
+    if let Some(code) = code.filter(|c| !c.is_empty()) {
+        let retryable = code.starts_with("FlowLimitExceeded")
+            || code.starts_with("InternalError")
+            || code == "InternalServiceTimeout";
+        let permanent = matches!(
+            code,
+            "SignatureDoesNotMatch"
+                | "InvalidAccessKey"
+                | "MissingParameter"
+                | "MissingRequestInfo"
+                | "InvalidTimestamp"
+                | "ServiceNotFound"
+                | "InvalidActionOrVersion"
+        ) || code.starts_with("AccessDenied")
+            || code.starts_with("InvalidParameter");
+        if retryable {
+            return Retryable;
+        }
+        if permanent {
+            return Permanent;
+        }
+    }
+    match http_status {
+        None => Retryable,
+        // 408 is the server's own timeout, which section 2 retries like ours.
+        Some(429) | Some(408) | Some(500..=599) => Retryable,
+        Some(_) => Permanent,
+    }
+}
+
+impl ApiError {
+    /// Retry or not; see [`classify`].
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ApiError::Api { status, code, .. } => classify(Some(*status), Some(code)),
+            ApiError::Status { status, .. } => classify(Some(*status), None),
+            ApiError::Network { .. } | ApiError::Timeout { .. } => classify(None, None),
+            // A body that is not JSON was probably cut or garbled on the way; the wrong shape would come again.
+            ApiError::InvalidResponse { not_json, .. } => {
+                if *not_json {
+                    ErrorClass::Retryable
+                } else {
+                    ErrorClass::Permanent
+                }
+            }
+            ApiError::TooLarge { .. } | ApiError::Setup { .. } => ErrorClass::Permanent,
+        }
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.class() == ErrorClass::Retryable
+    }
+
+    /// HTTP 429 or a `FlowLimitExceeded*` code: the server's rate limit, counted apart in the run summary.
+    pub fn is_throttled(&self) -> bool {
+        match self {
+            ApiError::Api { status, code, .. } => {
+                *status == 429 || code.starts_with("FlowLimitExceeded")
+            }
+            ApiError::Status { status, .. } => *status == 429,
+            _ => false,
+        }
+    }
+
+    /// How long the server asked us to wait (`Retry-After`), capped at [`MAX_RETRY_AFTER`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Api { retry_after, .. } | ApiError::Status { retry_after, .. } => {
+                retry_after.map(|d| d.min(MAX_RETRY_AFTER))
+            }
+            _ => None,
+        }
+    }
+
+    /// The API's RequestId, for the ledger and for support tickets.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            ApiError::Api { request_id, .. }
+            | ApiError::Status { request_id, .. }
+            | ApiError::InvalidResponse { request_id, .. }
+            | ApiError::TooLarge { request_id, .. } => {
+                request_id.as_deref().filter(|id| !id.is_empty())
+            }
+            _ => None,
+        }
+    }
+
+    /// `ResponseMetadata.Error.Code`, when the API sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when a response arrived.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            ApiError::Api { status, .. } | ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// How much of the run this error condemns.
+    pub fn scope(&self) -> ErrorScope {
+        match self.code() {
+            Some(
+                "SignatureDoesNotMatch"
+                | "InvalidAccessKey"
+                | "InvalidTimestamp"
+                | "MissingRequestInfo",
+            ) => ErrorScope::Credentials,
+            Some(
+                "InvalidParameter.NotExistAppId"
+                | "InvalidParameter.IllegalAppId"
+                | "ServiceNotFound"
+                | "InvalidActionOrVersion",
+            ) => ErrorScope::Job,
+            Some(c) if c.starts_with("AccessDenied") => ErrorScope::Job,
+            _ => ErrorScope::Window,
+        }
+    }
+
+    /// A short label for logs and metrics: the code, `http <status>`, or the kind.
+    pub fn label(&self) -> String {
+        match self {
+            ApiError::Api { code, .. } => code.clone(),
+            ApiError::Status { status, .. } => format!("http {status}"),
+            ApiError::Network { .. } => "network".into(),
+            ApiError::Timeout { .. } => "timeout".into(),
+            ApiError::InvalidResponse { .. } => "invalid_response".into(),
+            ApiError::TooLarge { .. } => "too_large".into(),
+            ApiError::Setup { .. } => "setup".into(),
+        }
+    }
+}
+
+/// Parses a `Retry-After` value: delay seconds, or an HTTP date (a date in the past means now).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ErrorClass::*;
+    use ErrorScope::*;
+
+    fn api(status: u16, code: &str) -> ApiError {
+        ApiError::Api {
+            status,
+            code: code.into(),
+            code_n: None,
+            message: "m".into(),
+            request_id: Some("rid-1".into()),
+            retry_after: None,
+        }
+    }
+
+    /// Every code of volc-openapi.md section 2, with its documented status, plus the status-only cases.
+    #[test]
+    fn classification_follows_the_documented_table() {
+        let table: &[(ApiError, ErrorClass, ErrorScope, bool)] = &[
+            // (error, class, scope, throttled)
+            (api(400, "MissingParameter"), Permanent, Window, false),
+            (
+                api(400, "MissingRequestInfo"),
+                Permanent,
+                Credentials,
+                false,
+            ),
+            (api(400, "InvalidTimestamp"), Permanent, Credentials, false),
+            (api(404, "ServiceNotFound"), Permanent, Job, false),
+            (api(404, "InvalidActionOrVersion"), Permanent, Job, false),
+            (api(401, "InvalidAccessKey"), Permanent, Credentials, false),
+            (
+                api(401, "SignatureDoesNotMatch"),
+                Permanent,
+                Credentials,
+                false,
+            ),
+            (api(403, "AccessDenied"), Permanent, Job, false),
+            (api(500, "InternalError"), Retryable, Window, false),
+            (api(200, "InternalServiceTimeout"), Retryable, Window, false),
+            (api(504, "InternalServiceTimeout"), Retryable, Window, false),
+            (api(429, "FlowLimitExceeded"), Retryable, Window, true),
+            (api(200, "FlowLimitExceeded"), Retryable, Window, true),
+            (
+                api(429, "FlowLimitExceeded.QPSOverLimit"),
+                Retryable,
+                Window,
+                true,
+            ),
+            (
+                api(400, "InvalidParameter.StartTimeAfterEndTime"),
+                Permanent,
+                Window,
+                false,
+            ),
+            (
+                api(400, "InvalidParameter.OutofTimeRange"),
+                Permanent,
+                Window,
+                false,
+            ),
+            (
+                api(400, "InvalidParameter.NotExistAppId"),
+                Permanent,
+                Job,
+                false,
+            ),
+            (
+                api(400, "InvalidParameter.IllegalAppId"),
+                Permanent,
+                Job,
+                false,
+            ),
+            (
+                api(400, "InvalidParameter.IllegalRoomID"),
+                Permanent,
+                Window,
+                false,
+            ),
+            (
+                api(400, "InvalidParameter.Unmarshal"),
+                Permanent,
+                Window,
+                false,
+            ),
+            (
+                api(400, "InvalidParameter.BodyIsEmpty"),
+                Permanent,
+                Window,
+                false,
+            ),
+            (
+                api(403, "AccessDenied.NoPermissionForApp"),
+                Permanent,
+                Job,
+                false,
+            ),
+            (
+                api(403, "AccessDenied.ServiceNotEnabled"),
+                Permanent,
+                Job,
+                false,
+            ),
+            (api(500, "InternalError.Unknown"), Retryable, Window, false),
+            // A 200 with an error is an error, and a permanent code is not retried whatever the status.
+            (
+                api(200, "InvalidParameter.Unmarshal"),
+                Permanent,
+                Window,
+                false,
+            ),
+            (
+                api(503, "SignatureDoesNotMatch"),
+                Permanent,
+                Credentials,
+                false,
+            ),
+            // Unknown codes fall back to the status.
+            (api(503, "SomethingNew"), Retryable, Window, false),
+            (api(400, "SomethingNew"), Permanent, Window, false),
+            (api(200, "SomethingNew"), Permanent, Window, false),
+            // No envelope: the status alone.
+            (
+                ApiError::Status {
+                    status: 429,
+                    request_id: None,
+                    retry_after: None,
+                },
+                Retryable,
+                Window,
+                true,
+            ),
+            (
+                ApiError::Status {
+                    status: 502,
+                    request_id: None,
+                    retry_after: None,
+                },
+                Retryable,
+                Window,
+                false,
+            ),
+            (
+                ApiError::Status {
+                    status: 500,
+                    request_id: None,
+                    retry_after: None,
+                },
+                Retryable,
+                Window,
+                false,
+            ),
+            (
+                ApiError::Status {
+                    status: 404,
+                    request_id: None,
+                    retry_after: None,
+                },
+                Permanent,
+                Window,
+                false,
+            ),
+            (
+                ApiError::Network {
+                    message: "connection refused".into(),
+                },
+                Retryable,
+                Window,
+                false,
+            ),
+            (
+                ApiError::Timeout {
+                    after: Duration::from_secs(30),
+                },
+                Retryable,
+                Window,
+                false,
+            ),
+            // A body that is not JSON is retried; JSON of the wrong shape is not.
+            (
+                ApiError::InvalidResponse {
+                    path: "body".into(),
+                    what: "not JSON".into(),
+                    request_id: None,
+                    not_json: true,
+                },
+                Retryable,
+                Window,
+                false,
+            ),
+            (
+                ApiError::InvalidResponse {
+                    path: "Result.Indicators[0].Data[0].Value".into(),
+                    what: "wrong type".into(),
+                    request_id: None,
+                    not_json: false,
+                },
+                Permanent,
+                Window,
+                false,
+            ),
+            (
+                ApiError::TooLarge {
+                    limit: 10,
+                    request_id: None,
+                },
+                Permanent,
+                Window,
+                false,
+            ),
+        ];
+        for (err, class, scope, throttled) in table {
+            assert_eq!(err.class(), *class, "class of {err:?}");
+            assert_eq!(err.is_retryable(), *class == Retryable, "{err:?}");
+            assert_eq!(err.scope(), *scope, "scope of {err:?}");
+            assert_eq!(err.is_throttled(), *throttled, "throttled {err:?}");
+            let text = err.to_string();
+            assert!(
+                text.chars().next().unwrap().is_lowercase() && !text.ends_with('.'),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_pure_function_covers_status_alone() {
+        assert_eq!(classify(None, None), Retryable);
+        assert_eq!(classify(Some(429), None), Retryable);
+        assert_eq!(classify(Some(500), None), Retryable);
+        assert_eq!(classify(Some(599), None), Retryable);
+        assert_eq!(classify(Some(401), None), Permanent);
+        assert_eq!(classify(Some(404), Some("")), Permanent);
+        assert_eq!(
+            classify(Some(200), Some("InternalServiceTimeout")),
+            Retryable
+        );
+        assert_eq!(classify(Some(500), Some("InvalidAccessKey")), Permanent);
+    }
+
+    #[test]
+    fn permanent_errors_say_what_to_fix() {
+        let cases = [
+            ("SignatureDoesNotMatch", &["VOLC_SECRETKEY", "clock"][..]),
+            ("InvalidAccessKey", &["VOLC_ACCESSKEY"]),
+            ("InvalidTimestamp", &["clock"]),
+            ("InvalidParameter.NotExistAppId", &["app_id", "config"]),
+            ("InvalidParameter.IllegalAppId", &["app_id"]),
+            ("InvalidParameter.OutofTimeRange", &["30 days", "7 days"]),
+            ("ServiceNotFound", &["source.endpoint"]),
+            ("AccessDenied", &["permission"]),
+        ];
+        for (code, words) in cases {
+            let text = api(400, code).to_string();
+            for w in words {
+                assert!(text.contains(w), "{code}: {text:?} lacks {w:?}");
+            }
+            assert!(
+                text.contains(code) && text.contains("rid-1"),
+                "{code}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(parse_retry_after("2", now), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:40 GMT", now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+
+        let e = ApiError::Status {
+            status: 429,
+            request_id: None,
+            retry_after: Some(Duration::from_secs(3600)),
+        };
+        assert_eq!(e.retry_after(), Some(MAX_RETRY_AFTER));
+    }
+}

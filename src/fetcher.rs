@@ -1,0 +1,362 @@
+//! The fetcher: every `ListQuality` call of a run goes through here, paced, bounded and retried.
+//!
+//! **Invariant:** one [`Fetcher`] per credential, shared (cloned) by every task. Every attempt, retries
+//! included, waits for a slot (`max_in_flight`) and then for the one rate limiter, so the calls leaving
+//! this process never exceed `requests_per_second` in any one-second window. Only retryable errors
+//! (see `api::error::classify`) are retried, at most `max_retries` times.
+
+use std::ops::Add;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use governor::clock::{Clock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use serde::Serialize;
+use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
+use tokio::time::Instant;
+
+use crate::api::client::{Client, Fetched};
+use crate::api::error::ApiError;
+use crate::api::wire::ListQualityRequest;
+use crate::config::SourceSettings;
+
+/// Calls are spaced this much wider than `1 / requests_per_second`. The gateway counts arrivals, not sends:
+/// with exact spacing, a call delayed by the network and the next one on time would land three in one
+/// second. 4% keeps 40 ms of slack per two calls at 2/s and still reaches 96% of the rate.
+pub const PACING_MARGIN: f64 = 1.04;
+
+/// The first retry waits about this long (plus jitter), doubling each time.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// No retry waits longer than this, jitter included, unless the server's `Retry-After` asks for more.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// What one logical call came to.
+#[derive(Debug)]
+pub struct FetchOutcome {
+    /// The last attempt's result.
+    pub result: Result<Fetched, ApiError>,
+    /// Requests sent for this call, retries included (at least 1).
+    pub attempts: u32,
+}
+
+/// Counters for the run summary, over every call made through one fetcher.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FetchStats {
+    /// Requests sent, retries included.
+    pub requests: u64,
+    /// Attempts that were retries.
+    pub retries: u64,
+    /// Responses that were HTTP 429 or `FlowLimitExceeded*`.
+    pub throttled: u64,
+    /// Total time calls waited for the rate limiter (summed over tasks).
+    pub rate_wait_ms: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+    rate_wait_ms: AtomicU64,
+}
+
+/// Paced, retried `ListQuality` calls for one credential. Cheap to clone; clones share the limiter,
+/// the slots and the counters.
+#[derive(Clone)]
+pub struct Fetcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    pacer: Pacer,
+    max_retries: u32,
+    backoff: ExponentialBuilder,
+    backoff_max: Duration,
+    stats: Counters,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("client", &self.inner.client)
+            .field("max_retries", &self.inner.max_retries)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    pub fn new(client: Client, source: &SourceSettings) -> Fetcher {
+        Fetcher::with_backoff(client, source, BACKOFF_MIN, BACKOFF_MAX)
+    }
+
+    /// As [`Fetcher::new`] with other backoff bounds (tests shorten them).
+    pub fn with_backoff(
+        client: Client,
+        source: &SourceSettings,
+        min: Duration,
+        max: Duration,
+    ) -> Fetcher {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(min)
+            .with_max_delay(max)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(source.max_retries as usize);
+        Fetcher {
+            inner: Arc::new(Inner {
+                client,
+                pacer: Pacer::new(source.requests_per_second, source.max_in_flight),
+                max_retries: source.max_retries,
+                backoff,
+                backoff_max: max,
+                stats: Counters::default(),
+            }),
+        }
+    }
+
+    /// One logical call: attempts until success, a permanent error, or `max_retries` retries.
+    pub async fn fetch(&self, req: &ListQualityRequest) -> FetchOutcome {
+        let inner = &*self.inner;
+        let mut backoff = inner.backoff.build();
+        let mut attempts: u32 = 0;
+        loop {
+            attempts += 1;
+            let result = {
+                // The slot is held for the whole attempt and released before any backoff sleep,
+                // so a task that waits to retry does not keep others from calling.
+                let (_slot, waited) = inner.pacer.acquire().await;
+                inner
+                    .stats
+                    .rate_wait_ms
+                    .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+                inner.stats.requests.fetch_add(1, Ordering::Relaxed);
+                inner.client.list_quality(req).await
+            };
+            let error = match result {
+                Ok(fetched) => {
+                    return FetchOutcome {
+                        result: Ok(fetched),
+                        attempts,
+                    };
+                }
+                Err(e) => e,
+            };
+            if error.is_throttled() {
+                inner.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(after) = error.retry_after() {
+                // The server speaks for the credential, not for this call: every task holds back.
+                inner.pacer.hold_for(after).await;
+            }
+            let next = if error.is_retryable() && attempts <= inner.max_retries {
+                backoff.next()
+            } else {
+                None
+            };
+            let Some(delay) = next else {
+                return FetchOutcome {
+                    result: Err(error),
+                    attempts,
+                };
+            };
+            let delay = delay
+                .min(inner.backoff_max)
+                .max(error.retry_after().unwrap_or_default());
+            inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                attempt = attempts,
+                delay_ms = delay.as_millis() as u64,
+                code = %error.label(),
+                request_id = error.request_id().unwrap_or(""),
+                app_id = %req.app_id,
+                window.start = %req.start_time,
+                error = %error,
+                "ListQuality call failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    pub fn stats(&self) -> FetchStats {
+        let s = &self.inner.stats;
+        FetchStats {
+            requests: s.requests.load(Ordering::Relaxed),
+            retries: s.retries.load(Ordering::Relaxed),
+            throttled: s.throttled.load(Ordering::Relaxed),
+            rate_wait_ms: s.rate_wait_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A `governor` clock on tokio's time, so pacing sleeps with tokio and tests can pause the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TokioInstant(Instant);
+
+impl Add<Nanos> for TokioInstant {
+    type Output = TokioInstant;
+    fn add(self, d: Nanos) -> TokioInstant {
+        TokioInstant(self.0 + Duration::from(d))
+    }
+}
+
+impl Reference for TokioInstant {
+    fn duration_since(&self, earlier: Self) -> Nanos {
+        self.0.saturating_duration_since(earlier.0).into()
+    }
+    fn saturating_sub(&self, d: Nanos) -> Self {
+        self.0.checked_sub(d.into()).map_or(*self, TokioInstant)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    type Instant = TokioInstant;
+    fn now(&self) -> TokioInstant {
+        TokioInstant(Instant::now())
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>;
+
+/// Slots and pace: at most `max_in_flight` calls at once, and sends spaced by the rate with its margin.
+pub struct Pacer {
+    slots: Semaphore,
+    limiter: Limiter,
+    /// No send before this instant: set when the server asks everyone to wait (`Retry-After`).
+    hold_until: Mutex<Option<Instant>>,
+}
+
+impl Pacer {
+    pub fn new(requests_per_second: f64, max_in_flight: usize) -> Pacer {
+        let period = Duration::from_secs_f64(PACING_MARGIN / requests_per_second)
+            .max(Duration::from_micros(1));
+        // Burst 1: a fresh or idle limiter must not let two calls out back to back.
+        let quota = Quota::with_period(period)
+            .expect("the period is positive")
+            .allow_burst(std::num::NonZeroU32::MIN);
+        Pacer {
+            slots: Semaphore::new(max_in_flight.max(1)),
+            limiter: RateLimiter::direct_with_clock(quota, TokioClock),
+            hold_until: Mutex::new(None),
+        }
+    }
+
+    /// Waits for a slot, then for the limiter; returns the slot (hold it until the call is done) and how
+    /// long the limiter made it wait. The slot comes first so that at most `max_in_flight` tasks contend
+    /// for the limiter, and the limiter is checked last so nothing but sending follows it.
+    pub async fn acquire(&self) -> (SemaphorePermit<'_>, Duration) {
+        let slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let started = Instant::now();
+        loop {
+            let hold = *self.hold_until.lock().await;
+            if let Some(until) = hold.filter(|&t| t > Instant::now()) {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            match self.limiter.check() {
+                Ok(()) => break,
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(TokioClock.now());
+                    tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+                }
+            }
+        }
+        (slot, started.elapsed())
+    }
+
+    /// Holds every send back for `d` from now (never shortens an existing hold).
+    pub async fn hold_for(&self, d: Duration) {
+        let until = Instant::now() + d;
+        let mut hold = self.hold_until.lock().await;
+        if hold.is_none_or(|h| h < until) {
+            *hold = Some(until);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Send times from several tasks on a paused clock: never two closer than the period.
+    #[tokio::test(start_paused = true)]
+    async fn pacer_spaces_sends_from_concurrent_tasks() {
+        let pacer = Arc::new(Pacer::new(2.0, 4));
+        let times = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..5 {
+            let (pacer, times) = (pacer.clone(), times.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..4 {
+                    let (_slot, _) = pacer.acquire().await;
+                    times.lock().unwrap().push(Instant::now());
+                    // Holding the slot a while, as a call does.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut times = times.lock().unwrap().clone();
+        times.sort();
+        assert_eq!(times.len(), 20);
+        let period = Duration::from_secs_f64(PACING_MARGIN / 2.0);
+        for w in times.windows(2) {
+            assert!(w[1] - w[0] >= period, "{:?}", w[1] - w[0]);
+        }
+        for w in times.windows(3) {
+            assert!(w[2] - w[0] > Duration::from_secs(1));
+        }
+        // And it keeps up: 19 gaps of one period, give or take a timer tick each.
+        let span = times[19] - t0;
+        assert!(span <= period * 19 + Duration::from_millis(40), "{span:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_max_in_flight_slots_are_out() {
+        let pacer = Arc::new(Pacer::new(1000.0, 2));
+        let in_flight = Arc::new(AtomicU64::new(0));
+        let peak = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let (pacer, in_flight, peak) = (pacer.clone(), in_flight.clone(), peak.clone());
+            tasks.push(tokio::spawn(async move {
+                let (_slot, _) = pacer.acquire().await;
+                let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(n, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_delays_every_later_send() {
+        let pacer = Pacer::new(2.0, 4);
+        let t0 = Instant::now();
+        drop(pacer.acquire().await);
+        pacer.hold_for(Duration::from_secs(3)).await;
+        pacer.hold_for(Duration::from_secs(1)).await; // does not shorten the hold
+        drop(pacer.acquire().await);
+        assert!(Instant::now() - t0 >= Duration::from_secs(3));
+    }
+}
