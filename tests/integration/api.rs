@@ -1,0 +1,401 @@
+//! The client and the fetcher against a real HTTP server on loopback: signing, retries, pacing, bad answers.
+
+use std::time::Duration;
+
+use rtc_quality_sync::api::client::{Client, USER_AGENT};
+use rtc_quality_sync::api::error::{ApiError, ErrorScope};
+use rtc_quality_sync::api::wire::ListQualityRequest;
+use rtc_quality_sync::config::{Credentials, SourceSettings};
+use rtc_quality_sync::fetcher::Fetcher;
+
+use crate::api_helpers::{
+    ACCESS_KEY, RID, Reply, SECRET_KEY, SESSION_TOKEN, TestApi, assert_no_secrets, credentials,
+    max_in_any_second,
+};
+
+fn request() -> ListQualityRequest {
+    ListQualityRequest {
+        app_id: "Your_AppId".into(),
+        start_time: "2021-07-24T00:00:00+08:00".into(),
+        end_time: "2021-07-26T00:00:00+08:00".into(),
+        indicator: vec!["join_room_success_rate".into(), "stall_rate".into()],
+        aggregate_granularity: "1d".into(),
+        product_type: Some("native".into()),
+        os: vec!["iOS".into()],
+        access: vec![],
+        room_id: Some("room 1/ü".into()),
+        user_id: vec!["u1".into()],
+    }
+}
+
+fn fetcher(source: &SourceSettings, credentials: Credentials) -> Fetcher {
+    Fetcher::new(Client::new(source, credentials).unwrap(), source)
+}
+
+/// Backoff so short that only the server's `Retry-After` or the rate limiter can explain a long gap.
+fn fast_fetcher(source: &SourceSettings) -> Fetcher {
+    Fetcher::with_backoff(
+        Client::new(source, credentials()).unwrap(),
+        source,
+        Duration::from_millis(10),
+        Duration::from_millis(50),
+    )
+}
+
+fn assert_error_is_clean(e: &ApiError) {
+    assert_no_secrets(&e.to_string());
+    assert_no_secrets(&format!("{e:?}"));
+}
+
+#[tokio::test]
+async fn the_request_is_signed_and_sent_as_documented() {
+    let api = TestApi::start(vec![]);
+    let creds = Credentials::new(ACCESS_KEY, SECRET_KEY, Some(SESSION_TOKEN));
+    let client = Client::new(&api.source(), creds).unwrap();
+    let fetched = client.list_quality(&request()).await.unwrap();
+
+    let got = api.received();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert!(r.signature_ok, "the server could not verify the signature");
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.path, "/");
+    assert_eq!(r.query, "Action=ListQuality&Version=2020-12-01");
+    assert_eq!(r.body.as_ref(), serde_json::to_vec(&request()).unwrap());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("user-agent"), Some(USER_AGENT));
+    assert!(USER_AGENT.starts_with("rtc-quality-sync/"));
+    assert_eq!(r.header("x-security-token"), Some(SESSION_TOKEN));
+    assert!(
+        r.header("authorization")
+            .unwrap()
+            .contains("SignedHeaders=content-type;host;x-content-sha256;x-date;x-security-token"),
+        "{:?}",
+        r.header("authorization")
+    );
+    let x_date = r.header("x-date").unwrap();
+    let sent = chrono::NaiveDateTime::parse_from_str(x_date, "%Y%m%dT%H%M%SZ")
+        .unwrap()
+        .and_utc();
+    assert!(
+        (chrono::Utc::now() - sent).num_seconds().abs() < 5,
+        "{x_date}"
+    );
+
+    // The answer: names as returned, the null bucket dropped, times in UTC.
+    assert_eq!(fetched.request_id, "req-1");
+    let names: Vec<&str> = fetched.indicators.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["5s_join_room_success_rate", "10s_join_room_success_rate"]
+    );
+    assert_eq!(fetched.indicators[0].points.len(), 2);
+    assert_eq!(fetched.indicators[1].points.len(), 1);
+    assert_eq!(
+        fetched.indicators[0].points[0].ts.to_rfc3339(),
+        "2021-07-23T16:00:00+00:00"
+    );
+    assert_eq!(fetched.indicators[0].points[1].value, 98.20);
+
+    assert_no_secrets(&format!("{client:?}"));
+    assert!(!format!("{client:?}").contains(ACCESS_KEY));
+}
+
+#[tokio::test]
+async fn a_429_then_success_is_retried_and_counted() {
+    let api = TestApi::start(vec![Reply::error(
+        429,
+        "FlowLimitExceeded.QPSOverLimit",
+        100018,
+        "qps over limit",
+    )]);
+    let f = fetcher(&api.source(), credentials());
+    let out = f.fetch(&request()).await;
+    let fetched = out.result.unwrap();
+    assert_eq!(out.attempts, 2);
+    assert_eq!(fetched.request_id, "req-2");
+    let stats = f.stats();
+    assert_eq!(
+        (stats.requests, stats.retries, stats.throttled),
+        (2, 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(api.received().len(), 2);
+}
+
+#[tokio::test]
+async fn an_error_inside_a_200_is_an_error_and_a_transient_one_is_retried() {
+    let api = TestApi::start(vec![Reply::error(
+        200,
+        "InternalServiceTimeout",
+        100016,
+        "service timeout",
+    )]);
+    let f = fetcher(&api.source(), credentials());
+    let out = f.fetch(&request()).await;
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert_eq!(out.attempts, 2);
+    assert_eq!(f.stats().throttled, 0);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_key_is_not_retried_and_says_what_to_fix() {
+    let api = TestApi::start(vec![]);
+    let wrong = Credentials::new(ACCESS_KEY, "WRONG-secret", Some(SESSION_TOKEN));
+    let f = fetcher(&api.source(), wrong);
+    let out = f.fetch(&request()).await;
+    let e = out.result.unwrap_err();
+    assert_eq!(out.attempts, 1);
+    assert_eq!(api.received().len(), 1, "a permanent error was retried");
+    assert_eq!(e.code(), Some("SignatureDoesNotMatch"));
+    assert_eq!(e.http_status(), Some(401));
+    assert_eq!(e.request_id(), Some("req-1"));
+    assert_eq!(e.scope(), ErrorScope::Credentials);
+    let text = e.to_string();
+    assert!(
+        text.contains("VOLC_SECRETKEY") && text.contains("clock") && text.contains("req-1"),
+        "{text}"
+    );
+    assert_error_is_clean(&e);
+    assert_no_secrets(&format!("{f:?}"));
+}
+
+#[tokio::test]
+async fn an_unknown_access_key_is_not_retried() {
+    let api = TestApi::start(vec![]);
+    let f = fetcher(
+        &api.source(),
+        Credentials::new("AKLTsomeoneelse", SECRET_KEY, None),
+    );
+    let out = f.fetch(&request()).await;
+    let e = out.result.unwrap_err();
+    assert_eq!(out.attempts, 1);
+    assert!(e.to_string().contains("VOLC_ACCESSKEY"), "{e}");
+    assert_error_is_clean(&e);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let api = TestApi::start(vec![
+        Reply::raw(429, "slow down").header("Retry-After", "2"),
+    ]);
+    let f = fast_fetcher(&api.source());
+    let out = f.fetch(&request()).await;
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert_eq!(out.attempts, 2);
+    assert_eq!(f.stats().throttled, 1);
+    let t = api.arrivals();
+    let gap = t[1] - t[0];
+    assert!(gap >= Duration::from_millis(1950), "{gap:?}");
+    assert!(gap < Duration::from_secs(4), "{gap:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_calls_never_put_three_into_one_second() {
+    // Answers take 0 to 300 ms, so calls overlap and finish out of order.
+    let api = TestApi::start_with(vec![], |n| {
+        Reply::ok().delay(Duration::from_millis((n as u64 * 137) % 300))
+    });
+    let f = fetcher(&api.source(), credentials());
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut attempts = 0;
+            for _ in 0..4 {
+                let out = f.fetch(&request()).await;
+                out.result.unwrap();
+                attempts += out.attempts;
+            }
+            attempts
+        }));
+    }
+    let mut attempts = 0;
+    for t in tasks {
+        attempts += t.await.unwrap();
+    }
+    assert_eq!(attempts, 20);
+
+    let got = api.received();
+    assert_eq!(got.len(), 20);
+    assert!(got.iter().all(|r| r.signature_ok));
+    let t = api.arrivals();
+    assert!(max_in_any_second(&t) <= 2, "{:?}", gaps(&t));
+    // Close to the documented rate: 19 intervals at 2/s would take 9.5 s.
+    let rate = 19.0 / (t[19] - t[0]).as_secs_f64();
+    assert!(rate >= 0.95 * 2.0, "{rate:.3}/s; gaps {:?}", gaps(&t));
+    assert!(rate <= 2.0, "{rate:.3}/s");
+    let stats = f.stats();
+    assert_eq!(stats.requests, 20);
+    assert!(stats.rate_wait_ms > 5_000, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_go_through_the_rate_limiter_too() {
+    // Every third answer is throttled; retries come quickly and must still be paced.
+    let api = TestApi::start_with(vec![], |n| {
+        if n % 3 == 0 {
+            Reply::error(429, "FlowLimitExceeded", 100018, "flow limit")
+        } else {
+            Reply::ok()
+        }
+    });
+    let f = fast_fetcher(&api.source());
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let f = f.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..2 {
+                f.fetch(&request()).await.result.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = f.stats();
+    let t = api.arrivals();
+    assert_eq!(stats.requests as usize, t.len());
+    assert_eq!(stats.retries, stats.throttled);
+    assert!(stats.retries >= 3, "{stats:?}");
+    assert!(max_in_any_second(&t) <= 2, "{:?}", gaps(&t));
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried_then_reported() {
+    let api = TestApi::start_with(vec![], |_| Reply::ok().delay(Duration::from_secs(2)));
+    let mut source = api.source();
+    source.timeout = Duration::from_millis(300);
+    source.max_retries = 1;
+    let f = fast_fetcher(&source);
+    let out = f.fetch(&request()).await;
+    let e = out.result.unwrap_err();
+    assert!(matches!(e, ApiError::Timeout { .. }), "{e:?}");
+    assert_eq!(out.attempts, 2);
+    assert!(e.to_string().contains("source.timeout_secs"), "{e}");
+}
+
+#[tokio::test]
+async fn network_errors_are_retried_then_reported() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let source = SourceSettings {
+        endpoint: url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        region: "cn-north-1".into(),
+        requests_per_second: 50.0,
+        max_in_flight: 1,
+        timeout: Duration::from_secs(2),
+        max_retries: 2,
+    };
+    let f = fast_fetcher(&source);
+    let out = f.fetch(&request()).await;
+    let e = out.result.unwrap_err();
+    assert!(matches!(e, ApiError::Network { .. }), "{e:?}");
+    assert_eq!(out.attempts, 3);
+    assert_error_is_clean(&e);
+}
+
+#[tokio::test]
+async fn a_proxy_error_page_is_retried_only_when_transient() {
+    let api = TestApi::start(vec![
+        Reply::raw(502, "<html>bad gateway</html>"),
+        Reply::ok(),
+        Reply::raw(404, "<html>not found</html>"),
+    ]);
+    let f = fast_fetcher(&api.source());
+    let out = f.fetch(&request()).await;
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert_eq!(out.attempts, 2);
+
+    let out = f.fetch(&request()).await;
+    let e = out.result.unwrap_err();
+    assert_eq!(out.attempts, 1);
+    assert!(matches!(e, ApiError::Status { status: 404, .. }), "{e:?}");
+    assert!(e.to_string().contains("source.endpoint"), "{e}");
+}
+
+/// What a broken server can send, through the real client: an `invalid response` naming the field, never a panic.
+#[tokio::test]
+async fn invalid_responses_name_the_field_and_the_request_id() {
+    let ok_with_data = |data: serde_json::Value| {
+        Reply::json(
+            200,
+            serde_json::json!({
+                "ResponseMetadata": {"RequestId": RID},
+                "Result": {"Indicators": [{"Name": "stall_rate", "Unit": "%", "Data": data}]}
+            }),
+        )
+    };
+    let cases: Vec<(Reply, &str, Option<&str>)> = vec![
+        (
+            Reply::raw(200, "this is not json"),
+            "invalid response: body: not JSON",
+            None,
+        ),
+        (
+            ok_with_data(
+                serde_json::json!([{"TimeStamp": "2021-07-24T00:00:00+08:00", "Value": "NaN"}]),
+            ),
+            "invalid response: Result.Indicators[0].Data[0].Value: invalid type: string \"NaN\"",
+            Some("req-2"),
+        ),
+        (
+            ok_with_data(
+                serde_json::json!([{"TimeStamp": "2021-07-24T00:00:00+08:00", "Value": 1.0},
+                                            {"TimeStamp": "24/07/2021", "Value": 2.0}]),
+            ),
+            "invalid response: Result.Indicators[0].Data[1].TimeStamp: \"24/07/2021\" is not an RFC 3339 time",
+            Some("req-3"),
+        ),
+        (
+            ok_with_data(serde_json::json!("many")),
+            "invalid response: Result.Indicators[0].Data: invalid type: string",
+            Some("req-4"),
+        ),
+    ];
+    let n = cases.len();
+    let (replies, expected): (Vec<_>, Vec<_>) =
+        cases.into_iter().map(|(r, w, id)| (r, (w, id))).unzip();
+    let api = TestApi::start(replies);
+    let client = Client::new(&api.source(), credentials()).unwrap();
+    for (want, request_id) in expected {
+        let e = client.list_quality(&request()).await.unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains(want), "{text:?} lacks {want:?}");
+        assert_eq!(e.request_id(), request_id, "{text}");
+        if let Some(id) = request_id {
+            assert!(text.contains(id), "{text}");
+        }
+        assert_error_is_clean(&e);
+    }
+    assert_eq!(api.received().len(), n);
+}
+
+#[tokio::test]
+async fn a_body_over_the_cap_is_refused_and_said_so() {
+    let big = Reply::ok(); // about 600 bytes
+    let api = TestApi::start(vec![big.clone(), big.chunked(), Reply::ok()]);
+    let client = Client::new(&api.source(), credentials())
+        .unwrap()
+        .with_body_limit(200);
+    for how in ["with Content-Length", "streamed"] {
+        let e = client.list_quality(&request()).await.unwrap_err();
+        assert!(
+            matches!(e, ApiError::TooLarge { limit: 200, .. }),
+            "{how}: {e:?}"
+        );
+        assert!(e.to_string().contains("200 byte cap"), "{how}: {e}");
+        assert!(!e.is_retryable());
+    }
+    // The same answer under the default cap is fine.
+    let client = Client::new(&api.source(), credentials()).unwrap();
+    client.list_quality(&request()).await.unwrap();
+}
+
+fn gaps(t: &[std::time::Instant]) -> Vec<u128> {
+    t.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect()
+}

@@ -1,0 +1,4 @@
+//! The integration tests: one binary, one module per area, shared helpers beside them.
+
+mod api;
+mod api_helpers;
