@@ -61,7 +61,7 @@ pub enum ApiError {
     )]
     Network { message: String },
     /// No complete response within `source.timeout_secs`.
-    #[error("the api did not answer within {} s; it is retried, raise source.timeout_secs if this persists", .after.as_secs_f64())]
+    #[error("the api did not answer within {} s; raise source.timeout_secs if this persists", .after.as_secs_f64())]
     Timeout { after: Duration },
     /// The response is not what the API documents. `path` names the field, e.g. `Result.Indicators[0].Data[3].Value`.
     #[error("invalid response: {path}: {what}{}", rid(.request_id))]
@@ -102,7 +102,7 @@ fn rid(request_id: &Option<String>) -> String {
 
 fn status_hint(status: &u16) -> &'static str {
     match classify(Some(*status), None) {
-        ErrorClass::Retryable => "; it is retried",
+        ErrorClass::Retryable => "; transient, retried, and the next run tries again",
         ErrorClass::Permanent => {
             "; check source.endpoint: it does not look like the Volcengine OpenAPI"
         }
@@ -164,7 +164,9 @@ fn hint(code: &str) -> &'static str {
             "the access key may not read this app; grant it RTC access or check app_id"
         }
         "AccessDenied.ServiceNotEnabled" => "enable the RTC service for this account",
-        "InternalServiceTimeout" => "the server timed out; it is retried",
+        "InternalServiceTimeout" => {
+            "the server timed out: transient, retried, and the next run tries again"
+        }
         c if c.starts_with("InvalidParameter") => {
             "check the job's indicators and filters in the config"
         }
@@ -172,9 +174,11 @@ fn hint(code: &str) -> &'static str {
             "the access key lacks permission for rtc ListQuality; grant it in the IAM console"
         }
         c if c.starts_with("FlowLimitExceeded") => {
-            "the api throttled the call; it is retried; lower source.requests_per_second if this persists or another client shares the key"
+            "the api throttled the call: retried; lower source.requests_per_second if this persists, or check for another client using the same key"
         }
-        c if c.starts_with("InternalError") => "the server failed; it is retried",
+        c if c.starts_with("InternalError") => {
+            "the server failed: transient, retried, and the next run tries again"
+        }
         _ => "see the message above",
     }
 }

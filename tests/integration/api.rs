@@ -219,6 +219,9 @@ async fn twenty_concurrent_calls_never_put_three_into_one_second() {
     let got = api.received();
     assert_eq!(got.len(), 20);
     assert!(got.iter().all(|r| r.signature_ok));
+    // Connections are reused: at most one per call in flight, not one per call.
+    let peers: std::collections::HashSet<_> = got.iter().map(|r| r.peer).collect();
+    assert!(peers.len() <= 4, "{} connections for 20 calls", peers.len());
     let t = api.arrivals();
     assert!(max_in_any_second(&t) <= 2, "{:?}", gaps(&t));
     // Close to the documented rate: 19 intervals at 2/s would take 9.5 s.

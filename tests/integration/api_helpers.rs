@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use rtc_quality_sync::api::sign::{self, SignInput};
@@ -110,6 +110,8 @@ impl Reply {
 pub struct Received {
     /// When the server had the whole request (server clock).
     pub at: Instant,
+    /// The client's address: one per connection, so reuse shows as repeats.
+    pub peer: SocketAddr,
     pub method: String,
     pub path: String,
     /// The raw query string, exactly as sent.
@@ -171,12 +173,15 @@ impl TestApi {
                 .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
             });
         });
         TestApi {
@@ -216,6 +221,7 @@ impl TestApi {
 
 async fn handle(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -224,6 +230,7 @@ async fn handle(
     let at = Instant::now();
     let mut received = Received {
         at,
+        peer,
         method: method.to_string(),
         path: uri.path().to_string(),
         query: uri.query().unwrap_or("").to_string(),
