@@ -502,6 +502,35 @@ mod tests {
         );
     }
 
+    /// A week of 5-minute buckets for 4 returned names (about 8,000 points) is cheap enough that the
+    /// simulator never becomes the bottleneck of a benchmark. The bound is loose for unoptimized builds.
+    #[test]
+    fn a_week_of_five_minute_buckets_is_fast() {
+        let q = Query {
+            app_id: "a".into(),
+            room_id: String::new(),
+            product_type: "native".into(),
+            os: vec![],
+            access: vec![],
+            user_ids: vec![],
+            indicators: vec!["join_room_success_rate".into(), "stall_rate".into()],
+            granularity: Granularity::FiveMin,
+            start: t("2024-01-01T00:00:00+08:00"),
+            end: t("2024-01-08T00:00:00+08:00"),
+        };
+        let now = t("2024-01-20T00:00:00Z").with_timezone(&Utc);
+        let started = std::time::Instant::now();
+        let r = generate(1, &q, now);
+        let json = serde_json::to_vec(&r).unwrap();
+        let took = started.elapsed();
+        let points: usize = r.indicators.iter().map(|i| i.data.len()).sum();
+        assert!(points > 7_500, "{points}");
+        assert!(json.len() > 200_000);
+        eprintln!("{points} points, {} bytes in {took:?}", json.len());
+        let bound = if cfg!(debug_assertions) { 250 } else { 25 };
+        assert!(took < std::time::Duration::from_millis(bound), "{took:?}");
+    }
+
     #[test]
     fn indicators_expand_as_the_docs_show() {
         let names: Vec<String> = expand_indicators(&[

@@ -1,0 +1,4 @@
+//! The integration tests: one binary, one module per area, sharing helper modules.
+
+mod sim_helpers;
+mod simulator;
