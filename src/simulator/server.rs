@@ -167,7 +167,7 @@ async fn list_quality(
                 fault: None,
             },
         ),
-        Ok(q) => respond(&s, &meta, &body, q, data_now).await,
+        Ok(q) => respond(&s, &meta, &body, q, data_now),
     };
 
     tracing::debug!(
@@ -189,6 +189,14 @@ async fn list_quality(
             fault: outcome.fault.map(|f| f.as_str().to_string()),
         });
 
+    // Logged before waiting, so that a test sees a slow request while the client is still waiting.
+    if outcome.fault == Some(FaultKind::Slow) {
+        // Longer than any sane client timeout, but never longer than the server lives.
+        tokio::select! {
+            _ = tokio::time::sleep(s.config.slow_delay) => {}
+            _ = s.shutdown.cancelled() => {}
+        }
+    }
     if !s.config.latency.is_zero() {
         tokio::time::sleep(s.config.latency).await;
     }
@@ -247,8 +255,8 @@ fn check(
     request::validate(body, &s.config.apps, data_now)
 }
 
-/// A request that passed every check: a drawn fault, or the data.
-async fn respond(
+/// A request that passed every check: a drawn fault, or the data. A `slow` fault's wait is the caller's.
+fn respond(
     s: &Shared,
     meta: &Meta,
     body: &[u8],
@@ -307,11 +315,6 @@ async fn respond(
             (close_mid_body(full), ok(StatusCode::OK))
         }
         Some(FaultKind::Slow) => {
-            // Longer than any sane client timeout, but never longer than the server lives.
-            tokio::select! {
-                _ = tokio::time::sleep(s.config.slow_delay) => {}
-                _ = s.shutdown.cancelled() => {}
-            }
             let full = meta.result_body(data::generate(s.config.seed, &q, data_now));
             (json_response(StatusCode::OK, full), ok(StatusCode::OK))
         }

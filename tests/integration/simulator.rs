@@ -670,6 +670,9 @@ async fn a_slow_response_outlasts_the_client_timeout_and_not_the_server() {
         .await
         .expect_err("too slow");
     assert!(err.is_timeout(), "{err:?}");
+    let log = sim.requests();
+    assert_eq!(log.len(), 1, "the slow request is logged while it waits");
+    assert_eq!(log[0].fault.as_deref(), Some("slow"));
     // Shutdown does not wait for the 120 s.
     let stopped = tokio::time::timeout(Duration::from_secs(5), sim.shutdown()).await;
     assert!(stopped.is_ok(), "shutdown waited for the slow response");
