@@ -126,7 +126,8 @@ pub fn bucket_starts(
     let g = granularity.seconds();
     let off = i64::from(tz.local_minus_utc());
     // Align in local time, where midnight is a multiple of a day.
-    let local = start.timestamp() + off;
+    // Rounded up to whole seconds, so that a fractional StartTime never gets an earlier bucket.
+    let local = start.timestamp() + off + i64::from(start.timestamp_subsec_nanos() > 0);
     let first_local = local.div_euclid(g) * g + if local.rem_euclid(g) == 0 { 0 } else { g };
     let mut t = first_local - off;
     let last = end.timestamp();
@@ -397,6 +398,12 @@ mod tests {
         );
         assert_eq!(b.len(), 3);
         assert_eq!(b[2], t("2024-01-10T00:10:00-05:00"));
+        let b = bucket_starts(
+            t("2024-01-10T00:00:00.5+08:00"),
+            t("2024-01-10T00:10:00+08:00"),
+            Granularity::FiveMin,
+        );
+        assert_eq!(b[0], t("2024-01-10T00:05:00+08:00"));
     }
 
     #[test]
