@@ -10,4 +10,5 @@ pub mod config;
 pub mod domain;
 pub mod fetcher;
 pub mod planner;
+pub mod simulator;
 pub mod telemetry;

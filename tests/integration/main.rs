@@ -2,3 +2,5 @@
 
 mod api;
 mod api_helpers;
+mod sim_helpers;
+mod simulator;

@@ -1,0 +1,296 @@
+//! The RTC service's validation of a `ListQuality` body, after the gateway let it through.
+//!
+//! The order is: an empty or non-JSON body (`InvalidParameter.BodyIsEmpty`,
+//! `InvalidParameter.Unmarshal`), missing required fields (`MissingParameter`), an unknown app
+//! (`InvalidParameter.NotExistAppId`), unreadable times (`InvalidParameter`), `StartTime` not before
+//! `EndTime` (`InvalidParameter.StartTimeAfterEndTime`), a span over 7 days or a start older than 30 days
+//! (`InvalidParameter.OutofTimeRange`), more than 20 user ids, an unknown granularity or product type
+//! (`InvalidParameter`). All are HTTP 400.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value};
+
+use super::data::Query;
+use super::envelope::ApiError;
+use crate::domain::Granularity;
+
+pub const MAX_SPAN: Duration = Duration::days(7);
+pub const MAX_LOOKBACK: Duration = Duration::days(30);
+pub const MAX_USER_IDS: usize = 20;
+
+const REQUIRED: [&str; 5] = [
+    "AppId",
+    "StartTime",
+    "EndTime",
+    "Indicator",
+    "AggregateGranularity",
+];
+
+/// Validates a body against the API's rules. `apps` empty: every app id is known.
+pub fn validate(body: &[u8], apps: &[String], data_now: DateTime<Utc>) -> Result<Query, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter.BodyIsEmpty",
+            "the request body is empty; send the ListQuality parameters as a JSON object",
+        ));
+    }
+    let obj = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => return Err(unmarshal("the body is JSON but not an object")),
+        Err(e) => return Err(unmarshal(&format!("the body is not valid JSON ({e})"))),
+    };
+
+    let missing: Vec<&str> = REQUIRED
+        .into_iter()
+        .filter(|k| match obj.get(*k) {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.trim().is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(_) => false,
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::missing_parameter(format!(
+            "missing required parameter {}; AppId, StartTime, EndTime, Indicator and AggregateGranularity are required",
+            missing.join(", ")
+        )));
+    }
+
+    let app_id = string(&obj, "AppId")?.unwrap_or_default();
+    let start_s = string(&obj, "StartTime")?.unwrap_or_default();
+    let end_s = string(&obj, "EndTime")?.unwrap_or_default();
+    let granularity_s = string(&obj, "AggregateGranularity")?.unwrap_or_default();
+    let indicators = strings(&obj, "Indicator", false)?;
+    let product_type = string(&obj, "ProductType")?.filter(|s| !s.is_empty());
+    let os = strings(&obj, "OS", true)?;
+    let access = strings(&obj, "Access", true)?;
+    let room_id = string(&obj, "RoomId")?.unwrap_or_default();
+    // The docs' own example sends UserId as a string, so one string is taken as one id.
+    let user_ids = strings(&obj, "UserId", true)?;
+
+    if !apps.is_empty() && !apps.contains(&app_id) {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter.NotExistAppId",
+            format!("AppId {app_id:?} does not exist; use an app id of this account"),
+        ));
+    }
+
+    let time = |name: &str, s: &str| {
+        DateTime::parse_from_rfc3339(s).map_err(|_| {
+            ApiError::invalid_parameter(
+                "InvalidParameter",
+                format!(
+                    "{name} {s:?} is not RFC 3339 with an offset, e.g. 2021-07-24T00:00:00+08:00"
+                ),
+            )
+        })
+    };
+    let start = time("StartTime", &start_s)?;
+    let end = time("EndTime", &end_s)?;
+    if start >= end {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter.StartTimeAfterEndTime",
+            format!(
+                "StartTime {start_s} is not before EndTime {end_s}; swap them or widen the range"
+            ),
+        ));
+    }
+    if end - start > MAX_SPAN {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter.OutofTimeRange",
+            format!(
+                "StartTime {start_s} to EndTime {end_s} spans more than 7 days; split the range into calls of at most 7 days"
+            ),
+        ));
+    }
+    if start < data_now - MAX_LOOKBACK {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter.OutofTimeRange",
+            format!(
+                "StartTime {start_s} is more than 30 days ago; only the last 30 days can be queried"
+            ),
+        ));
+    }
+    if user_ids.len() > MAX_USER_IDS {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter",
+            format!("UserId lists {} users; give at most 20", user_ids.len()),
+        ));
+    }
+    let granularity = Granularity::parse(&granularity_s).ok_or_else(|| {
+        ApiError::invalid_parameter(
+            "InvalidParameter",
+            format!("AggregateGranularity {granularity_s:?} is not supported; use 1d or 5min"),
+        )
+    })?;
+    let product_type = product_type.unwrap_or_else(|| "native".to_string());
+    if product_type != "native" && product_type != "web" {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter",
+            format!("ProductType {product_type:?} is not supported; use native or web"),
+        ));
+    }
+
+    Ok(Query {
+        app_id,
+        room_id,
+        product_type,
+        os,
+        access,
+        user_ids,
+        indicators,
+        granularity,
+        start,
+        end,
+    })
+}
+
+fn unmarshal(what: &str) -> ApiError {
+    ApiError::invalid_parameter(
+        "InvalidParameter.Unmarshal",
+        format!("{what}; send the ListQuality parameters as a JSON object"),
+    )
+}
+
+fn string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(unmarshal(&format!("{key} is not a string"))),
+    }
+}
+
+fn strings(
+    obj: &Map<String, Value>,
+    key: &str,
+    one_string_is_a_list: bool,
+) -> Result<Vec<String>, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) if one_string_is_a_list => Ok(if s.is_empty() {
+            vec![]
+        } else {
+            vec![s.clone()]
+        }),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(unmarshal(&format!("{key} is not an array of strings"))),
+            })
+            .collect(),
+        Some(_) => Err(unmarshal(&format!("{key} is not an array of strings"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2024-01-20T00:00:00Z".parse().unwrap()
+    }
+
+    fn body(extra: &str) -> Vec<u8> {
+        format!(
+            r#"{{"AppId":"app","StartTime":"2024-01-15T00:00:00+08:00","EndTime":"2024-01-16T00:00:00+08:00","Indicator":["stall_rate"],"AggregateGranularity":"1d"{extra}}}"#
+        )
+        .into_bytes()
+    }
+
+    fn code(b: &[u8], apps: &[&str]) -> &'static str {
+        let apps: Vec<String> = apps.iter().map(|s| s.to_string()).collect();
+        validate(b, &apps, now()).unwrap_err().code
+    }
+
+    #[test]
+    fn a_good_body_is_read() {
+        let q = validate(
+            &body(r#","UserId":"u1","RoomId":"r","OS":["iOS"]"#),
+            &[],
+            now(),
+        )
+        .unwrap();
+        assert_eq!(q.user_ids, ["u1"]);
+        assert_eq!(q.os, ["iOS"]);
+        assert_eq!(q.product_type, "native");
+        assert_eq!(q.granularity, Granularity::Day);
+    }
+
+    #[test]
+    fn each_rule_has_its_code() {
+        assert_eq!(code(b"", &[]), "InvalidParameter.BodyIsEmpty");
+        assert_eq!(code(b"{nope", &[]), "InvalidParameter.Unmarshal");
+        assert_eq!(code(b"[1]", &[]), "InvalidParameter.Unmarshal");
+        assert_eq!(code(br#"{"AppId":"a"}"#, &[]), "MissingParameter");
+        assert_eq!(
+            code(&body(r#","RoomId":5"#), &[]),
+            "InvalidParameter.Unmarshal"
+        );
+        assert_eq!(
+            code(&body(""), &["other"]),
+            "InvalidParameter.NotExistAppId"
+        );
+        let span = |s: &str, e: &str| {
+            format!(
+                r#"{{"AppId":"app","StartTime":"{s}","EndTime":"{e}","Indicator":["x"],"AggregateGranularity":"1d"}}"#
+            )
+            .into_bytes()
+        };
+        assert_eq!(
+            code(
+                &span("2024-01-16T00:00:00+08:00", "2024-01-16T00:00:00+08:00"),
+                &[]
+            ),
+            "InvalidParameter.StartTimeAfterEndTime"
+        );
+        assert_eq!(
+            code(
+                &span("2024-01-08T00:00:00+08:00", "2024-01-15T00:00:01+08:00"),
+                &[]
+            ),
+            "InvalidParameter.OutofTimeRange"
+        );
+        assert!(
+            validate(
+                &span("2024-01-08T00:00:00+08:00", "2024-01-15T00:00:00+08:00"),
+                &[],
+                now()
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            code(&span("2023-12-20T00:00:00Z", "2023-12-21T00:00:00Z"), &[]),
+            "InvalidParameter.OutofTimeRange"
+        );
+        assert_eq!(
+            code(&span("yesterday", "2024-01-16T00:00:00Z"), &[]),
+            "InvalidParameter"
+        );
+        let users: Vec<String> = (0..21).map(|i| format!("\"u{i}\"")).collect();
+        assert_eq!(
+            code(
+                &body(&format!(r#","RoomId":"r","UserId":[{}]"#, users.join(","))),
+                &[]
+            ),
+            "InvalidParameter"
+        );
+        assert_eq!(
+            code(&body("").replace_str("\"1d\"", "\"1h\""), &[]),
+            "InvalidParameter"
+        );
+        assert_eq!(
+            code(&body(r#","ProductType":"tv""#), &[]),
+            "InvalidParameter"
+        );
+    }
+
+    trait ReplaceStr {
+        fn replace_str(&self, from: &str, to: &str) -> Vec<u8>;
+    }
+    impl ReplaceStr for Vec<u8> {
+        fn replace_str(&self, from: &str, to: &str) -> Vec<u8> {
+            String::from_utf8_lossy(self).replace(from, to).into_bytes()
+        }
+    }
+}

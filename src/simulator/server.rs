@@ -1,0 +1,364 @@
+//! The HTTP side: the router, the request log, and the path one request takes through the checks,
+//! the fault draw and the data function.
+//!
+//! **Invariant:** checks run in the gateway's order (auth headers, timestamp, access key, signature,
+//! Action/Version and method, rate limit, then the service's body validation), and faults are drawn
+//! only for requests that passed every check, so a fault never hides a real error.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{self, Arrived};
+use super::data::{self, mix};
+use super::envelope::{ApiError, Meta};
+use super::faults::FaultKind;
+use super::limiter::SlidingLimiter;
+use super::request;
+use super::{RequestRecord, SimulatorConfig};
+use crate::api::wire::{ACTION, VERSION};
+
+/// Everything the handlers share; the handle keeps a reference so tests can read the log and move time.
+pub(crate) struct Shared {
+    pub(crate) config: SimulatorConfig,
+    pub(crate) log: Mutex<Vec<RequestRecord>>,
+    pub(crate) data_now: Mutex<Option<DateTime<Utc>>>,
+    limiter: Mutex<SlidingLimiter>,
+    /// How often each body (by hash) passed every check: the fault draw's key, so a retry draws anew.
+    seen: Mutex<HashMap<u64, u64>>,
+    sequence: AtomicU64,
+    /// Cancelled when the server stops, so that a `slow` response does not hold up the shutdown.
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl Shared {
+    pub(crate) fn new(config: SimulatorConfig) -> Self {
+        Shared {
+            limiter: Mutex::new(SlidingLimiter::new(config.rate_limit_per_sec)),
+            data_now: Mutex::new(config.data_now),
+            config,
+            log: Mutex::new(Vec::new()),
+            seen: Mutex::new(HashMap::new()),
+            sequence: AtomicU64::new(0),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// The "now" that data, provisional values and the 30-day check follow.
+    pub(crate) fn data_now(&self) -> DateTime<Utc> {
+        self.data_now
+            .lock()
+            .expect("the data clock lock is never poisoned")
+            .unwrap_or_else(Utc::now)
+    }
+
+    fn signing_clock(&self) -> DateTime<Utc> {
+        self.config.fixed_signing_time.unwrap_or_else(Utc::now)
+    }
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", any(list_quality))
+        .route("/_simulator/requests", get(request_log))
+        .fallback(unknown_path)
+        .with_state(shared)
+}
+
+async fn request_log(State(s): State<Arc<Shared>>) -> Response {
+    let log = s
+        .log
+        .lock()
+        .expect("the log lock is never poisoned")
+        .clone();
+    axum::Json(log).into_response()
+}
+
+async fn unknown_path(uri: Uri) -> Response {
+    let meta = Meta {
+        request_id: String::new(),
+        action: String::new(),
+        version: String::new(),
+        region: auth::DEFAULT_REGION.to_string(),
+    };
+    let e = ApiError::invalid_action_or_version(format!(
+        "no API at path {}; call POST /?Action=ListQuality&Version=2020-12-01",
+        uri.path()
+    ));
+    json_response(e.status, meta.error_body(&e))
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// What happened to one request, for the log.
+struct Outcome {
+    status: StatusCode,
+    code: Option<String>,
+    fault: Option<FaultKind>,
+}
+
+async fn list_quality(
+    State(s): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Arrival is when the handler starts: the gateway counts requests as they arrive.
+    let arrived = Instant::now();
+    let at = now_ms();
+    let seq = s.sequence.fetch_add(1, Ordering::Relaxed);
+    let request_id = format!(
+        "{}{:016X}",
+        at.format("%Y%m%d%H%M%S"),
+        mix(&[s.config.seed, seq])
+    );
+
+    let raw_query = uri.query().unwrap_or("");
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(raw_query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let meta = Meta {
+        request_id: request_id.clone(),
+        action: param("Action").unwrap_or_default(),
+        version: param("Version").unwrap_or_default(),
+        region: auth::region_of(&headers),
+    };
+
+    let data_now = s.data_now();
+    let checked = check(
+        &s, &method, &uri, raw_query, &meta, &headers, &body, arrived, data_now,
+    );
+
+    let (response, outcome) = match checked {
+        Err(e) => (
+            json_response(e.status, meta.error_body(&e)),
+            Outcome {
+                status: e.status,
+                code: Some(e.code.to_string()),
+                fault: None,
+            },
+        ),
+        Ok(q) => respond(&s, &meta, &body, q, data_now),
+    };
+
+    tracing::debug!(
+        request_id = %request_id,
+        status = outcome.status.as_u16(),
+        code = outcome.code.as_deref().unwrap_or(""),
+        fault = outcome.fault.map(FaultKind::as_str).unwrap_or(""),
+        "simulator answered"
+    );
+    s.log
+        .lock()
+        .expect("the log lock is never poisoned")
+        .push(RequestRecord {
+            at,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            status: outcome.status.as_u16(),
+            code: outcome.code,
+            request_id,
+            fault: outcome.fault.map(|f| f.as_str().to_string()),
+        });
+
+    // Logged before waiting, so that a test sees a slow request while the client is still waiting.
+    if outcome.fault == Some(FaultKind::Slow) {
+        // Longer than any sane client timeout, but never longer than the server lives.
+        tokio::select! {
+            _ = tokio::time::sleep(s.config.slow_delay) => {}
+            _ = s.shutdown.cancelled() => {}
+        }
+    }
+    if !s.config.latency.is_zero() {
+        tokio::time::sleep(s.config.latency).await;
+    }
+    response
+}
+
+/// The checks, in the gateway's order, then the service's.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    s: &Shared,
+    method: &Method,
+    uri: &Uri,
+    raw_query: &str,
+    meta: &Meta,
+    headers: &HeaderMap,
+    body: &[u8],
+    arrived: Instant,
+    data_now: DateTime<Utc>,
+) -> Result<data::Query, ApiError> {
+    let req = Arrived {
+        method: method.as_str(),
+        path: uri.path(),
+        raw_query,
+        headers,
+        body,
+    };
+    auth::verify(
+        &req,
+        &s.config.access_key,
+        s.config.secret_key.expose_secret(),
+        s.signing_clock(),
+    )?;
+    if meta.action != ACTION || meta.version != VERSION {
+        return Err(ApiError::invalid_action_or_version(format!(
+            "Action {:?} Version {:?} is not an API here; call Action=ListQuality&Version=2020-12-01",
+            meta.action, meta.version
+        )));
+    }
+    if method != Method::POST {
+        return Err(ApiError::invalid_action_or_version(format!(
+            "ListQuality is called with POST, not {method}"
+        )));
+    }
+    // Counted only now, for validly signed ListQuality calls, at the instant each one arrived.
+    let admitted = s
+        .limiter
+        .lock()
+        .expect("the limiter lock is never poisoned")
+        .try_admit(arrived);
+    if !admitted {
+        let n = s.config.rate_limit_per_sec;
+        return Err(ApiError::flow_limit_exceeded(format!(
+            "more than {n} requests in one second; send at most {n} per second and retry later"
+        )));
+    }
+    request::validate(body, &s.config.apps, data_now)
+}
+
+/// A request that passed every check: a drawn fault, or the data. A `slow` fault's wait is the caller's.
+fn respond(
+    s: &Shared,
+    meta: &Meta,
+    body: &[u8],
+    q: data::Query,
+    data_now: DateTime<Utc>,
+) -> (Response, Outcome) {
+    let fault = if s.config.faults.is_none() {
+        None
+    } else {
+        let digest = Sha256::digest(body);
+        let body_hash = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
+        let occurrence = {
+            let mut seen = s.seen.lock().expect("the fault lock is never poisoned");
+            let n = seen.entry(body_hash).or_insert(0);
+            *n += 1;
+            *n - 1
+        };
+        s.config.faults.draw(s.config.seed, body_hash, occurrence)
+    };
+
+    let injected = |e: ApiError| {
+        (
+            json_response(e.status, meta.error_body(&e)),
+            Outcome {
+                status: e.status,
+                code: Some(e.code.to_string()),
+                fault,
+            },
+        )
+    };
+    let ok = |status: StatusCode| Outcome {
+        status,
+        code: None,
+        fault,
+    };
+
+    match fault {
+        Some(FaultKind::Http500) => injected(ApiError::internal_error(
+            "internal error (injected fault); retry later",
+        )),
+        Some(FaultKind::Http429) => injected(ApiError::flow_limit_exceeded(
+            "flow limit exceeded (injected fault); retry later",
+        )),
+        Some(FaultKind::Error200) => injected(ApiError::internal_service_timeout(
+            "the service timed out (injected fault); retry later",
+        )),
+        Some(FaultKind::Garbage) => {
+            let page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n";
+            (
+                json_response(StatusCode::OK, page.as_bytes().to_vec()),
+                ok(StatusCode::OK),
+            )
+        }
+        Some(FaultKind::Close) => {
+            let full = meta.result_body(data::generate(s.config.seed, &q, data_now));
+            (close_mid_body(full), ok(StatusCode::OK))
+        }
+        Some(FaultKind::Slow) => {
+            let full = meta.result_body(data::generate(s.config.seed, &q, data_now));
+            (json_response(StatusCode::OK, full), ok(StatusCode::OK))
+        }
+        None => {
+            let full = meta.result_body(data::generate(s.config.seed, &q, data_now));
+            (json_response(StatusCode::OK, full), ok(StatusCode::OK))
+        }
+    }
+}
+
+/// A 200 whose body stops halfway: the status line, the headers and the first half are sent, then the
+/// body fails, and hyper drops the connection without the chunked terminator.
+fn close_mid_body(full: Vec<u8>) -> Response {
+    let full = Bytes::from(full);
+    let first = full.slice(..full.len() / 2);
+    let chunks = futures::stream::unfold(0u8, move |step| {
+        let first = first.clone();
+        async move {
+            match step {
+                0 => Some((Ok::<Bytes, std::io::Error>(first), 1)),
+                1 => {
+                    // Give hyper time to flush the first half, so the client sees a body that started.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    Some((
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "connection closed mid-body (injected fault)",
+                        )),
+                        2,
+                    ))
+                }
+                _ => None,
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(chunks));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+fn now_ms() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
