@@ -2,5 +2,6 @@
 
 mod api;
 mod api_helpers;
+mod compose;
 mod sim_helpers;
 mod simulator;
