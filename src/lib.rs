@@ -5,3 +5,4 @@
 //! and `simulator` (a local stand-in for the API). See ARCHITECTURE.md for the codemap.
 
 pub mod domain;
+pub mod store;
