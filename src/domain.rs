@@ -222,6 +222,17 @@ impl RunStatus {
             RunStatus::Interrupted => "interrupted",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "running" => Some(RunStatus::Running),
+            "ok" => Some(RunStatus::Ok),
+            "partial" => Some(RunStatus::Partial),
+            "failed" => Some(RunStatus::Failed),
+            "interrupted" => Some(RunStatus::Interrupted),
+            _ => None,
+        }
+    }
 }
 
 /// One row of the runs table: a run's counts, written when it ends.

@@ -1,8 +1,8 @@
 //! `rtc-quality-sync`: copies Volcengine RTC offline call-quality metrics into SQL tables for BI.
 //!
 //! The pipeline's stages are modules: `config` (settings), `api` (signed calls), `fetcher` (pacing and
-//! retries), `planner` (what to fetch, pure), `store` (the tables), `sync` (the run that joins them),
-//! and `simulator` (a local stand-in for the API). See ARCHITECTURE.md for the codemap.
+//! retries), `planner` (what to fetch, pure), `store` (the tables), `pipeline` (the run that joins
+//! them), and `simulator` (a local stand-in for the API). See ARCHITECTURE.md for the codemap.
 
 pub mod api;
 pub mod cli;
@@ -11,4 +11,5 @@ pub mod domain;
 pub mod fetcher;
 pub mod planner;
 pub mod simulator;
+pub mod store;
 pub mod telemetry;

@@ -3,5 +3,7 @@
 mod api;
 mod api_helpers;
 mod compose;
+mod helpers;
 mod sim_helpers;
 mod simulator;
+mod store;

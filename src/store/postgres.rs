@@ -1,0 +1,710 @@
+//! The PostgreSQL backend: binary `COPY` for new points, a staging table for changed ones, nothing for the rest.
+//!
+//! A window's stored points are read first (one index range scan) and compared in the process, so that
+//! an unchanged point costs no write at all: `INSERT ... ON CONFLICT DO UPDATE WHERE ... IS DISTINCT
+//! FROM` alone would still lock and WAL-log every conflicting row. New points then go straight into
+//! `points` with binary `COPY` (nothing stored can conflict with them, see [`lock_series`]), and changed
+//! ones through `COPY` into a session-local staging table and one `UPDATE ... FROM`.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Row};
+
+use super::{
+    CoverageRow, Diff, FailHook, NormBatch, NormSeries, Result, RunRow, StoreError, db,
+    describe_holder, hostname, parse_run_status, parse_state, redact_url, scrub,
+};
+use crate::domain::{LedgerEntry, RunCounts, RunStatus, Window, WindowBatch, WriteCounts};
+
+/// The session advisory lock that lets one sync at a time write to a database ("rtcsync1").
+const SYNC_LOCK_KEY: i64 = 0x7274_6373_796e_6331;
+/// The class of the transaction advisory locks on series ("rtcs"); the two-key form never collides
+/// with the one-key sync lock.
+const SERIES_LOCK_CLASS: i32 = 0x7274_6373;
+/// Series locks are taken on `id % SERIES_LOCK_SLOTS`, so a window with thousands of series still
+/// takes few locks (PostgreSQL's lock table is small); sharing a slot only serializes two commits.
+const SERIES_LOCK_SLOTS: i64 = 64;
+/// Seconds from the Unix epoch to PostgreSQL's (2000-01-01T00:00:00Z).
+const PG_EPOCH_SECS: i64 = 946_684_800;
+
+pub struct PgStore {
+    pool: PgPool,
+    /// For the lock's dedicated connection (boxed: the options are large and `Store` holds this inline).
+    options: Box<PgConnectOptions>,
+    url: String,
+    fail: FailHook,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<PgStore> {
+        let redacted = redact_url(url);
+        let connect_err = |e: sqlx::Error| StoreError::Connect {
+            url: redacted.clone(),
+            message: scrub(&e.to_string(), url),
+        };
+        let options = PgConnectOptions::from_str(url)
+            .map_err(connect_err)?
+            .application_name("rtc-quality-sync")
+            // NOTICEs (`... already exists, skipping`) would reach the logs at info level.
+            .options([("client_min_messages", "warning")]);
+        // One direct connection first: the pool retries a refused connection until its acquire
+        // timeout, and `check` should say at once that the database is not there.
+        let probe = PgConnection::connect_with(&options)
+            .await
+            .map_err(connect_err)?;
+        let _ = probe.close().await;
+        // A run commits a few windows at a time (the fetcher's in-flight calls) while `status`-like
+        // reads may come in beside them; six connections cover that without crowding the server.
+        let pool = PgPoolOptions::new()
+            .max_connections(6)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_lazy_with(options.clone());
+        Ok(PgStore {
+            pool,
+            options: Box::new(options),
+            url: redacted,
+            fail: FailHook::default(),
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations/postgres")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migrate {
+                url: self.url.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    /// The pool, for queries the store does not offer (tests, the benchmark's ceiling).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    #[doc(hidden)]
+    pub fn set_fail_after_points(&self, n: Option<usize>) {
+        self.fail.set(n);
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn try_lock(&self, holder: &str) -> Result<PgLock> {
+        // A connection of its own: the advisory lock lives as long as this session, and must neither
+        // go back to the pool still held nor end with a pooled connection's recycling.
+        let mut conn = PgConnection::connect_with(&self.options)
+            .await
+            .map_err(|e| StoreError::Connect {
+                url: self.url.clone(),
+                message: e.to_string(),
+            })?;
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(SYNC_LOCK_KEY)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db("taking the sync lock"))?;
+        if !got {
+            let row: Option<(String, i64, String, DateTime<Utc>)> =
+                sqlx::query_as("SELECT holder, pid, hostname, since FROM sync_lock WHERE id = 1")
+                    .fetch_optional(&mut conn)
+                    .await
+                    .map_err(db("reading the lock holder"))?;
+            let _ = conn.close().await;
+            return Err(match row {
+                Some((holder, pid, host, since)) => StoreError::Locked {
+                    holder: describe_holder(&holder, pid, &host),
+                    since: since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                },
+                // The holder took the lock a moment ago and has not written its row yet.
+                None => StoreError::Locked {
+                    holder: "an unknown run".into(),
+                    since: "an unknown time".into(),
+                },
+            });
+        }
+        sqlx::query(
+            "INSERT INTO sync_lock (id, holder, pid, hostname, since) VALUES (1, $1, $2, $3, now()) \
+             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, \
+             hostname = excluded.hostname, since = excluded.since",
+        )
+        .bind(holder)
+        .bind(i64::from(std::process::id()))
+        .bind(hostname())
+        .execute(&mut conn)
+        .await
+        .map_err(db("recording the lock holder"))?;
+        Ok(PgLock { conn: Some(conn) })
+    }
+
+    pub async fn ledger(&self, stream: Option<&str>) -> Result<Vec<LedgerEntry>> {
+        let rows = sqlx::query(
+            "SELECT stream, window_start, window_end, state, points, attempts, last_error, request_id, \
+             fetched_at FROM sync_ledger WHERE $1::text IS NULL OR stream = $1 \
+             ORDER BY stream, window_start, window_end",
+        )
+        .bind(stream)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading the ledger"))?;
+        rows.iter().map(ledger_entry).collect()
+    }
+
+    pub async fn commit_window(&self, batch: &WindowBatch) -> Result<WriteCounts> {
+        let norm = NormBatch::new(batch);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db("starting a transaction"))?;
+        match self.write_window(&mut tx, batch, &norm).await {
+            Ok(counts) => {
+                tx.commit().await.map_err(db("committing a window"))?;
+                Ok(counts)
+            }
+            Err(e) => {
+                // Roll back now rather than when the connection is next used.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_window(
+        &self,
+        conn: &mut PgConnection,
+        batch: &WindowBatch,
+        norm: &NormBatch<'_>,
+    ) -> Result<WriteCounts> {
+        let ids = resolve_series(conn, norm).await?;
+        lock_series(conn, &ids).await?;
+        let stored = read_stored(conn, &ids, norm.range).await?;
+        let diff = Diff::compute(norm, &ids, &stored, batch.settled);
+
+        if !diff.new.is_empty() {
+            let mut enc = CopyEncoder::with_capacity(diff.new.len() * 55);
+            for &(id, ts, value) in &diff.new {
+                enc.row(5);
+                enc.int8(id);
+                enc.timestamptz_secs(ts);
+                enc.float8(value);
+                enc.bool(batch.settled);
+                enc.timestamptz(batch.fetched_at);
+            }
+            copy_in(
+                conn,
+                "COPY points (series_id, ts, value, settled, updated_at) FROM STDIN (FORMAT binary)",
+                enc.finish(),
+            )
+            .await?;
+        }
+        self.fail.check(diff.new.len())?;
+
+        if !diff.changed.is_empty() {
+            // Session-local and emptied at each commit: created once per connection, never logged.
+            sqlx::query(
+                "CREATE TEMP TABLE IF NOT EXISTS points_stage \
+                 (series_id bigint NOT NULL, ts timestamptz NOT NULL, value double precision NOT NULL) \
+                 ON COMMIT DELETE ROWS",
+            )
+            .execute(&mut *conn)
+            .await
+            .map_err(db("creating the staging table"))?;
+            let mut enc = CopyEncoder::with_capacity(diff.changed.len() * 38);
+            for &(id, ts, value) in &diff.changed {
+                enc.row(3);
+                enc.int8(id);
+                enc.timestamptz_secs(ts);
+                enc.float8(value);
+            }
+            copy_in(
+                conn,
+                "COPY points_stage (series_id, ts, value) FROM STDIN (FORMAT binary)",
+                enc.finish(),
+            )
+            .await?;
+            // The range conditions let the planner scan just the window's slice of `points`: the
+            // staging table is never analyzed, so it has no statistics to go by.
+            sqlx::query(
+                "UPDATE points p SET value = st.value, settled = $1, updated_at = $2 \
+                 FROM points_stage st \
+                 WHERE p.series_id = st.series_id AND p.ts = st.ts \
+                 AND p.series_id = ANY($3) AND p.ts >= $4 AND p.ts < $5",
+            )
+            .bind(batch.settled)
+            .bind(batch.fetched_at)
+            .bind(&ids)
+            .bind(from_secs(norm.range.0))
+            .bind(from_secs(norm.range.1))
+            .execute(&mut *conn)
+            .await
+            .map_err(db("updating changed points"))?;
+        }
+        self.fail.check(diff.new.len() + diff.changed.len())?;
+
+        sqlx::query(
+            "DELETE FROM sync_ledger WHERE stream = $1 AND window_start >= $2 AND window_end <= $3",
+        )
+        .bind(&batch.stream)
+        .bind(batch.window.start)
+        .bind(batch.window.end)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("replacing ledger rows"))?;
+        let state = if batch.settled {
+            "settled"
+        } else {
+            "provisional"
+        };
+        sqlx::query(
+            "INSERT INTO sync_ledger (stream, window_start, window_end, state, points, attempts, \
+             last_error, request_id, fetched_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)",
+        )
+        .bind(&batch.stream)
+        .bind(batch.window.start)
+        .bind(batch.window.end)
+        .bind(state)
+        .bind(norm.point_count() as i64)
+        .bind(batch.attempts)
+        .bind(batch.request_id.as_deref())
+        .bind(batch.fetched_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("writing the ledger row"))?;
+        Ok(diff.counts())
+    }
+
+    pub async fn record_failure(
+        &self,
+        stream: &str,
+        window: Window,
+        error: &str,
+        request_id: Option<&str>,
+        attempts: i64,
+        fetched_at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sync_ledger (stream, window_start, window_end, state, points, attempts, \
+             last_error, request_id, fetched_at) VALUES ($1, $2, $3, 'failed', 0, $4, $5, $6, $7) \
+             ON CONFLICT (stream, window_start, window_end) DO UPDATE SET state = 'failed', points = 0, \
+             attempts = excluded.attempts, last_error = excluded.last_error, \
+             request_id = excluded.request_id, fetched_at = excluded.fetched_at",
+        )
+        .bind(stream)
+        .bind(window.start)
+        .bind(window.end)
+        .bind(attempts)
+        .bind(error)
+        .bind(request_id)
+        .bind(fetched_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db("recording a failed window"))?;
+        Ok(())
+    }
+
+    pub async fn start_run(&self, mode: &str, started_at: DateTime<Utc>) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO sync_runs (mode, started_at, status) VALUES ($1, $2, 'running') RETURNING id",
+        )
+        .bind(mode)
+        .bind(started_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db("recording the run's start"))
+    }
+
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        status: RunStatus,
+        counts: &RunCounts,
+        finished_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE sync_runs SET finished_at = $2, status = $3, requests = $4, retries = $5, \
+             throttled = $6, points_inserted = $7, points_updated = $8, points_unchanged = $9, \
+             windows_ok = $10, windows_failed = $11 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(finished_at)
+        .bind(status.as_str())
+        .bind(counts.requests as i64)
+        .bind(counts.retries as i64)
+        .bind(counts.throttled as i64)
+        .bind(counts.points.inserted as i64)
+        .bind(counts.points.updated as i64)
+        .bind(counts.points.unchanged as i64)
+        .bind(counts.windows_ok as i64)
+        .bind(counts.windows_failed as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(db("recording the run's end"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Corrupt {
+                what: "run id (no such run)",
+                value: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn last_run(&self) -> Result<Option<RunRow>> {
+        let row = sqlx::query(
+            "SELECT id, mode, started_at, finished_at, status, requests, retries, throttled, \
+             points_inserted, points_updated, points_unchanged, windows_ok, windows_failed \
+             FROM sync_runs ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading the last run"))?;
+        row.as_ref().map(run_row).transpose()
+    }
+
+    pub async fn coverage(&self) -> Result<Vec<CoverageRow>> {
+        let rows = sqlx::query(
+            "SELECT stream, settled_through, provisional_windows, failed_windows, points, last_run_at \
+             FROM sync_coverage ORDER BY stream",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading sync_coverage"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(CoverageRow {
+                    stream: r.try_get(0)?,
+                    settled_through: r.try_get(1)?,
+                    provisional_windows: r.try_get(2)?,
+                    failed_windows: r.try_get(3)?,
+                    points: r.try_get(4)?,
+                    last_run_at: r.try_get(5)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db("decoding sync_coverage"))
+    }
+}
+
+/// The ids of the batch's series, in order: one array-bound lookup, one array-bound insert of the
+/// missing ones (then a second lookup for them), one update of changed units.
+async fn resolve_series(conn: &mut PgConnection, batch: &NormBatch<'_>) -> Result<Vec<i64>> {
+    let n = batch.series.len();
+    let mut ids: Vec<Option<(i64, String)>> = vec![None; n];
+    let all: Vec<usize> = (0..n).collect();
+    lookup_series(conn, batch, &all, &mut ids).await?;
+    let missing: Vec<usize> = (0..n).filter(|&i| ids[i].is_none()).collect();
+    if !missing.is_empty() {
+        let col = |f: for<'x> fn(&'x NormSeries<'x>) -> &'x str| -> Vec<&str> {
+            missing.iter().map(|&i| f(&batch.series[i])).collect()
+        };
+        // DO NOTHING: a concurrent commit that added the same series first wins, and the lookup
+        // below (a new snapshot) finds its row.
+        sqlx::query(
+            "INSERT INTO series (app_id, room_id, indicator, unit, granularity, product_type, os, \
+             access, user_ids) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[]) \
+             ON CONFLICT ON CONSTRAINT series_key DO NOTHING",
+        )
+        .bind(col(|s| &s.key.app_id))
+        .bind(col(|s| &s.key.room_id))
+        .bind(col(|s| &s.key.indicator))
+        .bind(col(|s| s.unit))
+        .bind(col(|s| s.key.granularity.as_str()))
+        .bind(col(|s| &s.key.product_type))
+        .bind(col(|s| &s.key.os))
+        .bind(col(|s| &s.key.access))
+        .bind(col(|s| &s.key.user_ids))
+        .execute(&mut *conn)
+        .await
+        .map_err(db("adding series"))?;
+        lookup_series(conn, batch, &missing, &mut ids).await?;
+    }
+    let mut out = Vec::with_capacity(n);
+    let (mut unit_ids, mut units) = (Vec::new(), Vec::new());
+    for (i, found) in ids.into_iter().enumerate() {
+        let (id, unit) = found.ok_or_else(|| StoreError::Corrupt {
+            what: "series (inserted but not found)",
+            value: format!("{:?}", batch.series[i].key),
+        })?;
+        if unit != batch.series[i].unit {
+            unit_ids.push(id);
+            units.push(batch.series[i].unit);
+        }
+        out.push(id);
+    }
+    if !unit_ids.is_empty() {
+        sqlx::query(
+            "UPDATE series SET unit = u.unit FROM unnest($1::bigint[], $2::text[]) AS u(id, unit) \
+             WHERE series.id = u.id",
+        )
+        .bind(&unit_ids)
+        .bind(&units)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("updating series' units"))?;
+    }
+    Ok(out)
+}
+
+async fn lookup_series(
+    conn: &mut PgConnection,
+    batch: &NormBatch<'_>,
+    which: &[usize],
+    ids: &mut [Option<(i64, String)>],
+) -> Result<()> {
+    let col = |f: for<'x> fn(&'x NormSeries<'x>) -> &'x str| -> Vec<&str> {
+        which.iter().map(|&i| f(&batch.series[i])).collect()
+    };
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+        "SELECT i.ord, s.id, s.unit \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::text[]) WITH ORDINALITY \
+         AS i(app_id, room_id, indicator, granularity, product_type, os, access, user_ids, ord) \
+         JOIN series s ON s.app_id = i.app_id AND s.room_id = i.room_id \
+         AND s.indicator = i.indicator AND s.granularity = i.granularity \
+         AND s.product_type = i.product_type AND s.os = i.os AND s.access = i.access \
+         AND s.user_ids = i.user_ids",
+    )
+    .bind(col(|s| &s.key.app_id))
+    .bind(col(|s| &s.key.room_id))
+    .bind(col(|s| &s.key.indicator))
+    .bind(col(|s| s.key.granularity.as_str()))
+    .bind(col(|s| &s.key.product_type))
+    .bind(col(|s| &s.key.os))
+    .bind(col(|s| &s.key.access))
+    .bind(col(|s| &s.key.user_ids))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db("looking up series"))?;
+    for (ord, id, unit) in rows {
+        // ORDINALITY counts from 1.
+        ids[which[(ord - 1) as usize]] = Some((id, unit));
+    }
+    Ok(())
+}
+
+/// Keeps other transactions away from these series' points until this one ends, so the stored
+/// points read next stay true until the commit and the new ones cannot meet a concurrent insert.
+/// Advisory locks write nothing (a row lock on `series` would be WAL-logged on every window).
+async fn lock_series(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
+    let mut slots: Vec<i32> = ids
+        .iter()
+        .map(|id| id.rem_euclid(SERIES_LOCK_SLOTS) as i32)
+        .collect();
+    // One fixed order for everyone, so two commits never wait on each other in a cycle.
+    slots.sort_unstable();
+    slots.dedup();
+    sqlx::query("SELECT count(pg_advisory_xact_lock($1, k)) FROM unnest($2::int4[]) AS k")
+        .bind(SERIES_LOCK_CLASS)
+        .bind(&slots)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("locking series"))?;
+    Ok(())
+}
+
+/// The stored `(value, settled)` of the series' points in the range of bucket starts (seconds).
+async fn read_stored(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    (lo, hi): (i64, i64),
+) -> Result<HashMap<(i64, i64), (f64, bool)>> {
+    let mut stored = HashMap::new();
+    let mut rows = sqlx::query(
+        "SELECT series_id, ts, value, settled FROM points \
+         WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3",
+    )
+    .bind(ids)
+    .bind(from_secs(lo))
+    .bind(from_secs(hi))
+    .fetch(&mut *conn);
+    while let Some(r) = rows.try_next().await.map_err(db("reading stored points"))? {
+        let id: i64 = r.try_get(0).map_err(db("decoding stored points"))?;
+        let ts: DateTime<Utc> = r.try_get(1).map_err(db("decoding stored points"))?;
+        let value: f64 = r.try_get(2).map_err(db("decoding stored points"))?;
+        let settled: bool = r.try_get(3).map_err(db("decoding stored points"))?;
+        stored.insert((id, ts.timestamp()), (value, settled));
+    }
+    Ok(stored)
+}
+
+async fn copy_in(conn: &mut PgConnection, statement: &str, data: Vec<u8>) -> Result<u64> {
+    let mut copy = conn
+        .copy_in_raw(statement)
+        .await
+        .map_err(db("starting a COPY"))?;
+    // On an error the dropped `copy` tells the server to abort the COPY.
+    copy.send(data).await.map_err(db("sending COPY data"))?;
+    copy.finish().await.map_err(db("finishing a COPY"))
+}
+
+fn from_secs(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn ledger_entry(r: &PgRow) -> Result<LedgerEntry> {
+    let state: String = r.try_get(3).map_err(db("decoding the ledger"))?;
+    Ok(LedgerEntry {
+        stream: r.try_get(0).map_err(db("decoding the ledger"))?,
+        window: Window {
+            start: r.try_get(1).map_err(db("decoding the ledger"))?,
+            end: r.try_get(2).map_err(db("decoding the ledger"))?,
+        },
+        state: parse_state(&state)?,
+        points: r.try_get(4).map_err(db("decoding the ledger"))?,
+        attempts: r.try_get(5).map_err(db("decoding the ledger"))?,
+        last_error: r.try_get(6).map_err(db("decoding the ledger"))?,
+        request_id: r.try_get(7).map_err(db("decoding the ledger"))?,
+        fetched_at: r.try_get(8).map_err(db("decoding the ledger"))?,
+    })
+}
+
+fn run_row(r: &PgRow) -> Result<RunRow> {
+    let status: String = r.try_get(4).map_err(db("decoding a run"))?;
+    let status = parse_run_status(&status)?;
+    let get = |i: usize| r.try_get::<i64, _>(i).map(|v| v as u64);
+    let decode = || -> Result<RunRow, sqlx::Error> {
+        Ok(RunRow {
+            id: r.try_get(0)?,
+            mode: r.try_get(1)?,
+            started_at: r.try_get(2)?,
+            finished_at: r.try_get(3)?,
+            status,
+            requests: get(5)?,
+            retries: get(6)?,
+            throttled: get(7)?,
+            points_inserted: get(8)?,
+            points_updated: get(9)?,
+            points_unchanged: get(10)?,
+            windows_ok: get(11)?,
+            windows_failed: get(12)?,
+        })
+    };
+    decode().map_err(db("decoding a run"))
+}
+
+/// Holds the sync's advisory lock on a connection of its own; dropping it ends the session, which
+/// releases the lock on the server.
+pub struct PgLock {
+    conn: Option<PgConnection>,
+}
+
+impl PgLock {
+    pub async fn release(mut self) -> Result<()> {
+        if let Some(mut conn) = self.conn.take() {
+            // Clear the record while still holding the lock, so a new holder's is never erased.
+            sqlx::query("DELETE FROM sync_lock")
+                .execute(&mut conn)
+                .await
+                .map_err(db("clearing the lock holder"))?;
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(SYNC_LOCK_KEY)
+                .execute(&mut conn)
+                .await
+                .map_err(db("releasing the sync lock"))?;
+            let _ = conn.close().await;
+        }
+        Ok(())
+    }
+}
+
+/// Writes PostgreSQL's binary `COPY` format: a header, then per row a field count and each field as
+/// a length and its big-endian bytes, then a trailer.
+#[doc(hidden)]
+pub struct CopyEncoder {
+    buf: Vec<u8>,
+}
+
+impl CopyEncoder {
+    /// The signature, a flags word and an empty header extension.
+    const HEADER: &'static [u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(bytes + Self::HEADER.len() + 2);
+        buf.extend_from_slice(Self::HEADER);
+        CopyEncoder { buf }
+    }
+
+    pub fn row(&mut self, fields: i16) {
+        self.buf.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    pub fn int8(&mut self, v: i64) {
+        self.buf.extend_from_slice(&8i32.to_be_bytes());
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    pub fn float8(&mut self, v: f64) {
+        self.buf.extend_from_slice(&8i32.to_be_bytes());
+        self.buf.extend_from_slice(&v.to_bits().to_be_bytes());
+    }
+
+    pub fn bool(&mut self, v: bool) {
+        self.buf.extend_from_slice(&1i32.to_be_bytes());
+        self.buf.push(u8::from(v));
+    }
+
+    /// A `timestamptz` from whole seconds since the Unix epoch: microseconds since 2000-01-01.
+    pub fn timestamptz_secs(&mut self, secs: i64) {
+        self.int8((secs - PG_EPOCH_SECS) * 1_000_000);
+    }
+
+    pub fn timestamptz(&mut self, t: DateTime<Utc>) {
+        self.int8(t.timestamp_micros() - PG_EPOCH_SECS * 1_000_000);
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
+        self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn copy_format_is_byte_exact() {
+        let mut enc = CopyEncoder::with_capacity(0);
+        enc.row(4);
+        enc.int8(7);
+        enc.timestamptz_secs(PG_EPOCH_SECS + 1);
+        enc.float8(1.5);
+        enc.bool(true);
+        let bytes = enc.finish();
+        let mut expected = b"PGCOPY\n\xff\r\n\0".to_vec();
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // flags, extension length
+        expected.extend_from_slice(&[0, 4]);
+        expected.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7]);
+        expected.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x40]); // 1,000,000 us
+        expected.extend_from_slice(&[0, 0, 0, 8, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]); // 1.5
+        expected.extend_from_slice(&[0, 0, 0, 1, 1]);
+        expected.extend_from_slice(&[0xff, 0xff]);
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn timestamps_count_microseconds_from_2000() {
+        let at = |t: DateTime<Utc>| {
+            let mut enc = CopyEncoder::with_capacity(0);
+            enc.timestamptz(t);
+            let b = enc.finish();
+            i64::from_be_bytes(b[CopyEncoder::HEADER.len() + 4..][..8].try_into().unwrap())
+        };
+        assert_eq!(at(Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap()), 0);
+        assert_eq!(
+            at(Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap()),
+            -1_000_000
+        );
+        let t = Utc.timestamp_opt(1_700_000_000, 123_456_000).unwrap();
+        assert_eq!(at(t), (1_700_000_000 - PG_EPOCH_SECS) * 1_000_000 + 123_456);
+    }
+}

@@ -1,0 +1,101 @@
+//! Fresh databases per test: SQLite files in a temp dir, PostgreSQL databases created from `TEST_DATABASE_URL`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rtc_quality_sync::store::Store;
+use sqlx::Connection;
+use tempfile::TempDir;
+
+/// A new SQLite database file in its own temp dir (deleted when the `TempDir` drops).
+pub async fn sqlite_store() -> (TempDir, Store) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let store = Store::connect(&url).await.expect("a fresh sqlite store");
+    (dir, store)
+}
+
+/// A PostgreSQL database created for one test; dropped (with its connections) when this drops.
+pub struct PgDb {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which cannot be blocked on; a thread with its own can.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A store on a new PostgreSQL database, or `None` when `TEST_DATABASE_URL` is unset.
+///
+/// With `REQUIRE_POSTGRES=1` a missing or unreachable server fails the test instead of skipping it,
+/// so CI cannot pass without having run the PostgreSQL half.
+pub async fn pg_store() -> Option<(PgDb, Store)> {
+    let required = std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        assert!(
+            !required,
+            "REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is unset"
+        );
+        eprintln!("skipping the postgres half: TEST_DATABASE_URL is unset");
+        return None;
+    };
+    let name = unique_name("rqs_test");
+    let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+        Ok(c) => c,
+        Err(e) if !required => {
+            eprintln!("skipping the postgres half: cannot reach TEST_DATABASE_URL: {e}");
+            return None;
+        }
+        Err(e) => panic!("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is unreachable: {e}"),
+    };
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("CREATE DATABASE");
+    let _ = admin.close().await;
+    let db = PgDb {
+        admin_url: admin_url.clone(),
+        name: name.clone(),
+    };
+    let store = Store::connect(&database_url(&admin_url, &name))
+        .await
+        .expect("a fresh postgres store");
+    Some((db, store))
+}
+
+/// `url` pointing at database `name` instead.
+pub fn database_url(url: &str, name: &str) -> String {
+    let mut u = url::Url::parse(url).expect("TEST_DATABASE_URL is a url");
+    u.set_path(&format!("/{name}"));
+    u.to_string()
+}
+
+/// A database name no other test (in this or another process) uses.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

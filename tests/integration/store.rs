@@ -1,0 +1,886 @@
+//! The store against real databases: each test is written once and run on SQLite and on PostgreSQL.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rtc_quality_sync::domain::{
+    Granularity, Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Window, WindowBatch,
+    WindowState, WriteCounts,
+};
+use rtc_quality_sync::store::{CoverageRow, Store, StoreError};
+use sqlx::{Column, Row};
+
+/// Generates `mod NAME { sqlite(), postgres() }` running `async fn NAME(&Store)` on each backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let (_dir, store) = crate::helpers::sqlite_store().await;
+                super::$name(&store).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some((_db, store)) = crate::helpers::pg_store().await else {
+                    return;
+                };
+                super::$name(&store).await;
+                store.close().await;
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    unchanged_reupsert_writes_nothing,
+    changed_values_and_settling_are_updated,
+    failed_write_leaves_no_trace,
+    lock_refuses_a_second_holder,
+    quality_metrics_is_exactly_the_stored_data,
+    sync_coverage_is_derived_from_the_ledger,
+    commit_replaces_contained_ledger_rows,
+    record_failure_upserts_exactly_its_window,
+    runs_round_trip,
+    concurrent_commits_all_land,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Builders
+
+/// 2024-05-01T00:00:00Z plus `minutes`.
+fn t(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap() + Duration::minutes(minutes)
+}
+
+fn key(indicator: &str) -> SeriesKey {
+    SeriesKey {
+        app_id: "app1".into(),
+        room_id: String::new(),
+        indicator: indicator.into(),
+        granularity: Granularity::FiveMin,
+        product_type: "native".into(),
+        os: String::new(),
+        access: String::new(),
+        user_ids: String::new(),
+    }
+}
+
+/// A window of `[start, start + 5 min * buckets)` with every series given a point per bucket.
+fn batch(
+    stream: &str,
+    start: i64,
+    buckets: i64,
+    settled: bool,
+    series: &[(SeriesKey, &str, f64)],
+    fetched_at: DateTime<Utc>,
+) -> WindowBatch {
+    WindowBatch {
+        stream: stream.into(),
+        window: Window::new(t(start), t(start + 5 * buckets)),
+        settled,
+        series: series
+            .iter()
+            .map(|(k, unit, base)| SeriesPoints {
+                key: k.clone(),
+                unit: unit.to_string(),
+                points: (0..buckets)
+                    .map(|i| Point {
+                        ts: t(start + 5 * i),
+                        value: base + i as f64 / 4.0,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        attempts: 1,
+        request_id: Some(format!("req-{stream}-{start}")),
+        fetched_at,
+    }
+}
+
+fn counts(inserted: u64, updated: u64, unchanged: u64) -> WriteCounts {
+    WriteCounts {
+        inserted,
+        updated,
+        unchanged,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the BI tables as BI does: SELECT *
+
+/// One `quality_metrics` row with `ts` as the text a SQLite reader sees (PostgreSQL's timestamptz is
+/// formatted the same way to compare).
+#[derive(Debug, Clone, PartialEq)]
+struct Metric {
+    app_id: String,
+    room_id: String,
+    indicator: String,
+    unit: String,
+    granularity: String,
+    product_type: String,
+    os: String,
+    access: String,
+    user_ids: String,
+    ts: String,
+    value: f64,
+    settled: bool,
+    updated_at: DateTime<Utc>,
+}
+
+const METRIC_COLUMNS: [&str; 13] = [
+    "app_id",
+    "room_id",
+    "indicator",
+    "unit",
+    "granularity",
+    "product_type",
+    "os",
+    "access",
+    "user_ids",
+    "ts",
+    "value",
+    "settled",
+    "updated_at",
+];
+
+const COVERAGE_COLUMNS: [&str; 6] = [
+    "stream",
+    "settled_through",
+    "provisional_windows",
+    "failed_windows",
+    "points",
+    "last_run_at",
+];
+
+fn column_names<R: Row>(rows: &[R]) -> Vec<String> {
+    rows.first()
+        .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
+        .unwrap_or_default()
+}
+
+macro_rules! metric_from {
+    ($r:expr, $ts:expr) => {
+        Metric {
+            app_id: $r.get(0),
+            room_id: $r.get(1),
+            indicator: $r.get(2),
+            unit: $r.get(3),
+            granularity: $r.get(4),
+            product_type: $r.get(5),
+            os: $r.get(6),
+            access: $r.get(7),
+            user_ids: $r.get(8),
+            ts: $ts,
+            value: $r.get(10),
+            settled: $r.get(11),
+            updated_at: $r.get(12),
+        }
+    };
+}
+
+/// `SELECT * FROM quality_metrics`: the column names and the rows, ordered by series and time.
+async fn metrics(store: &Store) -> (Vec<String>, Vec<Metric>) {
+    let sql = "SELECT * FROM quality_metrics ORDER BY app_id, room_id, indicator, os, access, user_ids, ts";
+    match store {
+        Store::Sqlite(s) => {
+            let rows = sqlx::query(sql).fetch_all(s.pool()).await.unwrap();
+            let out = rows.iter().map(|r| metric_from!(r, r.get(9))).collect();
+            (column_names(&rows), out)
+        }
+        Store::Postgres(s) => {
+            let rows = sqlx::query(sql).fetch_all(s.pool()).await.unwrap();
+            let out = rows
+                .iter()
+                .map(|r| {
+                    let ts: DateTime<Utc> = r.get(9);
+                    metric_from!(r, ts.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                })
+                .collect();
+            (column_names(&rows), out)
+        }
+    }
+}
+
+/// `SELECT * FROM sync_coverage`: the column names and the rows.
+async fn coverage_select_star(store: &Store) -> (Vec<String>, Vec<CoverageRow>) {
+    let sql = "SELECT * FROM sync_coverage ORDER BY stream";
+    macro_rules! row {
+        ($r:expr) => {
+            CoverageRow {
+                stream: $r.get(0),
+                settled_through: $r.get(1),
+                provisional_windows: $r.get(2),
+                failed_windows: $r.get(3),
+                points: $r.get(4),
+                last_run_at: $r.get(5),
+            }
+        };
+    }
+    match store {
+        Store::Sqlite(s) => {
+            let rows = sqlx::query(sql).fetch_all(s.pool()).await.unwrap();
+            (column_names(&rows), rows.iter().map(|r| row!(r)).collect())
+        }
+        Store::Postgres(s) => {
+            let rows = sqlx::query(sql).fetch_all(s.pool()).await.unwrap();
+            (column_names(&rows), rows.iter().map(|r| row!(r)).collect())
+        }
+    }
+}
+
+/// Evidence of physical writes to `points`: PostgreSQL's row versions (a rewrite changes both), or
+/// SQLite's count of rows changed by the writer connection.
+async fn write_evidence(store: &Store) -> (Vec<String>, i64) {
+    match store {
+        Store::Sqlite(s) => (Vec::new(), s.writer_total_changes().await.unwrap()),
+        Store::Postgres(s) => {
+            let v = sqlx::query_scalar(
+                "SELECT ctid::text || '@' || xmin::text FROM points ORDER BY series_id, ts",
+            )
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+            (v, 0)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests
+
+async fn unchanged_reupsert_writes_nothing(store: &Store) {
+    let series = [
+        (key("stall_rate"), "%", 1.0),
+        (key("join_room_success_rate"), "%", 90.0),
+    ];
+    let first = batch("job/5min", 0, 12, false, &series, t(100));
+    assert_eq!(store.commit_window(&first).await.unwrap(), counts(24, 0, 0));
+    let (_, before) = metrics(store).await;
+    let (versions_before, changes_before) = write_evidence(store).await;
+
+    // The same values fetched again later: nothing to write, not even updated_at.
+    let again = WindowBatch {
+        fetched_at: t(200),
+        ..first.clone()
+    };
+    assert_eq!(store.commit_window(&again).await.unwrap(), counts(0, 0, 24));
+    let (_, after) = metrics(store).await;
+    assert_eq!(after, before);
+    assert!(after.iter().all(|m| m.updated_at == t(100)));
+    let (versions_after, changes_after) = write_evidence(store).await;
+    assert_eq!(
+        versions_after, versions_before,
+        "no point row was rewritten"
+    );
+    if let Store::Sqlite(_) = store {
+        // The ledger row's delete and insert are the only changes.
+        assert_eq!(changes_after - changes_before, 2);
+    }
+    // The ledger row did move on to the new fetch.
+    let ledger = store.ledger(None).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].fetched_at, t(200));
+}
+
+async fn changed_values_and_settling_are_updated(store: &Store) {
+    let series = [(key("stall_rate"), "%", 1.0)];
+    let first = batch("job/5min", 0, 6, false, &series, t(100));
+    assert_eq!(store.commit_window(&first).await.unwrap(), counts(6, 0, 0));
+
+    // One value changes, one bucket is new, the unit changes.
+    let mut second = batch("job/5min", 0, 7, false, &series, t(200));
+    second.series[0].points[2].value = 42.5;
+    second.series[0].unit = "percent".into();
+    assert_eq!(store.commit_window(&second).await.unwrap(), counts(1, 1, 5));
+    let (_, rows) = metrics(store).await;
+    assert_eq!(rows.len(), 7);
+    assert_eq!(rows[2].value, 42.5);
+    assert_eq!(rows[2].updated_at, t(200));
+    assert_eq!(rows[6].updated_at, t(200));
+    for i in [0, 1, 3, 4, 5] {
+        assert_eq!(rows[i].updated_at, t(100), "row {i} was not changed");
+    }
+    assert!(rows.iter().all(|m| m.unit == "percent"));
+    assert!(rows.iter().all(|m| !m.settled));
+
+    // The same values, now settled: every row changes its flag (counted as updated).
+    let third = WindowBatch {
+        settled: true,
+        fetched_at: t(300),
+        ..second.clone()
+    };
+    assert_eq!(store.commit_window(&third).await.unwrap(), counts(0, 7, 0));
+    let (_, rows) = metrics(store).await;
+    assert!(rows.iter().all(|m| m.settled && m.updated_at == t(300)));
+    assert_eq!(rows[2].value, 42.5);
+    let ledger = store.ledger(None).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].state, WindowState::Settled);
+    assert_eq!(ledger[0].points, 7);
+
+    // And once settled, the same again writes nothing.
+    let fourth = WindowBatch {
+        fetched_at: t(400),
+        ..third
+    };
+    assert_eq!(store.commit_window(&fourth).await.unwrap(), counts(0, 0, 7));
+}
+
+async fn failed_write_leaves_no_trace(store: &Store) {
+    let series: Vec<_> = (0..3)
+        .map(|i| (key(&format!("ind{i}")), "%", i as f64))
+        .collect();
+    let a = batch("job/5min", 0, 10, true, &series, t(10_000));
+    assert_eq!(store.commit_window(&a).await.unwrap(), counts(30, 0, 0));
+    let (_, committed) = metrics(store).await;
+
+    // 3 series x 600 buckets = 1,800 new points; the hook fires once 1,024 are written (SQLite's first
+    // statement; PostgreSQL's COPY has written all of them by then), before the ledger row.
+    let b = batch("job/5min", 50, 600, true, &series, t(10_000));
+    store.set_fail_after_points(Some(1024));
+    let err = store.commit_window(&b).await.unwrap_err();
+    assert!(matches!(err, StoreError::Injected { .. }), "{err}");
+
+    // Changing committed values and failing midway leaves the old values.
+    let mut a2 = batch("job/5min", 0, 10, true, &series, t(20_000));
+    for s in &mut a2.series {
+        for p in &mut s.points {
+            p.value += 100.0;
+        }
+    }
+    store.set_fail_after_points(Some(1));
+    assert!(matches!(
+        store.commit_window(&a2).await,
+        Err(StoreError::Injected { .. })
+    ));
+    store.set_fail_after_points(None);
+
+    let (_, now) = metrics(store).await;
+    assert_eq!(now, committed, "only window a's points, unchanged");
+    let ledger = store.ledger(None).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].window, a.window);
+    assert_eq!(ledger[0].fetched_at, t(10_000));
+
+    // Nothing of the failed attempt stands in the way of the retry.
+    assert_eq!(store.commit_window(&b).await.unwrap(), counts(1800, 0, 0));
+    assert_eq!(store.ledger(None).await.unwrap().len(), 2);
+}
+
+async fn lock_refuses_a_second_holder(store: &Store) {
+    let first = store.try_lock("sync (nightly)").await.unwrap();
+    let err = match store.try_lock("sync (manual)").await {
+        Err(e) => e,
+        Ok(_) => panic!("a second holder got the lock"),
+    };
+    match &err {
+        StoreError::Locked { holder, since } => {
+            assert!(holder.starts_with("sync (nightly) (pid "), "{holder}");
+            assert!(since.starts_with("20"), "{since}");
+        }
+        other => panic!("expected Locked, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.starts_with("another run holds the lock on this database: sync (nightly)"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("; wait for it to finish or stop it"),
+        "{message}"
+    );
+
+    first.release().await.unwrap();
+    let second = store.try_lock("sync (manual)").await.unwrap();
+    assert!(matches!(
+        store.try_lock("third").await,
+        Err(StoreError::Locked { holder, .. }) if holder.starts_with("sync (manual)")
+    ));
+
+    // Dropping the guard (as a crashing run would) frees the lock too; PostgreSQL notices the
+    // session's end a moment later.
+    drop(second);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match store.try_lock("after the crash").await {
+            Ok(lock) => {
+                lock.release().await.unwrap();
+                break;
+            }
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the dropped lock was not released: {e}"),
+        }
+    }
+}
+
+async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
+    let web = SeriesKey {
+        app_id: "app2".into(),
+        room_id: "room-9".into(),
+        indicator: "video_stall_rate".into(),
+        granularity: Granularity::Day,
+        product_type: "web".into(),
+        os: String::new(),
+        access: String::new(),
+        user_ids: "u1,u2".into(),
+    };
+    let native = SeriesKey {
+        os: "android,iOS".into(),
+        access: "4g,wifi".into(),
+        ..key("stall_rate")
+    };
+    let day = |d: i64| Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap() + Duration::days(d);
+    let batch_a = WindowBatch {
+        stream: "web/1d".into(),
+        window: Window::new(day(0), day(2)),
+        settled: true,
+        series: vec![SeriesPoints {
+            key: web,
+            unit: "%".into(),
+            points: vec![
+                Point {
+                    ts: day(0),
+                    value: 0.125,
+                },
+                Point {
+                    ts: day(1),
+                    value: -3.5e-7,
+                },
+            ],
+        }],
+        attempts: 2,
+        request_id: None,
+        fetched_at: t(5_000),
+    };
+    let batch_b = WindowBatch {
+        stream: "native/5min".into(),
+        window: Window::new(t(0), t(10)),
+        settled: false,
+        series: vec![SeriesPoints {
+            key: native,
+            unit: "ms".into(),
+            points: vec![Point {
+                ts: t(5),
+                value: 1e300,
+            }],
+        }],
+        attempts: 1,
+        request_id: Some("req".into()),
+        fetched_at: t(6_000),
+    };
+    store.commit_window(&batch_a).await.unwrap();
+    store.commit_window(&batch_b).await.unwrap();
+
+    let (columns, rows) = metrics(store).await;
+    assert_eq!(columns, METRIC_COLUMNS);
+    let m = |app: &str,
+             room: &str,
+             ind: &str,
+             unit: &str,
+             gran: &str,
+             pt: &str,
+             os: &str,
+             access: &str,
+             users: &str,
+             ts: &str,
+             value: f64,
+             settled: bool,
+             at| Metric {
+        app_id: app.into(),
+        room_id: room.into(),
+        indicator: ind.into(),
+        unit: unit.into(),
+        granularity: gran.into(),
+        product_type: pt.into(),
+        os: os.into(),
+        access: access.into(),
+        user_ids: users.into(),
+        ts: ts.into(),
+        value,
+        settled,
+        updated_at: at,
+    };
+    assert_eq!(
+        rows,
+        vec![
+            m(
+                "app1",
+                "",
+                "stall_rate",
+                "ms",
+                "5min",
+                "native",
+                "android,iOS",
+                "4g,wifi",
+                "",
+                "2024-05-01T00:05:00Z",
+                1e300,
+                false,
+                t(6_000)
+            ),
+            m(
+                "app2",
+                "room-9",
+                "video_stall_rate",
+                "%",
+                "1d",
+                "web",
+                "",
+                "",
+                "u1,u2",
+                "2024-05-01T00:00:00Z",
+                0.125,
+                true,
+                t(5_000)
+            ),
+            m(
+                "app2",
+                "room-9",
+                "video_stall_rate",
+                "%",
+                "1d",
+                "web",
+                "",
+                "",
+                "u1,u2",
+                "2024-05-02T00:00:00Z",
+                -3.5e-7,
+                true,
+                t(5_000)
+            ),
+        ]
+    );
+}
+
+async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
+    let series = [
+        (key("stall_rate"), "%", 1.0),
+        (key("join_room_success_rate"), "%", 90.0),
+    ];
+    // Stream a: settled, settled, then a failure, then a provisional window.
+    store
+        .commit_window(&batch("a", 0, 12, true, &series, t(3_000)))
+        .await
+        .unwrap();
+    store
+        .commit_window(&batch("a", 60, 12, true, &series, t(3_001)))
+        .await
+        .unwrap();
+    store
+        .record_failure(
+            "a",
+            Window::new(t(120), t(180)),
+            "http 500",
+            Some("req-x"),
+            3,
+            t(3_002),
+        )
+        .await
+        .unwrap();
+    store
+        .commit_window(&batch("a", 180, 6, false, &series, t(3_003)))
+        .await
+        .unwrap();
+    // Stream b: only a provisional window.
+    store
+        .commit_window(&batch("b", 0, 3, false, &series[..1], t(3_004)))
+        .await
+        .unwrap();
+    // Stream c: only a failure.
+    store
+        .record_failure(
+            "c",
+            Window::new(t(0), t(60)),
+            "bad signature",
+            None,
+            1,
+            t(3_005),
+        )
+        .await
+        .unwrap();
+
+    let expected = vec![
+        CoverageRow {
+            stream: "a".into(),
+            settled_through: Some(t(120)),
+            provisional_windows: 1,
+            failed_windows: 1,
+            points: 24 + 24 + 12,
+            last_run_at: Some(t(3_003)),
+        },
+        CoverageRow {
+            stream: "b".into(),
+            settled_through: None,
+            provisional_windows: 1,
+            failed_windows: 0,
+            points: 3,
+            last_run_at: Some(t(3_004)),
+        },
+        CoverageRow {
+            stream: "c".into(),
+            settled_through: None,
+            provisional_windows: 0,
+            failed_windows: 1,
+            points: 0,
+            last_run_at: Some(t(3_005)),
+        },
+    ];
+    assert_eq!(store.coverage().await.unwrap(), expected);
+    let (columns, rows) = coverage_select_star(store).await;
+    assert_eq!(columns, COVERAGE_COLUMNS);
+    assert_eq!(rows, expected);
+
+    // Once the failed window is committed settled, stream a is settled through its last settled window.
+    store
+        .commit_window(&batch("a", 120, 12, true, &series, t(4_000)))
+        .await
+        .unwrap();
+    let a = &store.coverage().await.unwrap()[0];
+    assert_eq!(a.settled_through, Some(t(180)));
+    assert_eq!((a.provisional_windows, a.failed_windows), (1, 0));
+}
+
+async fn commit_replaces_contained_ledger_rows(store: &Store) {
+    let series = [(key("stall_rate"), "%", 1.0)];
+    // Two provisional hours and a failure inside [0, 180); an overlapping and another stream's window.
+    store
+        .commit_window(&batch("s", 0, 12, false, &series, t(1_000)))
+        .await
+        .unwrap();
+    store
+        .commit_window(&batch("s", 60, 12, false, &series, t(1_000)))
+        .await
+        .unwrap();
+    store
+        .record_failure(
+            "s",
+            Window::new(t(120), t(180)),
+            "timeout",
+            None,
+            2,
+            t(1_000),
+        )
+        .await
+        .unwrap();
+    store
+        .commit_window(&batch("s", 150, 12, false, &series, t(1_000)))
+        .await
+        .unwrap();
+    store
+        .commit_window(&batch("other", 0, 12, false, &series, t(1_000)))
+        .await
+        .unwrap();
+
+    let mut whole = batch("s", 0, 36, true, &series, t(2_000));
+    whole.attempts = 4;
+    let c = store.commit_window(&whole).await.unwrap();
+    assert_eq!(c.inserted + c.updated + c.unchanged, 36);
+
+    let ledger = store.ledger(Some("s")).await.unwrap();
+    let windows: Vec<_> = ledger.iter().map(|e| (e.window, e.state)).collect();
+    assert_eq!(
+        windows,
+        vec![
+            (Window::new(t(0), t(180)), WindowState::Settled),
+            (Window::new(t(150), t(210)), WindowState::Provisional),
+        ],
+        "rows within [0, 180) replaced, the overlapping one kept"
+    );
+    let row = &ledger[0];
+    assert_eq!((row.points, row.attempts), (36, 4));
+    assert_eq!(row.request_id.as_deref(), Some("req-s-0"));
+    assert_eq!(row.last_error, None);
+    assert_eq!(row.fetched_at, t(2_000));
+
+    let all = store.ledger(None).await.unwrap();
+    let streams: Vec<_> = all.iter().map(|e| e.stream.as_str()).collect();
+    assert_eq!(
+        streams,
+        ["other", "s", "s"],
+        "ordered by stream, then start"
+    );
+}
+
+async fn record_failure_upserts_exactly_its_window(store: &Store) {
+    let series = [(key("stall_rate"), "%", 1.0)];
+    let a = batch("s", 0, 12, false, &series, t(1_000));
+    store.commit_window(&a).await.unwrap();
+    store
+        .commit_window(&batch("s", 60, 12, false, &series, t(1_000)))
+        .await
+        .unwrap();
+    let (_, points_before) = metrics(store).await;
+
+    // A refetch of window a fails: its row says so; window b's row and every point stay.
+    store
+        .record_failure(
+            "s",
+            a.window,
+            "http 503: try later",
+            Some("req-1"),
+            2,
+            t(2_000),
+        )
+        .await
+        .unwrap();
+    store
+        .record_failure("s", a.window, "http 429: throttled", None, 3, t(3_000))
+        .await
+        .unwrap();
+    let ledger = store.ledger(Some("s")).await.unwrap();
+    assert_eq!(ledger.len(), 2);
+    let failed = &ledger[0];
+    assert_eq!(failed.window, a.window);
+    assert_eq!(failed.state, WindowState::Failed);
+    assert_eq!(failed.points, 0);
+    assert_eq!(failed.attempts, 3);
+    assert_eq!(failed.last_error.as_deref(), Some("http 429: throttled"));
+    assert_eq!(failed.request_id, None);
+    assert_eq!(failed.fetched_at, t(3_000));
+    assert_eq!(ledger[1].state, WindowState::Provisional);
+    assert_eq!(metrics(store).await.1, points_before);
+
+    // A window that never succeeded gets its own row.
+    store
+        .record_failure(
+            "s",
+            Window::new(t(120), t(180)),
+            "boom",
+            Some("req-2"),
+            1,
+            t(3_000),
+        )
+        .await
+        .unwrap();
+    let ledger = store.ledger(Some("s")).await.unwrap();
+    assert_eq!(ledger.len(), 3);
+    assert_eq!(ledger[2].request_id.as_deref(), Some("req-2"));
+}
+
+async fn runs_round_trip(store: &Store) {
+    assert_eq!(store.last_run().await.unwrap(), None);
+    let started =
+        Utc.with_ymd_and_hms(2024, 5, 2, 1, 0, 0).unwrap() + Duration::microseconds(123_456);
+    let id = store.start_run("sync", started).await.unwrap();
+    let run = store.last_run().await.unwrap().unwrap();
+    assert_eq!(
+        (
+            run.id,
+            run.mode.as_str(),
+            run.started_at,
+            run.finished_at,
+            run.status
+        ),
+        (id, "sync", started, None, RunStatus::Running)
+    );
+    assert_eq!(run.counts(), RunCounts::default());
+
+    let counts = RunCounts {
+        requests: 11,
+        retries: 3,
+        throttled: 1,
+        points: WriteCounts {
+            inserted: 1000,
+            updated: 20,
+            unchanged: 5,
+        },
+        windows_ok: 9,
+        windows_failed: 2,
+    };
+    let finished = started + Duration::seconds(90);
+    store
+        .finish_run(id, RunStatus::Partial, &counts, finished)
+        .await
+        .unwrap();
+    let run = store.last_run().await.unwrap().unwrap();
+    assert_eq!(run.finished_at, Some(finished));
+    assert_eq!(run.status, RunStatus::Partial);
+    assert_eq!(run.counts(), counts);
+    assert_eq!((run.points_inserted, run.windows_failed), (1000, 2));
+
+    let next = store.start_run("demo", finished).await.unwrap();
+    assert!(next > id);
+    assert_eq!(store.last_run().await.unwrap().unwrap().mode, "demo");
+    assert!(
+        store
+            .finish_run(next + 100, RunStatus::Ok, &counts, finished)
+            .await
+            .is_err()
+    );
+}
+
+async fn concurrent_commits_all_land(store: &Store) {
+    let series: Vec<_> = (0..5)
+        .map(|i| (key(&format!("ind{i}")), "%", i as f64))
+        .collect();
+    let batches: Vec<_> = (0..8)
+        .map(|w| batch("s", w * 60, 12, true, &series, t(9_000)))
+        .collect();
+    // SQLite queues them on its one writer; PostgreSQL runs them side by side.
+    let results = futures::future::join_all(batches.iter().map(|b| store.commit_window(b))).await;
+    for r in results {
+        assert_eq!(r.unwrap(), counts(60, 0, 0));
+    }
+    assert_eq!(store.ledger(None).await.unwrap().len(), 8);
+    assert_eq!(metrics(store).await.1.len(), 480);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connecting
+
+#[tokio::test]
+async fn a_password_never_appears_in_an_error() {
+    let err = match Store::connect("postgres://u:secretpw@127.0.0.1:1/x").await {
+        Err(e) => e,
+        Ok(_) => panic!("connected to port 1"),
+    };
+    let message = err.to_string();
+    assert!(matches!(err, StoreError::Connect { .. }), "{message}");
+    assert!(!message.contains("secretpw"), "{message}");
+    assert!(
+        message.contains("postgres://u:***@127.0.0.1:1/x"),
+        "{message}"
+    );
+    assert!(!format!("{err:?}").contains("secretpw"));
+
+    let err = match Store::connect("mysql://u:secretpw@127.0.0.1/x").await {
+        Err(e) => e,
+        Ok(_) => panic!("accepted mysql"),
+    };
+    let message = err.to_string();
+    assert!(!message.contains("secretpw"), "{message}");
+    assert!(
+        message.contains("sqlite://") && message.contains("postgres://"),
+        "names the allowed schemes: {message}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_creates_a_missing_file_and_reopens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.backend_name(), "sqlite");
+    assert!(path.exists());
+    let series = [(key("stall_rate"), "%", 1.0)];
+    store
+        .commit_window(&batch("s", 0, 3, true, &series, t(100)))
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+
+    // Migrations are applied once; the data is still there.
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(metrics(&store).await.1.len(), 3);
+    let mode: String = match &store {
+        Store::Sqlite(s) => sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(s.pool())
+            .await
+            .unwrap(),
+        Store::Postgres(_) => unreachable!(),
+    };
+    assert_eq!(mode, "wal");
+}
