@@ -55,6 +55,10 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
     pub quiet: u8,
 
+    /// Pretend the current time is this instant (RFC 3339): reproducible plans and tests.
+    #[arg(long, global = true, hide = true, value_name = "TIME")]
+    pub now: Option<DateTime<Utc>>,
+
     #[command(subcommand)]
     pub command: Command,
 }

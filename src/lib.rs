@@ -5,11 +5,15 @@
 //! them), and `simulator` (a local stand-in for the API). See ARCHITECTURE.md for the codemap.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod fetcher;
+pub mod pipeline;
 pub mod planner;
+pub mod progress;
+pub mod report;
 pub mod simulator;
 pub mod store;
 pub mod telemetry;

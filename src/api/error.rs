@@ -86,7 +86,7 @@ pub enum ApiError {
 
 fn human_bytes(n: &usize) -> String {
     const MIB: usize = 1024 * 1024;
-    if *n >= MIB && n % MIB == 0 {
+    if *n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else {
         format!("{n} byte")

@@ -130,6 +130,44 @@ pub struct CoverageRow {
     pub last_run_at: Option<DateTime<Utc>>,
 }
 
+/// One row of the `quality_metrics` view, times as `YYYY-MM-DDTHH:MM:SSZ` text on both backends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricRow {
+    pub app_id: String,
+    pub room_id: String,
+    pub indicator: String,
+    pub unit: String,
+    pub granularity: String,
+    pub product_type: String,
+    pub os: String,
+    pub access: String,
+    pub user_ids: String,
+    pub ts: String,
+    pub value: f64,
+    pub settled: bool,
+    pub updated_at: String,
+}
+
+impl std::fmt::Display for MetricRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} {} {}{} ({})",
+            self.app_id,
+            self.indicator,
+            self.granularity,
+            self.ts,
+            self.value,
+            self.unit,
+            if self.settled {
+                "settled"
+            } else {
+                "provisional"
+            }
+        )
+    }
+}
+
 /// One row of the `sync_runs` table, every column.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRow {
@@ -148,6 +186,27 @@ pub struct RunRow {
     pub points_unchanged: u64,
     pub windows_ok: u64,
     pub windows_failed: u64,
+}
+
+impl std::fmt::Display for RunRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "#{} {} started {} {}: {} windows ok, {} failed; {} calls, {} retries, {} throttled; points {} inserted, {} updated, {} unchanged",
+            self.id,
+            self.mode,
+            self.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            self.status.as_str(),
+            self.windows_ok,
+            self.windows_failed,
+            self.requests,
+            self.retries,
+            self.throttled,
+            self.points_inserted,
+            self.points_updated,
+            self.points_unchanged
+        )
+    }
 }
 
 impl RunRow {
@@ -311,6 +370,14 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.coverage().await,
             Store::Postgres(s) => s.coverage().await,
+        }
+    }
+
+    /// Rows of the `quality_metrics` view, newest first; all of them when `limit` is `None`.
+    pub async fn metrics(&self, limit: Option<i64>) -> Result<Vec<MetricRow>> {
+        match self {
+            Store::Sqlite(s) => s.metrics(limit).await,
+            Store::Postgres(s) => s.metrics(limit).await,
         }
     }
 

@@ -776,6 +776,41 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+impl SqliteStore {
+    /// Rows of the `quality_metrics` view, newest first; all of them when `limit` is `None`.
+    pub async fn metrics(&self, limit: Option<i64>) -> Result<Vec<super::MetricRow>> {
+        let rows = sqlx::query(
+            "SELECT app_id, room_id, indicator, unit, granularity, product_type, os, access, user_ids, \
+                    ts, value, settled, updated_at \
+             FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT ?",
+        )
+        .bind(limit.unwrap_or(-1))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading quality_metrics"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::MetricRow {
+                    app_id: r.try_get(0)?,
+                    room_id: r.try_get(1)?,
+                    indicator: r.try_get(2)?,
+                    unit: r.try_get(3)?,
+                    granularity: r.try_get(4)?,
+                    product_type: r.try_get(5)?,
+                    os: r.try_get(6)?,
+                    access: r.try_get(7)?,
+                    user_ids: r.try_get(8)?,
+                    ts: r.try_get(9)?,
+                    value: r.try_get(10)?,
+                    settled: r.try_get(11)?,
+                    updated_at: r.try_get(12)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db("decoding quality_metrics"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

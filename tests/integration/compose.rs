@@ -11,7 +11,11 @@ fn compose() -> Value {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_sequence()
-        .map(|s| s.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|s| {
+            s.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -29,7 +33,10 @@ fn postgres_has_a_health_check_a_named_volume_and_loopback_ports() {
     );
     for s in c["services"].as_mapping().unwrap().values() {
         for p in strings(&s["ports"]) {
-            assert!(p.starts_with("127.0.0.1:"), "port {p} must be bound to 127.0.0.1");
+            assert!(
+                p.starts_with("127.0.0.1:"),
+                "port {p} must be bound to 127.0.0.1"
+            );
         }
     }
 }
@@ -55,8 +62,15 @@ fn the_image_is_multi_stage_small_and_not_root() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
     let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
     assert_eq!(froms.len(), 2, "a build stage and a runtime stage");
-    assert!(froms[1].contains("slim"), "a small runtime image: {}", froms[1]);
-    let user = text.lines().rfind(|l| l.starts_with("USER ")).expect("a USER line");
+    assert!(
+        froms[1].contains("slim"),
+        "a small runtime image: {}",
+        froms[1]
+    );
+    let user = text
+        .lines()
+        .rfind(|l| l.starts_with("USER "))
+        .expect("a USER line");
     assert!(!user.contains("root") && user != "USER 0", "{user}");
     assert!(text.contains("--locked"), "reproducible build");
 }

@@ -4,6 +4,8 @@ mod api;
 mod api_helpers;
 mod compose;
 mod helpers;
+mod kill;
+mod pipeline;
 mod sim_helpers;
 mod simulator;
 mod store;

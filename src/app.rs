@@ -1,0 +1,383 @@
+//! The commands: glue that loads settings, opens the store, runs a stage and prints the outcome.
+//!
+//! Every command returns its exit code; `main` only parses and exits. Errors are reported here,
+//! once, in plain words.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::client::{Client, request_for};
+use crate::cli::{Cli, Command, DemoArgs, PlanArgs, RangeArgs, SimulateArgs, StatusArgs, SyncArgs};
+use crate::config::{Credentials, DatabaseUrl, Settings};
+use crate::fetcher::Fetcher;
+use crate::pipeline::{self, RunOptions};
+use crate::planner::PlanOptions;
+use crate::progress::Progress;
+use crate::report;
+use crate::simulator;
+use crate::store::{Store, StoreError};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_LOCKED: u8 = 3;
+
+/// Runs the parsed command line and returns the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    match dispatch(&cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            let locked = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<StoreError>(),
+                    Some(StoreError::Locked { .. })
+                )
+            });
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            if locked { EXIT_LOCKED } else { EXIT_FAILED }
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::Sync(args) => sync(cli, args).await,
+        Command::Plan(args) => plan(cli, args).await,
+        Command::Status(args) => status(cli, args).await,
+        Command::Check => check(cli).await,
+        Command::Migrate => migrate(cli).await,
+        Command::Simulate(args) => simulate(args).await,
+        Command::Demo(args) => demo(cli, args).await,
+    }
+}
+
+/// The current time, or the hidden `--now` of tests and reproducible runs.
+fn now(cli: &Cli) -> chrono::DateTime<Utc> {
+    cli.now.unwrap_or_else(Utc::now)
+}
+
+/// Loads and validates the config file, then applies `--database-url` / `DATABASE_URL`.
+fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let mut settings = Settings::load(&cli.config)?;
+    if let Some(url) = &cli.database_url {
+        settings.database_url = DatabaseUrl::new(url.clone());
+    }
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(settings)
+}
+
+/// The database URL for commands that need nothing else: the flag or `DATABASE_URL`, else the
+/// config file's.
+fn database_url_only(cli: &Cli) -> anyhow::Result<DatabaseUrl> {
+    if let Some(url) = &cli.database_url {
+        return Ok(DatabaseUrl::new(url.clone()));
+    }
+    Ok(load_settings(cli)?.database_url)
+}
+
+async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
+    Store::connect(url.expose())
+        .await
+        .with_context(|| format!("cannot open the database {url}"))
+}
+
+fn credentials() -> anyhow::Result<Credentials> {
+    Credentials::from_env()?.ok_or_else(|| {
+        anyhow!(
+            "no API credentials: set VOLC_ACCESSKEY and VOLC_SECRETKEY (or VOLCENGINE_ACCESS_KEY and \
+             VOLCENGINE_SECRET_KEY); to try the tool without them run `rtc-quality-sync demo`"
+        )
+    })
+}
+
+fn plan_options(range: &RangeArgs, settings: &Settings) -> RunOptions {
+    let tz = settings.window.timezone;
+    RunOptions {
+        plan: PlanOptions {
+            from: range.from.map(|t| t.resolve(tz)),
+            to: range.to.map(|t| t.resolve(tz)),
+            refetch: range.refetch,
+        },
+        jobs: range.jobs.clone(),
+        mode: if range.from.is_some() || range.to.is_some() || range.refetch {
+            "backfill".into()
+        } else {
+            "sync".into()
+        },
+    }
+}
+
+/// Cancels the token on the first SIGINT/SIGTERM; a second one exits at once.
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::warn!(
+            "interrupted: no new calls are sent; committing what has arrived (press Ctrl-C again to stop at once)"
+        );
+        t.cancel();
+        wait_for_signal().await;
+        eprintln!("stopped at once; every committed window is kept");
+        std::process::exit(130);
+    });
+    token
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
+    let settings = load_settings(cli)?;
+    let options = plan_options(&args.range, &settings);
+    let store = open_store(&settings.database_url).await?;
+    if args.dry_run {
+        let (_, plan) = pipeline::make_plan(&settings, &store, &options, now(cli)).await?;
+        print!(
+            "{}",
+            report::plan_text(&plan, settings.source.requests_per_second)
+        );
+        return Ok(EXIT_OK);
+    }
+    let credentials = credentials()?;
+    let client = Client::new(&settings.source, credentials)?;
+    let fetcher = Fetcher::new(client, &settings.source);
+    run_sync(
+        &settings,
+        &store,
+        &fetcher,
+        &options,
+        now(cli),
+        cli.quiet > 0,
+        shutdown_on_signals(),
+    )
+    .await
+}
+
+/// Takes the lock, runs the pipeline, prints the summary, returns the exit code.
+async fn run_sync(
+    settings: &Settings,
+    store: &Store,
+    fetcher: &Fetcher,
+    options: &RunOptions,
+    now: chrono::DateTime<Utc>,
+    quiet: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<u8> {
+    let holder = format!(
+        "rtc-quality-sync {} (pid {})",
+        options.mode,
+        std::process::id()
+    );
+    let lock = store.try_lock(&holder).await?;
+    let progress = Progress::auto(quiet);
+    let result = pipeline::run(settings, store, fetcher, options, now, shutdown, &progress).await;
+    if let Err(e) = lock.release().await {
+        tracing::warn!("releasing the lock: {e}");
+    }
+    let report = result?;
+    print!("{}", report::summary_text(&report));
+    Ok(report.exit_code())
+}
+
+async fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
+    let settings = load_settings(cli)?;
+    let options = plan_options(&args.range, &settings);
+    let store = open_store(&settings.database_url).await?;
+    let (_, plan) = pipeline::make_plan(&settings, &store, &options, now(cli)).await?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::plan_json(
+                &plan,
+                settings.source.requests_per_second
+            ))?
+        );
+    } else {
+        print!(
+            "{}",
+            report::plan_text(&plan, settings.source.requests_per_second)
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
+    let url = database_url_only(cli)?;
+    let store = open_store(&url).await?;
+    let status = report::Status::load(&store).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", status.text());
+    }
+    Ok(EXIT_OK)
+}
+
+async fn migrate(cli: &Cli) -> anyhow::Result<u8> {
+    let url = database_url_only(cli)?;
+    let store = open_store(&url).await?;
+    store.migrate().await?;
+    println!("migrations applied to {url}");
+    Ok(EXIT_OK)
+}
+
+async fn check(cli: &Cli) -> anyhow::Result<u8> {
+    let mut ok = true;
+    let settings = match load_settings(cli) {
+        Ok(s) => {
+            println!(
+                "ok    config {}: {} jobs, {} streams",
+                cli.config.display(),
+                s.jobs.len(),
+                s.streams().len()
+            );
+            s
+        }
+        Err(e) => {
+            println!("FAIL  config: {e:#}");
+            return Ok(EXIT_FAILED);
+        }
+    };
+    match open_store(&settings.database_url).await {
+        Ok(store) => println!(
+            "ok    database {} ({})",
+            settings.database_url,
+            store.backend_name()
+        ),
+        Err(e) => {
+            ok = false;
+            println!("FAIL  database: {e:#}");
+        }
+    }
+    match credentials() {
+        Err(e) => {
+            ok = false;
+            println!("FAIL  credentials: {e:#}");
+        }
+        Ok(creds) => {
+            println!(
+                "ok    credentials: access key {}",
+                crate::config::mask_access_key(&creds.access_key_id)
+            );
+            let client = Client::new(&settings.source, creds)?;
+            let stream = &settings.streams()[0];
+            let h = crate::planner::horizon(&settings.window, stream.granularity, now(cli));
+            let day = chrono::Duration::days(1).min(h.end - h.start);
+            let window = crate::domain::Window::new(h.end - day, h.end);
+            let req = request_for(stream, window, settings.window.timezone);
+            match client.list_quality(&req).await {
+                Ok(f) => println!(
+                    "ok    api {}: ListQuality for {} {} returned {} series (RequestId {})",
+                    settings.source.endpoint,
+                    stream.name,
+                    window,
+                    f.indicators.len(),
+                    f.request_id
+                ),
+                Err(e) => {
+                    ok = false;
+                    println!("FAIL  api {}: {e}", settings.source.endpoint);
+                }
+            }
+        }
+    }
+    Ok(if ok { EXIT_OK } else { EXIT_FAILED })
+}
+
+async fn simulate(args: &SimulateArgs) -> anyhow::Result<u8> {
+    simulator::run(args, wait_for_signal()).await?;
+    Ok(EXIT_OK)
+}
+
+async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
+    let sim = simulator::spawn(simulator::SimulatorConfig {
+        latency: std::time::Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await
+    .context("cannot start the simulator")?;
+    let url = cli
+        .database_url
+        .clone()
+        .unwrap_or_else(|| "sqlite://demo.db".to_string());
+    let settings = demo_settings(&sim.endpoint(), &url, args.streams)?;
+    println!(
+        "demo: simulator at {}, database {}, {} streams, 30 days at 2 calls/s",
+        sim.endpoint(),
+        settings.database_url,
+        settings.streams().len()
+    );
+    let store = open_store(&settings.database_url).await?;
+    let creds = Credentials::new(simulator::DEMO_ACCESS_KEY, simulator::DEMO_SECRET_KEY, None);
+    let fetcher = Fetcher::new(Client::new(&settings.source, creds)?, &settings.source);
+    let options = RunOptions {
+        mode: "demo".into(),
+        ..Default::default()
+    };
+    let code = run_sync(
+        &settings,
+        &store,
+        &fetcher,
+        &options,
+        now(cli),
+        cli.quiet > 0,
+        shutdown_on_signals(),
+    )
+    .await?;
+    sim.shutdown().await;
+    println!();
+    print!("{}", report::Status::load(&store).await?.text());
+    println!();
+    println!("try it:");
+    let path = url.trim_start_matches("sqlite://");
+    if url.starts_with("sqlite:") {
+        println!(
+            "  sqlite3 {path} \"SELECT indicator, ts, value FROM quality_metrics WHERE granularity = '1d' ORDER BY ts DESC LIMIT 5\""
+        );
+    } else {
+        println!(
+            "  psql \"$DATABASE_URL\" -c \"SELECT indicator, ts, value FROM quality_metrics WHERE granularity = '1d' ORDER BY ts DESC LIMIT 5\""
+        );
+    }
+    for row in store.metrics(Some(5)).await? {
+        println!("  {row}");
+    }
+    Ok(code)
+}
+
+/// The demo's configuration: a handful of streams against the in-process simulator.
+pub fn demo_settings(
+    endpoint: &str,
+    database_url: &str,
+    streams: usize,
+) -> anyhow::Result<Settings> {
+    let jobs: String = (0..streams.div_ceil(2).max(1))
+        .map(|i| {
+            format!(
+                "[[jobs]]\nname = \"demo-app-{i}\"\napp_id = \"demo_app_{i}\"\n\
+                 indicators = [\"join_room_success_rate\", \"stall_rate\"]\ngranularity = [\"1d\", \"5min\"]\n"
+            )
+        })
+        .collect();
+    let text = format!(
+        "[source]\nendpoint = \"{endpoint}\"\n[storage]\ndatabase_url = \"{database_url}\"\n{jobs}"
+    );
+    Ok(Settings::parse(&text, Path::new("(demo)"))?)
+}

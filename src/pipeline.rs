@@ -1,0 +1,475 @@
+//! The run that joins the stages: plan, fetch newest first, keep what lies in the window, commit.
+//!
+//! **Invariant:** a window's points and its ledger row are committed together by the store, one
+//! window at a time, so a kill at any instant loses no committed window and half-writes none.
+//! **Invariant:** memory is bounded by `max_in_flight` windows, however long the backfill: windows
+//! are streamed through, never collected for the whole run.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::client::{Fetched, request_for};
+use crate::api::error::{ApiError, ErrorScope};
+use crate::config::{Settings, Stream};
+use crate::domain::{
+    Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Window, WindowBatch, WriteCounts,
+};
+use crate::fetcher::Fetcher;
+use crate::planner::{self, Plan, PlanOptions};
+use crate::progress::Progress;
+use crate::store::Store;
+
+/// What a run is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub plan: PlanOptions,
+    /// Only these jobs; empty = all.
+    pub jobs: Vec<String>,
+    /// Recorded in the runs table: `sync`, `backfill`, `demo`.
+    pub mode: String,
+}
+
+/// The counts of one stream in one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamSummary {
+    pub stream: String,
+    pub windows_planned: u64,
+    pub windows_ok: u64,
+    pub windows_failed: u64,
+    /// Windows not attempted because the job or the run stopped.
+    pub windows_skipped: u64,
+    pub points: WriteCounts,
+    pub calls: u64,
+    /// The first error of the stream, if any, as the user should read it.
+    pub error: Option<String>,
+}
+
+/// What a run did, for the summary and the exit code.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub streams: Vec<StreamSummary>,
+    pub counts: RunCounts,
+    pub duration_ms: u64,
+    /// Jobs stopped by an error that concerns the whole job, with that error.
+    pub failed_jobs: Vec<(String, String)>,
+    /// Set when the API refused the credentials: no job could run.
+    pub credentials_error: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+impl RunReport {
+    /// The exit code PRODUCT.md fixes for this outcome.
+    pub fn exit_code(&self) -> u8 {
+        match self.status {
+            RunStatus::Ok | RunStatus::Running => 0,
+            RunStatus::Partial => 2,
+            RunStatus::Failed => 1,
+            RunStatus::Interrupted => 130,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Plan(#[from] planner::PlanError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("no job matches --job {0}; the configured jobs are: {1}")]
+    UnknownJob(String, String),
+}
+
+/// The streams a run covers: every configured stream, or those of the `--job` names.
+pub fn select_streams(settings: &Settings, jobs: &[String]) -> Result<Vec<Stream>, PipelineError> {
+    let all = settings.streams();
+    if jobs.is_empty() {
+        return Ok(all);
+    }
+    for j in jobs {
+        if !settings.jobs.iter().any(|job| &job.name == j) {
+            let names: Vec<&str> = settings.jobs.iter().map(|j| j.name.as_str()).collect();
+            return Err(PipelineError::UnknownJob(j.clone(), names.join(", ")));
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|s| jobs.contains(&s.job.name))
+        .collect())
+}
+
+/// Plans without fetching: reads the ledger, no writes.
+pub async fn make_plan(
+    settings: &Settings,
+    store: &Store,
+    options: &RunOptions,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Stream>, Plan), PipelineError> {
+    let streams = select_streams(settings, &options.jobs)?;
+    let ledger = store.ledger(None).await?;
+    let plan = planner::plan(&settings.window, &streams, &ledger, now, options.plan)?;
+    Ok((streams, plan))
+}
+
+/// One unit of work: a window of a stream.
+struct Task {
+    stream: Arc<Stream>,
+    window: Window,
+    /// Calls this exact window cost in earlier runs.
+    prior_attempts: i64,
+}
+
+/// Shared state of a run, updated as windows finish.
+#[derive(Default)]
+struct Tally {
+    streams: BTreeMap<String, StreamSummary>,
+    failed_jobs: HashMap<String, String>,
+    credentials_error: Option<String>,
+}
+
+/// Runs a sync: plans at `now`, fetches through `fetcher`, commits into `store`.
+///
+/// `shutdown` stops sending new calls; windows already fetched are committed, those in flight are
+/// dropped, and the run is recorded as interrupted. The caller holds the database lock.
+pub async fn run(
+    settings: &Settings,
+    store: &Store,
+    fetcher: &Fetcher,
+    options: &RunOptions,
+    now: DateTime<Utc>,
+    shutdown: CancellationToken,
+    progress: &Progress,
+) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let (streams, plan) = make_plan(settings, store, options, now).await?;
+    let ledger = store.ledger(None).await?;
+    let prior: HashMap<(String, Window), i64> = ledger
+        .into_iter()
+        .map(|e| ((e.stream, e.window), e.attempts))
+        .collect();
+
+    let stream_by_name: HashMap<String, Arc<Stream>> = streams
+        .into_iter()
+        .map(|s| (s.name.clone(), Arc::new(s)))
+        .collect();
+    let mut tasks: Vec<Task> = Vec::new();
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    for sp in &plan.streams {
+        let stream = stream_by_name[&sp.stream].clone();
+        tally.lock().unwrap().streams.insert(
+            sp.stream.clone(),
+            StreamSummary {
+                stream: sp.stream.clone(),
+                windows_planned: sp.windows.len() as u64,
+                ..Default::default()
+            },
+        );
+        for w in &sp.windows {
+            tasks.push(Task {
+                stream: stream.clone(),
+                window: *w,
+                prior_attempts: prior.get(&(sp.stream.clone(), *w)).copied().unwrap_or(0),
+            });
+        }
+    }
+    // Newest windows first, so fresh data reaches dashboards first; streams interleaved.
+    tasks.sort_by(|a, b| {
+        b.window
+            .end
+            .cmp(&a.window.end)
+            .then_with(|| a.stream.name.cmp(&b.stream.name))
+    });
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
+
+    let run_id = store.start_run(&options.mode, now).await?;
+    let total = tasks.len() as u64;
+    tracing::info!(
+        run.id = run_id,
+        streams = plan.streams.len(),
+        windows = total,
+        estimated_s = plan
+            .estimated_duration(settings.source.requests_per_second)
+            .as_secs(),
+        "sync started"
+    );
+    progress.start(total);
+
+    let in_flight = settings.source.max_in_flight.max(1);
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let work = futures::stream::iter(tasks)
+        .take_while(|_| {
+            let stop = shutdown.is_cancelled();
+            if stop {
+                interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            futures::future::ready(!stop)
+        })
+        .map(|task| {
+            let tally = tally.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                process(
+                    settings, store, fetcher, task, now, started, &tally, &shutdown, progress,
+                )
+                .await
+            }
+        })
+        .buffer_unordered(in_flight);
+    futures::pin_mut!(work);
+    let mut store_error = None;
+    while let Some(r) = work.next().await {
+        if let Err(e) = r {
+            // A dead database stops the run: nothing more could be committed.
+            tracing::error!(error = %e, "the database failed; stopping the run");
+            store_error.get_or_insert(e);
+            shutdown.cancel();
+        }
+    }
+    if shutdown.is_cancelled() {
+        interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    progress.finish();
+
+    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    let stats = fetcher.stats();
+    let mut counts = RunCounts {
+        requests: stats.requests,
+        retries: stats.retries,
+        throttled: stats.throttled,
+        ..Default::default()
+    };
+    let mut streams: Vec<StreamSummary> = tally.streams.into_values().collect();
+    for s in &mut streams {
+        s.windows_skipped = s.windows_planned - s.windows_ok - s.windows_failed;
+        counts.points += s.points;
+        counts.windows_ok += s.windows_ok;
+        counts.windows_failed += s.windows_failed;
+    }
+    let any_failed = streams
+        .iter()
+        .any(|s| s.windows_failed > 0 || s.windows_skipped > 0);
+    let status = if interrupted.load(std::sync::atomic::Ordering::Relaxed) || store_error.is_some()
+    {
+        RunStatus::Interrupted
+    } else if tally.credentials_error.is_some() && counts.windows_ok == 0 {
+        RunStatus::Failed
+    } else if any_failed {
+        RunStatus::Partial
+    } else {
+        RunStatus::Ok
+    };
+    store
+        .finish_run(run_id, status, &counts, now + elapsed(started))
+        .await?;
+    if let Some(e) = store_error {
+        return Err(e.into());
+    }
+    let mut failed_jobs: Vec<(String, String)> = tally.failed_jobs.into_iter().collect();
+    failed_jobs.sort();
+    Ok(RunReport {
+        run_id,
+        status,
+        streams,
+        counts,
+        duration_ms: started.elapsed().as_millis() as u64,
+        failed_jobs,
+        credentials_error: tally.credentials_error,
+        warnings: plan.warnings,
+    })
+}
+
+fn elapsed(started: Instant) -> Duration {
+    Duration::from_std(started.elapsed()).unwrap_or_default()
+}
+
+/// Fetches one window and commits it, or records its failure. Only a store error is returned:
+/// an API error belongs to the window and is recorded in the ledger.
+#[allow(clippy::too_many_arguments)]
+async fn process(
+    settings: &Settings,
+    store: &Store,
+    fetcher: &Fetcher,
+    task: Task,
+    now: DateTime<Utc>,
+    started: Instant,
+    tally: &Mutex<Tally>,
+    shutdown: &CancellationToken,
+    progress: &Progress,
+) -> Result<(), crate::store::StoreError> {
+    let stream = &task.stream;
+    {
+        let t = tally.lock().unwrap();
+        // A job (or every job) already stopped by an error that concerns it: skip quietly.
+        if t.credentials_error.is_some() || t.failed_jobs.contains_key(&stream.job.name) {
+            return Ok(());
+        }
+    }
+    let request = request_for(stream, task.window, settings.window.timezone);
+    let outcome = tokio::select! {
+        o = fetcher.fetch(&request) => o,
+        _ = shutdown.cancelled() => {
+            tracing::info!(stream = %stream.name, window = %task.window, "interrupted before the window arrived; it is fetched again next run");
+            return Ok(());
+        }
+    };
+    let fetched_at = now + elapsed(started);
+    let attempts = task.prior_attempts + i64::from(outcome.attempts);
+    match outcome.result {
+        Ok(fetched) => {
+            let batches = to_batches(
+                settings,
+                stream,
+                task.window,
+                &fetched,
+                attempts,
+                fetched_at,
+            );
+            let mut written = WriteCounts::default();
+            let mut points = 0;
+            for b in &batches {
+                points += b.point_count();
+                written += store.commit_window(b).await?;
+            }
+            tracing::debug!(
+                stream = %stream.name, window = %task.window, rows = points,
+                inserted = written.inserted, updated = written.updated, unchanged = written.unchanged,
+                request_id = %fetched.request_id, "window committed"
+            );
+            let mut t = tally.lock().unwrap();
+            let s = t.streams.get_mut(&stream.name).expect("planned stream");
+            s.windows_ok += 1;
+            s.calls += u64::from(outcome.attempts);
+            s.points += written;
+            progress.window_done(points as u64, fetcher.stats());
+        }
+        Err(error) => {
+            let message = error.to_string();
+            tracing::warn!(
+                stream = %stream.name, window = %task.window, attempts,
+                request_id = error.request_id().unwrap_or(""), "window failed: {message}"
+            );
+            store
+                .record_failure(
+                    &stream.name,
+                    task.window,
+                    &message,
+                    error.request_id(),
+                    attempts,
+                    fetched_at,
+                )
+                .await?;
+            let mut t = tally.lock().unwrap();
+            note_scope(&mut t, stream, &error);
+            let s = t.streams.get_mut(&stream.name).expect("planned stream");
+            s.windows_failed += 1;
+            s.calls += u64::from(outcome.attempts);
+            s.error.get_or_insert(message);
+            progress.window_done(0, fetcher.stats());
+        }
+    }
+    Ok(())
+}
+
+/// Remembers an error that stops a whole job or the whole run, and says so once.
+fn note_scope(t: &mut Tally, stream: &Stream, error: &ApiError) {
+    match error.scope() {
+        ErrorScope::Credentials if t.credentials_error.is_none() => {
+            tracing::error!("the API refused the credentials; stopping every job: {error}");
+            t.credentials_error = Some(error.to_string());
+        }
+        ErrorScope::Job if !t.failed_jobs.contains_key(&stream.job.name) => {
+            tracing::error!(job = %stream.job.name, "stopping this job: {error}");
+            t.failed_jobs
+                .insert(stream.job.name.clone(), error.to_string());
+        }
+        _ => {}
+    }
+}
+
+/// Turns a response into what the store commits: points outside the window dropped, duplicates
+/// merged, split into the settled part and the provisional tail (each its own ledger row).
+pub fn to_batches(
+    settings: &Settings,
+    stream: &Stream,
+    window: Window,
+    fetched: &Fetched,
+    attempts: i64,
+    fetched_at: DateTime<Utc>,
+) -> Vec<WindowBatch> {
+    let job = &stream.job;
+    let mut by_name: BTreeMap<&str, (&str, BTreeMap<DateTime<Utc>, f64>)> = BTreeMap::new();
+    for ind in &fetched.indicators {
+        let entry = by_name
+            .entry(ind.name.as_str())
+            .or_insert_with(|| (ind.unit.as_str(), BTreeMap::new()));
+        for p in &ind.points {
+            // Whether EndTime is inclusive is undocumented: keep only buckets that start inside.
+            if window.contains(p.ts) {
+                entry.1.insert(p.ts, p.value);
+            }
+        }
+    }
+    let cut = planner::settled_until(&settings.window, stream.granularity, fetched_at)
+        .clamp(window.start, window.end);
+    let parts: Vec<(Window, bool)> = [
+        (
+            Window {
+                start: window.start,
+                end: cut,
+            },
+            true,
+        ),
+        (
+            Window {
+                start: cut,
+                end: window.end,
+            },
+            false,
+        ),
+    ]
+    .into_iter()
+    .filter(|(w, _)| w.start < w.end)
+    .collect();
+    let mut seen = HashSet::new();
+    parts
+        .into_iter()
+        .map(|(part, settled)| WindowBatch {
+            stream: stream.name.clone(),
+            window: part,
+            settled,
+            series: by_name
+                .iter()
+                .map(|(name, (unit, points))| SeriesPoints {
+                    key: SeriesKey {
+                        app_id: job.app_id.clone(),
+                        room_id: job.room_id.clone(),
+                        indicator: name.to_string(),
+                        granularity: stream.granularity,
+                        product_type: job.product_type.as_str().to_string(),
+                        os: job.os.join(","),
+                        access: job.access.join(","),
+                        user_ids: job.user_ids.join(","),
+                    },
+                    unit: unit.to_string(),
+                    points: points
+                        .range(part.start..part.end)
+                        .filter(|(ts, _)| seen.insert((*name, **ts)))
+                        .map(|(&ts, &value)| Point { ts, value })
+                        .collect(),
+                })
+                .collect(),
+            attempts,
+            request_id: Some(fetched.request_id.clone()),
+            fetched_at,
+        })
+        .collect()
+}

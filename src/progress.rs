@@ -1,0 +1,114 @@
+//! Progress of a long run: a live bar on a terminal, periodic log lines otherwise.
+//!
+//! Schedulers capture stderr into files, where a redrawn bar is noise; there a line every
+//! [`LOG_EVERY`] says the same in a form that greps well.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::fetcher::FetchStats;
+
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Reports windows and points as they are committed.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    state: Mutex<State>,
+}
+
+struct State {
+    started: Instant,
+    last_log: Instant,
+    total: u64,
+    done: u64,
+    points: u64,
+}
+
+impl Progress {
+    /// A bar when stderr is a terminal and `quiet` is off; log lines otherwise.
+    pub fn auto(quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} windows, {msg} (eta {eta})",
+                )
+                .expect("valid template"),
+            );
+            bar
+        });
+        Self::with_bar(bar)
+    }
+
+    /// No bar and no periodic lines (tests, `--quiet`).
+    pub fn hidden() -> Self {
+        Self::with_bar(None)
+    }
+
+    fn with_bar(bar: Option<ProgressBar>) -> Self {
+        let now = Instant::now();
+        Progress {
+            bar,
+            state: Mutex::new(State {
+                started: now,
+                last_log: now,
+                total: 0,
+                done: 0,
+                points: 0,
+            }),
+        }
+    }
+
+    pub fn start(&self, total: u64) {
+        let mut s = self.state.lock().unwrap();
+        s.total = total;
+        s.started = Instant::now();
+        s.last_log = s.started;
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(0);
+            bar.enable_steady_tick(Duration::from_millis(200));
+        }
+    }
+
+    /// One window finished (committed or failed) with `points` points.
+    pub fn window_done(&self, points: u64, stats: FetchStats) {
+        let mut s = self.state.lock().unwrap();
+        s.done += 1;
+        s.points += points;
+        let secs = s.started.elapsed().as_secs_f64().max(0.001);
+        let rate = stats.requests as f64 / secs;
+        let msg = format!(
+            "{} points, {:.2} calls/s, {} retries, {} throttled, {:.1} s waiting on the rate limit",
+            s.points,
+            rate,
+            stats.retries,
+            stats.throttled,
+            stats.rate_wait_ms as f64 / 1000.0
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_position(s.done);
+            bar.set_message(msg);
+        } else if s.last_log.elapsed() >= LOG_EVERY || s.done == s.total {
+            s.last_log = Instant::now();
+            tracing::info!(
+                windows.done = s.done,
+                windows.total = s.total,
+                points = s.points,
+                calls_per_s = (rate * 100.0).round() / 100.0,
+                retries = stats.retries,
+                throttled = stats.throttled,
+                "progress"
+            );
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! What the commands print: plans, run summaries and status, as text tables and JSON.
+//!
+//! **Invariant:** nothing here changes state; it formats what the planner and the store return.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::{LedgerEntry, WindowState};
+use crate::pipeline::RunReport;
+use crate::planner::Plan;
+use crate::store::{CoverageRow, RunRow, Store, StoreError};
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// The plan as a table: one line per window, then the totals.
+pub fn plan_text(plan: &Plan, requests_per_second: f64) -> String {
+    let mut out = String::new();
+    for w in &plan.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    for s in &plan.streams {
+        match s.range {
+            Some(r) => {
+                let _ = writeln!(
+                    out,
+                    "{}  range {} .. {}  {} windows",
+                    s.stream,
+                    ts(r.start),
+                    ts(r.end),
+                    s.windows.len()
+                );
+            }
+            None => {
+                let _ = writeln!(out, "{}  nothing in range", s.stream);
+            }
+        }
+        for w in &s.windows {
+            let _ = writeln!(
+                out,
+                "  {} .. {}  ({:.1} days)",
+                ts(w.start),
+                ts(w.end),
+                w.duration().num_seconds() as f64 / 86_400.0
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} requests, about {} at {} requests/s",
+        plan.request_count(),
+        human_duration(plan.estimated_duration(requests_per_second)),
+        requests_per_second
+    );
+    out
+}
+
+#[derive(Serialize)]
+pub struct PlanJson<'a> {
+    pub requests: usize,
+    pub estimated_seconds: f64,
+    pub requests_per_second: f64,
+    pub warnings: &'a [String],
+    pub streams: &'a [crate::planner::StreamPlan],
+}
+
+pub fn plan_json(plan: &Plan, requests_per_second: f64) -> PlanJson<'_> {
+    PlanJson {
+        requests: plan.request_count(),
+        estimated_seconds: plan.estimated_duration(requests_per_second).as_secs_f64(),
+        requests_per_second,
+        warnings: &plan.warnings,
+        streams: &plan.streams,
+    }
+}
+
+/// The end-of-run summary: one line per stream, then the totals.
+pub fn summary_text(r: &RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<40} {:>7} {:>6} {:>8} {:>8} {:>9} {:>6}",
+        "stream", "windows", "failed", "inserted", "updated", "unchanged", "calls"
+    );
+    for s in &r.streams {
+        let _ = writeln!(
+            out,
+            "{:<40} {:>7} {:>6} {:>8} {:>8} {:>9} {:>6}",
+            s.stream,
+            format!("{}/{}", s.windows_ok, s.windows_planned),
+            s.windows_failed,
+            s.points.inserted,
+            s.points.updated,
+            s.points.unchanged,
+            s.calls
+        );
+        if let Some(e) = &s.error {
+            let _ = writeln!(out, "  error: {e}");
+        }
+    }
+    let c = &r.counts;
+    let _ = writeln!(
+        out,
+        "run {} {}: {} windows ok, {} failed; points {} inserted, {} updated, {} unchanged; \
+         {} calls, {} retries, {} throttled; {}",
+        r.run_id,
+        r.status.as_str(),
+        c.windows_ok,
+        c.windows_failed,
+        c.points.inserted,
+        c.points.updated,
+        c.points.unchanged,
+        c.requests,
+        c.retries,
+        c.throttled,
+        human_duration(std::time::Duration::from_millis(r.duration_ms))
+    );
+    if let Some(e) = &r.credentials_error {
+        let _ = writeln!(out, "every job stopped: {e}");
+    }
+    for (job, e) in &r.failed_jobs {
+        let _ = writeln!(out, "job {job} stopped: {e}");
+    }
+    out
+}
+
+/// `status`: coverage per stream, the windows that still need work, and the last run.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub streams: Vec<StreamStatus>,
+    pub last_run: Option<RunRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StreamStatus {
+    #[serde(flatten)]
+    pub coverage: CoverageRow,
+    /// Windows that the next run fetches again, with why.
+    pub open_windows: Vec<LedgerEntry>,
+}
+
+impl Status {
+    pub async fn load(store: &Store) -> Result<Status, StoreError> {
+        let coverage = store.coverage().await?;
+        let ledger = store.ledger(None).await?;
+        let streams = coverage
+            .into_iter()
+            .map(|c| StreamStatus {
+                open_windows: ledger
+                    .iter()
+                    .filter(|e| e.stream == c.stream && e.state != WindowState::Settled)
+                    .cloned()
+                    .collect(),
+                coverage: c,
+            })
+            .collect();
+        Ok(Status {
+            streams,
+            last_run: store.last_run().await?,
+        })
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        if self.streams.is_empty() {
+            out.push_str("no stream has been synced yet; run `rtc-quality-sync sync`\n");
+        }
+        let _ = writeln!(
+            out,
+            "{:<40} {:<21} {:>11} {:>6} {:>10} {:<21}",
+            "stream", "settled through", "provisional", "failed", "points", "last fetched"
+        );
+        for s in &self.streams {
+            let c = &s.coverage;
+            let _ = writeln!(
+                out,
+                "{:<40} {:<21} {:>11} {:>6} {:>10} {:<21}",
+                c.stream,
+                c.settled_through.map(ts).unwrap_or_else(|| "-".into()),
+                c.provisional_windows,
+                c.failed_windows,
+                c.points,
+                c.last_run_at.map(ts).unwrap_or_else(|| "-".into())
+            );
+            for e in s
+                .open_windows
+                .iter()
+                .filter(|e| e.state == WindowState::Failed)
+            {
+                let _ = writeln!(
+                    out,
+                    "  failed {} .. {} after {} attempts: {} (RequestId {})",
+                    ts(e.window.start),
+                    ts(e.window.end),
+                    e.attempts,
+                    e.last_error.as_deref().unwrap_or("?"),
+                    e.request_id.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        if let Some(r) = &self.last_run {
+            let _ = writeln!(out, "last run: {r}");
+        }
+        out
+    }
+}
