@@ -345,16 +345,12 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
     println!();
     print!("{}", report::Status::load(&store).await?.text());
     println!();
-    println!("try it:");
-    let path = url.trim_start_matches("sqlite://");
-    if url.starts_with("sqlite:") {
-        println!(
-            "  sqlite3 {path} \"SELECT indicator, ts, value FROM quality_metrics WHERE granularity = '1d' ORDER BY ts DESC LIMIT 5\""
-        );
-    } else {
-        println!(
-            "  psql \"$DATABASE_URL\" -c \"SELECT indicator, ts, value FROM quality_metrics WHERE granularity = '1d' ORDER BY ts DESC LIMIT 5\""
-        );
+    const SAMPLE: &str = "SELECT app_id, indicator, granularity, ts, value, unit, settled \
+                          FROM quality_metrics ORDER BY ts DESC LIMIT 5";
+    println!("the newest points:");
+    match url.strip_prefix("sqlite://") {
+        Some(path) => println!("  sqlite3 {path} \"{SAMPLE}\""),
+        None => println!("  psql \"$DATABASE_URL\" -c \"{SAMPLE}\""),
     }
     for row in store.metrics(Some(5)).await? {
         println!("  {row}");

@@ -32,6 +32,7 @@ pub fn init(format: LogFormat, verbose: u8, quiet: u8) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     // A second install (tests in one process) is harmless: the first one stays.
     let _ = match format {
