@@ -100,10 +100,10 @@ async fn run() {
     let only = std::env::var("BENCH_BACKENDS").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|b| b.trim() == name);
     let mut lines = Vec::new();
-    if wanted("postgres") {
-        if let Some(pg) = bench_postgres(&data).await {
-            lines.push(pg.report());
-        }
+    if wanted("postgres")
+        && let Some(pg) = bench_postgres(&data).await
+    {
+        lines.push(pg.report());
     }
     if wanted("sqlite") {
         lines.push(bench_sqlite(&data).await.report());
