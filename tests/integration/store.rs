@@ -41,6 +41,7 @@ on_both_backends!(
     record_failure_upserts_exactly_its_window,
     runs_round_trip,
     concurrent_commits_all_land,
+    an_empty_window_still_gets_its_ledger_row,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -824,6 +825,22 @@ async fn concurrent_commits_all_land(store: &Store) {
     }
     assert_eq!(store.ledger(None).await.unwrap().len(), 8);
     assert_eq!(metrics(store).await.1.len(), 480);
+}
+
+async fn an_empty_window_still_gets_its_ledger_row(store: &Store) {
+    // A window without traffic: the API returned no series at all.
+    let empty = batch("s", 0, 12, true, &[], t(500));
+    assert_eq!(store.commit_window(&empty).await.unwrap(), counts(0, 0, 0));
+    let ledger = store.ledger(None).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(
+        (ledger[0].state, ledger[0].points),
+        (WindowState::Settled, 0)
+    );
+    assert_eq!(
+        store.coverage().await.unwrap()[0].settled_through,
+        Some(t(60))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
