@@ -87,6 +87,11 @@ impl PgStore {
         &self.pool
     }
 
+    /// The database URL with its password replaced by `***`.
+    pub fn redacted_url(&self) -> &str {
+        &self.url
+    }
+
     #[doc(hidden)]
     pub fn set_fail_after_points(&self, n: Option<usize>) {
         self.fail.set(n);
