@@ -233,6 +233,16 @@ pub enum Store {
     Postgres(PgStore),
 }
 
+impl std::fmt::Debug for Store {
+    /// The backend and where it points, never a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Sqlite(s) => write!(f, "Store::Sqlite({})", s.path().display()),
+            Store::Postgres(s) => write!(f, "Store::Postgres({})", s.redacted_url()),
+        }
+    }
+}
+
 /// Holds the one-sync-per-database lock until dropped or released.
 ///
 /// Dropping it releases the lock too (the OS drops the file lock, PostgreSQL ends the session that

@@ -87,6 +87,11 @@ impl PgStore {
         &self.pool
     }
 
+    /// The database URL with its password replaced by `***`.
+    pub fn redacted_url(&self) -> &str {
+        &self.url
+    }
+
     #[doc(hidden)]
     pub fn set_fail_after_points(&self, n: Option<usize>) {
         self.fail.set(n);
@@ -398,7 +403,10 @@ async fn resolve_series(conn: &mut PgConnection, batch: &NormBatch<'_>) -> Resul
     let mut ids: Vec<Option<(i64, String)>> = vec![None; n];
     let all: Vec<usize> = (0..n).collect();
     lookup_series(conn, batch, &all, &mut ids).await?;
-    let missing: Vec<usize> = (0..n).filter(|&i| ids[i].is_none()).collect();
+    let mut missing: Vec<usize> = (0..n).filter(|&i| ids[i].is_none()).collect();
+    // Two commits adding the same new series wait on each other's unique-index entries; inserting in
+    // one global order keeps that from ever becoming a deadlock.
+    missing.sort_by_key(|&i| batch.series[i].key);
     if !missing.is_empty() {
         let col = |f: for<'x> fn(&'x NormSeries<'x>) -> &'x str| -> Vec<&str> {
             missing.iter().map(|&i| f(&batch.series[i])).collect()

@@ -27,7 +27,7 @@ use super::{
 };
 use crate::domain::{LedgerEntry, RunCounts, RunStatus, Window, WindowBatch, WriteCounts};
 
-/// Points per upsert statement. With 5 binds a row this stays far under SQLite's 32,766 variables;
+/// Points per upsert statement. With 3 binds a row this stays far under SQLite's 32,766 variables;
 /// a power of two so that any remainder splits into the few smaller powers of two, which keeps the
 /// set of statement texts small and every one of them prepared once per connection.
 const POINT_CHUNK: usize = 1024;
@@ -72,7 +72,10 @@ impl SqliteStore {
             // the last ones on a power cut, and spares an fsync per window.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // A window's stored points come back as one row each; a deep buffer lets SQLite's worker
+            // thread run ahead instead of waking the reader for every few rows.
+            .row_buffer_size(4096);
         let writer = options.connect().await.map_err(|e| StoreError::Connect {
             url: redacted.clone(),
             message: scrub(&e.to_string(), url),
@@ -240,13 +243,10 @@ impl SqliteStore {
             let mut q = sqlx::query(upsert_sql(n));
             for _ in 0..n {
                 let &(id, ts, value) = rows.next().expect("counted rows");
-                q = q
-                    .bind(id)
-                    .bind(format_bucket(ts))
-                    .bind(value)
-                    .bind(batch.settled)
-                    .bind(updated_at.as_str());
+                q = q.bind(id).bind(format_bucket(ts)).bind(value);
             }
+            // The window's settled flag and write time, bound once per statement, not per row.
+            q = q.bind(batch.settled).bind(updated_at.as_str());
             q.execute(&mut *conn).await.map_err(db("writing points"))?;
             remaining -= n;
             written += n;
@@ -556,12 +556,15 @@ fn upsert_sql(rows: usize) -> &'static str {
         let mut n = 1;
         while n <= POINT_CHUNK {
             let mut sql = String::from(
-                "INSERT INTO points (series_id, ts, value, settled, updated_at) VALUES ",
+                "INSERT INTO points (series_id, ts, value, settled, updated_at) \
+                 SELECT v.column1, v.column2, v.column3, c.settled, c.updated_at FROM (VALUES ",
             );
-            push_placeholders(&mut sql, n, 5);
+            push_placeholders(&mut sql, n, 3);
+            // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
             // Only new or changed points reach this statement, so the update always changes the row.
             sql.push_str(
-                " ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value, \
+                ") AS v, (SELECT ? AS settled, ? AS updated_at) AS c WHERE true \
+                 ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value, \
                  settled = excluded.settled, updated_at = excluded.updated_at",
             );
             v.push(sql);
@@ -858,7 +861,7 @@ mod tests {
         }
         assert!(sizes.len() <= 11, "{sizes:?}");
         assert!(upsert_sql(4).matches('(').count() >= 4);
-        assert_eq!(upsert_sql(2).matches('?').count(), 10);
+        assert_eq!(upsert_sql(2).matches('?').count(), 2 * 3 + 2);
     }
 
     #[test]

@@ -41,6 +41,7 @@ on_both_backends!(
     record_failure_upserts_exactly_its_window,
     runs_round_trip,
     concurrent_commits_all_land,
+    an_empty_window_still_gets_its_ledger_row,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -826,6 +827,22 @@ async fn concurrent_commits_all_land(store: &Store) {
     assert_eq!(metrics(store).await.1.len(), 480);
 }
 
+async fn an_empty_window_still_gets_its_ledger_row(store: &Store) {
+    // A window without traffic: the API returned no series at all.
+    let empty = batch("s", 0, 12, true, &[], t(500));
+    assert_eq!(store.commit_window(&empty).await.unwrap(), counts(0, 0, 0));
+    let ledger = store.ledger(None).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(
+        (ledger[0].state, ledger[0].points),
+        (WindowState::Settled, 0)
+    );
+    assert_eq!(
+        store.coverage().await.unwrap()[0].settled_through,
+        Some(t(60))
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Connecting
 
@@ -843,6 +860,32 @@ async fn a_password_never_appears_in_an_error() {
         "{message}"
     );
     assert!(!format!("{err:?}").contains("secretpw"));
+
+    // A store that did connect does not show the password either (in a fresh database: connecting
+    // applies the migrations).
+    if let Some((_db, store)) = crate::helpers::pg_store().await {
+        let Store::Postgres(pg) = &store else {
+            unreachable!()
+        };
+        let mut with_password = url::Url::parse(pg.redacted_url()).unwrap();
+        if with_password.password().is_none() && with_password.set_password(Some("trustpw")).is_ok()
+        {
+            // Trust authentication ignores the password, so this connects; else the error is checked.
+            let shown = match Store::connect(with_password.as_str()).await {
+                Ok(other) => {
+                    let shown = format!("{other:?}");
+                    other.close().await;
+                    shown
+                }
+                Err(e) => format!("{e} {e:?}"),
+            };
+            assert!(
+                !shown.contains("trustpw") && shown.contains("***"),
+                "{shown}"
+            );
+        }
+        store.close().await;
+    }
 
     let err = match Store::connect("mysql://u:secretpw@127.0.0.1/x").await {
         Err(e) => e,
