@@ -5,7 +5,7 @@
 //! **Invariant:** memory is bounded by `max_in_flight` windows, however long the backfill: windows
 //! are streamed through, never collected for the whole run.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -57,6 +57,8 @@ pub struct RunReport {
     pub status: RunStatus,
     pub streams: Vec<StreamSummary>,
     pub counts: RunCounts,
+    /// Time calls spent waiting for the rate limiter, summed over concurrent calls.
+    pub rate_wait_ms: u64,
     pub duration_ms: u64,
     /// Jobs stopped by an error that concerns the whole job, with that error.
     pub failed_jobs: Vec<(String, String)>,
@@ -280,6 +282,7 @@ pub async fn run(
         status,
         streams,
         counts,
+        rate_wait_ms: stats.rate_wait_ms,
         duration_ms: started.elapsed().as_millis() as u64,
         failed_jobs,
         credentials_error: tally.credentials_error,
@@ -439,7 +442,6 @@ pub fn to_batches(
     .into_iter()
     .filter(|(w, _)| w.start < w.end)
     .collect();
-    let mut seen = HashSet::new();
     parts
         .into_iter()
         .map(|(part, settled)| WindowBatch {
@@ -462,7 +464,6 @@ pub fn to_batches(
                     unit: unit.to_string(),
                     points: points
                         .range(part.start..part.end)
-                        .filter(|(ts, _)| seen.insert((*name, **ts)))
                         .map(|(&ts, &value)| Point { ts, value })
                         .collect(),
                 })

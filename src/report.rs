@@ -116,7 +116,7 @@ pub fn summary_text(r: &RunReport) -> String {
     let _ = writeln!(
         out,
         "run {} {}: {} windows ok, {} failed; points {} inserted, {} updated, {} unchanged; \
-         {} calls, {} retries, {} throttled; {}",
+         {} calls, {} retries, {} throttled, {:.1} s waiting on the rate limit; {}",
         r.run_id,
         r.status.as_str(),
         c.windows_ok,
@@ -127,6 +127,7 @@ pub fn summary_text(r: &RunReport) -> String {
         c.requests,
         c.retries,
         c.throttled,
+        r.rate_wait_ms as f64 / 1000.0,
         human_duration(std::time::Duration::from_millis(r.duration_ms))
     );
     if let Some(e) = &r.credentials_error {
