@@ -2,6 +2,7 @@
 
 mod api;
 mod api_helpers;
+mod bi;
 mod cli;
 mod compose;
 mod helpers;

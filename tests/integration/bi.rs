@@ -1,0 +1,531 @@
+//! The BI starter queries of `sql/`: every file run on its backend against a real backfill, each
+//! checked for what a dashboard user would see.
+//!
+//! The queries use the database's own clock (`now()`), so the data is loaded at the real current
+//! time. They are run through the simple query protocol, as `psql` and `sqlite3` run them, and their
+//! rows are compared with what the store holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Timelike, Utc};
+use rtc_quality_sync::config::Settings;
+use rtc_quality_sync::domain::RunStatus;
+use rtc_quality_sync::store::{MetricRow, Store};
+use serde_json::Value;
+use sqlx::{Column, Connection, Row, TypeInfo, ValueRef};
+
+use crate::helpers::{database_url, sqlite_store, unique_name};
+use crate::pipeline::{config_text, settings, simulator, sync_at};
+
+/// One result row: column name to value. Numbers are JSON numbers, booleans JSON booleans (SQLite's
+/// 0/1 stay numbers), times RFC 3339 text.
+type ResultRow = BTreeMap<String, Value>;
+
+/// The five files, in order; a new file must get a check here.
+const QUERIES: [&str; 5] = [
+    "01_daily_trend.sql",
+    "02_worst_rooms_this_week.sql",
+    "03_five_minute_drilldown.sql",
+    "04_coverage_and_freshness.sql",
+    "05_still_provisional.sql",
+];
+
+/// Rooms for "worst rooms this week", beside `room-b` (app_b/room-1) of the shared test config.
+const EXTRA_JOBS: &str = r#"
+[[jobs]]
+name = "room-c"
+app_id = "app_b"
+room_id = "room-2"
+indicators = ["stall_rate"]
+granularity = "1d"
+
+[[jobs]]
+name = "room-d"
+app_id = "app_c"
+room_id = "room-3"
+indicators = ["stall_rate"]
+granularity = "1d"
+"#;
+
+/// Backfills the horizon at the real current time; returns the settings and every stored point.
+async fn load(store: &Store) -> (Settings, Vec<MetricRow>) {
+    let now = Utc::now();
+    let sim = simulator(60, "", now).await;
+    let s = settings(&config_text(&sim.endpoint(), 50.0, EXTRA_JOBS));
+    let report = sync_at(&s, store, now).await;
+    assert_eq!(report.status, RunStatus::Ok, "{report:?}");
+    let points = store.metrics(None).await.unwrap();
+    assert!(!points.is_empty());
+    (s, points)
+}
+
+/// Every `.sql` file of `sql/<backend>`, checked to be exactly the five known ones.
+fn query_files(backend: &str) -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("sql")
+        .join(backend);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sql"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names, QUERIES,
+        "sql/{backend} holds other files than the ones checked here"
+    );
+    names
+        .into_iter()
+        .map(|n| {
+            let text = std::fs::read_to_string(dir.join(&n)).unwrap();
+            (n, text)
+        })
+        .collect()
+}
+
+async fn run_sqlite(path: &Path) -> BTreeMap<String, Vec<ResultRow>> {
+    let url = format!("sqlite://{}", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut out = BTreeMap::new();
+    for (name, sql) in query_files("sqlite") {
+        let rows = sqlx::raw_sql(&sql)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("sql/sqlite/{name}: {e}"));
+        let rows = rows
+            .iter()
+            .map(|row| {
+                row.columns()
+                    .iter()
+                    .map(|c| {
+                        let raw = row.try_get_raw(c.ordinal()).unwrap();
+                        let v = if raw.is_null() {
+                            Value::Null
+                        } else {
+                            match raw.type_info().name() {
+                                "INTEGER" | "BOOLEAN" => {
+                                    Value::from(row.get::<i64, _>(c.ordinal()))
+                                }
+                                "REAL" => Value::from(row.get::<f64, _>(c.ordinal())),
+                                _ => Value::from(row.get::<String, _>(c.ordinal())),
+                            }
+                        };
+                        (c.name().to_string(), v)
+                    })
+                    .collect()
+            })
+            .collect();
+        out.insert(name, rows);
+    }
+    conn.close().await.unwrap();
+    out
+}
+
+async fn run_postgres(url: &str) -> BTreeMap<String, Vec<ResultRow>> {
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let mut out = BTreeMap::new();
+    for (name, sql) in query_files("postgres") {
+        // The simple query protocol answers in text, as psql sees it.
+        let rows = sqlx::raw_sql(&sql)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("sql/postgres/{name}: {e}"));
+        let rows = rows
+            .iter()
+            .map(|row| {
+                row.columns()
+                    .iter()
+                    .map(|c| {
+                        let raw = row.try_get_raw(c.ordinal()).unwrap();
+                        let v = if raw.is_null() {
+                            Value::Null
+                        } else {
+                            let text = raw.as_str().unwrap().to_string();
+                            match c.type_info().name() {
+                                "INT2" | "INT4" | "INT8" | "FLOAT4" | "FLOAT8" | "NUMERIC" => {
+                                    Value::from(text.parse::<f64>().unwrap())
+                                }
+                                "BOOL" => Value::from(text == "t"),
+                                "TIMESTAMPTZ" => Value::from(
+                                    DateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f%#z")
+                                        .unwrap_or_else(|e| panic!("{text}: {e}"))
+                                        .to_rfc3339(),
+                                ),
+                                _ => Value::from(text),
+                            }
+                        };
+                        (c.name().to_string(), v)
+                    })
+                    .collect()
+            })
+            .collect();
+        out.insert(name, rows);
+    }
+    conn.close().await.unwrap();
+    out
+}
+
+fn text<'a>(r: &'a ResultRow, col: &str) -> &'a str {
+    r.get(col)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("column {col} is not text in {r:?}"))
+}
+
+fn num(r: &ResultRow, col: &str) -> f64 {
+    r.get(col)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("column {col} is not a number in {r:?}"))
+}
+
+fn time(r: &ResultRow, col: &str) -> DateTime<Utc> {
+    let t = text(r, col);
+    DateTime::parse_from_rfc3339(t)
+        .unwrap_or_else(|e| panic!("column {col} = {t:?} is not a time: {e}"))
+        .with_timezone(&Utc)
+}
+
+fn parse_ts(t: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc)
+}
+
+/// The simulator's range for a returned indicator name.
+fn in_range(indicator: &str, v: f64) -> bool {
+    if indicator.ends_with("success_rate") {
+        (90.0..=100.0).contains(&v)
+    } else if indicator.ends_with("stall_rate") {
+        (0.0..=10.0).contains(&v)
+    } else {
+        panic!("unexpected indicator {indicator}")
+    }
+}
+
+fn local_day(t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&FixedOffset::east_opt(8 * 3600).unwrap())
+        .date_naive()
+}
+
+fn check(
+    results: &BTreeMap<String, Vec<ResultRow>>,
+    settings: &Settings,
+    points: &[MetricRow],
+    backend: &str,
+) {
+    let now = Utc::now();
+    for (name, rows) in results {
+        assert!(!rows.is_empty(), "sql/{backend}/{name} returned no rows");
+    }
+
+    // 01: one row per (indicator, day) of the whole-app series, each the stored daily value.
+    let trend = &results["01_daily_trend.sql"];
+    let daily: BTreeMap<(String, String), f64> = points
+        .iter()
+        .filter(|p| p.granularity == "1d" && p.room_id.is_empty())
+        .map(|p| ((p.indicator.clone(), p.ts.clone()), p.value))
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut days_per_indicator: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in trend {
+        let (ind, day) = (text(r, "indicator"), time(r, "day"));
+        assert!(
+            seen.insert((ind, day)),
+            "01: two rows for {ind} on {day}: {trend:?}"
+        );
+        // The database's now() ran a moment before this `now`.
+        assert!(
+            day >= now - Duration::days(30) - Duration::minutes(5),
+            "01: {day} is older than 30 days"
+        );
+        assert_eq!(
+            day.with_timezone(&FixedOffset::east_opt(8 * 3600).unwrap())
+                .hour(),
+            0,
+            "01: a day starts at +08:00 midnight"
+        );
+        let v = num(r, "value");
+        assert!(in_range(ind, v), "01: {ind} = {v} is out of range");
+        let stored = daily[&(
+            ind.to_string(),
+            day.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )];
+        assert!(
+            (v - stored).abs() < 0.005,
+            "01: {ind} {day}: {v} but stored {stored}"
+        );
+        assert_eq!(text(r, "unit"), "%");
+        *days_per_indicator.entry(ind).or_default() += 1;
+    }
+    assert_eq!(
+        days_per_indicator.keys().copied().collect::<Vec<_>>(),
+        [
+            "10s_join_room_success_rate",
+            "5s_join_room_success_rate",
+            "audio_stall_rate",
+            "video_stall_rate"
+        ],
+        "01: the whole-app indicators"
+    );
+    for (ind, n) in &days_per_indicator {
+        assert!(
+            (25..=30).contains(n),
+            "01: {ind} has {n} days, expected about 29"
+        );
+    }
+    assert!(
+        trend
+            .windows(2)
+            .all(|w| (text(&w[0], "indicator"), time(&w[0], "day"))
+                < (text(&w[1], "indicator"), time(&w[1], "day"))),
+        "01: ordered by indicator, day"
+    );
+
+    // 02: the configured rooms' stall rates, worst first, over at most 7 days.
+    let worst = &results["02_worst_rooms_this_week.sql"];
+    let rooms: BTreeSet<&str> = worst.iter().map(|r| text(r, "room_id")).collect();
+    assert_eq!(
+        rooms,
+        BTreeSet::from(["room-1", "room-2", "room-3"]),
+        "02: {worst:?}"
+    );
+    assert_eq!(worst.len(), 6, "02: two stall rates per room: {worst:?}");
+    for r in worst {
+        assert!(text(r, "indicator").ends_with("stall_rate"));
+        assert!(in_range("stall_rate", num(r, "avg_value")), "02: {r:?}");
+        assert!(
+            (1.0..=7.0).contains(&num(r, "days")),
+            "02: more than a week: {r:?}"
+        );
+    }
+    assert!(
+        worst
+            .windows(2)
+            .all(|w| num(&w[0], "avg_value") >= num(&w[1], "avg_value")),
+        "02: not worst first: {worst:?}"
+    );
+
+    // 03: one complete +08:00 day of five-minute points, the day before the newest bucket's day.
+    let drill = &results["03_five_minute_drilldown.sql"];
+    let newest = points
+        .iter()
+        .filter(|p| p.granularity == "5min")
+        .map(|p| parse_ts(&p.ts))
+        .max()
+        .unwrap();
+    let expected_day = local_day(newest).pred_opt().unwrap();
+    let mut per_series: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for r in drill {
+        let ts = time(r, "ts");
+        assert_eq!(
+            local_day(ts),
+            expected_day,
+            "03: {ts} is outside the +08:00 day {expected_day}"
+        );
+        assert_eq!(
+            ts.timestamp() % 300,
+            0,
+            "03: {ts} is not a five-minute bucket"
+        );
+        assert!(in_range(text(r, "indicator"), num(r, "value")), "03: {r:?}");
+        *per_series
+            .entry((text(r, "app_id"), text(r, "indicator")))
+            .or_default() += 1;
+    }
+    assert_eq!(
+        per_series
+            .keys()
+            .map(|(a, i)| format!("{a}/{i}"))
+            .collect::<Vec<_>>(),
+        [
+            "app_a/10s_join_room_success_rate",
+            "app_a/5s_join_room_success_rate",
+            "app_a/audio_stall_rate",
+            "app_a/video_stall_rate",
+            "app_b/audio_stall_rate",
+            "app_b/video_stall_rate",
+        ],
+        "03: the five-minute series"
+    );
+    for (series, n) in &per_series {
+        // 288 buckets a day; the simulator leaves about 3 % without traffic.
+        assert!(
+            (250..=288).contains(n),
+            "03: {series:?} has {n} rows for one day"
+        );
+    }
+    assert!(
+        drill.windows(2).all(|w| (
+            text(&w[0], "app_id"),
+            text(&w[0], "indicator"),
+            time(&w[0], "ts")
+        ) < (
+            text(&w[1], "app_id"),
+            text(&w[1], "indicator"),
+            time(&w[1], "ts")
+        )),
+        "03: ordered by app, indicator, time"
+    );
+
+    // 04: one row per configured stream, just fetched, nothing failed, every stored point counted.
+    let coverage = &results["04_coverage_and_freshness.sql"];
+    let streams: Vec<String> = coverage
+        .iter()
+        .map(|r| text(r, "stream").to_string())
+        .collect();
+    let mut configured: Vec<String> = settings.streams().into_iter().map(|s| s.name).collect();
+    configured.sort();
+    assert_eq!(streams, configured, "04: one row per stream");
+    let mut total = 0.0;
+    for r in coverage {
+        assert_eq!(num(r, "failed_windows"), 0.0, "04: {r:?}");
+        assert!(
+            num(r, "provisional_windows") >= 1.0,
+            "04: a fresh run leaves the newest window provisional: {r:?}"
+        );
+        assert!(num(r, "points") > 0.0, "04: {r:?}");
+        let hours = num(r, "hours_since_last_fetch");
+        assert!(
+            (0.0..=0.2).contains(&hours),
+            "04: fetched {hours} h ago: {r:?}"
+        );
+        assert!(time(r, "settled_through") < now, "04: {r:?}");
+        total += num(r, "points");
+    }
+    assert_eq!(
+        total as usize,
+        points.len(),
+        "04: points per stream add up to what is stored"
+    );
+
+    // 05: only provisional values, newest first, as many as are stored (up to the limit).
+    let provisional = &results["05_still_provisional.sql"];
+    let settled: BTreeMap<(&str, &str, &str, &str, &str), bool> = points
+        .iter()
+        .map(|p| {
+            (
+                (
+                    p.app_id.as_str(),
+                    p.room_id.as_str(),
+                    p.indicator.as_str(),
+                    p.granularity.as_str(),
+                    p.ts.as_str(),
+                ),
+                p.settled,
+            )
+        })
+        .collect();
+    let unsettled = points.iter().filter(|p| !p.settled).count();
+    assert!(
+        unsettled < points.len(),
+        "05: some values must be settled for this to mean anything"
+    );
+    assert_eq!(
+        provisional.len(),
+        unsettled.min(200),
+        "05: the provisional rows"
+    );
+    for r in provisional {
+        let ts = time(r, "ts").format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let key = (
+            text(r, "app_id"),
+            text(r, "room_id"),
+            text(r, "indicator"),
+            text(r, "granularity"),
+            ts.as_str(),
+        );
+        assert_eq!(
+            settled.get(&key),
+            Some(&false),
+            "05: {r:?} is not a provisional point"
+        );
+    }
+    assert!(
+        provisional
+            .windows(2)
+            .all(|w| time(&w[0], "ts") >= time(&w[1], "ts")),
+        "05: newest first"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_bi_queries_answer_what_a_dashboard_needs() {
+    let (dir, store) = sqlite_store().await;
+    let (s, points) = load(&store).await;
+    let results = run_sqlite(&dir.path().join("test.db")).await;
+    check(&results, &s, &points, "sqlite");
+}
+
+/// A fresh PostgreSQL database whose URL the test keeps, dropped with its connections at the end.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// `None` (skip) when `TEST_DATABASE_URL` is unset, like `helpers::pg_store`; fails under
+    /// `REQUIRE_POSTGRES=1`.
+    async fn create() -> Option<PgDatabase> {
+        let required = std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            assert!(
+                !required,
+                "REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is unset"
+            );
+            eprintln!("skipping the postgres half: TEST_DATABASE_URL is unset");
+            return None;
+        };
+        let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(c) => c,
+            Err(e) if !required => {
+                eprintln!("skipping the postgres half: cannot reach TEST_DATABASE_URL: {e}");
+                return None;
+            }
+            Err(e) => panic!("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is unreachable: {e}"),
+        };
+        let name = unique_name("rqs_bi");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("CREATE DATABASE");
+        let _ = admin.close().await;
+        Some(PgDatabase { admin_url, name })
+    }
+
+    fn url(&self) -> String {
+        database_url(&self.admin_url, &self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // The test's runtime cannot be blocked on; a thread with its own runtime can.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[tokio::test]
+async fn postgres_bi_queries_answer_what_a_dashboard_needs() {
+    let Some(db) = PgDatabase::create().await else {
+        return;
+    };
+    let store = Store::connect(&db.url())
+        .await
+        .expect("a fresh postgres store");
+    let (s, points) = load(&store).await;
+    let results = run_postgres(&db.url()).await;
+    check(&results, &s, &points, "postgres");
+    store.close().await;
+}
