@@ -23,21 +23,50 @@ use crate::store::{Store, StoreError};
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_LOCKED: u8 = 3;
+pub const EXIT_USAGE: u8 = 64;
+
+/// Writes command output to stdout; a closed pipe (`plan --json | head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// `println!` through [`emit`].
+macro_rules! say {
+    ($($arg:tt)*) => { emit(&format!("{}\n", format_args!($($arg)*)))? };
+}
 
 /// Runs the parsed command line and returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
     match dispatch(&cli).await {
         Ok(code) => code,
         Err(e) => {
+            let usage = e
+                .chain()
+                .any(|c| c.downcast_ref::<simulator::SimulatorError>().is_some());
             let locked = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<StoreError>(),
                     Some(StoreError::Locked { .. })
                 )
             });
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
-            if locked { EXIT_LOCKED } else { EXIT_FAILED }
+            // Said once: as a log event for schedulers that read JSON, as plain text otherwise.
+            if cli.log_format == crate::telemetry::LogFormat::Json {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            if usage {
+                EXIT_USAGE
+            } else if locked {
+                EXIT_LOCKED
+            } else {
+                EXIT_FAILED
+            }
         }
     }
 }
@@ -62,8 +91,8 @@ fn now(cli: &Cli) -> chrono::DateTime<Utc> {
 /// Loads and validates the config file, then applies `--database-url` / `DATABASE_URL`.
 fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     let mut settings = Settings::load(&cli.config)?;
-    if let Some(url) = &cli.database_url {
-        settings.database_url = DatabaseUrl::new(url.clone());
+    if let Some(url) = database_url_override(cli) {
+        settings.database_url = DatabaseUrl::new(url);
     }
     for w in &settings.warnings {
         tracing::warn!("{w}");
@@ -71,11 +100,20 @@ fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
+/// `--database-url`, else `DATABASE_URL`; `None` leaves the config file's.
+fn database_url_override(cli: &Cli) -> Option<String> {
+    cli.database_url.clone().or_else(|| {
+        std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+    })
+}
+
 /// The database URL for commands that need nothing else: the flag or `DATABASE_URL`, else the
 /// config file's.
 fn database_url_only(cli: &Cli) -> anyhow::Result<DatabaseUrl> {
-    if let Some(url) = &cli.database_url {
-        return Ok(DatabaseUrl::new(url.clone()));
+    if let Some(url) = database_url_override(cli) {
+        return Ok(DatabaseUrl::new(url));
     }
     Ok(load_settings(cli)?.database_url)
 }
@@ -149,10 +187,10 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
     let store = open_store(&settings.database_url).await?;
     if args.dry_run {
         let (_, plan) = pipeline::make_plan(&settings, &store, &options, now(cli)).await?;
-        print!(
-            "{}",
-            report::plan_text(&plan, settings.source.requests_per_second)
-        );
+        emit(&report::plan_text(
+            &plan,
+            settings.source.requests_per_second,
+        ))?;
         return Ok(EXIT_OK);
     }
     let credentials = credentials()?;
@@ -180,11 +218,7 @@ async fn run_sync(
     quiet: bool,
     shutdown: CancellationToken,
 ) -> anyhow::Result<u8> {
-    let holder = format!(
-        "rtc-quality-sync {} (pid {})",
-        options.mode,
-        std::process::id()
-    );
+    let holder = format!("rtc-quality-sync {}", options.mode);
     let lock = store.try_lock(&holder).await?;
     let progress = Progress::auto(quiet);
     let result = pipeline::run(settings, store, fetcher, options, now, shutdown, &progress).await;
@@ -192,7 +226,7 @@ async fn run_sync(
         tracing::warn!("releasing the lock: {e}");
     }
     let report = result?;
-    print!("{}", report::summary_text(&report));
+    emit(&report::summary_text(&report))?;
     Ok(report.exit_code())
 }
 
@@ -202,7 +236,7 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
     let store = open_store(&settings.database_url).await?;
     let (_, plan) = pipeline::make_plan(&settings, &store, &options, now(cli)).await?;
     if args.json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&report::plan_json(
                 &plan,
@@ -210,10 +244,10 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
             ))?
         );
     } else {
-        print!(
-            "{}",
-            report::plan_text(&plan, settings.source.requests_per_second)
-        );
+        emit(&report::plan_text(
+            &plan,
+            settings.source.requests_per_second,
+        ))?;
     }
     Ok(EXIT_OK)
 }
@@ -223,9 +257,9 @@ async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
     let store = open_store(&url).await?;
     let status = report::Status::load(&store).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        say!("{}", serde_json::to_string_pretty(&status)?);
     } else {
-        print!("{}", status.text());
+        emit(&status.text())?;
     }
     Ok(EXIT_OK)
 }
@@ -234,7 +268,7 @@ async fn migrate(cli: &Cli) -> anyhow::Result<u8> {
     let url = database_url_only(cli)?;
     let store = open_store(&url).await?;
     store.migrate().await?;
-    println!("migrations applied to {url}");
+    say!("migrations applied to {url}");
     Ok(EXIT_OK)
 }
 
@@ -242,7 +276,7 @@ async fn check(cli: &Cli) -> anyhow::Result<u8> {
     let mut ok = true;
     let settings = match load_settings(cli) {
         Ok(s) => {
-            println!(
+            say!(
                 "ok    config {}: {} jobs, {} streams",
                 cli.config.display(),
                 s.jobs.len(),
@@ -251,28 +285,28 @@ async fn check(cli: &Cli) -> anyhow::Result<u8> {
             s
         }
         Err(e) => {
-            println!("FAIL  config: {e:#}");
+            say!("FAIL  config: {e:#}");
             return Ok(EXIT_FAILED);
         }
     };
     match open_store(&settings.database_url).await {
-        Ok(store) => println!(
+        Ok(store) => say!(
             "ok    database {} ({})",
             settings.database_url,
             store.backend_name()
         ),
         Err(e) => {
             ok = false;
-            println!("FAIL  database: {e:#}");
+            say!("FAIL  database: {e:#}");
         }
     }
     match credentials() {
         Err(e) => {
             ok = false;
-            println!("FAIL  credentials: {e:#}");
+            say!("FAIL  credentials: {e:#}");
         }
         Ok(creds) => {
-            println!(
+            say!(
                 "ok    credentials: access key {}",
                 crate::config::mask_access_key(&creds.access_key_id)
             );
@@ -283,7 +317,7 @@ async fn check(cli: &Cli) -> anyhow::Result<u8> {
             let window = crate::domain::Window::new(h.end - day, h.end);
             let req = request_for(stream, window, settings.window.timezone);
             match client.list_quality(&req).await {
-                Ok(f) => println!(
+                Ok(f) => say!(
                     "ok    api {}: ListQuality for {} {} returned {} series (RequestId {})",
                     settings.source.endpoint,
                     stream.name,
@@ -293,7 +327,7 @@ async fn check(cli: &Cli) -> anyhow::Result<u8> {
                 ),
                 Err(e) => {
                     ok = false;
-                    println!("FAIL  api {}: {e}", settings.source.endpoint);
+                    say!("FAIL  api {}: {e}", settings.source.endpoint);
                 }
             }
         }
@@ -313,12 +347,13 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
     })
     .await
     .context("cannot start the simulator")?;
+    // Only an explicit --database-url: an exported DATABASE_URL may be a production database.
     let url = cli
         .database_url
         .clone()
         .unwrap_or_else(|| "sqlite://demo.db".to_string());
     let settings = demo_settings(&sim.endpoint(), &url, args.streams)?;
-    println!(
+    say!(
         "demo: simulator at {}, database {}, {} streams, 30 days at 2 calls/s",
         sim.endpoint(),
         settings.database_url,
@@ -342,18 +377,18 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
     )
     .await?;
     sim.shutdown().await;
-    println!();
-    print!("{}", report::Status::load(&store).await?.text());
-    println!();
+    say!("");
+    emit(&report::Status::load(&store).await?.text())?;
+    say!("");
     const SAMPLE: &str = "SELECT app_id, indicator, granularity, ts, value, unit, settled \
                           FROM quality_metrics ORDER BY ts DESC LIMIT 5";
-    println!("the newest points:");
+    say!("the newest points:");
     match url.strip_prefix("sqlite://") {
-        Some(path) => println!("  sqlite3 {path} \"{SAMPLE}\""),
-        None => println!("  psql \"$DATABASE_URL\" -c \"{SAMPLE}\""),
+        Some(path) => say!("  sqlite3 {path} \"{SAMPLE}\""),
+        None => say!("  psql \"{}\" -c \"{SAMPLE}\"", settings.database_url),
     }
     for row in store.metrics(Some(5)).await? {
-        println!("  {row}");
+        say!("  {row}");
     }
     Ok(code)
 }

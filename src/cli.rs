@@ -28,7 +28,8 @@ pub struct Cli {
         long,
         global = true,
         value_name = "PATH",
-        default_value = crate::config::DEFAULT_CONFIG_PATH
+        default_value = crate::config::DEFAULT_CONFIG_PATH,
+        help_heading = "Global options"
     )]
     pub config: PathBuf,
 
@@ -44,15 +45,28 @@ pub struct Cli {
     pub database_url: Option<String>,
 
     /// How log lines are written to stderr.
-    #[arg(long, global = true, value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        help_heading = "Global options"
+    )]
     pub log_format: LogFormat,
 
     /// More log detail (-v debug, -vv trace). RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
 
     /// Less log detail (-q warnings only, -qq errors only).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        action = clap::ArgAction::Count,
+        conflicts_with = "verbose",
+        help_heading = "Global options"
+    )]
     pub quiet: u8,
 
     /// Pretend the current time is this instant (RFC 3339): reproducible plans and tests.
@@ -83,7 +97,8 @@ pub enum Command {
     Migrate,
     /// Serve a faithful local emulation of the ListQuality API, for trying the tool and for tests.
     ///
-    /// Point a config's `source.endpoint` at it (http://127.0.0.1:8080) and export the same keys.
+    /// Point a config's `source.endpoint` at it (http://127.0.0.1:8080) and run `sync` with the key
+    /// pair it accepts: VOLC_ACCESSKEY/VOLC_SECRETKEY if set, else the demo pair it prints at start-up.
     Simulate(SimulateArgs),
     /// Start the simulator in-process and backfill 30 days into demo.db, then show the result.
     Demo(DemoArgs),
@@ -148,21 +163,24 @@ pub struct SimulateArgs {
     /// Added latency per response, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     pub latency_ms: u64,
-    /// Injected faults as KIND=RATE pairs, e.g. 500=0.05,429=0.02 (kinds: 500, 429, 200error, slow, close, garbage).
+    /// Injected faults as KIND=RATE pairs, e.g. 500=0.05,429=0.02. A rate is the probability per
+    /// accepted request; the rates add up to at most 1. Kinds: 500 (InternalError), 429
+    /// (FlowLimitExceeded), 200error (HTTP 200 with an InternalServiceTimeout envelope), slow (no
+    /// answer for 120 s), close (connection closed mid-body), garbage (a body that is not JSON).
     #[arg(long, default_value = "", value_name = "LIST")]
     pub faults: String,
     /// Seed for the data and the faults.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Requests per second it accepts before answering FlowLimitExceeded (ListQuality: 2).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_name = "N")]
     pub rate_limit: u32,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Streams to backfill (each a job at one granularity).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_name = "N")]
     pub streams: usize,
 }
 

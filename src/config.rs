@@ -308,9 +308,21 @@ impl Settings {
     /// Validates config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
         let p = path.display().to_string();
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: p.clone(),
-            message: e.to_string().trim_end().replace('\n', " "),
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // toml's own Display draws a multi-line diagram; one line with the place reads better in logs.
+            let at = e
+                .span()
+                .map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {column}: ")
+                })
+                .unwrap_or_default();
+            ConfigError::Parse {
+                path: p.clone(),
+                message: format!("{at}{}", e.message().trim_end().replace('\n', " ")),
+            }
         })?;
         let mut warnings = Vec::new();
         let invalid = |key: &str, value: &dyn fmt::Display, allowed: &str| ConfigError::Invalid {
@@ -855,9 +867,15 @@ indicators = ["stall_rate"]
     }
 
     #[test]
-    fn syntax_errors_name_the_file() {
+    fn syntax_errors_name_the_file_and_the_line() {
         let e = err("[source\n");
-        assert!(e.starts_with("test.toml:"), "{e}");
+        assert!(e.starts_with("test.toml: line 1, column"), "{e}");
+        let e = err("[source]\nregion = \"x\"\nrequests_per_secnd = 2\n");
+        assert!(
+            e.starts_with("test.toml: line 3, column 1: unknown field `requests_per_secnd`"),
+            "{e}"
+        );
+        assert!(!e.contains('|'), "no diagram: {e}");
     }
 
     #[test]

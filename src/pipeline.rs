@@ -356,10 +356,15 @@ async fn process(
         }
         Err(error) => {
             let message = error.to_string();
-            tracing::warn!(
-                stream = %stream.name, window = %task.window, attempts,
-                request_id = error.request_id().unwrap_or(""), "window failed: {message}"
-            );
+            // An error that stops a job or the run is said once, by `note_scope`.
+            if error.scope() == ErrorScope::Window {
+                tracing::warn!(
+                    stream = %stream.name, window = %task.window, attempts,
+                    request_id = error.request_id().unwrap_or(""), "window failed: {message}"
+                );
+            } else {
+                tracing::debug!(stream = %stream.name, window = %task.window, "window failed: {message}");
+            }
             store
                 .record_failure(
                     &stream.name,

@@ -79,6 +79,11 @@ pub enum PlanError {
     EmptyRange { from: String, to: String },
 }
 
+/// `2026-11-27T04:30:00Z`: how every time is shown to users.
+fn utc(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// Rounds `t` down to a bucket boundary of `g` in the offset `tz`.
 pub fn floor_to(t: DateTime<Utc>, g: Granularity, tz: FixedOffset) -> DateTime<Utc> {
     let local = t.timestamp() + i64::from(tz.local_minus_utc());
@@ -138,8 +143,8 @@ pub fn plan(
         && from >= to
     {
         return Err(PlanError::EmptyRange {
-            from: from.to_rfc3339(),
-            to: to.to_rfc3339(),
+            from: utc(from),
+            to: utc(to),
         });
     }
     let mut warnings = Vec::new();
@@ -213,10 +218,10 @@ pub fn plan(
         let (from, to) = (options.from, options.to);
         if !any_range {
             return Err(PlanError::NothingLeft {
-                from: from.map_or("the horizon start".into(), |t| t.to_rfc3339()),
-                to: to.map_or("now".into(), |t| t.to_rfc3339()),
-                horizon_start: h.start.to_rfc3339(),
-                available_end: h.end.to_rfc3339(),
+                from: from.map_or("the horizon start".into(), utc),
+                to: to.map_or("now".into(), utc),
+                horizon_start: utc(h.start),
+                available_end: utc(h.end),
                 lookback_days: settings.max_lookback_days,
                 delay_hours: settings.data_delay_hours,
             });
@@ -224,8 +229,8 @@ pub fn plan(
         if from.is_some_and(|f| f < h.start) || to.is_some_and(|t| t > h.end) {
             warnings.push(format!(
                 "the requested range was clipped to the data the API keeps: {} .. {}",
-                h.start.to_rfc3339(),
-                h.end.to_rfc3339()
+                utc(h.start),
+                utc(h.end)
             ));
         }
     }

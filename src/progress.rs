@@ -80,7 +80,8 @@ impl Progress {
         s.done += 1;
         s.points += points;
         let secs = s.started.elapsed().as_secs_f64().max(0.001);
-        let rate = stats.requests as f64 / secs;
+        // n calls span n - 1 intervals: the first one goes out at once.
+        let rate = stats.requests.saturating_sub(1) as f64 / secs;
         let msg = format!(
             "{} points, {:.2} calls/s, {} retries, {} throttled, {:.1} s waiting on the rate limit",
             s.points,

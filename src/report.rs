@@ -108,7 +108,11 @@ pub fn summary_text(r: &RunReport) -> String {
             s.points.unchanged,
             s.calls
         );
-        if let Some(e) = &s.error {
+        // Errors that stopped a job or every job are said once, below.
+        if let Some(e) = &s.error
+            && r.credentials_error.is_none()
+            && !r.failed_jobs.iter().any(|(_, je)| je == e)
+        {
             let _ = writeln!(out, "  error: {e}");
         }
     }
@@ -176,6 +180,12 @@ impl Status {
     }
 
     pub fn text(&self) -> String {
+        let out = self.table();
+        // Fixed-width columns leave trailing blanks; they only get in the way of copy and diff.
+        out.lines().map(|l| format!("{}\n", l.trim_end())).collect()
+    }
+
+    fn table(&self) -> String {
         let mut out = String::new();
         if self.streams.is_empty() {
             out.push_str("no stream has been synced yet; run `rtc-quality-sync sync`\n");

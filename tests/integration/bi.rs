@@ -15,7 +15,7 @@ use rtc_quality_sync::store::{MetricRow, Store};
 use serde_json::Value;
 use sqlx::{Column, Connection, Row, TypeInfo, ValueRef};
 
-use crate::helpers::{database_url, sqlite_store, unique_name};
+use crate::helpers::{pg_store, sqlite_store};
 use crate::pipeline::{config_text, settings, simulator, sync_at};
 
 /// One result row: column name to value. Numbers are JSON numbers, booleans JSON booleans (SQLite's
@@ -454,76 +454,11 @@ async fn sqlite_bi_queries_answer_what_a_dashboard_needs() {
     check(&results, &s, &points, "sqlite");
 }
 
-/// A fresh PostgreSQL database whose URL the test keeps, dropped with its connections at the end.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    /// `None` (skip) when `TEST_DATABASE_URL` is unset, like `helpers::pg_store`; fails under
-    /// `REQUIRE_POSTGRES=1`.
-    async fn create() -> Option<PgDatabase> {
-        let required = std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            assert!(
-                !required,
-                "REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is unset"
-            );
-            eprintln!("skipping the postgres half: TEST_DATABASE_URL is unset");
-            return None;
-        };
-        let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
-            Ok(c) => c,
-            Err(e) if !required => {
-                eprintln!("skipping the postgres half: cannot reach TEST_DATABASE_URL: {e}");
-                return None;
-            }
-            Err(e) => panic!("REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is unreachable: {e}"),
-        };
-        let name = unique_name("rqs_bi");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("CREATE DATABASE");
-        let _ = admin.close().await;
-        Some(PgDatabase { admin_url, name })
-    }
-
-    fn url(&self) -> String {
-        database_url(&self.admin_url, &self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // The test's runtime cannot be blocked on; a thread with its own runtime can.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 #[tokio::test]
 async fn postgres_bi_queries_answer_what_a_dashboard_needs() {
-    let Some(db) = PgDatabase::create().await else {
+    let Some((db, store)) = pg_store().await else {
         return;
     };
-    let store = Store::connect(&db.url())
-        .await
-        .expect("a fresh postgres store");
     let (s, points) = load(&store).await;
     let results = run_postgres(&db.url()).await;
     check(&results, &s, &points, "postgres");

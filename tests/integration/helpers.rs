@@ -20,6 +20,13 @@ pub struct PgDb {
     name: String,
 }
 
+impl PgDb {
+    /// The test database's URL, for tests that run raw SQL beside the store.
+    pub fn url(&self) -> String {
+        database_url(&self.admin_url, &self.name)
+    }
+}
+
 impl Drop for PgDb {
     fn drop(&mut self) {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
