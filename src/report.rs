@@ -120,7 +120,7 @@ pub fn summary_text(r: &RunReport) -> String {
     let _ = writeln!(
         out,
         "run {} {}: {} windows ok, {} failed; points {} inserted, {} updated, {} unchanged; \
-         {} calls, {} retries, {} throttled, {:.1} s waiting on the rate limit; {}",
+         {} calls, {} retries, {} throttled, {:.1} s queued for the rate limit (summed over concurrent calls); {}",
         r.run_id,
         r.status.as_str(),
         c.windows_ok,
