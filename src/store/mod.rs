@@ -13,6 +13,7 @@
 //! too early, provisional again) is rewritten with the new flag and a new `updated_at`, and counted as
 //! `updated`: the row did change, and BI extracts that read by `updated_at` must see it.
 
+mod decode;
 pub mod postgres;
 pub mod sqlite;
 

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 
+use super::decode;
 use super::{
     CoverageRow, Diff, FailHook, NormBatch, NormSeries, Result, RunRow, StoreError, db,
-    describe_holder, hostname, parse_run_status, parse_state, redact_url, scrub,
+    describe_holder, hostname, redact_url, scrub,
 };
 use crate::domain::{LedgerEntry, RunCounts, RunStatus, Window, WindowBatch, WriteCounts};
 
@@ -158,7 +159,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db("reading the ledger"))?;
-        rows.iter().map(ledger_entry).collect()
+        rows.iter().map(decode::ledger_entry).collect()
     }
 
     pub async fn commit_window(&self, batch: &WindowBatch) -> Result<WriteCounts> {
@@ -369,7 +370,7 @@ impl PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(db("reading the last run"))?;
-        row.as_ref().map(run_row).transpose()
+        row.as_ref().map(decode::run_row).transpose()
     }
 
     pub async fn coverage(&self) -> Result<Vec<CoverageRow>> {
@@ -380,19 +381,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db("reading sync_coverage"))?;
-        rows.iter()
-            .map(|r| {
-                Ok(CoverageRow {
-                    stream: r.try_get(0)?,
-                    settled_through: r.try_get(1)?,
-                    provisional_windows: r.try_get(2)?,
-                    failed_windows: r.try_get(3)?,
-                    points: r.try_get(4)?,
-                    last_run_at: r.try_get(5)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db("decoding sync_coverage"))
+        rows.iter().map(decode::coverage_row).collect()
     }
 }
 
@@ -557,47 +546,6 @@ fn from_secs(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-fn ledger_entry(r: &PgRow) -> Result<LedgerEntry> {
-    let state: String = r.try_get(3).map_err(db("decoding the ledger"))?;
-    Ok(LedgerEntry {
-        stream: r.try_get(0).map_err(db("decoding the ledger"))?,
-        window: Window {
-            start: r.try_get(1).map_err(db("decoding the ledger"))?,
-            end: r.try_get(2).map_err(db("decoding the ledger"))?,
-        },
-        state: parse_state(&state)?,
-        points: r.try_get(4).map_err(db("decoding the ledger"))?,
-        attempts: r.try_get(5).map_err(db("decoding the ledger"))?,
-        last_error: r.try_get(6).map_err(db("decoding the ledger"))?,
-        request_id: r.try_get(7).map_err(db("decoding the ledger"))?,
-        fetched_at: r.try_get(8).map_err(db("decoding the ledger"))?,
-    })
-}
-
-fn run_row(r: &PgRow) -> Result<RunRow> {
-    let status: String = r.try_get(4).map_err(db("decoding a run"))?;
-    let status = parse_run_status(&status)?;
-    let get = |i: usize| r.try_get::<i64, _>(i).map(|v| v as u64);
-    let decode = || -> Result<RunRow, sqlx::Error> {
-        Ok(RunRow {
-            id: r.try_get(0)?,
-            mode: r.try_get(1)?,
-            started_at: r.try_get(2)?,
-            finished_at: r.try_get(3)?,
-            status,
-            requests: get(5)?,
-            retries: get(6)?,
-            throttled: get(7)?,
-            points_inserted: get(8)?,
-            points_updated: get(9)?,
-            points_unchanged: get(10)?,
-            windows_ok: get(11)?,
-            windows_failed: get(12)?,
-        })
-    };
-    decode().map_err(db("decoding a run"))
-}
-
 /// Holds the sync's advisory lock on a connection of its own; dropping it ends the session, which
 /// releases the lock on the server.
 pub struct PgLock {
@@ -688,26 +636,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db("reading quality_metrics"))?;
-        rows.iter()
-            .map(|r| {
-                Ok(super::MetricRow {
-                    app_id: r.try_get(0)?,
-                    room_id: r.try_get(1)?,
-                    indicator: r.try_get(2)?,
-                    unit: r.try_get(3)?,
-                    granularity: r.try_get(4)?,
-                    product_type: r.try_get(5)?,
-                    os: r.try_get(6)?,
-                    access: r.try_get(7)?,
-                    user_ids: r.try_get(8)?,
-                    ts: r.try_get(9)?,
-                    value: r.try_get(10)?,
-                    settled: r.try_get(11)?,
-                    updated_at: r.try_get(12)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db("decoding quality_metrics"))
+        rows.iter().map(decode::metric_row).collect()
     }
 }
 

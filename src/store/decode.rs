@@ -1,0 +1,136 @@
+//! Rows to the store's types, written once for both backends.
+//!
+//! The columns decode to the same Rust types in SQLite and PostgreSQL; [`Columns`] names those few
+//! types, so each decoder below serves both and the two backends cannot drift apart.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+
+use super::{CoverageRow, MetricRow, Result, RunRow, db, parse_run_status, parse_state};
+use crate::domain::{LedgerEntry, Window};
+
+/// Typed column access shared by `SqliteRow` and `PgRow`.
+pub(crate) trait Columns {
+    fn text(&self, i: usize) -> sqlx::Result<String>;
+    fn opt_text(&self, i: usize) -> sqlx::Result<Option<String>>;
+    fn int(&self, i: usize) -> sqlx::Result<i64>;
+    fn float(&self, i: usize) -> sqlx::Result<f64>;
+    fn boolean(&self, i: usize) -> sqlx::Result<bool>;
+    fn time(&self, i: usize) -> sqlx::Result<DateTime<Utc>>;
+    fn opt_time(&self, i: usize) -> sqlx::Result<Option<DateTime<Utc>>>;
+}
+
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, i: usize) -> sqlx::Result<String> {
+                self.try_get(i)
+            }
+            fn opt_text(&self, i: usize) -> sqlx::Result<Option<String>> {
+                self.try_get(i)
+            }
+            fn int(&self, i: usize) -> sqlx::Result<i64> {
+                self.try_get(i)
+            }
+            fn float(&self, i: usize) -> sqlx::Result<f64> {
+                self.try_get(i)
+            }
+            fn boolean(&self, i: usize) -> sqlx::Result<bool> {
+                self.try_get(i)
+            }
+            fn time(&self, i: usize) -> sqlx::Result<DateTime<Utc>> {
+                self.try_get(i)
+            }
+            fn opt_time(&self, i: usize) -> sqlx::Result<Option<DateTime<Utc>>> {
+                self.try_get(i)
+            }
+        }
+    };
+}
+
+columns_for!(SqliteRow);
+columns_for!(PgRow);
+
+/// `stream, window_start, window_end, state, points, attempts, last_error, request_id, fetched_at`.
+pub(crate) fn ledger_entry(r: &impl Columns) -> Result<LedgerEntry> {
+    let state = parse_state(&r.text(3).map_err(db("decoding the ledger"))?)?;
+    let decode = || -> sqlx::Result<LedgerEntry> {
+        Ok(LedgerEntry {
+            stream: r.text(0)?,
+            window: Window {
+                start: r.time(1)?,
+                end: r.time(2)?,
+            },
+            state,
+            points: r.int(4)?,
+            attempts: r.int(5)?,
+            last_error: r.opt_text(6)?,
+            request_id: r.opt_text(7)?,
+            fetched_at: r.time(8)?,
+        })
+    };
+    decode().map_err(db("decoding the ledger"))
+}
+
+/// Every column of `sync_runs`, in table order.
+pub(crate) fn run_row(r: &impl Columns) -> Result<RunRow> {
+    let status = parse_run_status(&r.text(4).map_err(db("decoding a run"))?)?;
+    let count = |i: usize| r.int(i).map(|v| v as u64);
+    let decode = || -> sqlx::Result<RunRow> {
+        Ok(RunRow {
+            id: r.int(0)?,
+            mode: r.text(1)?,
+            started_at: r.time(2)?,
+            finished_at: r.opt_time(3)?,
+            status,
+            requests: count(5)?,
+            retries: count(6)?,
+            throttled: count(7)?,
+            points_inserted: count(8)?,
+            points_updated: count(9)?,
+            points_unchanged: count(10)?,
+            windows_ok: count(11)?,
+            windows_failed: count(12)?,
+        })
+    };
+    decode().map_err(db("decoding a run"))
+}
+
+/// Every column of `sync_coverage`, in view order.
+pub(crate) fn coverage_row(r: &impl Columns) -> Result<CoverageRow> {
+    let decode = || -> sqlx::Result<CoverageRow> {
+        Ok(CoverageRow {
+            stream: r.text(0)?,
+            settled_through: r.opt_time(1)?,
+            provisional_windows: r.int(2)?,
+            failed_windows: r.int(3)?,
+            points: r.int(4)?,
+            last_run_at: r.opt_time(5)?,
+        })
+    };
+    decode().map_err(db("decoding sync_coverage"))
+}
+
+/// Every column of `quality_metrics`, in view order, times already rendered as text by the query.
+pub(crate) fn metric_row(r: &impl Columns) -> Result<MetricRow> {
+    let decode = || -> sqlx::Result<MetricRow> {
+        Ok(MetricRow {
+            app_id: r.text(0)?,
+            room_id: r.text(1)?,
+            indicator: r.text(2)?,
+            unit: r.text(3)?,
+            granularity: r.text(4)?,
+            product_type: r.text(5)?,
+            os: r.text(6)?,
+            access: r.text(7)?,
+            user_ids: r.text(8)?,
+            ts: r.text(9)?,
+            value: r.float(10)?,
+            settled: r.boolean(11)?,
+            updated_at: r.text(12)?,
+        })
+    };
+    decode().map_err(db("decoding quality_metrics"))
+}
