@@ -124,6 +124,15 @@ async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open the database {url}"))
 }
 
+/// The checkpoint ledger, for commands that only read it: a SQLite file that does not exist yet has
+/// an empty ledger and is not created.
+async fn read_ledger(url: &DatabaseUrl) -> anyhow::Result<Vec<crate::domain::LedgerEntry>> {
+    if crate::store::sqlite::file_missing(url.expose()) {
+        return Ok(Vec::new());
+    }
+    Ok(open_store(url).await?.ledger(None).await?)
+}
+
 fn credentials() -> anyhow::Result<Credentials> {
     Credentials::from_env()?.ok_or_else(|| {
         anyhow!(
@@ -184,15 +193,16 @@ async fn wait_for_signal() {
 async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
     let settings = load_settings(cli)?;
     let options = plan_options(&args.range, &settings);
-    let store = open_store(&settings.database_url).await?;
     if args.dry_run {
-        let (_, plan) = pipeline::make_plan(&settings, &store, &options, now(cli)).await?;
+        let ledger = read_ledger(&settings.database_url).await?;
+        let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
         emit(&report::plan_text(
             &plan,
             settings.source.requests_per_second,
         ))?;
         return Ok(EXIT_OK);
     }
+    let store = open_store(&settings.database_url).await?;
     let credentials = credentials()?;
     let client = Client::new(&settings.source, credentials)?;
     let fetcher = Fetcher::new(client, &settings.source);
@@ -233,8 +243,8 @@ async fn run_sync(
 async fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
     let settings = load_settings(cli)?;
     let options = plan_options(&args.range, &settings);
-    let store = open_store(&settings.database_url).await?;
-    let (_, plan) = pipeline::make_plan(&settings, &store, &options, now(cli)).await?;
+    let ledger = read_ledger(&settings.database_url).await?;
+    let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
     if args.json {
         say!(
             "{}",
@@ -254,6 +264,10 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
 
 async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
     let url = database_url_only(cli)?;
+    if crate::store::sqlite::file_missing(url.expose()) {
+        say!("no database at {url} yet: run `rtc-quality-sync sync` (or `demo`) first");
+        return Ok(EXIT_OK);
+    }
     let store = open_store(&url).await?;
     let status = report::Status::load(&store).await?;
     if args.json {

@@ -18,7 +18,8 @@ use crate::api::client::{Fetched, request_for};
 use crate::api::error::{ApiError, ErrorScope};
 use crate::config::{Settings, Stream};
 use crate::domain::{
-    Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Window, WindowBatch, WriteCounts,
+    LedgerEntry, Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Window, WindowBatch,
+    WriteCounts,
 };
 use crate::fetcher::Fetcher;
 use crate::planner::{self, Plan, PlanOptions};
@@ -107,16 +108,15 @@ pub fn select_streams(settings: &Settings, jobs: &[String]) -> Result<Vec<Stream
         .collect())
 }
 
-/// Plans without fetching: reads the ledger, no writes.
-pub async fn make_plan(
+/// Plans the run's streams from a ledger: pure, no IO.
+pub fn make_plan(
     settings: &Settings,
-    store: &Store,
+    ledger: &[LedgerEntry],
     options: &RunOptions,
     now: DateTime<Utc>,
 ) -> Result<(Vec<Stream>, Plan), PipelineError> {
     let streams = select_streams(settings, &options.jobs)?;
-    let ledger = store.ledger(None).await?;
-    let plan = planner::plan(&settings.window, &streams, &ledger, now, options.plan)?;
+    let plan = planner::plan(&settings.window, &streams, ledger, now, options.plan)?;
     Ok((streams, plan))
 }
 
@@ -150,8 +150,8 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
-    let (streams, plan) = make_plan(settings, store, options, now).await?;
     let ledger = store.ledger(None).await?;
+    let (streams, plan) = make_plan(settings, &ledger, options, now)?;
     let prior: HashMap<(String, Window), i64> = ledger
         .into_iter()
         .map(|e| ((e.stream, e.window), e.attempts))

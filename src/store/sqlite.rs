@@ -45,6 +45,12 @@ pub struct SqliteStore {
     fail: FailHook,
 }
 
+/// Whether `url` names a SQLite file that does not exist yet: read-only commands then have nothing
+/// to read and must not create it.
+pub fn file_missing(url: &str) -> bool {
+    url.trim_start().starts_with("sqlite:") && parse_path(url).is_ok_and(|p| !p.exists())
+}
+
 /// The path in `sqlite://PATH`, `sqlite:PATH` or `sqlite:///ABSOLUTE`; relative to the current directory.
 fn parse_path(url: &str) -> Result<PathBuf> {
     let trimmed = url.trim();

@@ -174,6 +174,17 @@ async fn plan_and_status_speak_json_and_sync_summarizes() {
     assert_eq!(plan["streams"].as_array().unwrap().len(), 4);
     assert!((16..=20).contains(&requests), "{requests}");
     assert!(sim.requests().is_empty(), "plan makes no call");
+    assert!(
+        !dir.path().join("t.db").exists(),
+        "plan writes nothing, not even a new database"
+    );
+    let (code, out, _) = run(cmd(dir.path()).args(["status", "--database-url", &db])).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("no database at") && out.contains("sync"),
+        "{out}"
+    );
+    assert!(!dir.path().join("t.db").exists(), "status writes nothing");
 
     let (code, out, err) = run(with_demo_keys(
         cmd(dir.path())
