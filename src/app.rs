@@ -18,7 +18,7 @@ use crate::planner::PlanOptions;
 use crate::progress::Progress;
 use crate::report;
 use crate::simulator;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreLock};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
@@ -124,6 +124,16 @@ async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open the database {url}"))
 }
 
+/// Opens the database with the one-sync lock taken before migrating (see [`Store::connect_locked`]).
+async fn open_locked(url: &DatabaseUrl, mode: &str) -> anyhow::Result<(Store, StoreLock)> {
+    let holder = format!("rtc-quality-sync {mode}");
+    match Store::connect_locked(url.expose(), &holder).await {
+        // Said as it is: "another run holds the lock" needs no "cannot open the database" before it.
+        Err(e @ StoreError::Locked { .. }) => Err(e.into()),
+        r => r.with_context(|| format!("cannot open the database {url}")),
+    }
+}
+
 /// The checkpoint ledger, for commands that only read it: a SQLite file that does not exist yet has
 /// an empty ledger and is not created.
 async fn read_ledger(url: &DatabaseUrl) -> anyhow::Result<Vec<crate::domain::LedgerEntry>> {
@@ -202,36 +212,33 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
         ))?;
         return Ok(EXIT_OK);
     }
-    let store = open_store(&settings.database_url).await?;
     let credentials = credentials()?;
     let client = Client::new(&settings.source, credentials)?;
     let fetcher = Fetcher::new(client, &settings.source);
-    run_sync(
-        &settings,
-        &store,
-        &fetcher,
-        &options,
-        now(cli),
-        cli.quiet > 0,
-        shutdown_on_signals(),
-    )
-    .await
+    let (store, lock) = open_locked(&settings.database_url, &options.mode).await?;
+    run_sync(cli, &settings, (&store, lock), &fetcher, &options).await
 }
 
-/// Takes the lock, runs the pipeline, prints the summary, returns the exit code.
+/// Runs the pipeline under the lock, releases it, prints the summary, returns the exit code.
 async fn run_sync(
+    cli: &Cli,
     settings: &Settings,
-    store: &Store,
+    (store, lock): (&Store, StoreLock),
     fetcher: &Fetcher,
     options: &RunOptions,
-    now: chrono::DateTime<Utc>,
-    quiet: bool,
-    shutdown: CancellationToken,
 ) -> anyhow::Result<u8> {
-    let holder = format!("rtc-quality-sync {}", options.mode);
-    let lock = store.try_lock(&holder).await?;
-    let progress = Progress::auto(quiet);
-    let result = pipeline::run(settings, store, fetcher, options, now, shutdown, &progress).await;
+    let progress = Progress::auto(cli.quiet > 0);
+    let shutdown = shutdown_on_signals();
+    let result = pipeline::run(
+        settings,
+        store,
+        fetcher,
+        options,
+        now(cli),
+        shutdown,
+        &progress,
+    )
+    .await;
     if let Err(e) = lock.release().await {
         tracing::warn!("releasing the lock: {e}");
     }
@@ -280,8 +287,8 @@ async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
 
 async fn migrate(cli: &Cli) -> anyhow::Result<u8> {
     let url = database_url_only(cli)?;
-    let store = open_store(&url).await?;
-    store.migrate().await?;
+    let (_store, lock) = open_locked(&url, "migrate").await?;
+    lock.release().await?;
     say!("migrations applied to {url}");
     Ok(EXIT_OK)
 }
@@ -373,23 +380,14 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         settings.database_url,
         settings.streams().len()
     );
-    let store = open_store(&settings.database_url).await?;
     let creds = Credentials::new(simulator::DEMO_ACCESS_KEY, simulator::DEMO_SECRET_KEY, None);
     let fetcher = Fetcher::new(Client::new(&settings.source, creds)?, &settings.source);
     let options = RunOptions {
         mode: "demo".into(),
         ..Default::default()
     };
-    let code = run_sync(
-        &settings,
-        &store,
-        &fetcher,
-        &options,
-        now(cli),
-        cli.quiet > 0,
-        shutdown_on_signals(),
-    )
-    .await?;
+    let (store, lock) = open_locked(&settings.database_url, &options.mode).await?;
+    let code = run_sync(cli, &settings, (&store, lock), &fetcher, &options).await?;
     sim.shutdown().await;
     say!("");
     emit(&report::Status::load(&store).await?.text())?;

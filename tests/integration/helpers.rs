@@ -53,6 +53,15 @@ impl Drop for PgDb {
 /// With `REQUIRE_POSTGRES=1` a missing or unreachable server fails the test instead of skipping it,
 /// so CI cannot pass without having run the PostgreSQL half.
 pub async fn pg_store() -> Option<(PgDb, Store)> {
+    let db = pg_empty_db().await?;
+    let store = Store::connect(&db.url())
+        .await
+        .expect("a fresh postgres store");
+    Some((db, store))
+}
+
+/// A new, empty PostgreSQL database (no schema yet), or `None` as for [`pg_store`].
+pub async fn pg_empty_db() -> Option<PgDb> {
     let required = std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
     let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
         assert!(
@@ -76,14 +85,7 @@ pub async fn pg_store() -> Option<(PgDb, Store)> {
         .await
         .expect("CREATE DATABASE");
     let _ = admin.close().await;
-    let db = PgDb {
-        admin_url: admin_url.clone(),
-        name: name.clone(),
-    };
-    let store = Store::connect(&database_url(&admin_url, &name))
-        .await
-        .expect("a fresh postgres store");
-    Some((db, store))
+    Some(PgDb { admin_url, name })
 }
 
 /// `url` pointing at database `name` instead.
