@@ -85,7 +85,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
 
 /// The current time, or the hidden `--now` of tests and reproducible runs.
 fn now(cli: &Cli) -> chrono::DateTime<Utc> {
-    cli.now.unwrap_or_else(Utc::now)
+    cli.now.unwrap_or_else(crate::clock::now)
 }
 
 /// Loads and validates the config file, then applies `--database-url` / `DATABASE_URL`.

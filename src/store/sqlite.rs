@@ -169,7 +169,7 @@ impl SqliteStore {
         .bind(one_line(holder))
         .bind(i64::from(std::process::id()))
         .bind(hostname())
-        .bind(format_instant(Utc::now()))
+        .bind(format_instant(crate::clock::now()))
         .execute(&mut *self.writer.lock().await)
         .await
         .map_err(db("recording the lock holder"))?;
@@ -633,7 +633,7 @@ fn take_file_lock(db_path: &Path, holder: &str) -> Result<(File, PathBuf)> {
         one_line(holder),
         std::process::id(),
         hostname(),
-        format_instant(Utc::now())
+        format_instant(crate::clock::now())
     );
     file.set_len(0)
         .and_then(|()| file.seek(SeekFrom::Start(0)))

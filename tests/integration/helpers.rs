@@ -98,7 +98,7 @@ pub fn database_url(url: &str, name: &str) -> String {
 /// A database name no other test (in this or another process) uses.
 pub fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
+    let nanos = rtc_quality_sync::clock::system_now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
