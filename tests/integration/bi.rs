@@ -425,14 +425,23 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
         // day ends at +08:00 midnight, and from 16:00 to 24:00 UTC it ended more than
         // `settle_hours` before it was fetched. `5min` streams always have a provisional tail.
         let g = stream.granularity;
-        let tail_provisional = planner::horizon(&settings.window, g, now).end
-            > planner::settled_until(&settings.window, g, now);
+        let newest = ledger
+            .iter()
+            .filter(|e| e.stream == stream.name)
+            .max_by_key(|e| e.window.end)
+            .unwrap();
+        assert_eq!(
+            newest.window.end,
+            planner::horizon(&settings.window, g, now).end,
+            "04: the backfill reached the available end"
+        );
+        let settled_until = planner::settled_until(&settings.window, g, newest.fetched_at);
         assert_eq!(
             provisional >= 1,
-            tail_provisional,
-            "04: at {now} the newest window of {} is provisional iff it ends after {}: {r:?}",
+            newest.window.end > settled_until,
+            "04: fetched at {}, the newest window of {} is provisional iff it ends after {settled_until}: {r:?}",
+            newest.fetched_at,
             stream.name,
-            planner::settled_until(&settings.window, g, now)
         );
         assert!(num(r, "points") > 0.0, "04: {r:?}");
         let hours = num(r, "hours_since_last_fetch");
