@@ -216,7 +216,9 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
     let client = Client::new(&settings.source, credentials)?;
     let fetcher = Fetcher::new(client, &settings.source);
     let (store, lock) = open_locked(&settings.database_url, &options.mode).await?;
-    run_sync(cli, &settings, (&store, lock), &fetcher, &options).await
+    let code = run_sync(cli, &settings, (&store, lock), &fetcher, &options).await;
+    store.close().await;
+    code
 }
 
 /// Runs the pipeline under the lock, releases it, prints the summary, returns the exit code.
@@ -287,8 +289,10 @@ async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
 
 async fn migrate(cli: &Cli) -> anyhow::Result<u8> {
     let url = database_url_only(cli)?;
-    let (_store, lock) = open_locked(&url, "migrate").await?;
-    lock.release().await?;
+    let (store, lock) = open_locked(&url, "migrate").await?;
+    let released = lock.release().await;
+    store.close().await;
+    released?;
     say!("migrations applied to {url}");
     Ok(EXIT_OK)
 }
@@ -387,15 +391,28 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         ..Default::default()
     };
     let (store, lock) = open_locked(&settings.database_url, &options.mode).await?;
-    let code = run_sync(cli, &settings, (&store, lock), &fetcher, &options).await?;
+    let shown = demo_run(cli, &settings, (&store, lock), &fetcher, &options).await;
     sim.shutdown().await;
+    store.close().await;
+    shown
+}
+
+/// The demo's run, its status and the newest points.
+async fn demo_run(
+    cli: &Cli,
+    settings: &Settings,
+    (store, lock): (&Store, StoreLock),
+    fetcher: &Fetcher,
+    options: &RunOptions,
+) -> anyhow::Result<u8> {
+    let code = run_sync(cli, settings, (store, lock), fetcher, options).await?;
     say!("");
-    emit(&report::Status::load(&store).await?.text())?;
+    emit(&report::Status::load(store).await?.text())?;
     say!("");
     const SAMPLE: &str = "SELECT app_id, indicator, granularity, ts, value, unit, settled \
                           FROM quality_metrics ORDER BY ts DESC LIMIT 5";
     say!("the newest points:");
-    match url.strip_prefix("sqlite://") {
+    match settings.database_url.expose().strip_prefix("sqlite://") {
         Some(path) => say!("  sqlite3 {path} \"{SAMPLE}\""),
         None => say!("  psql \"{}\" -c \"{SAMPLE}\"", settings.database_url),
     }

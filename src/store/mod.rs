@@ -433,6 +433,7 @@ impl Store {
     }
 
     /// Closes the connections; pending writes are already committed or rolled back.
+    /// Closes the connections; for SQLite, after checkpointing the write-ahead log into the file.
     pub async fn close(&self) {
         match self {
             Store::Sqlite(s) => s.close().await,

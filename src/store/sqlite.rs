@@ -135,8 +135,26 @@ impl SqliteStore {
         self.fail.set(n);
     }
 
+    /// Closes the readers, then copies the write-ahead log into the database file and empties it, so
+    /// that the `.db` file alone holds every committed row (a copy of it without `-wal` is complete).
+    /// A checkpoint that fails loses nothing (the rows are in the `-wal` file), so it is a warning.
     pub async fn close(&self) {
         self.pool.close().await;
+        let mut writer = self.writer.lock().await;
+        // (busy, log frames, frames checkpointed); busy = 1 when another process's reader kept it from
+        // finishing, in which case that process's own last close finishes it.
+        let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *writer)
+            .await;
+        match done.map_err(db(
+            "checkpointing the write-ahead log into the database file",
+        )) {
+            Ok((0, _, _)) => {}
+            Ok(_) => tracing::debug!("another reader kept the WAL checkpoint from finishing"),
+            Err(e) => {
+                tracing::warn!("{e} (nothing is lost: the rows are in the -wal file beside it)")
+            }
+        }
     }
 
     /// Takes `<database>.lock`, then opens and migrates the database, then records the holder: of two

@@ -7,6 +7,7 @@ use std::time::Duration;
 use rtc_quality_sync::domain::RunStatus;
 use rtc_quality_sync::simulator::{self, SimulatorConfig, SimulatorHandle};
 use rtc_quality_sync::store::Store;
+use sqlx::Connection;
 
 use crate::pipeline::config_text;
 
@@ -391,4 +392,39 @@ async fn two_writers_at_once_on_a_fresh_postgres_database_one_runs_one_exits_3()
         url
     })
     .await;
+}
+
+/// Issue 12: after `sync` ends, the `.db` file alone is complete: a copy of it without its `-wal` and
+/// `-shm` files holds every row, also while another program (a BI tool, `status`) has the file open,
+/// which keeps SQLite from checkpointing by itself when the run's last connection closes.
+#[tokio::test]
+async fn the_sqlite_file_alone_holds_every_row_after_a_run() {
+    let sim = fast_simulator(0).await;
+    let (dir, config) = setup(&sim, 50.0);
+    let db = dir.path().join("t.db");
+    let url = format!("sqlite://{}", db.display());
+    let (code, _, err) = run(cmd(dir.path()).args(["migrate", "--database-url", &url])).await;
+    assert_eq!(code, 0, "{err}");
+    let mut reader = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let (code, _, err) = run(with_demo_keys(
+        cmd(dir.path())
+            .args(["sync", "--quiet", "--database-url", &url, "--config"])
+            .arg(&config),
+    ))
+    .await;
+    assert_eq!(code, 0, "{err}");
+
+    let copy_dir = tempfile::tempdir().unwrap();
+    let copy = copy_dir.path().join("copy.db");
+    std::fs::copy(&db, &copy).unwrap();
+    const COUNT: &str =
+        "SELECT (SELECT count(*) FROM quality_metrics), (SELECT count(*) FROM sync_coverage)";
+    let stored: (i64, i64) = sqlx::query_as(COUNT).fetch_one(&mut reader).await.unwrap();
+    let mut copied = sqlx::SqliteConnection::connect(&format!("sqlite://{}", copy.display()))
+        .await
+        .unwrap();
+    let in_copy: (i64, i64) = sqlx::query_as(COUNT).fetch_one(&mut copied).await.unwrap();
+    assert!(stored.0 > 1000, "the run stored points: {stored:?}");
+    assert_eq!(in_copy, stored, "the copy of the .db file alone");
+    sim.shutdown().await;
 }
