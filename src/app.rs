@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::client::{Client, request_for};
 use crate::cli::{Cli, Command, DemoArgs, PlanArgs, RangeArgs, SimulateArgs, StatusArgs, SyncArgs};
 use crate::config::{Credentials, DatabaseUrl, Settings};
+use crate::domain::RunStatus;
 use crate::fetcher::Fetcher;
 use crate::pipeline::{self, RunOptions};
 use crate::planner::PlanOptions;
@@ -216,36 +217,78 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
     let client = Client::new(&settings.source, credentials)?;
     let fetcher = Fetcher::new(client, &settings.source);
     let (store, lock) = open_locked(&settings.database_url, &options.mode).await?;
-    let code = run_sync(cli, &settings, (&store, lock), &fetcher, &options).await;
+    let code = run_sync(
+        cli,
+        &settings,
+        (&store, lock),
+        &fetcher,
+        &options,
+        args.json,
+    )
+    .await;
     store.close().await;
     code
 }
 
-/// Runs the pipeline under the lock, releases it, prints the summary, returns the exit code.
+/// Runs the pipeline under the lock, releases it, prints the summary (a table, or JSON with
+/// `json`), logs `run finished`, and returns the exit code.
 async fn run_sync(
     cli: &Cli,
     settings: &Settings,
     (store, lock): (&Store, StoreLock),
     fetcher: &Fetcher,
     options: &RunOptions,
+    json: bool,
 ) -> anyhow::Result<u8> {
-    let progress = Progress::auto(cli.quiet > 0);
+    let progress = Progress::auto(cli.quiet > 0 || json);
     let shutdown = shutdown_on_signals();
+    let started_at = now(cli);
     let result = pipeline::run(
-        settings,
-        store,
-        fetcher,
-        options,
-        now(cli),
-        shutdown,
-        &progress,
+        settings, store, fetcher, options, started_at, shutdown, &progress,
     )
     .await;
     if let Err(e) = lock.release().await {
         tracing::warn!("releasing the lock: {e}");
     }
-    let report = result?;
-    emit(&report::summary_text(&report))?;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            tracing::info!(
+                status = RunStatus::Failed.as_str(),
+                exit_code = EXIT_FAILED,
+                "run finished"
+            );
+            if json {
+                say!(
+                    "{}",
+                    serde_json::to_string(&report::failure_json(started_at, &e))?
+                );
+            }
+            return Err(e);
+        }
+    };
+    let c = &report.counts;
+    tracing::info!(
+        status = report.status.as_str(),
+        exit_code = report.exit_code(),
+        run.id = report.run_id,
+        duration_ms = report.duration_ms,
+        calls = c.requests,
+        retries = c.retries,
+        throttled = c.throttled,
+        windows_ok = c.windows_ok,
+        windows_failed = c.windows_failed,
+        points_inserted = c.points.inserted,
+        points_updated = c.points.updated,
+        points_unchanged = c.points.unchanged,
+        "run finished"
+    );
+    if json {
+        say!("{}", serde_json::to_string(&report::summary_json(&report))?);
+    } else {
+        emit(&report::summary_text(&report))?;
+    }
     Ok(report.exit_code())
 }
 
@@ -405,7 +448,7 @@ async fn demo_run(
     fetcher: &Fetcher,
     options: &RunOptions,
 ) -> anyhow::Result<u8> {
-    let code = run_sync(cli, settings, (store, lock), fetcher, options).await?;
+    let code = run_sync(cli, settings, (store, lock), fetcher, options, false).await?;
     say!("");
     emit(&report::Status::load(store).await?.text())?;
     say!("");

@@ -128,6 +128,10 @@ pub struct SyncArgs {
     /// Print the plan and stop.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the run summary as one JSON object on stdout instead of the table (for schedulers and
+    /// scripts: `status`, `exit_code`, counts, and per stream `windows_ok`, `points_inserted`, ...).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -56,6 +56,8 @@ pub struct StreamSummary {
 pub struct RunReport {
     pub run_id: i64,
     pub status: RunStatus,
+    /// The run's `now`.
+    pub started_at: DateTime<Utc>,
     pub streams: Vec<StreamSummary>,
     pub counts: RunCounts,
     /// Time calls spent waiting for the rate limiter, summed over concurrent calls.
@@ -280,6 +282,7 @@ pub async fn run(
     Ok(RunReport {
         run_id,
         status,
+        started_at: now,
         streams,
         counts,
         rate_wait_ms: stats.rate_wait_ms,

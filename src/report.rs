@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{LedgerEntry, WindowState};
+use crate::domain::{LedgerEntry, RunStatus, WindowState};
 use crate::pipeline::RunReport;
 use crate::planner::Plan;
 use crate::store::{CoverageRow, RunRow, Store, StoreError};
@@ -141,6 +141,82 @@ pub fn summary_text(r: &RunReport) -> String {
         let _ = writeln!(out, "job {job} stopped: {e}");
     }
     out
+}
+
+/// `sync --json`: the run summary as PRODUCT.md fixes it.
+#[derive(Debug, Serialize)]
+pub struct SummaryJson {
+    pub status: &'static str,
+    pub exit_code: u8,
+    /// `None` when the run failed before it was recorded.
+    pub run_id: Option<i64>,
+    pub started_at: String,
+    pub duration_s: f64,
+    pub calls: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub streams: Vec<StreamJson>,
+    /// Why the run failed, when it failed before it could commit anything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StreamJson {
+    pub stream: String,
+    pub windows_ok: u64,
+    pub windows_failed: u64,
+    pub points_inserted: u64,
+    pub points_updated: u64,
+    pub points_unchanged: u64,
+    /// Points the API returned that were not stored (off the stream's grid); points outside the
+    /// window, such as the bucket at `EndTime`, are not counted.
+    pub points_dropped: u64,
+    pub calls: u64,
+}
+
+pub fn summary_json(r: &RunReport) -> SummaryJson {
+    SummaryJson {
+        status: r.status.as_str(),
+        exit_code: r.exit_code(),
+        run_id: Some(r.run_id),
+        started_at: ts(r.started_at),
+        duration_s: r.duration_ms as f64 / 1000.0,
+        calls: r.counts.requests,
+        retries: r.counts.retries,
+        throttled: r.counts.throttled,
+        streams: r
+            .streams
+            .iter()
+            .map(|s| StreamJson {
+                stream: s.stream.clone(),
+                windows_ok: s.windows_ok,
+                windows_failed: s.windows_failed,
+                points_inserted: s.points.inserted,
+                points_updated: s.points.updated,
+                points_unchanged: s.points.unchanged,
+                points_dropped: 0,
+                calls: s.calls,
+            })
+            .collect(),
+        error: None,
+    }
+}
+
+/// `sync --json` for a run that stopped before it had a report (its error is also on stderr).
+pub fn failure_json(started_at: DateTime<Utc>, error: &anyhow::Error) -> SummaryJson {
+    SummaryJson {
+        status: RunStatus::Failed.as_str(),
+        exit_code: 1,
+        run_id: None,
+        started_at: ts(started_at),
+        duration_s: 0.0,
+        calls: 0,
+        retries: 0,
+        throttled: 0,
+        streams: Vec::new(),
+        error: Some(format!("{error:#}")),
+    }
 }
 
 /// `status`: coverage per stream, the windows that still need work, and the last run.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use rtc_quality_sync::domain::RunStatus;
+use rtc_quality_sync::domain::{RunStatus, WindowState};
 use rtc_quality_sync::simulator::{self, SimulatorConfig, SimulatorHandle};
 use rtc_quality_sync::store::Store;
 use sqlx::Connection;
@@ -426,5 +426,90 @@ async fn the_sqlite_file_alone_holds_every_row_after_a_run() {
     let in_copy: (i64, i64) = sqlx::query_as(COUNT).fetch_one(&mut copied).await.unwrap();
     assert!(stored.0 > 1000, "the run stored points: {stored:?}");
     assert_eq!(in_copy, stored, "the copy of the .db file alone");
+    sim.shutdown().await;
+}
+
+/// Issue 12: `sync --json` prints one JSON object that says how the run ended, its counts agree
+/// with the calls the API saw and the rows stored, and the JSON log ends with `run finished`.
+#[tokio::test]
+async fn sync_json_and_the_run_finished_event_say_how_a_partial_run_ended() {
+    // `app_b` is unknown to this simulator: its job fails, `app_a`'s is committed.
+    let sim = simulator::spawn(SimulatorConfig {
+        rate_limit_per_sec: 60,
+        apps: vec!["app_a".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (dir, config) = setup(&sim, 50.0);
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let (code, out, err) = run(with_demo_keys(
+        cmd(dir.path())
+            .args([
+                "sync",
+                "--json",
+                "--log-format",
+                "json",
+                "--database-url",
+                &db,
+            ])
+            .arg("--config")
+            .arg(&config),
+    ))
+    .await;
+    assert_eq!(code, 2, "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(out.trim()).expect("stdout is one JSON object");
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert_eq!(summary["status"], "partial");
+    assert_eq!(summary["exit_code"], 2);
+    assert_eq!(summary["run_id"], 1);
+    assert_eq!(
+        summary["calls"].as_u64().unwrap(),
+        sim.requests().len() as u64
+    );
+    assert!(summary["duration_s"].as_f64().unwrap() > 0.0);
+    assert!(summary["started_at"].as_str().unwrap().ends_with('Z'));
+
+    let store = Store::connect(&db).await.unwrap();
+    let ledger = store.ledger(None).await.unwrap();
+    let points = store.metrics(None).await.unwrap();
+    let streams = summary["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), 4, "{summary}");
+    let mut calls = 0;
+    for s in streams {
+        let name = s["stream"].as_str().unwrap();
+        let of_stream = || ledger.iter().filter(|e| e.stream == name);
+        // A window is committed as up to two ledger rows (settled and provisional parts).
+        let stored: i64 = of_stream().map(|e| e.points).sum();
+        let failed = of_stream()
+            .filter(|e| e.state == WindowState::Failed)
+            .count() as u64;
+        assert_eq!(s["points_inserted"].as_i64().unwrap(), stored, "{s}");
+        assert_eq!(s["windows_failed"].as_u64().unwrap(), failed, "{s}");
+        if name.starts_with("room-b") {
+            assert_eq!(s["windows_ok"], 0, "{s}");
+            assert!(failed > 0, "{s}");
+        } else {
+            assert!(s["windows_ok"].as_u64().unwrap() >= 5, "{s}");
+            assert_eq!(failed, 0, "{s}");
+        }
+        calls += s["calls"].as_u64().unwrap();
+    }
+    let inserted: u64 = streams
+        .iter()
+        .map(|s| s["points_inserted"].as_u64().unwrap())
+        .sum();
+    assert_eq!(inserted, points.len() as u64);
+    assert_eq!(calls, summary["calls"].as_u64().unwrap());
+    store.close().await;
+
+    // The JSON log's last event: `run finished`, with the status, the exit code and the counts.
+    let last: serde_json::Value =
+        serde_json::from_str(err.trim().lines().last().unwrap()).expect("a JSON log line");
+    assert_eq!(last["message"], "run finished", "{err}");
+    assert_eq!(last["status"], "partial");
+    assert_eq!(last["exit_code"], 2);
+    assert_eq!(last["points_inserted"].as_u64().unwrap(), inserted);
     sim.shutdown().await;
 }
