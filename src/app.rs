@@ -23,6 +23,7 @@ use crate::store::{Store, StoreError, StoreLock};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_PARTIAL: u8 = 2;
 pub const EXIT_LOCKED: u8 = 3;
 pub const EXIT_USAGE: u8 = 64;
 
@@ -315,17 +316,42 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
 }
 
 async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
-    let url = database_url_only(cli)?;
-    if crate::store::sqlite::file_missing(url.expose()) {
-        say!("no database at {url} yet: run `rtc-quality-sync sync` (or `demo`) first");
-        return Ok(EXIT_OK);
+    // The configuration says which streams should exist; --check needs it, a plain status reads it
+    // when there is one.
+    let settings = if args.check || cli.config.exists() {
+        Some(load_settings(cli)?)
+    } else {
+        None
+    };
+    let url = match (database_url_override(cli), &settings) {
+        (Some(url), _) => DatabaseUrl::new(url),
+        (None, Some(s)) => s.database_url.clone(),
+        (None, None) => database_url_only(cli)?,
+    };
+    let missing = crate::store::sqlite::file_missing(url.expose());
+    let mut status = if missing {
+        report::Status::default()
+    } else {
+        let store = open_store(&url).await?;
+        let status = report::Status::load(&store).await?;
+        store.close().await;
+        status
+    };
+    if let Some(settings) = &settings {
+        status.judge(settings, now(cli), args.max_age);
     }
-    let store = open_store(&url).await?;
-    let status = report::Status::load(&store).await?;
     if args.json {
         say!("{}", serde_json::to_string_pretty(&status)?);
+    } else if args.check {
+        emit(&status.check_text())?;
     } else {
+        if missing {
+            say!("no database at {url} yet: run `rtc-quality-sync sync` (or `demo`) first");
+        }
         emit(&status.text())?;
+    }
+    if args.check && !status.healthy() {
+        return Ok(EXIT_PARTIAL);
     }
     Ok(EXIT_OK)
 }

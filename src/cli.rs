@@ -145,9 +145,18 @@ pub struct PlanArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// Print JSON instead of a table.
+    /// Print JSON instead of a table (always JSON, also before the first sync).
     #[arg(long)]
     pub json: bool,
+    /// The health check for alerting: exit 0 when every configured stream is healthy, 2 when any
+    /// is stale, has failed windows or holes, or was never synced (one line per problem), 1 when the
+    /// configuration or the database cannot be read.
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: how far a stream's covered range may end before the data the API has
+    /// (e.g. 36h, 90m, 2d).
+    #[arg(long, value_name = "DURATION", default_value = "36h", value_parser = parse_duration_arg, requires = "check")]
+    pub max_age: chrono::Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -222,6 +231,27 @@ fn parse_time_arg(s: &str) -> Result<TimeArg, String> {
         })
 }
 
+/// `36h`, `90m`, `2d`, `45s`: a whole number and one unit.
+fn parse_duration_arg(s: &str) -> Result<chrono::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: i64 = n.parse().map_err(|_| {
+        format!("{s:?} is not a duration; write a number and a unit, e.g. 36h, 90m or 2d")
+    })?;
+    let per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d (e.g. 36h)")),
+    };
+    n.checked_mul(per_unit)
+        .filter(|&secs| secs <= 366 * 86_400)
+        .map(chrono::Duration::seconds)
+        .ok_or_else(|| format!("{s:?} is longer than a year"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +280,24 @@ mod tests {
     fn the_cli_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn max_age_takes_a_number_and_a_unit() {
+        assert_eq!(parse_duration_arg("36h"), Ok(chrono::Duration::hours(36)));
+        assert_eq!(parse_duration_arg("90m"), Ok(chrono::Duration::minutes(90)));
+        assert_eq!(parse_duration_arg("2d"), Ok(chrono::Duration::days(2)));
+        for bad in [
+            "",
+            "h",
+            "36",
+            "36 h",
+            "1.5h",
+            "-1h",
+            "36w",
+            "9999999999999999d",
+        ] {
+            assert!(parse_duration_arg(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod fetcher;
+pub mod health;
 pub mod pipeline;
 pub mod planner;
 pub mod progress;

@@ -241,7 +241,7 @@ pub fn plan(
 }
 
 /// `range` minus the union of `covered`, as ordered disjoint gaps.
-fn subtract(range: Window, mut covered: Vec<Window>) -> Vec<Window> {
+pub fn subtract(range: Window, mut covered: Vec<Window>) -> Vec<Window> {
     covered.sort();
     let mut gaps = Vec::new();
     let mut cursor = range.start;

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::config::Settings;
 use crate::domain::{LedgerEntry, RunStatus, WindowState};
+use crate::health::{self, Problem, ProblemLine};
 use crate::pipeline::RunReport;
 use crate::planner::Plan;
 use crate::store::{CoverageRow, RunRow, Store, StoreError};
@@ -219,11 +221,22 @@ pub fn failure_json(started_at: DateTime<Utc>, error: &anyhow::Error) -> Summary
     }
 }
 
-/// `status`: coverage per stream, the windows that still need work, and the last run.
-#[derive(Debug, Serialize)]
+/// `status`: coverage per stream, the windows that still need work, and the last run; with the
+/// configuration, also the configured streams never synced, the stored ones no job asks for any
+/// more, and each configured stream's problems (`status --check`).
+#[derive(Debug, Default, Serialize)]
 pub struct Status {
     pub streams: Vec<StreamStatus>,
     pub last_run: Option<RunRow>,
+    /// Configured streams with no checkpoint yet.
+    pub never_synced: Vec<String>,
+    /// Stored streams that no configured job asks for any more (their points stay).
+    pub not_configured: Vec<String>,
+    /// One entry per problem of a configured stream; `None` without a configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<StreamProblem>>,
+    #[serde(skip)]
+    ledger: Vec<LedgerEntry>,
 }
 
 #[derive(Debug, Serialize)]
@@ -234,7 +247,17 @@ pub struct StreamStatus {
     pub open_windows: Vec<LedgerEntry>,
 }
 
+/// A problem of one stream, as data and as the line `status --check` prints.
+#[derive(Debug, Serialize)]
+pub struct StreamProblem {
+    pub stream: String,
+    #[serde(flatten)]
+    pub problem: Problem,
+    pub message: String,
+}
+
 impl Status {
+    /// What the database holds; an empty status for a database that does not exist yet.
     pub async fn load(store: &Store) -> Result<Status, StoreError> {
         let coverage = store.coverage().await?;
         let ledger = store.ledger(None).await?;
@@ -252,7 +275,41 @@ impl Status {
         Ok(Status {
             streams,
             last_run: store.last_run().await?,
+            ledger,
+            ..Status::default()
         })
+    }
+
+    /// Judges the configured streams at `now`: never synced, no longer configured, and problems
+    /// (stale beyond `max_age`, failed windows, holes).
+    pub fn judge(&mut self, settings: &Settings, now: DateTime<Utc>, max_age: chrono::Duration) {
+        let configured = settings.streams();
+        let mut problems = Vec::new();
+        for stream in &configured {
+            let health = health::assess(&settings.window, stream, &self.ledger, now);
+            if health.never_synced {
+                self.never_synced.push(stream.name.clone());
+            }
+            for problem in health.problems(max_age) {
+                problems.push(StreamProblem {
+                    message: ProblemLine(&stream.name, &problem).to_string(),
+                    stream: stream.name.clone(),
+                    problem,
+                });
+            }
+        }
+        self.not_configured = self
+            .streams
+            .iter()
+            .map(|s| s.coverage.stream.clone())
+            .filter(|name| !configured.iter().any(|c| &c.name == name))
+            .collect();
+        self.problems = Some(problems);
+    }
+
+    /// Whether `judge` found nothing wrong.
+    pub fn healthy(&self) -> bool {
+        self.problems.as_ref().is_some_and(Vec::is_empty)
     }
 
     pub fn text(&self) -> String {
@@ -299,8 +356,39 @@ impl Status {
                 );
             }
         }
+        for name in &self.never_synced {
+            let _ = writeln!(out, "{name:<40} never synced");
+        }
+        for name in &self.not_configured {
+            let _ = writeln!(
+                out,
+                "{name:<40} no longer configured: its points stay, nothing fetches it"
+            );
+        }
         if let Some(r) = &self.last_run {
             let _ = writeln!(out, "last run: {r}");
+        }
+        out
+    }
+
+    /// `status --check`: one line per problem, then the verdict.
+    pub fn check_text(&self) -> String {
+        let problems = self.problems.as_deref().unwrap_or_default();
+        let mut out = String::new();
+        for p in problems {
+            let _ = writeln!(out, "{}", p.message);
+        }
+        let streams: std::collections::BTreeSet<&str> =
+            problems.iter().map(|p| p.stream.as_str()).collect();
+        if problems.is_empty() {
+            let _ = writeln!(out, "ok: every configured stream is healthy");
+        } else {
+            let _ = writeln!(
+                out,
+                "unhealthy: {} problem(s) in {} stream(s)",
+                problems.len(),
+                streams.len()
+            );
         }
         out
     }

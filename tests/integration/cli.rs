@@ -513,3 +513,139 @@ async fn sync_json_and_the_run_finished_event_say_how_a_partial_run_ended() {
     assert_eq!(last["points_inserted"].as_u64().unwrap(), inserted);
     sim.shutdown().await;
 }
+
+/// Issue 12: `status --check` says whether every configured stream is complete, for alerting.
+async fn status_check_tells_an_operator_what_is_wrong(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let check = async |extra: &[&str]| {
+        run(cmd(dir.path())
+            .args(["status", "--check", "--database-url", url, "--config"])
+            .arg(&config)
+            .args(extra))
+        .await
+    };
+    // `app_b` is unknown to the first simulator: its job's windows fail.
+    let partial = simulator::spawn(SimulatorConfig {
+        rate_limit_per_sec: 60,
+        apps: vec!["app_a".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    std::fs::write(&config, config_text(&partial.endpoint(), 50.0, "")).unwrap();
+
+    // Before the first sync: every configured stream was never synced; --json is JSON even so.
+    let (code, out, err) = check(&[]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(out.matches("never synced").count(), 4, "{out}");
+    let (code, out, _) = check(&["--json"]).await;
+    assert_eq!(code, 2);
+    let json: serde_json::Value = serde_json::from_str(&out).expect("always JSON");
+    assert_eq!(json["never_synced"].as_array().unwrap().len(), 4, "{out}");
+
+    let sync = async || {
+        run(with_demo_keys(
+            cmd(dir.path())
+                .args(["sync", "--quiet", "--database-url", url, "--config"])
+                .arg(&config),
+        ))
+        .await
+    };
+    assert_eq!(sync().await.0, 2);
+    let (code, out, _) = check(&[]).await;
+    assert_eq!(code, 2, "{out}");
+    let room_b: Vec<&str> = out.lines().filter(|l| l.starts_with("room-b/")).collect();
+    assert!(
+        room_b.iter().any(|l| l.contains("failed window"))
+            && room_b.iter().any(|l| l.contains("stale")),
+        "{out}"
+    );
+    assert!(!out.contains("app-a/"), "app-a is complete: {out}");
+    assert!(
+        out.contains("the next `rtc-quality-sync sync` retries them"),
+        "{out}"
+    );
+    partial.shutdown().await;
+
+    // A run that can reach every app heals it.
+    let full = fast_simulator(0).await;
+    std::fs::write(&config, config_text(&full.endpoint(), 50.0, "")).unwrap();
+    assert_eq!(sync().await.0, 0);
+    let (code, out, err) = check(&[]).await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, "ok: every configured stream is healthy"),
+        "{err}"
+    );
+
+    // A window lost from the middle of the ledger is a hole.
+    let store = Store::connect(url).await.unwrap();
+    let ledger = store.ledger(Some("app-a/1d")).await.unwrap();
+    let lost = &ledger[1];
+    let delete = "DELETE FROM sync_ledger WHERE stream = 'app-a/1d' AND window_start = ";
+    let deleted = match &store {
+        Store::Sqlite(s) => sqlx::query(&format!("{delete}?"))
+            .bind(lost.window.start.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .execute(s.pool())
+            .await
+            .unwrap()
+            .rows_affected(),
+        Store::Postgres(s) => sqlx::query(&format!("{delete}$1"))
+            .bind(lost.window.start)
+            .execute(s.pool())
+            .await
+            .unwrap()
+            .rows_affected(),
+    };
+    assert_eq!(deleted, 1, "{lost:?}");
+    assert_eq!(
+        store.ledger(Some("app-a/1d")).await.unwrap().len(),
+        ledger.len() - 1
+    );
+    store.close().await;
+    let (code, out, _) = check(&[]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("app-a/1d: 1 hole(s)"), "{out}");
+    assert!(out.contains(&lost.window.to_string()), "{out}");
+    assert_eq!(sync().await.0, 0, "the next sync fetches the hole");
+    assert_eq!(check(&[]).await.0, 0);
+
+    // Three days without a sync: stale past the default 36h, not past 4 days.
+    let later = (rtc_quality_sync::clock::now() + chrono::Duration::days(3)).to_rfc3339();
+    let (code, out, _) = check(&["--now", &later]).await;
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains(": stale: covered through"))
+            .count(),
+        4,
+        "{out}"
+    );
+    assert_eq!(check(&["--now", &later, "--max-age", "4d"]).await.0, 0);
+
+    // A configuration that cannot be read: exit 1.
+    std::fs::write(&config, "[source]\nendpoint = 5\n").unwrap();
+    let (code, _, err) = check(&[]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("config.toml"), "{err}");
+    full.shutdown().await;
+}
+
+#[tokio::test]
+async fn status_check_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    status_check_tells_an_operator_what_is_wrong(&format!(
+        "sqlite://{}",
+        dir.path().join("t.db").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn status_check_on_postgres() {
+    let Some(db) = crate::helpers::pg_empty_db().await else {
+        return;
+    };
+    status_check_tells_an_operator_what_is_wrong(&db.url()).await;
+}

@@ -1,0 +1,378 @@
+//! How complete each configured stream is, for `status` and `status --check`: what the ledger covers
+//! of the horizon, the holes inside it, the failed windows, and how far behind it is.
+//!
+//! Pure, like the planner: the window settings, a stream, its ledger rows and `now` in, a verdict out.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::config::{Stream, WindowSettings};
+use crate::domain::{LedgerEntry, Window, WindowState};
+use crate::planner;
+
+/// One configured stream against its horizon.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamHealth {
+    pub stream: String,
+    /// `[horizon start, available end)` at `now`.
+    pub horizon: Window,
+    /// No ledger row at all.
+    pub never_synced: bool,
+    /// The end of the covered range that runs unbroken from the horizon start; `None` when the
+    /// horizon start itself is not covered.
+    pub complete_through: Option<DateTime<Utc>>,
+    /// The end of the newest covered (settled or provisional) window inside the horizon.
+    pub covered_end: Option<DateTime<Utc>>,
+    /// Gaps inside `[horizon start, covered_end)` that no window covers.
+    pub holes: Vec<Window>,
+    /// Buckets in the holes.
+    pub hole_buckets: i64,
+    /// Buckets of the horizon that no window covers (holes and the uncovered tail).
+    pub missing_buckets: i64,
+    /// Failed windows that no later successful window covers.
+    pub failed: Vec<LedgerEntry>,
+}
+
+/// Assesses `stream` from its ledger rows (rows of other streams are ignored).
+pub fn assess(
+    settings: &WindowSettings,
+    stream: &Stream,
+    ledger: &[LedgerEntry],
+    now: DateTime<Utc>,
+) -> StreamHealth {
+    let g = stream.granularity;
+    let horizon = planner::horizon(settings, g, now);
+    let rows: Vec<&LedgerEntry> = ledger.iter().filter(|e| e.stream == stream.name).collect();
+    let covered: Vec<Window> = rows
+        .iter()
+        .filter(|e| e.state != WindowState::Failed)
+        .map(|e| e.window)
+        .collect();
+    let uncovered = planner::subtract(horizon, covered.clone());
+    let covered_end = covered
+        .iter()
+        .filter(|w| w.end > horizon.start && w.start < horizon.end)
+        .map(|w| w.end.min(horizon.end))
+        .max();
+    let complete_through = match uncovered.first() {
+        None => Some(horizon.end),
+        Some(gap) if gap.start > horizon.start => Some(gap.start),
+        Some(_) => None,
+    };
+    let holes: Vec<Window> = uncovered
+        .iter()
+        .filter(|gap| covered_end.is_some_and(|end| gap.end <= end))
+        .copied()
+        .collect();
+    let buckets = |gaps: &[Window]| {
+        gaps.iter().map(|w| w.duration().num_seconds()).sum::<i64>() / g.seconds()
+    };
+    let failed = rows
+        .iter()
+        .filter(|e| {
+            e.state == WindowState::Failed
+                && !planner::subtract(e.window, covered.clone()).is_empty()
+        })
+        .map(|e| (*e).clone())
+        .collect();
+    StreamHealth {
+        stream: stream.name.clone(),
+        horizon,
+        never_synced: rows.is_empty(),
+        complete_through,
+        covered_end,
+        hole_buckets: buckets(&holes),
+        missing_buckets: buckets(&uncovered),
+        holes,
+        failed,
+    }
+}
+
+/// What `status --check` reports about a stream; each says what to do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    NeverSynced,
+    /// The covered range ends more than `max_age` before the available end.
+    Stale {
+        covered_end: Option<DateTime<Utc>>,
+        available_end: DateTime<Utc>,
+    },
+    FailedWindows {
+        count: usize,
+        since: DateTime<Utc>,
+        last_error: String,
+        request_id: Option<String>,
+    },
+    Holes {
+        count: usize,
+        missing_buckets: i64,
+        first: Window,
+    },
+}
+
+impl StreamHealth {
+    /// The problems of this stream: never synced, stale beyond `max_age`, failed windows, holes.
+    pub fn problems(&self, max_age: Duration) -> Vec<Problem> {
+        if self.never_synced {
+            return vec![Problem::NeverSynced];
+        }
+        let mut out = Vec::new();
+        if self
+            .covered_end
+            .is_none_or(|end| end < self.horizon.end - max_age)
+        {
+            out.push(Problem::Stale {
+                covered_end: self.covered_end,
+                available_end: self.horizon.end,
+            });
+        }
+        if let Some(first) = self.failed.iter().min_by_key(|e| e.fetched_at) {
+            let last = self
+                .failed
+                .iter()
+                .max_by_key(|e| e.fetched_at)
+                .unwrap_or(first);
+            out.push(Problem::FailedWindows {
+                count: self.failed.len(),
+                since: first.fetched_at,
+                last_error: last.last_error.clone().unwrap_or_default(),
+                request_id: last.request_id.clone(),
+            });
+        }
+        if let Some(first) = self.holes.first() {
+            out.push(Problem::Holes {
+                count: self.holes.len(),
+                missing_buckets: self.hole_buckets,
+                first: *first,
+            });
+        }
+        out
+    }
+}
+
+/// One line per problem, for people: the stream, what, since when, what to do.
+pub struct ProblemLine<'a>(pub &'a str, pub &'a Problem);
+
+impl fmt::Display for ProblemLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ts = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let stream = self.0;
+        match self.1 {
+            Problem::NeverSynced => write!(
+                f,
+                "{stream}: never synced; run `rtc-quality-sync sync` (a first backfill of the horizon)"
+            ),
+            Problem::Stale {
+                covered_end,
+                available_end,
+            } => write!(
+                f,
+                "{stream}: stale: covered through {}, the API has data through {}; run `rtc-quality-sync sync` and read its errors, or see `status`",
+                covered_end.map_or("nothing".into(), ts),
+                ts(*available_end)
+            ),
+            Problem::FailedWindows {
+                count,
+                since,
+                last_error,
+                request_id,
+            } => write!(
+                f,
+                "{stream}: {count} failed window(s) since {}: {last_error} (RequestId {}); the next `rtc-quality-sync sync` retries them",
+                ts(*since),
+                request_id.as_deref().unwrap_or("-")
+            ),
+            Problem::Holes {
+                count,
+                missing_buckets,
+                first,
+            } => write!(
+                f,
+                "{stream}: {count} hole(s), {missing_buckets} bucket(s) missing, the first {first}; run `rtc-quality-sync sync`, which fetches them"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{FixedOffset, TimeZone};
+
+    use super::*;
+    use crate::config::{Job, ProductType};
+    use crate::domain::Granularity;
+    use crate::planner::{PlanOptions, plan};
+
+    fn settings() -> WindowSettings {
+        WindowSettings {
+            max_lookback_days: 30,
+            max_span_days: 7,
+            data_delay_hours: 8,
+            settle_hours: 24,
+            timezone: FixedOffset::east_opt(8 * 3600).unwrap(),
+        }
+    }
+
+    fn stream(g: Granularity) -> Stream {
+        Job {
+            name: "j".into(),
+            app_id: "a".into(),
+            indicators: vec!["stall_rate".into()],
+            granularities: vec![g],
+            product_type: ProductType::Native,
+            os: vec![],
+            access: vec![],
+            room_id: String::new(),
+            user_ids: vec![],
+        }
+        .streams()
+        .remove(0)
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, 21, 41, 0).unwrap()
+    }
+
+    /// The ledger of a complete first backfill at `now`, oldest window first.
+    fn backfill(s: &Stream) -> Vec<LedgerEntry> {
+        let p = plan(
+            &settings(),
+            std::slice::from_ref(s),
+            &[],
+            now(),
+            PlanOptions::default(),
+        )
+        .unwrap();
+        p.streams[0]
+            .windows
+            .iter()
+            .map(|&window| LedgerEntry {
+                stream: s.name.clone(),
+                window,
+                state: WindowState::Settled,
+                points: 1,
+                attempts: 1,
+                last_error: None,
+                request_id: None,
+                fetched_at: now(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_complete_backfill_is_healthy() {
+        for g in [Granularity::Day, Granularity::FiveMin] {
+            let s = stream(g);
+            let h = assess(&settings(), &s, &backfill(&s), now());
+            assert_eq!(h.complete_through, Some(h.horizon.end));
+            assert_eq!((h.holes.len(), h.missing_buckets), (0, 0));
+            assert_eq!(h.problems(Duration::hours(36)), vec![]);
+        }
+    }
+
+    #[test]
+    fn a_configured_stream_without_rows_was_never_synced() {
+        let s = stream(Granularity::Day);
+        let other = backfill(&stream(Granularity::FiveMin));
+        let h = assess(&settings(), &s, &other, now());
+        assert!(h.never_synced);
+        assert_eq!(h.problems(Duration::hours(36)), vec![Problem::NeverSynced]);
+        assert_eq!(
+            h.missing_buckets,
+            h.horizon.duration().num_days(),
+            "the whole 1d horizon: {}",
+            h.horizon
+        );
+    }
+
+    #[test]
+    fn a_hole_stops_complete_through_and_is_counted() {
+        let s = stream(Granularity::Day);
+        let mut ledger = backfill(&s);
+        let lost = ledger.remove(1);
+        let h = assess(&settings(), &s, &ledger, now());
+        assert_eq!(h.complete_through, Some(lost.window.start));
+        assert_eq!(h.holes, vec![lost.window]);
+        assert_eq!(h.hole_buckets, 7);
+        assert_eq!(h.missing_buckets, 7);
+        assert_eq!(
+            h.problems(Duration::hours(36)),
+            vec![Problem::Holes {
+                count: 1,
+                missing_buckets: 7,
+                first: lost.window
+            }]
+        );
+    }
+
+    #[test]
+    fn a_backfill_cut_short_newest_first_is_incomplete_from_the_start() {
+        let s = stream(Granularity::FiveMin);
+        let mut ledger = backfill(&s);
+        let oldest = ledger.remove(0);
+        let h = assess(&settings(), &s, &ledger, now());
+        assert_eq!(h.complete_through, None);
+        assert_eq!(h.holes, vec![oldest.window]);
+        assert_eq!(
+            h.missing_buckets,
+            oldest.window.duration().num_seconds() / 300
+        );
+    }
+
+    #[test]
+    fn a_failed_window_counts_until_a_success_covers_it() {
+        let s = stream(Granularity::Day);
+        let mut ledger = backfill(&s);
+        let mut failed = ledger[2].clone();
+        failed.state = WindowState::Failed;
+        failed.last_error = Some("InternalError".into());
+        failed.request_id = Some("req-1".into());
+        ledger.push(failed.clone());
+        // Superseded: the same window also has a settled row.
+        let h = assess(&settings(), &s, &ledger, now());
+        assert!(h.failed.is_empty());
+        assert_eq!(h.problems(Duration::hours(36)), vec![]);
+
+        ledger.remove(2);
+        let h = assess(&settings(), &s, &ledger, now());
+        assert_eq!(h.failed, vec![failed.clone()]);
+        let problems = h.problems(Duration::hours(36));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(
+            problems[0],
+            Problem::FailedWindows {
+                count: 1,
+                since: failed.fetched_at,
+                last_error: "InternalError".into(),
+                request_id: Some("req-1".into())
+            }
+        );
+        assert!(matches!(problems[1], Problem::Holes { count: 1, .. }));
+        let line = ProblemLine(&s.name, &problems[0]).to_string();
+        assert!(
+            line.starts_with("j/1d: 1 failed window(s)") && line.contains("req-1"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn an_old_sync_is_stale_past_max_age_and_its_tail_is_no_hole() {
+        let s = stream(Granularity::Day);
+        let ledger = backfill(&s);
+        let later = now() + Duration::days(3);
+        let h = assess(&settings(), &s, &ledger, later);
+        assert!(h.holes.is_empty(), "the uncovered tail is not a hole");
+        assert_eq!(h.missing_buckets, 3);
+        assert_eq!(h.problems(Duration::days(4)), vec![]);
+        assert_eq!(
+            h.problems(Duration::hours(36)),
+            vec![Problem::Stale {
+                covered_end: h.covered_end,
+                available_end: h.horizon.end
+            }]
+        );
+    }
+}
