@@ -14,6 +14,7 @@ use crate::cli::{Cli, Command, DemoArgs, PlanArgs, RangeArgs, SimulateArgs, Stat
 use crate::config::{Credentials, DatabaseUrl, Settings};
 use crate::domain::RunStatus;
 use crate::fetcher::Fetcher;
+use crate::metrics;
 use crate::pipeline::{self, RunOptions};
 use crate::planner::PlanOptions;
 use crate::progress::Progress;
@@ -227,8 +228,29 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
         args.json,
     )
     .await;
+    if let Some(path) = &args.metrics_file {
+        let written = async {
+            let mut status = report::Status::load(&store).await?;
+            status.judge(&settings, now(cli), DEFAULT_MAX_AGE);
+            write_metrics(path, &status, &store).await
+        };
+        if let Err(e) = written.await {
+            tracing::warn!("{e:#}");
+        }
+    }
     store.close().await;
     code
+}
+
+/// `status --check`'s default `--max-age`.
+const DEFAULT_MAX_AGE: chrono::Duration = chrono::Duration::hours(36);
+
+/// `--metrics-file`: the judged status and the newest successful run, written atomically.
+async fn write_metrics(path: &Path, status: &report::Status, store: &Store) -> anyhow::Result<()> {
+    let last_success = store.last_successful_run().await?;
+    let text = metrics::render(&status.metrics_snapshot(last_success.as_ref()));
+    metrics::write(path, &text)
+        .with_context(|| format!("cannot write the metrics file {}", path.display()))
 }
 
 /// Runs the pipeline under the lock, releases it, prints the summary (a table, or JSON with
@@ -318,7 +340,7 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
 async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
     // The configuration says which streams should exist; --check needs it, a plain status reads it
     // when there is one.
-    let settings = if args.check || cli.config.exists() {
+    let settings = if args.check || args.metrics_file.is_some() || cli.config.exists() {
         Some(load_settings(cli)?)
     } else {
         None
@@ -329,16 +351,27 @@ async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
         (None, None) => database_url_only(cli)?,
     };
     let missing = crate::store::sqlite::file_missing(url.expose());
-    let mut status = if missing {
-        report::Status::default()
+    let store = if missing {
+        None
     } else {
-        let store = open_store(&url).await?;
-        let status = report::Status::load(&store).await?;
-        store.close().await;
-        status
+        Some(open_store(&url).await?)
+    };
+    let mut status = match &store {
+        Some(store) => report::Status::load(store).await?,
+        None => report::Status::default(),
     };
     if let Some(settings) = &settings {
         status.judge(settings, now(cli), args.max_age);
+    }
+    if let Some(path) = &args.metrics_file {
+        match &store {
+            Some(store) => write_metrics(path, &status, store).await?,
+            None => metrics::write(path, &metrics::render(&status.metrics_snapshot(None)))
+                .with_context(|| format!("cannot write the metrics file {}", path.display()))?,
+        }
+    }
+    if let Some(store) = store {
+        store.close().await;
     }
     if args.json {
         say!("{}", serde_json::to_string_pretty(&status)?);

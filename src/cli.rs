@@ -132,6 +132,10 @@ pub struct SyncArgs {
     /// scripts: `status`, `exit_code`, counts, and per stream `windows_ok`, `points_inserted`, ...).
     #[arg(long, conflicts_with = "dry_run")]
     pub json: bool,
+    /// Write Prometheus metrics (the run's outcome, each stream's completeness) to this file when
+    /// the run ends, atomically, for node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -157,6 +161,10 @@ pub struct StatusArgs {
     /// (e.g. 36h, 90m, 2d).
     #[arg(long, value_name = "DURATION", default_value = "36h", value_parser = parse_duration_arg, requires = "check")]
     pub max_age: chrono::Duration,
+    /// Write Prometheus metrics (the last run, each stream's completeness) to this file, atomically,
+    /// for node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

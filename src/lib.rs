@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod fetcher;
 pub mod health;
+pub mod metrics;
 pub mod pipeline;
 pub mod planner;
 pub mod progress;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::domain::{LedgerEntry, RunStatus, WindowState};
 use crate::health::{self, Problem, ProblemLine};
+use crate::metrics;
 use crate::pipeline::RunReport;
 use crate::planner::Plan;
 use crate::store::{CoverageRow, RunRow, Store, StoreError};
@@ -237,6 +238,9 @@ pub struct Status {
     pub problems: Option<Vec<StreamProblem>>,
     #[serde(skip)]
     ledger: Vec<LedgerEntry>,
+    /// Each configured stream's health, once judged.
+    #[serde(skip)]
+    health: Vec<health::StreamHealth>,
 }
 
 #[derive(Debug, Serialize)]
@@ -297,6 +301,7 @@ impl Status {
                     problem,
                 });
             }
+            self.health.push(health);
         }
         self.not_configured = self
             .streams
@@ -305,6 +310,29 @@ impl Status {
             .filter(|name| !configured.iter().any(|c| &c.name == name))
             .collect();
         self.problems = Some(problems);
+    }
+
+    /// What `--metrics-file` shows: the runs and each judged stream with its stored points.
+    pub fn metrics_snapshot<'a>(
+        &'a self,
+        last_success: Option<&'a RunRow>,
+    ) -> metrics::Snapshot<'a> {
+        metrics::Snapshot {
+            last_run: self.last_run.as_ref(),
+            last_success,
+            streams: self
+                .health
+                .iter()
+                .map(|h| {
+                    let points = self
+                        .streams
+                        .iter()
+                        .find(|s| s.coverage.stream == h.stream)
+                        .map_or(0, |s| s.coverage.points);
+                    (h, points)
+                })
+                .collect(),
+        }
     }
 
     /// Whether `judge` found nothing wrong.

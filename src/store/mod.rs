@@ -82,6 +82,19 @@ pub enum StoreError {
     Injected { points: usize },
 }
 
+/// The newest row of the runs table, of any status or of `ok` runs only; the same SQL on both backends.
+pub(crate) fn last_run_sql(ok_only: bool) -> &'static str {
+    if ok_only {
+        "SELECT id, mode, started_at, finished_at, status, requests, retries, throttled, \
+         points_inserted, points_updated, points_unchanged, windows_ok, windows_failed \
+         FROM sync_runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1"
+    } else {
+        "SELECT id, mode, started_at, finished_at, status, requests, retries, throttled, \
+         points_inserted, points_updated, points_unchanged, windows_ok, windows_failed \
+         FROM sync_runs ORDER BY id DESC LIMIT 1"
+    }
+}
+
 /// Wraps a sqlx error with what the store was doing, for `map_err`.
 pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Database { action, source }
@@ -401,8 +414,16 @@ impl Store {
     /// The most recently started run.
     pub async fn last_run(&self) -> Result<Option<RunRow>> {
         match self {
-            Store::Sqlite(s) => s.last_run().await,
-            Store::Postgres(s) => s.last_run().await,
+            Store::Sqlite(s) => s.last_run(false).await,
+            Store::Postgres(s) => s.last_run(false).await,
+        }
+    }
+
+    /// The most recently started run that ended `ok`.
+    pub async fn last_successful_run(&self) -> Result<Option<RunRow>> {
+        match self {
+            Store::Sqlite(s) => s.last_run(true).await,
+            Store::Postgres(s) => s.last_run(true).await,
         }
     }
 

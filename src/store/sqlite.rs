@@ -372,15 +372,12 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn last_run(&self) -> Result<Option<RunRow>> {
-        let row = sqlx::query(
-            "SELECT id, mode, started_at, finished_at, status, requests, retries, throttled, \
-             points_inserted, points_updated, points_unchanged, windows_ok, windows_failed \
-             FROM sync_runs ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db("reading the last run"))?;
+    /// The newest run, of any status or of `ok` runs only.
+    pub async fn last_run(&self, ok_only: bool) -> Result<Option<RunRow>> {
+        let row = sqlx::query(super::last_run_sql(ok_only))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading the last run"))?;
         row.as_ref().map(decode::run_row).transpose()
     }
 

@@ -649,3 +649,130 @@ async fn status_check_on_postgres() {
     };
     status_check_tells_an_operator_what_is_wrong(&db.url()).await;
 }
+
+/// `--metrics-file` parsed by a Prometheus text-format parser: metric name and `stream` label to value.
+fn read_metrics(path: &Path) -> std::collections::BTreeMap<(String, String), f64> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the Prometheus text format");
+    scrape
+        .samples
+        .into_iter()
+        .map(|s| {
+            let prometheus_parse::Value::Gauge(v) = s.value else {
+                panic!("{} is not a gauge", s.metric)
+            };
+            let stream = s.labels.get("stream").unwrap_or_default().to_string();
+            ((s.metric, stream), v)
+        })
+        .collect()
+}
+
+/// Issue 12: `sync --metrics-file` and `status --metrics-file` write PRODUCT.md's metrics.
+#[tokio::test]
+async fn metrics_files_say_how_the_last_run_ended_and_how_complete_each_stream_is() {
+    let partial = simulator::spawn(SimulatorConfig {
+        rate_limit_per_sec: 60,
+        apps: vec!["app_a".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (dir, config) = setup(&partial, 50.0);
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let prom = dir.path().join("textfile").join("rtc.prom");
+    std::fs::create_dir(prom.parent().unwrap()).unwrap();
+    let sync = async |config: &Path| {
+        run(with_demo_keys(
+            cmd(dir.path())
+                .args(["sync", "--quiet", "--database-url", &db, "--metrics-file"])
+                .arg(&prom)
+                .arg("--config")
+                .arg(config),
+        ))
+        .await
+    };
+    let m = |name: &str, stream: &str| (format!("rtc_quality_sync_{name}"), stream.to_string());
+
+    let (code, _, err) = sync(&config).await;
+    assert_eq!(code, 2, "{err}");
+    let metrics = read_metrics(&prom);
+    assert_eq!(metrics[&m("last_run_exit_code", "")], 2.0);
+    assert_eq!(metrics[&m("last_success_timestamp_seconds", "")], 0.0);
+    assert_eq!(
+        metrics[&m("last_run_api_requests", "")],
+        partial.requests().len() as f64
+    );
+    assert!(metrics[&m("last_run_duration_seconds", "")] > 0.0);
+    let store = Store::connect(&db).await.unwrap();
+    let last = store.last_run().await.unwrap().unwrap();
+    assert_eq!(
+        metrics[&m("last_run_timestamp_seconds", "")],
+        last.started_at.timestamp_millis() as f64 / 1000.0
+    );
+    let points = store.metrics(None).await.unwrap();
+    for stream in ["app-a/1d", "app-a/5min", "room-b/1d", "room-b/5min"] {
+        let (failed, missing, stored) = (
+            metrics[&m("stream_failed_windows", stream)],
+            metrics[&m("stream_missing_buckets", stream)],
+            metrics[&m("stream_points", stream)],
+        );
+        if stream.starts_with("room-b") {
+            assert!(failed > 0.0 && missing > 0.0 && stored == 0.0, "{stream}");
+            assert_eq!(
+                metrics[&m("stream_complete_through_timestamp_seconds", stream)],
+                0.0
+            );
+        } else {
+            assert_eq!((failed, missing), (0.0, 0.0), "{stream}");
+            let granularity = stream.split('/').nth(1).unwrap();
+            let expected = points
+                .iter()
+                .filter(|p| p.app_id == "app_a" && p.granularity == granularity)
+                .count();
+            assert_eq!(stored, expected as f64, "{stream}");
+            assert!(metrics[&m("stream_complete_through_timestamp_seconds", stream)] > 0.0);
+        }
+    }
+    partial.shutdown().await;
+
+    // A run that reaches every app: status writes the metrics of the healed database.
+    let full = fast_simulator(0).await;
+    std::fs::write(&config, config_text(&full.endpoint(), 50.0, "")).unwrap();
+    assert_eq!(sync(&config).await.0, 0);
+    std::fs::remove_file(&prom).unwrap();
+    let (code, _, err) = run(cmd(dir.path())
+        .args(["status", "--database-url", &db, "--metrics-file"])
+        .arg(&prom)
+        .arg("--config")
+        .arg(&config))
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let metrics = read_metrics(&prom);
+    let last = store.last_run().await.unwrap().unwrap();
+    assert_eq!(metrics[&m("last_run_exit_code", "")], 0.0);
+    assert_eq!(
+        metrics[&m("last_success_timestamp_seconds", "")],
+        last.started_at.timestamp_millis() as f64 / 1000.0
+    );
+    for stream in ["app-a/1d", "app-a/5min", "room-b/1d", "room-b/5min"] {
+        assert_eq!(
+            metrics[&m("stream_failed_windows", stream)],
+            0.0,
+            "{stream}"
+        );
+        assert_eq!(
+            metrics[&m("stream_missing_buckets", stream)],
+            0.0,
+            "{stream}"
+        );
+        assert!(metrics[&m("stream_points", stream)] > 0.0, "{stream}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(prom.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["rtc.prom"], "no temporary file is left behind");
+    store.close().await;
+    full.shutdown().await;
+}
