@@ -170,8 +170,11 @@ impl fmt::Display for ProblemLine<'_> {
                 available_end,
             } => write!(
                 f,
-                "{stream}: stale: covered through {}, the API has data through {}; run `rtc-quality-sync sync` and read its errors, or see `status`",
-                covered_end.map_or("nothing".into(), ts),
+                "{stream}: stale: {}, the API has data through {}; run `rtc-quality-sync sync` and read its errors, or see `status`",
+                covered_end.map_or("nothing fetched".into(), |t| format!(
+                    "covered through {}",
+                    ts(t)
+                )),
                 ts(*available_end)
             ),
             Problem::FailedWindows {
@@ -179,12 +182,18 @@ impl fmt::Display for ProblemLine<'_> {
                 since,
                 last_error,
                 request_id,
-            } => write!(
-                f,
-                "{stream}: {count} failed window(s) since {}: {last_error} (RequestId {}); the next `rtc-quality-sync sync` retries them",
-                ts(*since),
-                request_id.as_deref().unwrap_or("-")
-            ),
+            } => {
+                write!(
+                    f,
+                    "{stream}: {count} failed window(s) since {}: {last_error}",
+                    ts(*since)
+                )?;
+                // The client's errors name the RequestId already; say it once.
+                if let Some(id) = request_id.as_deref().filter(|id| !last_error.contains(id)) {
+                    write!(f, " (RequestId {id})")?;
+                }
+                write!(f, "; the next `rtc-quality-sync sync` retries them")
+            }
             Problem::Holes {
                 count,
                 missing_buckets,
