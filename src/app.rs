@@ -530,11 +530,18 @@ pub fn demo_settings(
     database_url: &str,
     streams: usize,
 ) -> anyhow::Result<Settings> {
-    let jobs: String = (0..streams.div_ceil(2).max(1))
+    // Exactly `streams` streams: each app at 1d and 5min, the last at 1d alone when `streams` is odd.
+    let streams = streams.max(1);
+    let jobs: String = (0..streams.div_ceil(2))
         .map(|i| {
+            let granularity = if 2 * i + 1 == streams {
+                "\"1d\""
+            } else {
+                "[\"1d\", \"5min\"]"
+            };
             format!(
                 "[[jobs]]\nname = \"demo-app-{i}\"\napp_id = \"demo_app_{i}\"\n\
-                 indicators = [\"join_room_success_rate\", \"stall_rate\"]\ngranularity = [\"1d\", \"5min\"]\n"
+                 indicators = [\"join_room_success_rate\", \"stall_rate\"]\ngranularity = {granularity}\n"
             )
         })
         .collect();

@@ -34,14 +34,9 @@ pub struct Cli {
     pub config: PathBuf,
 
     /// The database: sqlite://PATH or postgres://user:password@host:5432/db.
-    /// Overrides DATABASE_URL, which overrides the config file.
-    #[arg(
-        long,
-        global = true,
-        value_name = "URL",
-        env = "DATABASE_URL",
-        hide_env_values = true
-    )]
+    /// Overrides the DATABASE_URL environment variable, which overrides the config file (`demo` reads
+    /// only this option, never DATABASE_URL).
+    #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
 
     /// How log lines are written to stderr.

@@ -776,3 +776,51 @@ async fn metrics_files_say_how_the_last_run_ended_and_how_complete_each_stream_i
     store.close().await;
     full.shutdown().await;
 }
+
+/// Issue 12: `demo` writes only into `./demo.db` (or its own `--database-url`), never into the
+/// database an exported DATABASE_URL names, and `--streams N` backfills N streams.
+#[tokio::test]
+async fn demo_never_writes_into_the_database_url_of_the_environment() {
+    let Some(prod) = crate::helpers::pg_empty_db().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(cmd(dir.path()).env("DATABASE_URL", prod.url()).args([
+        "demo",
+        "--quiet",
+        "--streams",
+        "3",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let mut conn = sqlx::PgConnection::connect(&prod.url()).await.unwrap();
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables, 0,
+        "the exported DATABASE_URL's database stays empty"
+    );
+    let store = Store::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("demo.db").display()
+    ))
+    .await
+    .unwrap();
+    let streams: std::collections::BTreeSet<String> = store
+        .ledger(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.stream)
+        .collect();
+    assert_eq!(
+        streams.into_iter().collect::<Vec<_>>(),
+        ["demo-app-0/1d", "demo-app-0/5min", "demo-app-1/1d"],
+        "--streams 3 is three streams"
+    );
+    store.close().await;
+}
