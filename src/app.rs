@@ -81,6 +81,7 @@ async fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
         Command::Status(args) => status(cli, args).await,
         Command::Check => check(cli).await,
         Command::Migrate => migrate(cli).await,
+        Command::Init(args) => init(&args.path),
         Command::Simulate(args) => simulate(args).await,
         Command::Demo(args) => demo(cli, args).await,
     }
@@ -387,6 +388,37 @@ async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_PARTIAL);
     }
     Ok(EXIT_OK)
+}
+
+/// The commented default configuration, as shipped in `config/default.toml`.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+/// `init [PATH]`: writes [`DEFAULT_CONFIG`]; an existing file is left untouched (exit 1).
+fn init(path: &Path) -> anyhow::Result<u8> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    }
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, DEFAULT_CONFIG.as_bytes()));
+    match written {
+        Ok(()) => {
+            say!(
+                "wrote {}: set app_id and the indicators in [[jobs]], export VOLC_ACCESSKEY and VOLC_SECRETKEY, then run `rtc-quality-sync --config {} check`",
+                path.display(),
+                path.display()
+            );
+            Ok(EXIT_OK)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(anyhow!(
+            "{} exists already and was left as it is; edit it, or name another path: `rtc-quality-sync init PATH`",
+            path.display()
+        )),
+        Err(e) => Err(anyhow!("cannot write {}: {e}", path.display())),
+    }
 }
 
 async fn migrate(cli: &Cli) -> anyhow::Result<u8> {

@@ -90,6 +90,10 @@ pub enum Command {
     Check,
     /// Apply the schema migrations (every other command applies them too).
     Migrate,
+    /// Write the commented default configuration to PATH (default: config/default.toml), to edit.
+    ///
+    /// Refuses to overwrite a file that exists.
+    Init(InitArgs),
     /// Serve a faithful local emulation of the ListQuality API, for trying the tool and for tests.
     ///
     /// Point a config's `source.endpoint` at it (http://127.0.0.1:8080) and run `sync` with the key
@@ -160,6 +164,13 @@ pub struct StatusArgs {
     /// for node_exporter's textfile collector.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Where to write it.
+    #[arg(value_name = "PATH", default_value = "config/default.toml")]
+    pub path: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -19,12 +19,12 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://rtc_quality.db";
 /// A configuration problem, said so that the user knows where and what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "cannot read config file {path}: {source}; pass --config PATH or create it from config/default.toml"
-    )]
+    #[error("cannot read the config file {path}: {error}; {advice}")]
     Read {
+        /// Absolute, so that a scheduler's working directory is no mystery.
         path: String,
-        source: std::io::Error,
+        error: std::io::Error,
+        advice: String,
     },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
@@ -298,9 +298,23 @@ impl Settings {
 
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            let advice = if error.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "write a commented one with `rtc-quality-sync init {}`, or pass --config PATH",
+                    path.display()
+                )
+            } else {
+                "check that the file is readable by this user, or pass --config PATH".into()
+            };
+            ConfigError::Read {
+                path: std::path::absolute(path)
+                    .unwrap_or_else(|_| path.to_path_buf())
+                    .display()
+                    .to_string(),
+                error,
+                advice,
+            }
         })?;
         Self::parse(&text, path)
     }

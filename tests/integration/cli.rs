@@ -824,3 +824,49 @@ async fn demo_never_writes_into_the_database_url_of_the_environment() {
     );
     store.close().await;
 }
+
+/// Issue 12: a missing config names the absolute path it tried and suggests `init`; `init` writes the
+/// commented default, which `plan` accepts, and never overwrites a file.
+#[tokio::test]
+async fn init_writes_a_config_and_the_missing_config_error_points_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wanted = dir.path().join("config").join("default.toml");
+    let (code, _, err) = run(cmd(dir.path()).arg("plan")).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&wanted.display().to_string()),
+        "the absolute path: {err}"
+    );
+    assert!(
+        err.contains("rtc-quality-sync init config/default.toml"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("os error 2").count(),
+        1,
+        "the OS error once: {err}"
+    );
+
+    let (code, out, err) = run(cmd(dir.path()).arg("init")).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("check"), "{out}");
+    let written = std::fs::read_to_string(&wanted).unwrap();
+    assert_eq!(written, rtc_quality_sync::app::DEFAULT_CONFIG);
+    let (code, out, err) = run(cmd(dir.path()).args(["plan", "--json"])).await;
+    assert_eq!(code, 0, "the default config plans: {err}");
+    assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok());
+
+    std::fs::write(&wanted, "# edited by hand\n").unwrap();
+    let (code, _, err) = run(cmd(dir.path()).arg("init")).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("exists already"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&wanted).unwrap(),
+        "# edited by hand\n"
+    );
+
+    let elsewhere = dir.path().join("etc").join("rqs.toml");
+    let (code, _, err) = run(cmd(dir.path()).arg("init").arg(&elsewhere)).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(elsewhere.exists());
+}
