@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod planner;
 pub mod progress;
+pub mod redact;
 pub mod report;
 pub mod simulator;
 pub mod store;

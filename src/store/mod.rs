@@ -100,35 +100,9 @@ pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError
     move |source| StoreError::Database { action, source }
 }
 
-/// The URL with its password replaced by `***`, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // set_password only fails for URLs that cannot have one, which a parsed password rules out.
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_string(),
-        // Unparsable: hide everything between the scheme and the last '@', where a password would be.
-        Err(_) => match (url.find("://"), url.rfind('@')) {
-            (Some(scheme_end), Some(at)) if at > scheme_end => {
-                format!("{}***{}", &url[..scheme_end + 3], &url[at..])
-            }
-            _ => url.to_string(),
-        },
-    }
-}
-
-/// Removes the URL's password from a message that might echo it (a driver error, say).
-pub(crate) fn scrub(message: &str, url: &str) -> String {
-    let password = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.password().map(str::to_string));
-    match password {
-        Some(p) if !p.is_empty() => message.replace(&p, "***"),
-        _ => message.to_string(),
-    }
-}
+/// Masks every form of database password (see [`crate::redact`]).
+pub use crate::redact::redact_url;
+pub(crate) use crate::redact::scrub;
 
 /// One row of the `sync_coverage` view: what `status` shows per stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]

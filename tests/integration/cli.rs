@@ -870,3 +870,51 @@ async fn init_writes_a_config_and_the_missing_config_error_points_to_it() {
     assert_eq!(code, 0, "{err}");
     assert!(elsewhere.exists());
 }
+
+/// Issue 12: a database password is never printed, in any form of URL, on success or on error.
+#[tokio::test]
+async fn database_passwords_are_never_printed() {
+    let Some(db) = crate::helpers::pg_empty_db().await else {
+        return;
+    };
+    const SECRET: &str = "S3cretPw9";
+    let dir = tempfile::tempdir().unwrap();
+    let mut with_userinfo = url::Url::parse(&db.url()).unwrap();
+    with_userinfo.set_password(Some(SECRET)).unwrap();
+    let mut in_query = url::Url::parse(&db.url()).unwrap();
+    in_query.query_pairs_mut().append_pair("password", SECRET);
+    let unreachable = |u: &url::Url| {
+        let mut u = u.clone();
+        u.set_port(Some(1)).unwrap();
+        u.to_string()
+    };
+    let key_values = format!("host=127.0.0.1 user=postgres password={SECRET} dbname=x");
+    let quoted = format!("host=127.0.0.1 password = '{SECRET}' dbname=x");
+    let cases = [
+        (with_userinfo.to_string(), 0),
+        (in_query.to_string(), 0),
+        (unreachable(&with_userinfo), 1),
+        (unreachable(&in_query), 1),
+        (key_values, 1),
+        (quoted, 1),
+    ];
+    for (url, want) in cases {
+        // The password reaches the server: trust authentication accepts it, so migrate succeeds.
+        let (code, out, err) = run(cmd(dir.path()).args(["migrate", "--database-url", &url])).await;
+        assert_eq!(code, want, "{url}: {out}{err}");
+        assert!(
+            !out.contains(SECRET) && !err.contains(SECRET),
+            "{url}: {out}{err}"
+        );
+        assert!(
+            out.contains("***") || err.contains("***"),
+            "{url}: {out}{err}"
+        );
+        let (_, out, err) =
+            run(cmd(dir.path()).args(["status", "--json", "--database-url", &url])).await;
+        assert!(
+            !out.contains(SECRET) && !err.contains(SECRET),
+            "{url}: {out}{err}"
+        );
+    }
+}
