@@ -170,7 +170,8 @@ impl Fetcher {
                 .min(inner.backoff_max)
                 .max(error.retry_after().unwrap_or_default());
             inner.stats.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
+            // A retry is routine; a window that still fails is warned about once, by the pipeline.
+            tracing::debug!(
                 attempt = attempts,
                 delay_ms = delay.as_millis() as u64,
                 code = %error.label(),

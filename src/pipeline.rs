@@ -65,7 +65,7 @@ pub struct RunReport {
     pub duration_ms: u64,
     /// Jobs stopped by an error that concerns the whole job, with that error.
     pub failed_jobs: Vec<(String, String)>,
-    /// Set when the API refused the credentials: no job could run.
+    /// Set when every job stopped: the API refused the credentials, or the endpoint cannot be reached.
     pub credentials_error: Option<String>,
     pub warnings: Vec<String>,
 }
@@ -395,6 +395,10 @@ fn note_scope(t: &mut Tally, stream: &Stream, error: &ApiError) {
     match error.scope() {
         ErrorScope::Credentials if t.credentials_error.is_none() => {
             tracing::error!("the API refused the credentials; stopping every job: {error}");
+            t.credentials_error = Some(error.to_string());
+        }
+        ErrorScope::Endpoint if t.credentials_error.is_none() => {
+            tracing::error!("stopping every job: {error}");
             t.credentials_error = Some(error.to_string());
         }
         ErrorScope::Job if !t.failed_jobs.contains_key(&stream.job.name) => {

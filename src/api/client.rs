@@ -251,6 +251,10 @@ impl Client {
             ApiError::Timeout {
                 after: self.timeout,
             }
+        } else if e.is_connect() {
+            ApiError::Unreachable {
+                message: error_chain(e),
+            }
         } else {
             ApiError::Network {
                 message: error_chain(e),

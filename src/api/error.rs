@@ -28,6 +28,8 @@ pub enum ErrorScope {
     Job,
     /// Every call with these credentials will fail (bad key, bad signature, clock skew).
     Credentials,
+    /// Every call will fail: the endpoint cannot be reached (refused, no such host, no route).
+    Endpoint,
 }
 
 /// A failed `ListQuality` call.
@@ -60,6 +62,12 @@ pub enum ApiError {
         "network error calling the api: {message}; check source.endpoint and this machine's network"
     )]
     Network { message: String },
+    /// No connection could be made (refused, no such host, no route): still retried, since a network
+    /// can come back, but once retries are exhausted every call would fail alike.
+    #[error(
+        "cannot reach the api at source.endpoint: {message}; check source.endpoint, and this machine's network, proxy and DNS"
+    )]
+    Unreachable { message: String },
     /// No complete response within `source.timeout_secs`.
     #[error("the api did not answer within {} s; raise source.timeout_secs if this persists", .after.as_secs_f64())]
     Timeout { after: Duration },
@@ -226,7 +234,9 @@ impl ApiError {
         match self {
             ApiError::Api { status, code, .. } => classify(Some(*status), Some(code)),
             ApiError::Status { status, .. } => classify(Some(*status), None),
-            ApiError::Network { .. } | ApiError::Timeout { .. } => classify(None, None),
+            ApiError::Network { .. } | ApiError::Unreachable { .. } | ApiError::Timeout { .. } => {
+                classify(None, None)
+            }
             // A body that is not JSON was probably cut or garbled on the way; the wrong shape would come again.
             ApiError::InvalidResponse { not_json, .. } => {
                 if *not_json {
@@ -309,6 +319,7 @@ impl ApiError {
                 | "InvalidActionOrVersion",
             ) => ErrorScope::Job,
             Some(c) if c.starts_with("AccessDenied") => ErrorScope::Job,
+            _ if matches!(self, ApiError::Unreachable { .. }) => ErrorScope::Endpoint,
             _ => ErrorScope::Window,
         }
     }
@@ -319,6 +330,7 @@ impl ApiError {
             ApiError::Api { code, .. } => code.clone(),
             ApiError::Status { status, .. } => format!("http {status}"),
             ApiError::Network { .. } => "network".into(),
+            ApiError::Unreachable { .. } => "unreachable".into(),
             ApiError::Timeout { .. } => "timeout".into(),
             ApiError::InvalidResponse { .. } => "invalid_response".into(),
             ApiError::TooLarge { .. } => "too_large".into(),

@@ -297,7 +297,9 @@ async fn network_errors_are_retried_then_reported() {
     let f = fast_fetcher(&source);
     let out = f.fetch(&request()).await;
     let e = out.result.unwrap_err();
-    assert!(matches!(e, ApiError::Network { .. }), "{e:?}");
+    // Refused: unreachable, retried like any network error, then it stops every job.
+    assert!(matches!(e, ApiError::Unreachable { .. }), "{e:?}");
+    assert_eq!(e.scope(), ErrorScope::Endpoint);
     assert_eq!(out.attempts, 3);
     assert_error_is_clean(&e);
 }

@@ -918,3 +918,57 @@ async fn database_passwords_are_never_printed() {
         );
     }
 }
+
+/// Issue 12: an endpoint that cannot be reached stops the run with one message and exit 1, not a
+/// warning per attempt and a "partial" exit 2.
+#[tokio::test]
+async fn an_unreachable_endpoint_exits_1_with_one_message() {
+    // A port that refuses connections: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        config_text(&format!("http://127.0.0.1:{port}"), 50.0, "")
+            .replace("max_retries = 8", "max_retries = 2"),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let (code, out, err) = run(with_demo_keys(
+        cmd(dir.path())
+            .args(["sync", "--json", "--database-url", &db, "--config"])
+            .arg(&config),
+    ))
+    .await;
+    assert_eq!(code, 1, "{out}{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(
+        err.matches("cannot reach the api").count(),
+        1,
+        "said once: {err}"
+    );
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("WARN") && !l.contains("requests_per_second"))
+            .count(),
+        0,
+        "no warning per attempt: {err}"
+    );
+    let store = Store::connect(&db).await.unwrap();
+    let ledger = store.ledger(None).await.unwrap();
+    assert!(
+        !ledger.is_empty() && ledger.len() <= 4,
+        "only the windows in flight failed (max_in_flight = 4), each once: {ledger:?}"
+    );
+    assert!(
+        ledger
+            .iter()
+            .all(|e| e.state == WindowState::Failed && e.attempts == 3)
+    );
+    store.close().await;
+}
