@@ -469,29 +469,68 @@ async fn check(cli: &Cli) -> anyhow::Result<u8> {
                 "ok    credentials: access key {}",
                 crate::config::mask_access_key(&creds.access_key_id)
             );
-            let client = Client::new(&settings.source, creds)?;
-            let stream = &settings.streams()[0];
-            let h = crate::planner::horizon(&settings.window, stream.granularity, now(cli));
-            let day = chrono::Duration::days(1).min(h.end - h.start);
-            let window = crate::domain::Window::new(h.end - day, h.end);
-            let req = request_for(stream, window, settings.window.timezone);
-            match client.list_quality(&req).await {
-                Ok(f) => say!(
-                    "ok    api {}: ListQuality for {} {} returned {} series (RequestId {})",
-                    settings.source.endpoint,
-                    stream.name,
-                    window,
-                    f.indicators.len(),
-                    f.request_id
-                ),
-                Err(e) => {
-                    ok = false;
-                    say!("FAIL  api {}: {e}", settings.source.endpoint);
-                }
-            }
+            let fetcher = Fetcher::new(Client::new(&settings.source, creds)?, &settings.source);
+            ok &= check_api(cli, &settings, &fetcher).await?;
         }
     }
     Ok(if ok { EXIT_OK } else { EXIT_FAILED })
+}
+
+/// The app id that `init` writes, which no account has.
+const PLACEHOLDER_APP_ID: &str = "Your_AppId";
+
+/// `check`'s API probes: one small real call per distinct (app, product type), through the fetcher
+/// (paced, transient errors retried), reported per job. Whether every job passed.
+async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow::Result<bool> {
+    let mut ok = true;
+    // (app, product type) → the job whose probe answered for it, and the verdict.
+    let mut probed: Vec<((String, &str), String, bool)> = Vec::new();
+    for job in &settings.jobs {
+        let label = format!("api job {} (app {})", job.name, job.app_id);
+        if job.app_id == PLACEHOLDER_APP_ID {
+            ok = false;
+            say!(
+                "FAIL  {label}: app_id is still the placeholder {PLACEHOLDER_APP_ID}; set your app's AppId from the RTC console"
+            );
+            continue;
+        }
+        let key = (job.app_id.clone(), job.product_type.as_str());
+        if let Some((_, first, passed)) = probed.iter().find(|(k, _, _)| *k == key) {
+            let verdict = if *passed { "ok  " } else { "FAIL" };
+            ok &= *passed;
+            say!("{verdict}  {label}: the same app and product type as job {first}");
+            continue;
+        }
+        let stream = &job.streams()[0];
+        let h = crate::planner::horizon(&settings.window, stream.granularity, now(cli));
+        let day = chrono::Duration::days(1).min(h.end - h.start);
+        let window = crate::domain::Window::new(h.end - day, h.end);
+        let outcome = fetcher
+            .fetch(&request_for(stream, window, settings.window.timezone))
+            .await;
+        let tries = match outcome.attempts {
+            1 => String::new(),
+            n => format!(" after {n} attempts"),
+        };
+        let passed = match outcome.result {
+            Ok(f) => {
+                say!(
+                    "ok    {label}: ListQuality {} returned {} series{tries} (RequestId {})",
+                    window,
+                    f.indicators.len(),
+                    f.request_id
+                );
+                true
+            }
+            Err(e) => {
+                say!("FAIL  {label} at {}: {e}{tries}", settings.source.endpoint);
+                false
+            }
+        };
+        ok &= passed;
+        probed.push((key, job.name.clone(), passed));
+    }
+    Ok(ok)
 }
 
 async fn simulate(args: &SimulateArgs) -> anyhow::Result<u8> {

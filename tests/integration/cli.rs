@@ -142,7 +142,11 @@ async fn check_makes_one_real_call_and_names_what_is_wrong() {
         out.contains("ok    api") && out.contains("RequestId"),
         "{out}"
     );
-    assert_eq!(sim.requests().len(), 1, "one small call");
+    assert_eq!(
+        sim.requests().len(),
+        2,
+        "one small call per distinct app and product type"
+    );
 
     let (code, out, _) = run(cmd(dir.path())
         .arg("check")
@@ -971,4 +975,80 @@ async fn an_unreachable_endpoint_exits_1_with_one_message() {
             .all(|e| e.state == WindowState::Failed && e.attempts == 3)
     );
     store.close().await;
+}
+
+/// Issue 12: `check` probes every distinct app and product type once, reports per job, and refuses
+/// the placeholder app id without calling.
+#[tokio::test]
+async fn check_probes_each_app_once_and_reports_per_job() {
+    let sim = simulator::spawn(SimulatorConfig {
+        rate_limit_per_sec: 60,
+        apps: vec!["app_a".into(), "app_b".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let extra = r#"
+[[jobs]]
+name = "room-c"
+app_id = "app_a"
+room_id = "room-9"
+indicators = ["stall_rate"]
+granularity = "1d"
+
+[[jobs]]
+name = "typo"
+app_id = "app_x"
+indicators = ["stall_rate"]
+granularity = "1d"
+
+[[jobs]]
+name = "fresh"
+app_id = "Your_AppId"
+indicators = ["stall_rate"]
+granularity = "1d"
+"#;
+    std::fs::write(&config, config_text(&sim.endpoint(), 50.0, extra)).unwrap();
+    let (code, out, err) = run(with_demo_keys(
+        cmd(dir.path()).arg("check").arg("--config").arg(&config),
+    ))
+    .await;
+    assert_eq!(code, 1, "{out}{err}");
+    let line = |job: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!("api job {job} ")))
+            .unwrap_or_else(|| panic!("no line for job {job}: {out}"))
+    };
+    assert!(line("app-a").starts_with("ok "), "{out}");
+    assert!(line("room-b").starts_with("ok "), "{out}");
+    assert!(
+        line("room-c").starts_with("ok ")
+            && line("room-c").contains("same app and product type as job app-a"),
+        "{out}"
+    );
+    assert!(
+        line("typo").starts_with("FAIL") && line("typo").contains("NotExistAppId"),
+        "{out}"
+    );
+    assert!(
+        line("fresh").starts_with("FAIL") && line("fresh").contains("placeholder"),
+        "{out}"
+    );
+    let mut apps: Vec<String> = sim
+        .requests()
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            body["AppId"].as_str().unwrap().to_string()
+        })
+        .collect();
+    apps.sort();
+    assert_eq!(
+        apps,
+        ["app_a", "app_b", "app_x"],
+        "one call per distinct app and product type"
+    );
+    sim.shutdown().await;
 }
