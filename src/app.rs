@@ -3,6 +3,8 @@
 //! Every command returns its exit code; `main` only parses and exits. Errors are reported here,
 //! once, in plain words.
 
+mod simulate;
+
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
@@ -47,7 +49,7 @@ pub async fn run(cli: Cli) -> u8 {
         Err(e) => {
             let usage = e
                 .chain()
-                .any(|c| c.downcast_ref::<simulator::SimulatorError>().is_some());
+                .any(|c| c.downcast_ref::<simulate::SimulatorError>().is_some());
             let locked = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<StoreError>(),
@@ -322,7 +324,7 @@ async fn check(cli: &Cli) -> anyhow::Result<u8> {
         Ok(creds) => {
             say!(
                 "ok    credentials: access key {}",
-                crate::config::mask_access_key(&creds.access_key_id)
+                crate::redact::mask_access_key(&creds.access_key_id)
             );
             let client = Client::new(&settings.source, creds)?;
             let stream = &settings.streams()[0];
@@ -350,7 +352,7 @@ async fn check(cli: &Cli) -> anyhow::Result<u8> {
 }
 
 async fn simulate(args: &SimulateArgs) -> anyhow::Result<u8> {
-    simulator::run(args, wait_for_signal()).await?;
+    simulate::run(args, wait_for_signal()).await?;
     Ok(EXIT_OK)
 }
 

@@ -13,6 +13,7 @@ pub mod fetcher;
 pub mod pipeline;
 pub mod planner;
 pub mod progress;
+pub mod redact;
 pub mod report;
 pub mod simulator;
 pub mod store;

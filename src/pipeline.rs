@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::client::{Fetched, request_for};
 use crate::api::error::{ApiError, ErrorScope};
-use crate::config::{Settings, Stream};
+use crate::config::Settings;
 use crate::domain::{
-    LedgerEntry, Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Window, WindowBatch,
+    LedgerEntry, Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Stream, Window, WindowBatch,
     WriteCounts,
 };
 use crate::fetcher::Fetcher;

@@ -87,36 +87,6 @@ pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError
     move |source| StoreError::Database { action, source }
 }
 
-/// The URL with its password replaced by `***`, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // set_password only fails for URLs that cannot have one, which a parsed password rules out.
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_string(),
-        // Unparsable: hide everything between the scheme and the last '@', where a password would be.
-        Err(_) => match (url.find("://"), url.rfind('@')) {
-            (Some(scheme_end), Some(at)) if at > scheme_end => {
-                format!("{}***{}", &url[..scheme_end + 3], &url[at..])
-            }
-            _ => url.to_string(),
-        },
-    }
-}
-
-/// Removes the URL's password from a message that might echo it (a driver error, say).
-pub(crate) fn scrub(message: &str, url: &str) -> String {
-    let password = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.password().map(str::to_string));
-    match password {
-        Some(p) if !p.is_empty() => message.replace(&p, "***"),
-        _ => message.to_string(),
-    }
-}
-
 /// One row of the `sync_coverage` view: what `status` shows per stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CoverageRow {
@@ -273,7 +243,7 @@ impl Store {
             Store::Postgres(PgStore::connect(url).await?)
         } else {
             return Err(StoreError::UnsupportedUrl {
-                url: redact_url(url),
+                url: crate::redact::redact_url(url),
             });
         };
         store.migrate().await?;
@@ -581,20 +551,6 @@ mod tests {
     use super::*;
     use crate::domain::{Granularity, Point, SeriesPoints};
     use chrono::TimeZone;
-
-    #[test]
-    fn redacts_the_password_of_a_url() {
-        let r = redact_url("postgres://u:secretpw@db.example:5432/x");
-        assert!(!r.contains("secretpw"), "{r}");
-        assert!(r.contains("u:***@db.example"), "{r}");
-        assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
-        let r = redact_url("postgres://u:sec ret@[bad/x");
-        assert!(!r.contains("sec ret"), "{r}");
-        assert_eq!(
-            scrub("bad password secretpw", "postgres://u:secretpw@h/x"),
-            "bad password ***"
-        );
-    }
 
     fn key(indicator: &str) -> SeriesKey {
         SeriesKey {

@@ -18,9 +18,10 @@ use sqlx::{Connection, Row};
 use super::decode;
 use super::{
     CoverageRow, Diff, FailHook, NormBatch, NormSeries, Result, RunRow, StoreError, db,
-    describe_holder, hostname, redact_url, scrub,
+    describe_holder, hostname,
 };
 use crate::domain::{LedgerEntry, RunCounts, RunStatus, Window, WindowBatch, WriteCounts};
+use crate::redact::{redact_url, scrub};
 
 /// The session advisory lock that lets one sync at a time write to a database ("rtcsync1").
 const SYNC_LOCK_KEY: i64 = 0x7274_6373_796e_6331;

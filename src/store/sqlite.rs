@@ -24,9 +24,10 @@ use tokio::sync::Mutex;
 use super::decode;
 use super::{
     CoverageRow, Diff, FailHook, NormBatch, Result, RunRow, StoreError, db, describe_holder,
-    hostname, redact_url, scrub,
+    hostname,
 };
 use crate::domain::{LedgerEntry, RunCounts, RunStatus, Window, WindowBatch, WriteCounts};
+use crate::redact::{redact_url, scrub};
 
 /// Points per upsert statement. With 3 binds a row this stays far under SQLite's 32,766 variables;
 /// a power of two so that any remainder splits into the few smaller powers of two, which keeps the
