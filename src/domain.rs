@@ -167,6 +167,21 @@ pub struct LedgerEntry {
     pub fetched_at: DateTime<Utc>,
 }
 
+/// A window whose fetch failed, as its `failed` ledger row records it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailedWindow<'a> {
+    /// The stream's name, `<job>/<granularity>`.
+    pub stream: &'a str,
+    pub window: Window,
+    /// The error as the user should read it.
+    pub error: &'a str,
+    /// The API's RequestId of the last response, when there was one.
+    pub request_id: Option<&'a str>,
+    /// How many calls this window has cost, counting every run.
+    pub attempts: i64,
+    pub fetched_at: DateTime<Utc>,
+}
+
 /// A fetched window, ready to be committed in one transaction with its ledger row.
 #[derive(Debug, Clone)]
 pub struct WindowBatch {

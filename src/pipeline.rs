@@ -18,8 +18,8 @@ use crate::api::client::{Fetched, request_for};
 use crate::api::error::{ApiError, ErrorScope};
 use crate::config::Settings;
 use crate::domain::{
-    LedgerEntry, Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Stream, Window, WindowBatch,
-    WriteCounts,
+    FailedWindow, LedgerEntry, Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Stream,
+    Window, WindowBatch, WriteCounts,
 };
 use crate::fetcher::Fetcher;
 use crate::planner::{self, Plan, PlanOptions};
@@ -366,14 +366,14 @@ async fn process(
                 tracing::debug!(stream = %stream.name, window = %task.window, "window failed: {message}");
             }
             store
-                .record_failure(
-                    &stream.name,
-                    task.window,
-                    &message,
-                    error.request_id(),
+                .record_failure(&FailedWindow {
+                    stream: &stream.name,
+                    window: task.window,
+                    error: &message,
+                    request_id: error.request_id(),
                     attempts,
                     fetched_at,
-                )
+                })
                 .await?;
             let mut t = tally.lock().unwrap();
             note_scope(&mut t, stream, &error);

@@ -8,8 +8,8 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
-use super::{CoverageRow, MetricRow, Result, RunRow, db, parse_run_status, parse_state};
-use crate::domain::{LedgerEntry, Window};
+use super::{CoverageRow, MetricRow, Result, RunRow, StoreError, db};
+use crate::domain::{LedgerEntry, RunStatus, Window, WindowState};
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
 pub(crate) trait Columns {
@@ -133,4 +133,18 @@ pub(crate) fn metric_row(r: &impl Columns) -> Result<MetricRow> {
         })
     };
     decode().map_err(db("decoding quality_metrics"))
+}
+
+fn parse_state(s: &str) -> Result<WindowState> {
+    WindowState::parse(s).ok_or_else(|| StoreError::Corrupt {
+        what: "ledger state",
+        value: s.to_string(),
+    })
+}
+
+fn parse_run_status(s: &str) -> Result<RunStatus> {
+    RunStatus::parse(s).ok_or_else(|| StoreError::Corrupt {
+        what: "run status",
+        value: s.to_string(),
+    })
 }

@@ -6,21 +6,22 @@
 //! `points` with binary `COPY` (nothing stored can conflict with them, see [`lock_series`]), and changed
 //! ones through `COPY` into a session-local staging table and one `UPDATE ... FROM`.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
 use sqlx::{Connection, Row};
 
+use super::commit::{Backend, FailHook};
 use super::decode;
-use super::{
-    CoverageRow, Diff, FailHook, NormBatch, NormSeries, Result, RunRow, StoreError, db,
-    describe_holder, hostname,
-};
-use crate::domain::{LedgerEntry, RunCounts, RunStatus, Window, WindowBatch, WriteCounts};
+use super::diff::{Diff, NormBatch, NormSeries, Stored};
+use super::ledger;
+use super::lock::{describe_holder, hostname};
+use super::{Result, StoreError, db};
+use crate::domain::WindowBatch;
 use crate::redact::{redact_url, scrub};
 
 /// The session advisory lock that lets one sync at a time write to a database ("rtcsync1").
@@ -149,51 +150,47 @@ impl PgStore {
         .map_err(db("recording the lock holder"))?;
         Ok(PgLock { conn: Some(conn) })
     }
+}
 
-    pub async fn ledger(&self, stream: Option<&str>) -> Result<Vec<LedgerEntry>> {
-        let rows = sqlx::query(
-            "SELECT stream, window_start, window_end, state, points, attempts, last_error, request_id, \
-             fetched_at FROM sync_ledger WHERE $1::text IS NULL OR stream = $1 \
-             ORDER BY stream, window_start, window_end",
-        )
-        .bind(stream)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading the ledger"))?;
-        rows.iter().map(decode::ledger_entry).collect()
-    }
+impl Backend for PgStore {
+    type DB = Postgres;
+    type Writer<'a> = PoolConnection<Postgres>;
 
-    pub async fn commit_window(&self, batch: &WindowBatch) -> Result<WriteCounts> {
-        let norm = NormBatch::new(batch);
-        let mut tx = self
-            .pool
-            .begin()
+    const BEGIN: Option<&'static str> = None;
+
+    async fn writer(&self) -> Result<Self::Writer<'_>> {
+        self.pool
+            .acquire()
             .await
-            .map_err(db("starting a transaction"))?;
-        match self.write_window(&mut tx, batch, &norm).await {
-            Ok(counts) => {
-                tx.commit().await.map_err(db("committing a window"))?;
-                Ok(counts)
-            }
-            Err(e) => {
-                // Roll back now rather than when the connection is next used.
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        }
+            .map_err(db("starting a transaction"))
     }
 
-    async fn write_window(
+    async fn series_ids(conn: &mut PgConnection, batch: &NormBatch<'_>) -> Result<Vec<i64>> {
+        resolve_series(conn, batch).await
+    }
+
+    async fn lock_series(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
+        lock_series(conn, ids).await
+    }
+
+    async fn read_stored(
+        conn: &mut PgConnection,
+        ids: &[i64],
+        range: (i64, i64),
+    ) -> Result<Stored> {
+        read_stored(conn, ids, range).await
+    }
+
+    /// New points by binary `COPY` straight into `points`; changed ones by `COPY` into a staging
+    /// table and one `UPDATE ... FROM`.
+    async fn write_points(
         &self,
         conn: &mut PgConnection,
         batch: &WindowBatch,
         norm: &NormBatch<'_>,
-    ) -> Result<WriteCounts> {
-        let ids = resolve_series(conn, norm).await?;
-        lock_series(conn, &ids).await?;
-        let stored = read_stored(conn, &ids, norm.range).await?;
-        let diff = Diff::compute(norm, &ids, &stored, batch.settled);
-
+        ids: &[i64],
+        diff: &Diff,
+    ) -> Result<()> {
         if !diff.new.is_empty() {
             let mut enc = CopyEncoder::with_capacity(diff.new.len() * 55);
             for &(id, ts, value) in &diff.new {
@@ -246,7 +243,7 @@ impl PgStore {
             )
             .bind(batch.settled)
             .bind(batch.fetched_at)
-            .bind(&ids)
+            .bind(ids)
             .bind(from_secs(norm.range.0))
             .bind(from_secs(norm.range.1))
             .execute(&mut *conn)
@@ -254,135 +251,11 @@ impl PgStore {
             .map_err(db("updating changed points"))?;
         }
         self.fail.check(diff.new.len() + diff.changed.len())?;
-
-        sqlx::query(
-            "DELETE FROM sync_ledger WHERE stream = $1 AND window_start >= $2 AND window_end <= $3",
-        )
-        .bind(&batch.stream)
-        .bind(batch.window.start)
-        .bind(batch.window.end)
-        .execute(&mut *conn)
-        .await
-        .map_err(db("replacing ledger rows"))?;
-        let state = if batch.settled {
-            "settled"
-        } else {
-            "provisional"
-        };
-        sqlx::query(
-            "INSERT INTO sync_ledger (stream, window_start, window_end, state, points, attempts, \
-             last_error, request_id, fetched_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)",
-        )
-        .bind(&batch.stream)
-        .bind(batch.window.start)
-        .bind(batch.window.end)
-        .bind(state)
-        .bind(norm.point_count() as i64)
-        .bind(batch.attempts)
-        .bind(batch.request_id.as_deref())
-        .bind(batch.fetched_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(db("writing the ledger row"))?;
-        Ok(diff.counts())
-    }
-
-    pub async fn record_failure(
-        &self,
-        stream: &str,
-        window: Window,
-        error: &str,
-        request_id: Option<&str>,
-        attempts: i64,
-        fetched_at: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sync_ledger (stream, window_start, window_end, state, points, attempts, \
-             last_error, request_id, fetched_at) VALUES ($1, $2, $3, 'failed', 0, $4, $5, $6, $7) \
-             ON CONFLICT (stream, window_start, window_end) DO UPDATE SET state = 'failed', points = 0, \
-             attempts = excluded.attempts, last_error = excluded.last_error, \
-             request_id = excluded.request_id, fetched_at = excluded.fetched_at",
-        )
-        .bind(stream)
-        .bind(window.start)
-        .bind(window.end)
-        .bind(attempts)
-        .bind(error)
-        .bind(request_id)
-        .bind(fetched_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db("recording a failed window"))?;
         Ok(())
     }
 
-    pub async fn start_run(&self, mode: &str, started_at: DateTime<Utc>) -> Result<i64> {
-        sqlx::query_scalar(
-            "INSERT INTO sync_runs (mode, started_at, status) VALUES ($1, $2, 'running') RETURNING id",
-        )
-        .bind(mode)
-        .bind(started_at)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db("recording the run's start"))
-    }
-
-    pub async fn finish_run(
-        &self,
-        id: i64,
-        status: RunStatus,
-        counts: &RunCounts,
-        finished_at: DateTime<Utc>,
-    ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE sync_runs SET finished_at = $2, status = $3, requests = $4, retries = $5, \
-             throttled = $6, points_inserted = $7, points_updated = $8, points_unchanged = $9, \
-             windows_ok = $10, windows_failed = $11 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(finished_at)
-        .bind(status.as_str())
-        .bind(counts.requests as i64)
-        .bind(counts.retries as i64)
-        .bind(counts.throttled as i64)
-        .bind(counts.points.inserted as i64)
-        .bind(counts.points.updated as i64)
-        .bind(counts.points.unchanged as i64)
-        .bind(counts.windows_ok as i64)
-        .bind(counts.windows_failed as i64)
-        .execute(&self.pool)
-        .await
-        .map_err(db("recording the run's end"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Corrupt {
-                what: "run id (no such run)",
-                value: id.to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    pub async fn last_run(&self) -> Result<Option<RunRow>> {
-        let row = sqlx::query(
-            "SELECT id, mode, started_at, finished_at, status, requests, retries, throttled, \
-             points_inserted, points_updated, points_unchanged, windows_ok, windows_failed \
-             FROM sync_runs ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db("reading the last run"))?;
-        row.as_ref().map(decode::run_row).transpose()
-    }
-
-    pub async fn coverage(&self) -> Result<Vec<CoverageRow>> {
-        let rows = sqlx::query(
-            "SELECT stream, settled_through, provisional_windows, failed_windows, points, last_run_at \
-             FROM sync_coverage ORDER BY stream",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading sync_coverage"))?;
-        rows.iter().map(decode::coverage_row).collect()
+    fn shared(conn: &mut PgConnection) -> ledger::Conn<'_> {
+        ledger::On::Postgres(conn)
     }
 }
 
@@ -509,12 +382,8 @@ async fn lock_series(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
 }
 
 /// The stored `(value, settled)` of the series' points in the range of bucket starts (seconds).
-async fn read_stored(
-    conn: &mut PgConnection,
-    ids: &[i64],
-    (lo, hi): (i64, i64),
-) -> Result<HashMap<(i64, i64), (f64, bool)>> {
-    let mut stored = HashMap::new();
+async fn read_stored(conn: &mut PgConnection, ids: &[i64], (lo, hi): (i64, i64)) -> Result<Stored> {
+    let mut stored = Stored::new();
     let mut rows = sqlx::query(
         "SELECT series_id, ts, value, settled FROM points \
          WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3",

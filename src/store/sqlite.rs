@@ -5,7 +5,6 @@
 //! prepared statements (sqlx caches them per connection) are reused from window to window. Reads
 //! (`status`, the ledger) use a small pool and never wait for the writer, thanks to WAL.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -15,18 +14,19 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use futures::TryStreamExt;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row};
-use tokio::sync::Mutex;
+use sqlx::{ConnectOptions, Row};
+use tokio::sync::{Mutex, MutexGuard};
 
+use super::commit::{Backend, FailHook};
 use super::decode;
-use super::{
-    CoverageRow, Diff, FailHook, NormBatch, Result, RunRow, StoreError, db, describe_holder,
-    hostname,
-};
-use crate::domain::{LedgerEntry, RunCounts, RunStatus, Window, WindowBatch, WriteCounts};
+use super::diff::{Diff, NormBatch, Stored};
+use super::ledger;
+use super::lock::{describe_holder, hostname};
+use super::{Result, StoreError, db};
+use crate::domain::WindowBatch;
 use crate::redact::{redact_url, scrub};
 
 /// Points per upsert statement. With 3 binds a row this stays far under SQLite's 32,766 variables;
@@ -196,53 +196,47 @@ impl SqliteStore {
             pool: self.pool.clone(),
         })
     }
+}
 
-    pub async fn ledger(&self, stream: Option<&str>) -> Result<Vec<LedgerEntry>> {
-        let rows = sqlx::query(
-            "SELECT stream, window_start, window_end, state, points, attempts, last_error, request_id, \
-             fetched_at FROM sync_ledger WHERE ?1 IS NULL OR stream = ?1 \
-             ORDER BY stream, window_start, window_end",
-        )
-        .bind(stream)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading the ledger"))?;
-        rows.iter().map(decode::ledger_entry).collect()
+impl Backend for SqliteStore {
+    type DB = Sqlite;
+    type Writer<'a> = MutexGuard<'a, SqliteConnection>;
+
+    // IMMEDIATE takes the write lock up front: the window's stored points read next cannot change
+    // before the commit, even if another process writes to the file.
+    const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
+
+    async fn writer(&self) -> Result<Self::Writer<'_>> {
+        Ok(self.writer.lock().await)
     }
 
-    pub async fn commit_window(&self, batch: &WindowBatch) -> Result<WriteCounts> {
-        let norm = NormBatch::new(batch);
-        let mut writer = self.writer.lock().await;
-        // IMMEDIATE takes the write lock up front: the window's stored points read below cannot change
-        // before the commit, even if another process writes to the file.
-        let mut tx = writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db("starting a transaction"))?;
-        match self.write_window(&mut tx, batch, &norm).await {
-            Ok(counts) => {
-                tx.commit().await.map_err(db("committing a window"))?;
-                Ok(counts)
-            }
-            Err(e) => {
-                // Roll back now rather than when the connection is next used.
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        }
+    async fn series_ids(conn: &mut SqliteConnection, batch: &NormBatch<'_>) -> Result<Vec<i64>> {
+        resolve_series(conn, batch).await
     }
 
-    async fn write_window(
+    /// Nothing to do: `BEGIN IMMEDIATE` already keeps every other writer out of the whole file.
+    async fn lock_series(_: &mut SqliteConnection, _: &[i64]) -> Result<()> {
+        Ok(())
+    }
+
+    async fn read_stored(
+        conn: &mut SqliteConnection,
+        ids: &[i64],
+        range: (i64, i64),
+    ) -> Result<Stored> {
+        read_stored(conn, ids, range).await
+    }
+
+    /// Multi-row upserts of [`chunk_len`] rows, so that the few statement texts stay prepared.
+    async fn write_points(
         &self,
         conn: &mut SqliteConnection,
         batch: &WindowBatch,
-        norm: &NormBatch<'_>,
-    ) -> Result<WriteCounts> {
-        let ids = resolve_series(conn, norm).await?;
-        let stored = read_stored(conn, &ids, norm.range).await?;
-        let diff = Diff::compute(norm, &ids, &stored, batch.settled);
+        _: &NormBatch<'_>,
+        _: &[i64],
+        diff: &Diff,
+    ) -> Result<()> {
         let updated_at = format_instant(batch.fetched_at);
-
         let mut rows = diff.new.iter().chain(&diff.changed).peekable();
         let mut remaining = diff.new.len() + diff.changed.len();
         let mut written = 0;
@@ -263,139 +257,11 @@ impl SqliteStore {
         debug_assert!(rows.peek().is_none());
         self.fail.check(written)?;
 
-        let start = format_bound(batch.window.start);
-        let end = format_bound(batch.window.end);
-        sqlx::query(
-            "DELETE FROM sync_ledger WHERE stream = ?1 AND window_start >= ?2 AND window_end <= ?3",
-        )
-        .bind(&batch.stream)
-        .bind(&start)
-        .bind(&end)
-        .execute(&mut *conn)
-        .await
-        .map_err(db("replacing ledger rows"))?;
-        let state = if batch.settled {
-            "settled"
-        } else {
-            "provisional"
-        };
-        sqlx::query(
-            "INSERT INTO sync_ledger (stream, window_start, window_end, state, points, attempts, \
-             last_error, request_id, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8)",
-        )
-        .bind(&batch.stream)
-        .bind(&start)
-        .bind(&end)
-        .bind(state)
-        .bind(norm.point_count() as i64)
-        .bind(batch.attempts)
-        .bind(batch.request_id.as_deref())
-        .bind(&updated_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(db("writing the ledger row"))?;
-        Ok(diff.counts())
-    }
-
-    pub async fn record_failure(
-        &self,
-        stream: &str,
-        window: Window,
-        error: &str,
-        request_id: Option<&str>,
-        attempts: i64,
-        fetched_at: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut writer = self.writer.lock().await;
-        sqlx::query(
-            "INSERT INTO sync_ledger (stream, window_start, window_end, state, points, attempts, \
-             last_error, request_id, fetched_at) VALUES (?1, ?2, ?3, 'failed', 0, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (stream, window_start, window_end) DO UPDATE SET state = 'failed', points = 0, \
-             attempts = excluded.attempts, last_error = excluded.last_error, \
-             request_id = excluded.request_id, fetched_at = excluded.fetched_at",
-        )
-        .bind(stream)
-        .bind(format_bound(window.start))
-        .bind(format_bound(window.end))
-        .bind(attempts)
-        .bind(error)
-        .bind(request_id)
-        .bind(format_instant(fetched_at))
-        .execute(&mut *writer)
-        .await
-        .map_err(db("recording a failed window"))?;
         Ok(())
     }
 
-    pub async fn start_run(&self, mode: &str, started_at: DateTime<Utc>) -> Result<i64> {
-        let mut writer = self.writer.lock().await;
-        sqlx::query_scalar(
-            "INSERT INTO sync_runs (mode, started_at, status) VALUES (?1, ?2, 'running') RETURNING id",
-        )
-        .bind(mode)
-        .bind(format_instant(started_at))
-        .fetch_one(&mut *writer)
-        .await
-        .map_err(db("recording the run's start"))
-    }
-
-    pub async fn finish_run(
-        &self,
-        id: i64,
-        status: RunStatus,
-        counts: &RunCounts,
-        finished_at: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut writer = self.writer.lock().await;
-        let done = sqlx::query(
-            "UPDATE sync_runs SET finished_at = ?2, status = ?3, requests = ?4, retries = ?5, \
-             throttled = ?6, points_inserted = ?7, points_updated = ?8, points_unchanged = ?9, \
-             windows_ok = ?10, windows_failed = ?11 WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(format_instant(finished_at))
-        .bind(status.as_str())
-        .bind(counts.requests as i64)
-        .bind(counts.retries as i64)
-        .bind(counts.throttled as i64)
-        .bind(counts.points.inserted as i64)
-        .bind(counts.points.updated as i64)
-        .bind(counts.points.unchanged as i64)
-        .bind(counts.windows_ok as i64)
-        .bind(counts.windows_failed as i64)
-        .execute(&mut *writer)
-        .await
-        .map_err(db("recording the run's end"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Corrupt {
-                what: "run id (no such run)",
-                value: id.to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    pub async fn last_run(&self) -> Result<Option<RunRow>> {
-        let row = sqlx::query(
-            "SELECT id, mode, started_at, finished_at, status, requests, retries, throttled, \
-             points_inserted, points_updated, points_unchanged, windows_ok, windows_failed \
-             FROM sync_runs ORDER BY id DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db("reading the last run"))?;
-        row.as_ref().map(decode::run_row).transpose()
-    }
-
-    pub async fn coverage(&self) -> Result<Vec<CoverageRow>> {
-        let rows = sqlx::query(
-            "SELECT stream, settled_through, provisional_windows, failed_windows, points, last_run_at \
-             FROM sync_coverage ORDER BY stream",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading sync_coverage"))?;
-        rows.iter().map(decode::coverage_row).collect()
+    fn shared(conn: &mut SqliteConnection) -> ledger::Conn<'_> {
+        ledger::On::Sqlite(conn)
     }
 }
 
@@ -504,8 +370,8 @@ async fn read_stored(
     conn: &mut SqliteConnection,
     ids: &[i64],
     (lo, hi): (i64, i64),
-) -> Result<HashMap<(i64, i64), (f64, bool)>> {
-    let mut stored = HashMap::new();
+) -> Result<Stored> {
+    let mut stored = Stored::new();
     if ids.is_empty() {
         return Ok(stored);
     }
@@ -644,11 +510,6 @@ fn parse_lock_record(text: &str) -> (String, String) {
 /// A wall-clock instant as stored: fixed-width microseconds, so text order is time order.
 pub(crate) fn format_instant(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// A window bound as stored: whole seconds, like the bucket starts.
-fn format_bound(t: DateTime<Utc>) -> String {
-    format_bucket(t.timestamp())
 }
 
 /// A bucket start (seconds since the epoch) as `YYYY-MM-DDTHH:MM:SSZ`, without chrono's formatter:
@@ -796,7 +657,7 @@ mod tests {
             left -= n;
         }
         assert!(sizes.len() <= 11, "{sizes:?}");
-        assert!(upsert_sql(4).matches('(').count() >= 4);
+        assert_eq!(upsert_sql(4).matches("(?,?,?)").count(), 4);
         assert_eq!(upsert_sql(2).matches('?').count(), 2 * 3 + 2);
     }
 
