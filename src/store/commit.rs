@@ -3,15 +3,20 @@
 //!
 //! What differs between the backends is behind [`Backend`]: how the writer is reached and the
 //! transaction begun (SQLite's one connection with `BEGIN IMMEDIATE`, a pooled PostgreSQL
-//! connection), how series ids are found, how the series are locked, and how points are bulk-written.
+//! connection), the statements that find, add and lock series and read stored points, and how
+//! points are bulk-written (multi-row upserts, binary `COPY`). Times are encoded per backend by
+//! `store::time`.
 //!
 //! **Invariant:** the window's points and its ledger row are committed together or not at all; a
 //! point whose stored value and settled flag equal the batch's is never written.
 
 use std::ops::DerefMut;
 
+use futures::TryStreamExt;
+use futures::stream::BoxStream;
 use sqlx::{Connection, Database};
 
+use super::decode::{self, Columns};
 use super::diff::{Diff, NormBatch, Stored};
 use super::ledger;
 use super::{Result, StoreError, db};
@@ -19,10 +24,23 @@ use crate::domain::{WindowBatch, WriteCounts};
 
 /// The connection type of a backend.
 pub(super) type Conn<B> = <<B as Backend>::DB as Database>::Connection;
+/// The row type of a backend.
+pub(super) type Row<B> = <<B as Backend>::DB as Database>::Row;
+/// Per series of a batch, `(id, unit)` once found.
+pub(super) type Found = [Option<(i64, String)>];
+
+/// A window's points as the diff sorted them, ready for the backend's bulk write.
+pub(super) struct Pending<'a> {
+    pub batch: &'a WindowBatch,
+    pub norm: &'a NormBatch<'a>,
+    /// The ids of `norm`'s series, in order.
+    pub ids: &'a [i64],
+    pub diff: &'a Diff,
+}
 
 /// What a backend supplies to the one commit sequence.
 pub(super) trait Backend: Sync {
-    type DB: Database;
+    type DB: Database<Row: Columns>;
     /// Holds the connection a window is committed on.
     type Writer<'a>: DerefMut<Target = Conn<Self>> + Send
     where
@@ -34,24 +52,37 @@ pub(super) trait Backend: Sync {
     /// The connection to commit on, waiting for it if another commit has it.
     async fn writer(&self) -> Result<Self::Writer<'_>>;
 
-    /// The ids of the batch's series, in order, adding the missing series and updating changed units.
-    async fn series_ids(conn: &mut Conn<Self>, batch: &NormBatch<'_>) -> Result<Vec<i64>>;
+    /// Sets `found[i]` for each series `i` in `which` that is stored.
+    async fn lookup_series(
+        c: &mut Conn<Self>,
+        b: &NormBatch<'_>,
+        which: &[usize],
+        found: &mut Found,
+    ) -> Result<()>;
+
+    /// Adds the series `which`, none of which was stored a moment ago (a concurrent commit may have
+    /// added some since).
+    async fn insert_series(
+        conn: &mut Conn<Self>,
+        batch: &NormBatch<'_>,
+        which: &[usize],
+    ) -> Result<()>;
+
+    /// Sets the unit of each `(series id, unit)`.
+    async fn update_units(conn: &mut Conn<Self>, units: &[(i64, &str)]) -> Result<()>;
 
     /// Keeps other writers of these series out until the commit, so what is read next stays true.
     async fn lock_series(conn: &mut Conn<Self>, ids: &[i64]) -> Result<()>;
 
-    /// The stored `(value, settled)` of the series' points in the range of bucket starts.
-    async fn read_stored(conn: &mut Conn<Self>, ids: &[i64], range: (i64, i64)) -> Result<Stored>;
+    /// `series_id, ts, value, settled` of the series' stored points in the range of bucket starts.
+    fn stored_points<'c>(
+        conn: &'c mut Conn<Self>,
+        ids: &'c [i64],
+        range: (i64, i64),
+    ) -> BoxStream<'c, sqlx::Result<Row<Self>>>;
 
-    /// Writes the diff's new and changed points (of the series `ids`) with the batch's settled flag and `fetched_at`.
-    async fn write_points(
-        &self,
-        conn: &mut Conn<Self>,
-        batch: &WindowBatch,
-        norm: &NormBatch<'_>,
-        ids: &[i64],
-        diff: &Diff,
-    ) -> Result<()>;
+    /// Writes the diff's new and changed points with the batch's settled flag and `fetched_at`.
+    async fn write_points(&self, conn: &mut Conn<Self>, pending: &Pending<'_>) -> Result<()>;
 
     /// The connection, for the statements written once for both backends.
     fn shared(conn: &mut Conn<Self>) -> ledger::Conn<'_>;
@@ -88,13 +119,67 @@ async fn write_window<B: Backend>(
     batch: &WindowBatch,
     norm: &NormBatch<'_>,
 ) -> Result<WriteCounts> {
-    let ids = B::series_ids(conn, norm).await?;
+    let ids = series_ids::<B>(conn, norm).await?;
     B::lock_series(conn, &ids).await?;
-    let stored = B::read_stored(conn, &ids, norm.range).await?;
+    let stored = read_stored::<B>(conn, &ids, norm.range).await?;
     let diff = Diff::compute(norm, &ids, &stored, batch.settled);
-    backend.write_points(conn, batch, norm, &ids, &diff).await?;
+    let pending = Pending {
+        batch,
+        norm,
+        ids: &ids,
+        diff: &diff,
+    };
+    backend.write_points(conn, &pending).await?;
     ledger::replace_window(B::shared(conn), batch, norm.point_count() as i64).await?;
     Ok(diff.counts())
+}
+
+/// The ids of the batch's series, in order: looked up, the missing ones added and looked up again,
+/// and units updated where the API now says otherwise.
+async fn series_ids<B: Backend>(conn: &mut Conn<B>, batch: &NormBatch<'_>) -> Result<Vec<i64>> {
+    let n = batch.series.len();
+    let mut found: Vec<Option<(i64, String)>> = vec![None; n];
+    let all: Vec<usize> = (0..n).collect();
+    B::lookup_series(conn, batch, &all, &mut found).await?;
+    let missing: Vec<usize> = (0..n).filter(|&i| found[i].is_none()).collect();
+    if !missing.is_empty() {
+        B::insert_series(conn, batch, &missing).await?;
+        B::lookup_series(conn, batch, &missing, &mut found).await?;
+    }
+    let mut ids = Vec::with_capacity(n);
+    let mut units = Vec::new();
+    for (i, f) in found.into_iter().enumerate() {
+        let (id, unit) = f.ok_or_else(|| StoreError::Corrupt {
+            what: "series (inserted but not found)",
+            value: format!("{:?}", batch.series[i].key),
+        })?;
+        if unit != batch.series[i].unit {
+            units.push((id, batch.series[i].unit));
+        }
+        ids.push(id);
+    }
+    if !units.is_empty() {
+        B::update_units(conn, &units).await?;
+    }
+    Ok(ids)
+}
+
+/// The stored `(value, settled)` of the series' points in the range of bucket starts.
+async fn read_stored<B: Backend>(
+    conn: &mut Conn<B>,
+    ids: &[i64],
+    range: (i64, i64),
+) -> Result<Stored> {
+    let mut stored = Stored::new();
+    if ids.is_empty() {
+        return Ok(stored);
+    }
+    let mut rows = B::stored_points(conn, ids, range);
+    while let Some(r) = rows.try_next().await.map_err(db("reading stored points"))? {
+        let (id, ts, value, settled) = decode::stored_point(&r)?;
+        stored.insert((id, ts), (value, settled));
+    }
+    Ok(stored)
 }
 
 /// The failure-injection counter both backends share (a test hook: unset, it never fails).

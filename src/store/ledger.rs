@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
 use super::time::{Bound, Instant};
-use super::{CoverageRow, Result, RunRow, StoreError, db, decode};
+use super::{CoverageRow, MetricRow, Result, RunRow, StoreError, db, decode};
 use crate::domain::{FailedWindow, LedgerEntry, RunCounts, RunStatus, WindowBatch};
 
 /// One backend's handle for a statement written once.
@@ -33,6 +33,16 @@ macro_rules! on {
             On::Sqlite($e) => $body,
             On::Postgres($e) => $body,
         }
+    };
+}
+
+/// Runs a read on either backend's pool and decodes every row with `$decode`.
+macro_rules! read_all {
+    ($pools:expr, $query:expr, $action:literal, $decode:path) => {
+        on!($pools, e => {
+            let rows = $query.fetch_all(e).await.map_err(db($action))?;
+            rows.iter().map($decode).collect::<Result<Vec<_>>>()
+        })
     };
 }
 
@@ -66,16 +76,24 @@ const LAST_RUN: &str = "SELECT id, mode, started_at, finished_at, status, reques
 const COVERAGE: &str = "SELECT stream, settled_through, provisional_windows, failed_windows, points, \
      last_run_at FROM sync_coverage ORDER BY stream";
 
+const SQLITE_METRICS: &str = "SELECT app_id, room_id, indicator, unit, granularity, product_type, \
+     os, access, user_ids, ts, value, settled, updated_at \
+     FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT $1";
+
+// The only statement in two dialects: PostgreSQL renders its times as the text SQLite stores.
+const POSTGRES_METRICS: &str = "SELECT app_id, room_id, indicator, unit, granularity, product_type, \
+     os, access, user_ids, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), value, \
+     settled, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
+     FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT $1";
+
 /// The ledger rows, of one stream or all, ordered by stream and window start.
 pub(super) async fn read(pools: Pools<'_>, stream: Option<&str>) -> Result<Vec<LedgerEntry>> {
-    on!(pools, e => {
-        let rows = sqlx::query(READ_LEDGER)
-            .bind(stream)
-            .fetch_all(e)
-            .await
-            .map_err(db("reading the ledger"))?;
-        rows.iter().map(decode::ledger_entry).collect()
-    })
+    read_all!(
+        pools,
+        sqlx::query(READ_LEDGER).bind(stream),
+        "reading the ledger",
+        decode::ledger_entry
+    )
 }
 
 /// Inside a window's transaction: replaces the stream's ledger rows that lie within the batch's
@@ -181,22 +199,37 @@ pub(super) async fn finish_run(
 
 /// The most recently started run.
 pub(super) async fn last_run(pools: Pools<'_>) -> Result<Option<RunRow>> {
-    on!(pools, e => {
-        let row = sqlx::query(LAST_RUN)
-            .fetch_optional(e)
-            .await
-            .map_err(db("reading the last run"))?;
-        row.as_ref().map(decode::run_row).transpose()
-    })
+    let runs = read_all!(
+        pools,
+        sqlx::query(LAST_RUN),
+        "reading the last run",
+        decode::run_row
+    )?;
+    Ok(runs.into_iter().next())
 }
 
 /// The `sync_coverage` view, ordered by stream.
 pub(super) async fn coverage(pools: Pools<'_>) -> Result<Vec<CoverageRow>> {
-    on!(pools, e => {
-        let rows = sqlx::query(COVERAGE)
-            .fetch_all(e)
-            .await
-            .map_err(db("reading sync_coverage"))?;
-        rows.iter().map(decode::coverage_row).collect()
-    })
+    read_all!(
+        pools,
+        sqlx::query(COVERAGE),
+        "reading sync_coverage",
+        decode::coverage_row
+    )
+}
+
+/// Rows of the `quality_metrics` view, newest first; all of them when `limit` is `None`. Times are
+/// rendered as SQLite stores them, so both backends compare equal.
+pub(super) async fn metrics(pools: Pools<'_>, limit: Option<i64>) -> Result<Vec<MetricRow>> {
+    let sql = match pools {
+        On::Sqlite(_) => SQLITE_METRICS,
+        On::Postgres(_) => POSTGRES_METRICS,
+    };
+    let limit = limit.unwrap_or(i64::MAX);
+    read_all!(
+        pools,
+        sqlx::query(sql).bind(limit),
+        "reading quality_metrics",
+        decode::metric_row
+    )
 }

@@ -143,10 +143,7 @@ impl Store {
 
     /// Rows of the `quality_metrics` view, newest first; all of them when `limit` is `None`.
     pub async fn metrics(&self, limit: Option<i64>) -> Result<Vec<MetricRow>> {
-        match self {
-            Store::Sqlite(s) => s.metrics(limit).await,
-            Store::Postgres(s) => s.metrics(limit).await,
-        }
+        ledger::metrics(self.pools(), limit).await
     }
 
     /// Test hook: makes the next commits fail once they have written `n` points (inside their

@@ -10,18 +10,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use sqlx::Connection;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, Postgres};
-use sqlx::{Connection, Row};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
 
-use super::commit::{Backend, FailHook};
-use super::decode;
-use super::diff::{Diff, NormBatch, NormSeries, Stored};
+use super::commit::{Backend, FailHook, Found, Pending};
+use super::diff::NormBatch;
 use super::ledger;
 use super::lock::{describe_holder, hostname};
 use super::{Result, StoreError, db};
-use crate::domain::WindowBatch;
+use crate::domain::SeriesKey;
 use crate::redact::{redact_url, scrub};
 
 /// The session advisory lock that lets one sync at a time write to a database ("rtcsync1").
@@ -165,46 +164,118 @@ impl Backend for PgStore {
             .map_err(db("starting a transaction"))
     }
 
-    async fn series_ids(conn: &mut PgConnection, batch: &NormBatch<'_>) -> Result<Vec<i64>> {
-        resolve_series(conn, batch).await
+    /// One statement for all of them: the key columns bound as arrays.
+    async fn lookup_series(
+        conn: &mut PgConnection,
+        batch: &NormBatch<'_>,
+        which: &[usize],
+        found: &mut Found,
+    ) -> Result<()> {
+        let sql = "SELECT i.ord, s.id, s.unit \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::text[]) WITH ORDINALITY \
+             AS i(app_id, room_id, indicator, granularity, product_type, os, access, user_ids, ord) \
+             JOIN series s ON s.app_id = i.app_id AND s.room_id = i.room_id \
+             AND s.indicator = i.indicator AND s.granularity = i.granularity \
+             AND s.product_type = i.product_type AND s.os = i.os AND s.access = i.access \
+             AND s.user_ids = i.user_ids";
+        let mut q = sqlx::query_as(sql);
+        for column in key_columns(batch, which) {
+            q = q.bind(column);
+        }
+        let rows: Vec<(i64, i64, String)> = q
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db("looking up series"))?;
+        for (ord, id, unit) in rows {
+            // ORDINALITY counts from 1.
+            found[which[(ord - 1) as usize]] = Some((id, unit));
+        }
+        Ok(())
+    }
+
+    /// One statement for all of them, in one global order.
+    async fn insert_series(
+        conn: &mut PgConnection,
+        batch: &NormBatch<'_>,
+        which: &[usize],
+    ) -> Result<()> {
+        // Two commits adding the same new series wait on each other's unique-index entries;
+        // inserting in one global order keeps that from ever becoming a deadlock.
+        let mut order = which.to_vec();
+        order.sort_by_key(|&i| batch.series[i].key);
+        let units: Vec<&str> = order.iter().map(|&i| batch.series[i].unit).collect();
+        // DO NOTHING: a concurrent commit that added the same series first wins, and the lookup
+        // that follows (a new snapshot) finds its row.
+        let sql = "INSERT INTO series (app_id, room_id, indicator, granularity, product_type, os, \
+             access, user_ids, unit) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[]) \
+             ON CONFLICT ON CONSTRAINT series_key DO NOTHING";
+        let mut q = sqlx::query(sql);
+        for column in key_columns(batch, &order) {
+            q = q.bind(column);
+        }
+        q.bind(units)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("adding series"))?;
+        Ok(())
+    }
+
+    /// One statement for all of them.
+    async fn update_units(conn: &mut PgConnection, units: &[(i64, &str)]) -> Result<()> {
+        let (ids, units): (Vec<i64>, Vec<&str>) = units.iter().copied().unzip();
+        sqlx::query(
+            "UPDATE series SET unit = u.unit FROM unnest($1::bigint[], $2::text[]) AS u(id, unit) \
+             WHERE series.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&units)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("updating series' units"))?;
+        Ok(())
     }
 
     async fn lock_series(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
         lock_series(conn, ids).await
     }
 
-    async fn read_stored(
-        conn: &mut PgConnection,
-        ids: &[i64],
-        range: (i64, i64),
-    ) -> Result<Stored> {
-        read_stored(conn, ids, range).await
+    /// One index range scan.
+    fn stored_points<'c>(
+        conn: &'c mut PgConnection,
+        ids: &'c [i64],
+        (lo, hi): (i64, i64),
+    ) -> BoxStream<'c, sqlx::Result<PgRow>> {
+        sqlx::query(
+            "SELECT series_id, ts, value, settled FROM points \
+             WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3",
+        )
+        .bind(ids)
+        .bind(from_secs(lo))
+        .bind(from_secs(hi))
+        .fetch(conn)
     }
 
     /// New points by binary `COPY` straight into `points`; changed ones by `COPY` into a staging
     /// table and one `UPDATE ... FROM`.
-    async fn write_points(
-        &self,
-        conn: &mut PgConnection,
-        batch: &WindowBatch,
-        norm: &NormBatch<'_>,
-        ids: &[i64],
-        diff: &Diff,
-    ) -> Result<()> {
+    async fn write_points(&self, conn: &mut PgConnection, pending: &Pending<'_>) -> Result<()> {
+        let Pending {
+            batch,
+            norm,
+            ids,
+            diff,
+        } = *pending;
         if !diff.new.is_empty() {
-            let mut enc = CopyEncoder::with_capacity(diff.new.len() * 55);
-            for &(id, ts, value) in &diff.new {
-                enc.row(5);
-                enc.int8(id);
-                enc.timestamptz_secs(ts);
-                enc.float8(value);
+            let data = copy_rows(&diff.new, 55, 2, |enc| {
                 enc.bool(batch.settled);
                 enc.timestamptz(batch.fetched_at);
-            }
+            });
             copy_in(
                 conn,
                 "COPY points (series_id, ts, value, settled, updated_at) FROM STDIN (FORMAT binary)",
-                enc.finish(),
+                data,
             )
             .await?;
         }
@@ -220,17 +291,11 @@ impl Backend for PgStore {
             .execute(&mut *conn)
             .await
             .map_err(db("creating the staging table"))?;
-            let mut enc = CopyEncoder::with_capacity(diff.changed.len() * 38);
-            for &(id, ts, value) in &diff.changed {
-                enc.row(3);
-                enc.int8(id);
-                enc.timestamptz_secs(ts);
-                enc.float8(value);
-            }
+            let data = copy_rows(&diff.changed, 38, 0, |_| {});
             copy_in(
                 conn,
                 "COPY points_stage (series_id, ts, value) FROM STDIN (FORMAT binary)",
-                enc.finish(),
+                data,
             )
             .await?;
             // The range conditions let the planner scan just the window's slice of `points`: the
@@ -259,106 +324,21 @@ impl Backend for PgStore {
     }
 }
 
-/// The ids of the batch's series, in order: one array-bound lookup, one array-bound insert of the
-/// missing ones (then a second lookup for them), one update of changed units.
-async fn resolve_series(conn: &mut PgConnection, batch: &NormBatch<'_>) -> Result<Vec<i64>> {
-    let n = batch.series.len();
-    let mut ids: Vec<Option<(i64, String)>> = vec![None; n];
-    let all: Vec<usize> = (0..n).collect();
-    lookup_series(conn, batch, &all, &mut ids).await?;
-    let mut missing: Vec<usize> = (0..n).filter(|&i| ids[i].is_none()).collect();
-    // Two commits adding the same new series wait on each other's unique-index entries; inserting in
-    // one global order keeps that from ever becoming a deadlock.
-    missing.sort_by_key(|&i| batch.series[i].key);
-    if !missing.is_empty() {
-        let col = |f: for<'x> fn(&'x NormSeries<'x>) -> &'x str| -> Vec<&str> {
-            missing.iter().map(|&i| f(&batch.series[i])).collect()
-        };
-        // DO NOTHING: a concurrent commit that added the same series first wins, and the lookup
-        // below (a new snapshot) finds its row.
-        sqlx::query(
-            "INSERT INTO series (app_id, room_id, indicator, unit, granularity, product_type, os, \
-             access, user_ids) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::text[]) \
-             ON CONFLICT ON CONSTRAINT series_key DO NOTHING",
-        )
-        .bind(col(|s| &s.key.app_id))
-        .bind(col(|s| &s.key.room_id))
-        .bind(col(|s| &s.key.indicator))
-        .bind(col(|s| s.unit))
-        .bind(col(|s| s.key.granularity.as_str()))
-        .bind(col(|s| &s.key.product_type))
-        .bind(col(|s| &s.key.os))
-        .bind(col(|s| &s.key.access))
-        .bind(col(|s| &s.key.user_ids))
-        .execute(&mut *conn)
-        .await
-        .map_err(db("adding series"))?;
-        lookup_series(conn, batch, &missing, &mut ids).await?;
-    }
-    let mut out = Vec::with_capacity(n);
-    let (mut unit_ids, mut units) = (Vec::new(), Vec::new());
-    for (i, found) in ids.into_iter().enumerate() {
-        let (id, unit) = found.ok_or_else(|| StoreError::Corrupt {
-            what: "series (inserted but not found)",
-            value: format!("{:?}", batch.series[i].key),
-        })?;
-        if unit != batch.series[i].unit {
-            unit_ids.push(id);
-            units.push(batch.series[i].unit);
-        }
-        out.push(id);
-    }
-    if !unit_ids.is_empty() {
-        sqlx::query(
-            "UPDATE series SET unit = u.unit FROM unnest($1::bigint[], $2::text[]) AS u(id, unit) \
-             WHERE series.id = u.id",
-        )
-        .bind(&unit_ids)
-        .bind(&units)
-        .execute(&mut *conn)
-        .await
-        .map_err(db("updating series' units"))?;
-    }
-    Ok(out)
-}
-
-async fn lookup_series(
-    conn: &mut PgConnection,
-    batch: &NormBatch<'_>,
-    which: &[usize],
-    ids: &mut [Option<(i64, String)>],
-) -> Result<()> {
-    let col = |f: for<'x> fn(&'x NormSeries<'x>) -> &'x str| -> Vec<&str> {
-        which.iter().map(|&i| f(&batch.series[i])).collect()
+/// The eight key columns of the series `which`, in table order: one text array each.
+fn key_columns<'a>(batch: &NormBatch<'a>, which: &[usize]) -> [Vec<&'a str>; 8] {
+    let col = |f: for<'x> fn(&'x SeriesKey) -> &'x str| -> Vec<&'a str> {
+        which.iter().map(|&i| f(batch.series[i].key)).collect()
     };
-    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-        "SELECT i.ord, s.id, s.unit \
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-         $7::text[], $8::text[]) WITH ORDINALITY \
-         AS i(app_id, room_id, indicator, granularity, product_type, os, access, user_ids, ord) \
-         JOIN series s ON s.app_id = i.app_id AND s.room_id = i.room_id \
-         AND s.indicator = i.indicator AND s.granularity = i.granularity \
-         AND s.product_type = i.product_type AND s.os = i.os AND s.access = i.access \
-         AND s.user_ids = i.user_ids",
-    )
-    .bind(col(|s| &s.key.app_id))
-    .bind(col(|s| &s.key.room_id))
-    .bind(col(|s| &s.key.indicator))
-    .bind(col(|s| s.key.granularity.as_str()))
-    .bind(col(|s| &s.key.product_type))
-    .bind(col(|s| &s.key.os))
-    .bind(col(|s| &s.key.access))
-    .bind(col(|s| &s.key.user_ids))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db("looking up series"))?;
-    for (ord, id, unit) in rows {
-        // ORDINALITY counts from 1.
-        ids[which[(ord - 1) as usize]] = Some((id, unit));
-    }
-    Ok(())
+    [
+        col(|k| &k.app_id),
+        col(|k| &k.room_id),
+        col(|k| &k.indicator),
+        col(|k| k.granularity.as_str()),
+        col(|k| &k.product_type),
+        col(|k| &k.os),
+        col(|k| &k.access),
+        col(|k| &k.user_ids),
+    ]
 }
 
 /// Keeps other transactions away from these series' points until this one ends, so the stored
@@ -381,25 +361,23 @@ async fn lock_series(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// The stored `(value, settled)` of the series' points in the range of bucket starts (seconds).
-async fn read_stored(conn: &mut PgConnection, ids: &[i64], (lo, hi): (i64, i64)) -> Result<Stored> {
-    let mut stored = Stored::new();
-    let mut rows = sqlx::query(
-        "SELECT series_id, ts, value, settled FROM points \
-         WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3",
-    )
-    .bind(ids)
-    .bind(from_secs(lo))
-    .bind(from_secs(hi))
-    .fetch(&mut *conn);
-    while let Some(r) = rows.try_next().await.map_err(db("reading stored points"))? {
-        let id: i64 = r.try_get(0).map_err(db("decoding stored points"))?;
-        let ts: DateTime<Utc> = r.try_get(1).map_err(db("decoding stored points"))?;
-        let value: f64 = r.try_get(2).map_err(db("decoding stored points"))?;
-        let settled: bool = r.try_get(3).map_err(db("decoding stored points"))?;
-        stored.insert((id, ts.timestamp()), (value, settled));
+/// Binary `COPY` data of `(series id, bucket start, value)` rows, each followed by the `extra`
+/// fields that `tail` writes; `bytes_per_row` sizes the buffer once.
+fn copy_rows(
+    rows: &[(i64, i64, f64)],
+    bytes_per_row: usize,
+    extra: i16,
+    tail: impl Fn(&mut CopyEncoder),
+) -> Vec<u8> {
+    let mut enc = CopyEncoder::with_capacity(rows.len() * bytes_per_row);
+    for &(id, ts, value) in rows {
+        enc.row(3 + extra);
+        enc.int8(id);
+        enc.timestamptz_secs(ts);
+        enc.float8(value);
+        tail(&mut enc);
     }
-    Ok(stored)
+    enc.finish()
 }
 
 async fn copy_in(conn: &mut PgConnection, statement: &str, data: Vec<u8>) -> Result<u64> {
@@ -489,24 +467,6 @@ impl CopyEncoder {
     pub fn finish(mut self) -> Vec<u8> {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());
         self.buf
-    }
-}
-
-impl PgStore {
-    /// Rows of the `quality_metrics` view, newest first; all of them when `limit` is `None`.
-    /// Times are rendered as the SQLite tables store them, so both backends compare equal.
-    pub async fn metrics(&self, limit: Option<i64>) -> Result<Vec<super::MetricRow>> {
-        let rows = sqlx::query(
-            "SELECT app_id, room_id, indicator, unit, granularity, product_type, os, access, user_ids, \
-                    to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), value, settled, \
-                    to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
-             FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading quality_metrics"))?;
-        rows.iter().map(decode::metric_row).collect()
     }
 }
 

@@ -12,21 +12,21 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
-use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use sqlx::query::Query;
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
-    SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Row};
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::commit::{Backend, FailHook};
-use super::decode;
-use super::diff::{Diff, NormBatch, Stored};
+use super::commit::{Backend, FailHook, Found, Pending};
+use super::diff::NormBatch;
 use super::ledger;
 use super::lock::{describe_holder, hostname};
 use super::{Result, StoreError, db};
-use crate::domain::WindowBatch;
+use crate::domain::SeriesKey;
 use crate::redact::{redact_url, scrub};
 
 /// Points per upsert statement. With 3 binds a row this stays far under SQLite's 32,766 variables;
@@ -210,8 +210,75 @@ impl Backend for SqliteStore {
         Ok(self.writer.lock().await)
     }
 
-    async fn series_ids(conn: &mut SqliteConnection, batch: &NormBatch<'_>) -> Result<Vec<i64>> {
-        resolve_series(conn, batch).await
+    /// One statement per chunk of [`SERIES_CHUNK`] series.
+    async fn lookup_series(
+        conn: &mut SqliteConnection,
+        batch: &NormBatch<'_>,
+        which: &[usize],
+        found: &mut Found,
+    ) -> Result<()> {
+        for chunk in which.chunks(SERIES_CHUNK) {
+            let mut sql = String::from(
+                "WITH input (ord, app_id, room_id, indicator, granularity, product_type, os, access, \
+                 user_ids) AS (VALUES ",
+            );
+            push_placeholders(&mut sql, chunk.len(), 9);
+            sql.push_str(
+                ") SELECT input.ord, s.id, s.unit FROM input JOIN series s ON s.app_id = input.app_id \
+                 AND s.room_id = input.room_id AND s.indicator = input.indicator \
+                 AND s.granularity = input.granularity AND s.product_type = input.product_type \
+                 AND s.os = input.os AND s.access = input.access AND s.user_ids = input.user_ids",
+            );
+            let mut q = sqlx::query(&sql);
+            for &i in chunk {
+                q = bind_key(q.bind(i as i64), batch.series[i].key);
+            }
+            let rows = q
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db("looking up series"))?;
+            for r in rows {
+                let ord: i64 = r.try_get(0).map_err(db("decoding series"))?;
+                let id: i64 = r.try_get(1).map_err(db("decoding series"))?;
+                let unit: String = r.try_get(2).map_err(db("decoding series"))?;
+                found[ord as usize] = Some((id, unit));
+            }
+        }
+        Ok(())
+    }
+
+    /// One statement per chunk of [`SERIES_CHUNK`] series.
+    async fn insert_series(
+        conn: &mut SqliteConnection,
+        batch: &NormBatch<'_>,
+        which: &[usize],
+    ) -> Result<()> {
+        for chunk in which.chunks(SERIES_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO series (app_id, room_id, indicator, granularity, product_type, os, \
+                 access, user_ids, unit) VALUES ",
+            );
+            push_placeholders(&mut sql, chunk.len(), 9);
+            let mut q = sqlx::query(&sql);
+            for &i in chunk {
+                q = bind_key(q, batch.series[i].key).bind(batch.series[i].unit);
+            }
+            q.execute(&mut *conn).await.map_err(db("adding series"))?;
+        }
+        Ok(())
+    }
+
+    /// Units change rarely (never, in practice), so one statement per changed series is fine.
+    async fn update_units(conn: &mut SqliteConnection, units: &[(i64, &str)]) -> Result<()> {
+        for &(id, unit) in units {
+            sqlx::query("UPDATE series SET unit = ?1 WHERE id = ?2")
+                .bind(unit)
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db("updating a series' unit"))?;
+        }
+        Ok(())
     }
 
     /// Nothing to do: `BEGIN IMMEDIATE` already keeps every other writer out of the whole file.
@@ -219,23 +286,29 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
-    async fn read_stored(
-        conn: &mut SqliteConnection,
-        ids: &[i64],
-        range: (i64, i64),
-    ) -> Result<Stored> {
-        read_stored(conn, ids, range).await
+    /// Read through the points' primary key; the ids go in as one JSON array.
+    fn stored_points<'c>(
+        conn: &'c mut SqliteConnection,
+        ids: &'c [i64],
+        (lo, hi): (i64, i64),
+    ) -> BoxStream<'c, sqlx::Result<SqliteRow>> {
+        let list = format!(
+            "[{}]",
+            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        );
+        sqlx::query(
+            "SELECT series_id, ts, value, settled FROM points \
+             WHERE series_id IN (SELECT value FROM json_each(?1)) AND ts >= ?2 AND ts < ?3",
+        )
+        .bind(list)
+        .bind(format_bucket(lo))
+        .bind(format_bucket(hi))
+        .fetch(conn)
     }
 
     /// Multi-row upserts of [`chunk_len`] rows, so that the few statement texts stay prepared.
-    async fn write_points(
-        &self,
-        conn: &mut SqliteConnection,
-        batch: &WindowBatch,
-        _: &NormBatch<'_>,
-        _: &[i64],
-        diff: &Diff,
-    ) -> Result<()> {
+    async fn write_points(&self, conn: &mut SqliteConnection, pending: &Pending<'_>) -> Result<()> {
+        let (batch, diff) = (pending.batch, pending.diff);
         let updated_at = format_instant(batch.fetched_at);
         let mut rows = diff.new.iter().chain(&diff.changed).peekable();
         let mut remaining = diff.new.len() + diff.changed.len();
@@ -265,140 +338,19 @@ impl Backend for SqliteStore {
     }
 }
 
-/// The ids of the batch's series, in order: looked up in one statement per chunk, the missing ones
-/// inserted in one statement per chunk, and units updated where the API now says otherwise.
-async fn resolve_series(conn: &mut SqliteConnection, batch: &NormBatch<'_>) -> Result<Vec<i64>> {
-    let n = batch.series.len();
-    let mut ids: Vec<Option<(i64, String)>> = vec![None; n];
-    let all: Vec<usize> = (0..n).collect();
-    lookup_series(conn, batch, &all, &mut ids).await?;
-    let missing: Vec<usize> = (0..n).filter(|&i| ids[i].is_none()).collect();
-    if !missing.is_empty() {
-        for chunk in missing.chunks(SERIES_CHUNK) {
-            let mut sql = String::from(
-                "INSERT INTO series (app_id, room_id, indicator, unit, granularity, product_type, os, \
-                 access, user_ids) VALUES ",
-            );
-            push_placeholders(&mut sql, chunk.len(), 9);
-            let mut q = sqlx::query(&sql);
-            for &i in chunk {
-                let s = &batch.series[i];
-                q = q
-                    .bind(&s.key.app_id)
-                    .bind(&s.key.room_id)
-                    .bind(&s.key.indicator)
-                    .bind(s.unit)
-                    .bind(s.key.granularity.as_str())
-                    .bind(&s.key.product_type)
-                    .bind(&s.key.os)
-                    .bind(&s.key.access)
-                    .bind(&s.key.user_ids);
-            }
-            q.execute(&mut *conn).await.map_err(db("adding series"))?;
-        }
-        lookup_series(conn, batch, &missing, &mut ids).await?;
-    }
-    let mut out = Vec::with_capacity(n);
-    for (i, found) in ids.into_iter().enumerate() {
-        let (id, unit) = found.ok_or_else(|| StoreError::Corrupt {
-            what: "series (inserted but not found)",
-            value: format!("{:?}", batch.series[i].key),
-        })?;
-        if unit != batch.series[i].unit {
-            // Units change rarely (never, in practice), so one statement per changed series is fine.
-            sqlx::query("UPDATE series SET unit = ?1 WHERE id = ?2")
-                .bind(batch.series[i].unit)
-                .bind(id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db("updating a series' unit"))?;
-        }
-        out.push(id);
-    }
-    Ok(out)
-}
-
-async fn lookup_series(
-    conn: &mut SqliteConnection,
-    batch: &NormBatch<'_>,
-    which: &[usize],
-    ids: &mut [Option<(i64, String)>],
-) -> Result<()> {
-    for chunk in which.chunks(SERIES_CHUNK) {
-        let mut sql = String::from(
-            "WITH input (ord, app_id, room_id, indicator, granularity, product_type, os, access, \
-             user_ids) AS (VALUES ",
-        );
-        push_placeholders(&mut sql, chunk.len(), 9);
-        sql.push_str(
-            ") SELECT input.ord, s.id, s.unit FROM input JOIN series s ON s.app_id = input.app_id \
-             AND s.room_id = input.room_id AND s.indicator = input.indicator \
-             AND s.granularity = input.granularity AND s.product_type = input.product_type \
-             AND s.os = input.os AND s.access = input.access AND s.user_ids = input.user_ids",
-        );
-        let mut q = sqlx::query(&sql);
-        for &i in chunk {
-            let k = batch.series[i].key;
-            q = q
-                .bind(i as i64)
-                .bind(&k.app_id)
-                .bind(&k.room_id)
-                .bind(&k.indicator)
-                .bind(k.granularity.as_str())
-                .bind(&k.product_type)
-                .bind(&k.os)
-                .bind(&k.access)
-                .bind(&k.user_ids);
-        }
-        let rows = q
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db("looking up series"))?;
-        for r in rows {
-            let ord: i64 = r.try_get(0).map_err(db("decoding series"))?;
-            let id: i64 = r.try_get(1).map_err(db("decoding series"))?;
-            let unit: String = r.try_get(2).map_err(db("decoding series"))?;
-            ids[ord as usize] = Some((id, unit));
-        }
-    }
-    Ok(())
-}
-
-/// The stored `(value, settled)` of the series' points in the range of bucket starts, read through the
-/// points' primary key.
-async fn read_stored(
-    conn: &mut SqliteConnection,
-    ids: &[i64],
-    (lo, hi): (i64, i64),
-) -> Result<Stored> {
-    let mut stored = Stored::new();
-    if ids.is_empty() {
-        return Ok(stored);
-    }
-    let list = format!(
-        "[{}]",
-        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-    );
-    let mut rows = sqlx::query(
-        "SELECT series_id, ts, value, settled FROM points \
-         WHERE series_id IN (SELECT value FROM json_each(?1)) AND ts >= ?2 AND ts < ?3",
-    )
-    .bind(list)
-    .bind(format_bucket(lo))
-    .bind(format_bucket(hi))
-    .fetch(&mut *conn);
-    while let Some(r) = rows.try_next().await.map_err(db("reading stored points"))? {
-        let id: i64 = r.try_get(0).map_err(db("decoding stored points"))?;
-        let ts: &str = r.try_get(1).map_err(db("decoding stored points"))?;
-        let value: f64 = r.try_get(2).map_err(db("decoding stored points"))?;
-        let settled: bool = r.try_get(3).map_err(db("decoding stored points"))?;
-        let ts = parse_bucket(ts).ok_or_else(|| StoreError::Corrupt {
-            what: "point timestamp",
-            value: ts.to_string(),
-        })?;
-        stored.insert((id, ts), (value, settled));
-    }
-    Ok(stored)
+/// Binds a series key's eight columns in table order.
+fn bind_key<'q>(
+    q: Query<'q, Sqlite, SqliteArguments<'q>>,
+    k: &'q SeriesKey,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    q.bind(&k.app_id)
+        .bind(&k.room_id)
+        .bind(&k.indicator)
+        .bind(k.granularity.as_str())
+        .bind(&k.product_type)
+        .bind(&k.os)
+        .bind(&k.access)
+        .bind(&k.user_ids)
 }
 
 /// How many rows the next statement writes: a full chunk, else the largest power of two that fits.
@@ -593,22 +545,6 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
-}
-
-impl SqliteStore {
-    /// Rows of the `quality_metrics` view, newest first; all of them when `limit` is `None`.
-    pub async fn metrics(&self, limit: Option<i64>) -> Result<Vec<super::MetricRow>> {
-        let rows = sqlx::query(
-            "SELECT app_id, room_id, indicator, unit, granularity, product_type, os, access, user_ids, \
-                    ts, value, settled, updated_at \
-             FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT ?",
-        )
-        .bind(limit.unwrap_or(-1))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading quality_metrics"))?;
-        rows.iter().map(decode::metric_row).collect()
-    }
 }
 
 #[cfg(test)]
