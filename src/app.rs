@@ -14,18 +14,18 @@ use tokio_util::sync::CancellationToken;
 use crate::api::client::{Client, request_for};
 use crate::cli::{Cli, Command, DemoArgs, PlanArgs, RangeArgs, SimulateArgs, StatusArgs, SyncArgs};
 use crate::config::{Credentials, DatabaseUrl, Settings};
+use crate::error::{Error, Outcome};
 use crate::fetcher::Fetcher;
 use crate::pipeline::{self, RunOptions};
 use crate::planner::PlanOptions;
 use crate::progress::Progress;
 use crate::report;
+use crate::shutdown;
 use crate::simulator;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_LOCKED: u8 = 3;
-pub const EXIT_USAGE: u8 = 64;
+/// What every command returns: how it went, or why it could not run.
+type Result<T = Outcome, E = Error> = std::result::Result<T, E>;
 
 /// Writes command output to stdout; a closed pipe (`plan --json | head`) is not an error.
 fn emit(text: &str) -> anyhow::Result<()> {
@@ -42,38 +42,21 @@ macro_rules! say {
     ($($arg:tt)*) => { emit(&format!("{}\n", format_args!($($arg)*)))? };
 }
 
-/// Runs the parsed command line and returns the process exit code.
-pub async fn run(cli: Cli) -> u8 {
-    match dispatch(&cli).await {
-        Ok(code) => code,
-        Err(e) => {
-            let usage = e
-                .chain()
-                .any(|c| c.downcast_ref::<simulate::SimulatorError>().is_some());
-            let locked = e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<StoreError>(),
-                    Some(StoreError::Locked { .. })
-                )
-            });
-            // Said once: as a log event for schedulers that read JSON, as plain text otherwise.
-            if cli.log_format == crate::telemetry::LogFormat::Json {
-                tracing::error!("{e:#}");
-            } else {
-                eprintln!("error: {e:#}");
-            }
-            if usage {
-                EXIT_USAGE
-            } else if locked {
-                EXIT_LOCKED
-            } else {
-                EXIT_FAILED
-            }
+/// Runs the parsed command line; an error is reported here, once.
+pub async fn run(cli: Cli) -> Result {
+    let result = dispatch(&cli).await;
+    if let Err(e) = &result {
+        // Said once: as a log event for schedulers that read JSON, as plain text otherwise.
+        if cli.log_format == crate::telemetry::LogFormat::Json {
+            tracing::error!("{e}");
+        } else {
+            eprintln!("error: {e}");
         }
     }
+    result
 }
 
-async fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
+async fn dispatch(cli: &Cli) -> Result {
     match &cli.command {
         Command::Sync(args) => sync(cli, args).await,
         Command::Plan(args) => plan(cli, args).await,
@@ -161,38 +144,7 @@ fn plan_options(range: &RangeArgs, settings: &Settings) -> RunOptions {
     }
 }
 
-/// Cancels the token on the first SIGINT/SIGTERM; a second one exits at once.
-fn shutdown_on_signals() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::warn!(
-            "interrupted: no new calls are sent; committing what has arrived (press Ctrl-C again to stop at once)"
-        );
-        t.cancel();
-        wait_for_signal().await;
-        eprintln!("stopped at once; every committed window is kept");
-        std::process::exit(130);
-    });
-    token
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
+async fn sync(cli: &Cli, args: &SyncArgs) -> Result {
     let settings = load_settings(cli)?;
     let options = plan_options(&args.range, &settings);
     if args.dry_run {
@@ -202,7 +154,7 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
             &plan,
             settings.source.requests_per_second,
         ))?;
-        return Ok(EXIT_OK);
+        return Ok(Outcome::Done);
     }
     let store = open_store(&settings.database_url).await?;
     let credentials = credentials()?;
@@ -215,7 +167,7 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
         &options,
         now(cli),
         cli.quiet > 0,
-        shutdown_on_signals(),
+        shutdown::on_signals(),
     )
     .await
 }
@@ -229,9 +181,9 @@ async fn run_sync(
     now: chrono::DateTime<Utc>,
     quiet: bool,
     shutdown: CancellationToken,
-) -> anyhow::Result<u8> {
+) -> Result {
     let holder = format!("rtc-quality-sync {}", options.mode);
-    let lock = store.try_lock(&holder).await?;
+    let lock = store.try_lock(&holder).await.map_err(Error::store)?;
     let progress = Progress::auto(quiet);
     let result = pipeline::run(settings, store, fetcher, options, now, shutdown, &progress).await;
     if let Err(e) = lock.release().await {
@@ -239,10 +191,10 @@ async fn run_sync(
     }
     let report = result?;
     emit(&report::summary_text(&report))?;
-    Ok(report.exit_code())
+    Ok(report.status.into())
 }
 
-async fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
+async fn plan(cli: &Cli, args: &PlanArgs) -> Result {
     let settings = load_settings(cli)?;
     let options = plan_options(&args.range, &settings);
     let ledger = read_ledger(&settings.database_url).await?;
@@ -261,14 +213,14 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
             settings.source.requests_per_second,
         ))?;
     }
-    Ok(EXIT_OK)
+    Ok(Outcome::Done)
 }
 
-async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
+async fn status(cli: &Cli, args: &StatusArgs) -> Result {
     let url = database_url_only(cli)?;
     if crate::store::sqlite::file_missing(url.expose()) {
         say!("no database at {url} yet: run `rtc-quality-sync sync` (or `demo`) first");
-        return Ok(EXIT_OK);
+        return Ok(Outcome::Done);
     }
     let store = open_store(&url).await?;
     let status = report::Status::load(&store).await?;
@@ -277,18 +229,18 @@ async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
     } else {
         emit(&status.text())?;
     }
-    Ok(EXIT_OK)
+    Ok(Outcome::Done)
 }
 
-async fn migrate(cli: &Cli) -> anyhow::Result<u8> {
+async fn migrate(cli: &Cli) -> Result {
     let url = database_url_only(cli)?;
     let store = open_store(&url).await?;
     store.migrate().await?;
     say!("migrations applied to {url}");
-    Ok(EXIT_OK)
+    Ok(Outcome::Done)
 }
 
-async fn check(cli: &Cli) -> anyhow::Result<u8> {
+async fn check(cli: &Cli) -> Result {
     let mut ok = true;
     let settings = match load_settings(cli) {
         Ok(s) => {
@@ -302,7 +254,7 @@ async fn check(cli: &Cli) -> anyhow::Result<u8> {
         }
         Err(e) => {
             say!("FAIL  config: {e:#}");
-            return Ok(EXIT_FAILED);
+            return Ok(Outcome::Failed);
         }
     };
     match open_store(&settings.database_url).await {
@@ -348,15 +300,15 @@ async fn check(cli: &Cli) -> anyhow::Result<u8> {
             }
         }
     }
-    Ok(if ok { EXIT_OK } else { EXIT_FAILED })
+    Ok(if ok { Outcome::Done } else { Outcome::Failed })
 }
 
-async fn simulate(args: &SimulateArgs) -> anyhow::Result<u8> {
-    simulate::run(args, wait_for_signal()).await?;
-    Ok(EXIT_OK)
+async fn simulate(args: &SimulateArgs) -> Result {
+    simulate::run(args, shutdown::signal()).await?;
+    Ok(Outcome::Done)
 }
 
-async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
+async fn demo(cli: &Cli, args: &DemoArgs) -> Result {
     let sim = simulator::spawn(simulator::SimulatorConfig {
         latency: std::time::Duration::from_millis(50),
         ..Default::default()
@@ -382,14 +334,14 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
         mode: "demo".into(),
         ..Default::default()
     };
-    let code = run_sync(
+    let outcome = run_sync(
         &settings,
         &store,
         &fetcher,
         &options,
         now(cli),
         cli.quiet > 0,
-        shutdown_on_signals(),
+        shutdown::on_signals(),
     )
     .await?;
     sim.shutdown().await;
@@ -406,7 +358,7 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
     for row in store.metrics(Some(5)).await? {
         say!("  {row}");
     }
-    Ok(code)
+    Ok(outcome)
 }
 
 /// The demo's configuration: a handful of streams against the in-process simulator.

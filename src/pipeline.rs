@@ -19,6 +19,7 @@ use crate::api::error::{ApiError, ErrorScope};
 use crate::batch::{self, FetchedWindow};
 use crate::config::Settings;
 use crate::domain::{FailedWindow, LedgerEntry, RunCounts, RunStatus, Stream, Window, WriteCounts};
+use crate::error::Outcome;
 use crate::fetcher::Fetcher;
 use crate::planner::{self, Plan, PlanOptions};
 use crate::progress::{Progress, WindowDone};
@@ -67,14 +68,9 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The exit code PRODUCT.md fixes for this outcome.
+    /// The exit code of this outcome (see [`crate::error::Outcome`]).
     pub fn exit_code(&self) -> u8 {
-        match self.status {
-            RunStatus::Ok | RunStatus::Running => 0,
-            RunStatus::Partial => 2,
-            RunStatus::Failed => 1,
-            RunStatus::Interrupted => 130,
-        }
+        Outcome::from(self.status).exit_code()
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::cli::SimulateArgs;
 use crate::config::{ConfigError, Credentials};
+use crate::error::Error;
 use crate::redact::mask_access_key;
 use crate::simulator::{
     self, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, Faults, FaultsError, SimulatorConfig,
@@ -88,8 +89,8 @@ pub fn config_from_args_with(
 pub async fn run(
     args: &SimulateArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let (config, source) = config_from_args(args)?;
+) -> Result<(), Error> {
+    let (config, source) = config_from_args(args).map_err(Error::usage)?;
     let listener = TcpListener::bind(&args.listen).await.with_context(|| {
         format!(
             "cannot listen on {}; pick a free address with --listen, e.g. 127.0.0.1:0",
@@ -115,7 +116,8 @@ pub async fn run(
     );
     simulator::serve(listener, config, shutdown)
         .await
-        .context("the simulator stopped")
+        .context("the simulator stopped")?;
+    Ok(())
 }
 
 #[cfg(test)]
