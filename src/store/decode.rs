@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
-use super::sqlite::parse_bucket;
+use super::time::parse_bucket;
 use super::{CoverageRow, MetricRow, Result, RunRow, StoreError, db};
 use crate::domain::{LedgerEntry, RunStatus, Window, WindowState};
 

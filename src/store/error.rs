@@ -48,6 +48,8 @@ pub enum StoreError {
     )]
     Corrupt { what: &'static str, value: String },
 
+    /// Only with the `testing` feature: see `Store::set_fail_after_points`.
+    #[cfg(feature = "testing")]
     #[error(
         "injected failure after writing {points} points (a test hook, never set in production)"
     )]

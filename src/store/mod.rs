@@ -14,6 +14,7 @@
 //! `updated`: the row did change, and BI extracts that read by `updated_at` must see it.
 
 mod commit;
+mod copy;
 mod decode;
 mod diff;
 mod error;
@@ -148,7 +149,7 @@ impl Store {
 
     /// Test hook: makes the next commits fail once they have written `n` points (inside their
     /// transaction, before the ledger row), to prove a half-written window leaves no trace.
-    #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub fn set_fail_after_points(&self, n: Option<usize>) {
         match self {
             Store::Sqlite(s) => s.set_fail_after_points(n),

@@ -16,12 +16,17 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
 
 use super::commit::{Backend, FailHook, Found, Pending};
+use super::copy;
 use super::diff::NormBatch;
 use super::ledger;
 use super::lock::{describe_holder, hostname};
 use super::{Result, StoreError, db};
 use crate::domain::SeriesKey;
 use crate::redact::{redact_url, scrub};
+
+/// PostgreSQL's binary `COPY` encoder, for the benchmark's ceiling.
+#[cfg(feature = "testing")]
+pub use super::copy::CopyEncoder;
 
 /// The session advisory lock that lets one sync at a time write to a database ("rtcsync1").
 const SYNC_LOCK_KEY: i64 = 0x7274_6373_796e_6331;
@@ -31,8 +36,6 @@ const SERIES_LOCK_CLASS: i32 = 0x7274_6373;
 /// Series locks are taken on `id % SERIES_LOCK_SLOTS`, so a window with thousands of series still
 /// takes few locks (PostgreSQL's lock table is small); sharing a slot only serializes two commits.
 const SERIES_LOCK_SLOTS: i64 = 64;
-/// Seconds from the Unix epoch to PostgreSQL's (2000-01-01T00:00:00Z).
-const PG_EPOCH_SECS: i64 = 946_684_800;
 
 pub struct PgStore {
     pool: PgPool,
@@ -94,7 +97,7 @@ impl PgStore {
         &self.url
     }
 
-    #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub fn set_fail_after_points(&self, n: Option<usize>) {
         self.fail.set(n);
     }
@@ -367,9 +370,9 @@ fn copy_rows(
     rows: &[(i64, i64, f64)],
     bytes_per_row: usize,
     extra: i16,
-    tail: impl Fn(&mut CopyEncoder),
+    tail: impl Fn(&mut copy::CopyEncoder),
 ) -> Vec<u8> {
-    let mut enc = CopyEncoder::with_capacity(rows.len() * bytes_per_row);
+    let mut enc = copy::CopyEncoder::with_capacity(rows.len() * bytes_per_row);
     for &(id, ts, value) in rows {
         enc.row(3 + extra);
         enc.int8(id);
@@ -416,99 +419,5 @@ impl PgLock {
             let _ = conn.close().await;
         }
         Ok(())
-    }
-}
-
-/// Writes PostgreSQL's binary `COPY` format: a header, then per row a field count and each field as
-/// a length and its big-endian bytes, then a trailer.
-#[doc(hidden)]
-pub struct CopyEncoder {
-    buf: Vec<u8>,
-}
-
-impl CopyEncoder {
-    /// The signature, a flags word and an empty header extension.
-    const HEADER: &'static [u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
-
-    pub fn with_capacity(bytes: usize) -> Self {
-        let mut buf = Vec::with_capacity(bytes + Self::HEADER.len() + 2);
-        buf.extend_from_slice(Self::HEADER);
-        CopyEncoder { buf }
-    }
-
-    pub fn row(&mut self, fields: i16) {
-        self.buf.extend_from_slice(&fields.to_be_bytes());
-    }
-
-    pub fn int8(&mut self, v: i64) {
-        self.buf.extend_from_slice(&8i32.to_be_bytes());
-        self.buf.extend_from_slice(&v.to_be_bytes());
-    }
-
-    pub fn float8(&mut self, v: f64) {
-        self.buf.extend_from_slice(&8i32.to_be_bytes());
-        self.buf.extend_from_slice(&v.to_bits().to_be_bytes());
-    }
-
-    pub fn bool(&mut self, v: bool) {
-        self.buf.extend_from_slice(&1i32.to_be_bytes());
-        self.buf.push(u8::from(v));
-    }
-
-    /// A `timestamptz` from whole seconds since the Unix epoch: microseconds since 2000-01-01.
-    pub fn timestamptz_secs(&mut self, secs: i64) {
-        self.int8((secs - PG_EPOCH_SECS) * 1_000_000);
-    }
-
-    pub fn timestamptz(&mut self, t: DateTime<Utc>) {
-        self.int8(t.timestamp_micros() - PG_EPOCH_SECS * 1_000_000);
-    }
-
-    pub fn finish(mut self) -> Vec<u8> {
-        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
-        self.buf
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn copy_format_is_byte_exact() {
-        let mut enc = CopyEncoder::with_capacity(0);
-        enc.row(4);
-        enc.int8(7);
-        enc.timestamptz_secs(PG_EPOCH_SECS + 1);
-        enc.float8(1.5);
-        enc.bool(true);
-        let bytes = enc.finish();
-        let mut expected = b"PGCOPY\n\xff\r\n\0".to_vec();
-        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // flags, extension length
-        expected.extend_from_slice(&[0, 4]);
-        expected.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7]);
-        expected.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x40]); // 1,000,000 us
-        expected.extend_from_slice(&[0, 0, 0, 8, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]); // 1.5
-        expected.extend_from_slice(&[0, 0, 0, 1, 1]);
-        expected.extend_from_slice(&[0xff, 0xff]);
-        assert_eq!(bytes, expected);
-    }
-
-    #[test]
-    fn timestamps_count_microseconds_from_2000() {
-        let at = |t: DateTime<Utc>| {
-            let mut enc = CopyEncoder::with_capacity(0);
-            enc.timestamptz(t);
-            let b = enc.finish();
-            i64::from_be_bytes(b[CopyEncoder::HEADER.len() + 4..][..8].try_into().unwrap())
-        };
-        assert_eq!(at(Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap()), 0);
-        assert_eq!(
-            at(Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap()),
-            -1_000_000
-        );
-        let t = Utc.timestamp_opt(1_700_000_000, 123_456_000).unwrap();
-        assert_eq!(at(t), (1_700_000_000 - PG_EPOCH_SECS) * 1_000_000 + 123_456);
     }
 }
