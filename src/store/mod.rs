@@ -3,6 +3,11 @@
 //! [`Store`] is the one interface the pipeline calls; it dispatches by `match` to [`SqliteStore`] or
 //! [`PgStore`], which share the schema's names and columns (`migrations/sqlite`, `migrations/postgres`).
 //!
+//! What is the same for both backends is written once: `commit` (a window's commit sequence, with a
+//! small `Backend` trait for what differs), `ledger` (the ledger, run, coverage and metrics
+//! statements), `diff` (what to write), `decode` (rows to types), `time` (how each stores an instant),
+//! `rows`, `error` and `lock`. `sqlite`, `postgres` and `copy` hold only what is theirs.
+//!
 //! **Invariant:** one window's points and its ledger row are committed in one transaction, and a point
 //! whose stored value and settled flag are already what the batch says is never written again (no row
 //! write, no `updated_at` change). Both backends decide what to write by reading the window's stored
