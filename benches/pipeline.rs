@@ -44,7 +44,7 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 fn main() {
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
     rt.block_on(async {
-        let now: DateTime<Utc> = Utc::now();
+        let now: DateTime<Utc> = rtc_quality_sync::clock::now();
         let sim = simulator::spawn(SimulatorConfig {
             latency: Duration::from_millis(300),
             rate_limit_per_sec: 2,

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow};
 use chrono::Utc;
-use tokio_util::sync::CancellationToken;
 
 use crate::api::client::{Client, request_for};
 use crate::cli::{Cli, Command, DemoArgs, PlanArgs, RangeArgs, SimulateArgs, StatusArgs, SyncArgs};
@@ -22,7 +21,7 @@ use crate::progress::Progress;
 use crate::report;
 use crate::shutdown;
 use crate::simulator;
-use crate::store::Store;
+use crate::store::{Store, StoreError, StoreLock};
 
 /// What every command returns: how it went, or why it could not run.
 type Result<T = Outcome, E = Error> = std::result::Result<T, E>;
@@ -70,7 +69,7 @@ async fn dispatch(cli: &Cli) -> Result {
 
 /// The current time, or the hidden `--now` of tests and reproducible runs.
 fn now(cli: &Cli) -> chrono::DateTime<Utc> {
-    cli.now.unwrap_or_else(Utc::now)
+    cli.now.unwrap_or_else(crate::clock::now)
 }
 
 /// Loads and validates the config file, then applies `--database-url` / `DATABASE_URL`.
@@ -107,6 +106,16 @@ async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
     Store::connect(url.expose())
         .await
         .with_context(|| format!("cannot open the database {url}"))
+}
+
+/// Opens the database with the one-sync lock taken before migrating (see [`Store::connect_locked`]).
+async fn open_locked(url: &DatabaseUrl, mode: &str) -> Result<(Store, StoreLock)> {
+    let holder = format!("rtc-quality-sync {mode}");
+    match Store::connect_locked(url.expose(), &holder).await {
+        // Said as it is: "another run holds the lock" needs no "cannot open the database" before it.
+        Err(e @ StoreError::Locked { .. }) => Err(Error::store(e)),
+        r => Ok(r.with_context(|| format!("cannot open the database {url}"))?),
+    }
 }
 
 /// The checkpoint ledger, for commands that only read it: a SQLite file that does not exist yet has
@@ -156,36 +165,33 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result {
         ))?;
         return Ok(Outcome::Done);
     }
-    let store = open_store(&settings.database_url).await?;
     let credentials = credentials()?;
     let client = Client::new(&settings.source, credentials)?;
     let fetcher = Fetcher::new(client, &settings.source);
-    run_sync(
-        &settings,
-        &store,
-        &fetcher,
-        &options,
-        now(cli),
-        cli.quiet > 0,
-        shutdown::on_signals(),
-    )
-    .await
+    let (store, lock) = open_locked(&settings.database_url, &options.mode).await?;
+    run_sync(cli, &settings, (&store, lock), &fetcher, &options).await
 }
 
-/// Takes the lock, runs the pipeline, prints the summary, returns the exit code.
+/// Runs the pipeline under the lock, releases it, prints the summary, returns the exit code.
 async fn run_sync(
+    cli: &Cli,
     settings: &Settings,
-    store: &Store,
+    (store, lock): (&Store, StoreLock),
     fetcher: &Fetcher,
     options: &RunOptions,
-    now: chrono::DateTime<Utc>,
-    quiet: bool,
-    shutdown: CancellationToken,
 ) -> Result {
-    let holder = format!("rtc-quality-sync {}", options.mode);
-    let lock = store.try_lock(&holder).await.map_err(Error::store)?;
-    let progress = Progress::auto(quiet);
-    let result = pipeline::run(settings, store, fetcher, options, now, shutdown, &progress).await;
+    let progress = Progress::auto(cli.quiet > 0);
+    let shutdown = shutdown::on_signals();
+    let result = pipeline::run(
+        settings,
+        store,
+        fetcher,
+        options,
+        now(cli),
+        shutdown,
+        &progress,
+    )
+    .await;
     if let Err(e) = lock.release().await {
         tracing::warn!("releasing the lock: {e}");
     }
@@ -234,8 +240,8 @@ async fn status(cli: &Cli, args: &StatusArgs) -> Result {
 
 async fn migrate(cli: &Cli) -> Result {
     let url = database_url_only(cli)?;
-    let store = open_store(&url).await?;
-    store.migrate().await?;
+    let (_store, lock) = open_locked(&url, "migrate").await?;
+    lock.release().await?;
     say!("migrations applied to {url}");
     Ok(Outcome::Done)
 }
@@ -327,23 +333,14 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result {
         settings.database_url,
         settings.streams().len()
     );
-    let store = open_store(&settings.database_url).await?;
     let creds = Credentials::new(simulator::DEMO_ACCESS_KEY, simulator::DEMO_SECRET_KEY, None);
     let fetcher = Fetcher::new(Client::new(&settings.source, creds)?, &settings.source);
     let options = RunOptions {
         mode: "demo".into(),
         ..Default::default()
     };
-    let outcome = run_sync(
-        &settings,
-        &store,
-        &fetcher,
-        &options,
-        now(cli),
-        cli.quiet > 0,
-        shutdown::on_signals(),
-    )
-    .await?;
+    let (store, lock) = open_locked(&settings.database_url, &options.mode).await?;
+    let outcome = run_sync(cli, &settings, (&store, lock), &fetcher, &options).await?;
     sim.shutdown().await;
     say!("");
     emit(&report::Status::load(&store).await?.text())?;

@@ -11,6 +11,7 @@ pub mod api;
 pub mod app;
 pub mod batch;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -5,7 +5,7 @@
 //! query is the canonical query string itself, so the server sees exactly what was signed.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use reqwest::header::{self, HeaderValue};
@@ -167,7 +167,7 @@ impl Client {
         let body = serde_json::to_vec(req).map_err(|e| ApiError::Setup {
             message: format!("cannot serialize the request: {e}"),
         })?;
-        let x_date = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        let x_date = crate::clock::now().format("%Y%m%dT%H%M%SZ").to_string();
         let token = self.credentials.token();
         let signature = sign::sign(
             &SignInput {
@@ -211,7 +211,7 @@ impl Client {
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            .and_then(|v| parse_retry_after(v, crate::clock::system_now()));
         let bytes = self.read_capped(response).await?;
         interpret(status, retry_after, &bytes)
     }

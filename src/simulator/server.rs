@@ -61,11 +61,13 @@ impl Shared {
         self.data_now
             .lock()
             .expect("the data clock lock is never poisoned")
-            .unwrap_or_else(Utc::now)
+            .unwrap_or_else(crate::clock::now)
     }
 
     fn signing_clock(&self) -> DateTime<Utc> {
-        self.config.fixed_signing_time.unwrap_or_else(Utc::now)
+        self.config
+            .fixed_signing_time
+            .unwrap_or_else(crate::clock::now)
     }
 }
 
@@ -359,6 +361,6 @@ fn close_mid_body(full: Vec<u8>) -> Response {
 }
 
 fn now_ms() -> DateTime<Utc> {
-    let now = Utc::now();
+    let now = crate::clock::now();
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }

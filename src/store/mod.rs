@@ -41,6 +41,27 @@ pub use postgres::{PgLock, PgStore};
 pub use rows::{CoverageRow, MetricRow, RunRow};
 pub use sqlite::{FileLock, SqliteStore};
 
+/// Which backend a URL names.
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn of(url: &str) -> Result<Backend> {
+        let lower = url.trim_start().to_ascii_lowercase();
+        if lower.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl {
+                url: crate::redact::redact_url(url),
+            })
+        }
+    }
+}
+
 /// The database the pipeline writes to.
 pub enum Store {
     Sqlite(SqliteStore),
@@ -60,18 +81,28 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Connects to `sqlite://PATH` or `postgres://...` / `postgresql://...` and applies the migrations.
     pub async fn connect(url: &str) -> Result<Store> {
-        let lower = url.trim_start().to_ascii_lowercase();
-        let store = if lower.starts_with("sqlite:") {
-            Store::Sqlite(SqliteStore::connect(url).await?)
-        } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            Store::Postgres(PgStore::connect(url).await?)
-        } else {
-            return Err(StoreError::UnsupportedUrl {
-                url: crate::redact::redact_url(url),
-            });
+        let store = match Backend::of(url)? {
+            Backend::Sqlite => Store::Sqlite(SqliteStore::connect(url).await?),
+            Backend::Postgres => Store::Postgres(PgStore::connect(url).await?),
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Takes the one-sync-per-database lock *before* applying the migrations, for the commands that
+    /// write (`sync`, `migrate`, `demo`): of two started at the same instant on a fresh database, one
+    /// runs and the other gets [`StoreError::Locked`], never a half-migrated schema or a busy database.
+    pub async fn connect_locked(url: &str, holder: &str) -> Result<(Store, StoreLock)> {
+        Ok(match Backend::of(url)? {
+            Backend::Sqlite => {
+                let (s, l) = SqliteStore::connect_locked(url, holder).await?;
+                (Store::Sqlite(s), StoreLock::Sqlite(l))
+            }
+            Backend::Postgres => {
+                let (s, l) = PgStore::connect_locked(url, holder).await?;
+                (Store::Postgres(s), StoreLock::Postgres(l))
+            }
+        })
     }
 
     /// Applies the embedded schema migrations that are not applied yet.

@@ -106,9 +106,24 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// Takes the sync lock, then migrates, then records the holder: of two runs started at once on a
+    /// fresh database, the loser stops at the lock before it touches the schema.
+    pub async fn connect_locked(url: &str, holder: &str) -> Result<(PgStore, PgLock)> {
+        let store = PgStore::connect(url).await?;
+        let conn = store.take_advisory_lock().await?;
+        store.migrate().await?;
+        let lock = record_holder(conn, holder).await?;
+        Ok((store, lock))
+    }
+
     pub async fn try_lock(&self, holder: &str) -> Result<PgLock> {
-        // A connection of its own: the advisory lock lives as long as this session, and must neither
-        // go back to the pool still held nor end with a pooled connection's recycling.
+        let conn = self.take_advisory_lock().await?;
+        record_holder(conn, holder).await
+    }
+
+    /// The session advisory lock, on a connection of its own: the lock lives as long as this session,
+    /// and must neither go back to the pool still held nor end with a pooled connection's recycling.
+    async fn take_advisory_lock(&self) -> Result<PgConnection> {
         let mut conn = PgConnection::connect_with(&self.options)
             .await
             .map_err(|e| StoreError::Connect {
@@ -120,37 +135,28 @@ impl PgStore {
             .fetch_one(&mut conn)
             .await
             .map_err(db("taking the sync lock"))?;
-        if !got {
-            let row: Option<(String, i64, String, DateTime<Utc>)> =
-                sqlx::query_as("SELECT holder, pid, hostname, since FROM sync_lock WHERE id = 1")
-                    .fetch_optional(&mut conn)
-                    .await
-                    .map_err(db("reading the lock holder"))?;
-            let _ = conn.close().await;
-            return Err(match row {
-                Some((holder, pid, host, since)) => StoreError::Locked {
-                    holder: describe_holder(&holder, pid, &host),
-                    since: since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                },
-                // The holder took the lock a moment ago and has not written its row yet.
-                None => StoreError::Locked {
-                    holder: "an unknown run".into(),
-                    since: "an unknown time".into(),
-                },
-            });
+        if got {
+            return Ok(conn);
         }
-        sqlx::query(
-            "INSERT INTO sync_lock (id, holder, pid, hostname, since) VALUES (1, $1, $2, $3, now()) \
-             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, \
-             hostname = excluded.hostname, since = excluded.since",
-        )
-        .bind(holder)
-        .bind(i64::from(std::process::id()))
-        .bind(hostname())
-        .execute(&mut conn)
-        .await
-        .map_err(db("recording the lock holder"))?;
-        Ok(PgLock { conn: Some(conn) })
+        // On a fresh database the holder may not have created the table yet: the query then fails,
+        // and the holder is unknown, but the answer is still "locked".
+        let row: Option<(String, i64, String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT holder, pid, hostname, since FROM sync_lock WHERE id = 1")
+                .fetch_optional(&mut conn)
+                .await
+                .unwrap_or(None);
+        let _ = conn.close().await;
+        Err(match row {
+            Some((holder, pid, host, since)) => StoreError::Locked {
+                holder: describe_holder(&holder, pid, &host),
+                since: since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            },
+            // The holder took the lock a moment ago and has not written its row yet.
+            None => StoreError::Locked {
+                holder: "an unknown run".into(),
+                since: "an unknown time".into(),
+            },
+        })
     }
 }
 
@@ -395,6 +401,22 @@ async fn copy_in(conn: &mut PgConnection, statement: &str, data: Vec<u8>) -> Res
 
 fn from_secs(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Writes the holder's row on the lock's own session.
+async fn record_holder(mut conn: PgConnection, holder: &str) -> Result<PgLock> {
+    sqlx::query(
+        "INSERT INTO sync_lock (id, holder, pid, hostname, since) VALUES (1, $1, $2, $3, now()) \
+         ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, \
+         hostname = excluded.hostname, since = excluded.since",
+    )
+    .bind(holder)
+    .bind(i64::from(std::process::id()))
+    .bind(hostname())
+    .execute(&mut conn)
+    .await
+    .map_err(db("recording the lock holder"))?;
+    Ok(PgLock { conn: Some(conn) })
 }
 
 /// Holds the sync's advisory lock on a connection of its own; dropping it ends the session, which

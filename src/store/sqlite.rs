@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use chrono::Utc;
 use futures::stream::BoxStream;
 use sqlx::query::Query;
 use sqlx::sqlite::{
@@ -145,61 +144,41 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// Takes `<database>.lock`, then opens and migrates the database, then records the holder: of two
+    /// runs started at once on a fresh file, the loser stops at the lock before it touches the file.
+    pub async fn connect_locked(url: &str, holder: &str) -> Result<(SqliteStore, FileLock)> {
+        let (file, path) = take_file_lock(&parse_path(url)?, holder)?;
+        let store = SqliteStore::connect(url).await?;
+        store.migrate().await?;
+        let lock = store.record_holder(file, path, holder).await?;
+        Ok((store, lock))
+    }
+
     pub async fn try_lock(&self, holder: &str) -> Result<FileLock> {
-        let mut path = self.path.clone().into_os_string();
-        path.push(".lock");
-        let path = PathBuf::from(path);
-        let lock_err = |source| StoreError::LockFile {
-            path: path.clone(),
-            source,
+        let (file, path) = take_file_lock(&self.path, holder)?;
+        self.record_holder(file, path, holder).await
+    }
+
+    /// Mirrors the lock file's record into `sync_lock` for people reading the database.
+    async fn record_holder(&self, file: File, path: PathBuf, holder: &str) -> Result<FileLock> {
+        let lock = FileLock {
+            file,
+            path,
+            pool: self.pool.clone(),
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(lock_err)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                // The holder may still be writing its record; an unreadable one is reported as unknown.
-                let _ = file.read_to_string(&mut text);
-                let (holder, since) = parse_lock_record(&text);
-                return Err(StoreError::Locked { holder, since });
-            }
-            Err(TryLockError::Error(e)) => return Err(lock_err(e)),
-        }
-        let pid = i64::from(std::process::id());
-        let host = hostname();
-        let since = format_instant(Utc::now());
-        // Newlines would break the record's lines.
-        let holder = holder.replace(['\n', '\r'], " ");
-        let record = format!("holder={holder}\npid={pid}\nhostname={host}\nsince={since}\n");
-        file.set_len(0)
-            .and_then(|()| file.seek(SeekFrom::Start(0)))
-            .and_then(|_| file.write_all(record.as_bytes()))
-            .and_then(|()| file.flush())
-            .map_err(lock_err)?;
-        // The file is what refuses other runs; the row mirrors it for people reading the database.
         sqlx::query(
             "INSERT INTO sync_lock (id, holder, pid, hostname, since) VALUES (1, ?1, ?2, ?3, ?4) \
              ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, \
              hostname = excluded.hostname, since = excluded.since",
         )
-        .bind(&holder)
-        .bind(pid)
-        .bind(&host)
-        .bind(&since)
+        .bind(one_line(holder))
+        .bind(i64::from(std::process::id()))
+        .bind(hostname())
+        .bind(format_instant(crate::clock::now()))
         .execute(&mut *self.writer.lock().await)
         .await
         .map_err(db("recording the lock holder"))?;
-        Ok(FileLock {
-            file,
-            path,
-            pool: self.pool.clone(),
-        })
+        Ok(lock)
     }
 }
 
@@ -442,6 +421,54 @@ impl FileLock {
                 source,
             })
     }
+}
+
+/// Locks `<db_path>.lock` (created if missing) and writes the holder's record into it; the file is
+/// what refuses other runs, and it needs no database, so it is taken before the database is opened.
+fn take_file_lock(db_path: &Path, holder: &str) -> Result<(File, PathBuf)> {
+    let mut path = db_path.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    let lock_err = |source| StoreError::LockFile {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(lock_err)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            // The holder may still be writing its record; an unreadable one is reported as unknown.
+            let _ = file.read_to_string(&mut text);
+            let (holder, since) = parse_lock_record(&text);
+            return Err(StoreError::Locked { holder, since });
+        }
+        Err(TryLockError::Error(e)) => return Err(lock_err(e)),
+    }
+    let record = format!(
+        "holder={}\npid={}\nhostname={}\nsince={}\n",
+        one_line(holder),
+        std::process::id(),
+        hostname(),
+        format_instant(crate::clock::now())
+    );
+    file.set_len(0)
+        .and_then(|()| file.seek(SeekFrom::Start(0)))
+        .and_then(|_| file.write_all(record.as_bytes()))
+        .and_then(|()| file.flush())
+        .map_err(lock_err)?;
+    Ok((file, path))
+}
+
+/// Newlines would break the lock record's lines.
+fn one_line(holder: &str) -> String {
+    holder.replace(['\n', '\r'], " ")
 }
 
 /// `(holder, since)` from a lock file's `key=value` lines.

@@ -78,7 +78,7 @@ async fn the_request_is_signed_and_sent_as_documented() {
         .unwrap()
         .and_utc();
     assert!(
-        (chrono::Utc::now() - sent).num_seconds().abs() < 5,
+        (rtc_quality_sync::clock::now() - sent).num_seconds().abs() < 5,
         "{x_date}"
     );
 

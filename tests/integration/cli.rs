@@ -285,3 +285,110 @@ async fn a_second_run_on_the_same_database_exits_3_naming_the_holder() {
     assert_eq!(status.code(), Some(0));
     sim.shutdown().await;
 }
+
+/// One small job: a sync of it holds the lock for about a second against `fast_simulator(200)`.
+fn race_config(dir: &Path, sim: &SimulatorHandle) -> PathBuf {
+    let config = dir.join("race.toml");
+    let text = format!(
+        "[source]\nendpoint = \"{}\"\nrequests_per_second = 8.0\nmax_in_flight = 2\n\n\
+         [[jobs]]\nname = \"one\"\napp_id = \"app_a\"\nindicators = [\"stall_rate\"]\ngranularity = \"1d\"\n",
+        sim.endpoint()
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Starts `first`, then at once `second` (each `sync` or `migrate`) on `url`; their exit codes and stderr.
+async fn start_pair(
+    dir: &Path,
+    config: &Path,
+    url: &str,
+    first: &str,
+    second: &str,
+) -> [(i32, String); 2] {
+    let command = |name: &str| {
+        let mut c = cmd(dir);
+        with_demo_keys(&mut c)
+            .args([name, "--quiet", "--database-url", url, "--config"])
+            .arg(config);
+        c
+    };
+    let (mut a, mut b) = (command(first), command(second));
+    // `join!` polls in order, so `first` is spawned first and `second` right after it.
+    let (a, b) = tokio::join!(a.output(), b.output());
+    [a.unwrap(), b.unwrap()].map(|o| {
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    })
+}
+
+/// Issue 9: two writers started at the same instant on a fresh database. One runs; the other exits 3
+/// with the lock message. Neither says "database is locked" or exits 1.
+async fn two_writers_at_once_on_fresh_databases(fresh_url: impl AsyncFn(&Path) -> String) {
+    let sim = fast_simulator(200).await;
+    let pairs = [
+        ("sync", "sync"),
+        ("sync", "migrate"),
+        ("migrate", "sync"),
+        ("sync", "sync"),
+    ];
+    let mut refused = 0;
+    for i in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let config = race_config(dir.path(), &sim);
+        let url = fresh_url(dir.path()).await;
+        let (first, second) = pairs[i % pairs.len()];
+        let results = start_pair(dir.path(), &config, &url, first, second).await;
+        let said = format!("#{i} {first} then {second}: {results:?}");
+        for (code, err) in &results {
+            assert!(!err.to_lowercase().contains("database is locked"), "{said}");
+            assert!(*code == 0 || *code == 3, "{said}");
+            if *code == 3 {
+                assert!(err.contains("another run holds the lock"), "{said}");
+                refused += 1;
+            }
+        }
+        let codes = results.map(|(c, _)| c);
+        if first == "sync" && second == "sync" {
+            // A sync holds the lock far longer than a process takes to start.
+            assert!(codes.contains(&0) && codes.contains(&3), "{said}");
+        } else {
+            // A migrate holds it for milliseconds: the sync may start after it and run too.
+            assert!(codes.contains(&0), "{said}");
+        }
+        // The winner left a complete schema behind: a status read works and saw its run.
+        let (code, out, err) =
+            run(cmd(dir.path()).args(["status", "--json", "--database-url", &url])).await;
+        assert_eq!(code, 0, "{said}: status: {err}");
+        let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(status.is_object(), "{said}: {out}");
+    }
+    assert!(refused >= 10, "only {refused} of 20 pairs met the lock");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_writers_at_once_on_a_fresh_sqlite_file_one_runs_one_exits_3() {
+    two_writers_at_once_on_fresh_databases(async |dir: &Path| {
+        format!("sqlite://{}", dir.join("fresh.db").display())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_writers_at_once_on_a_fresh_postgres_database_one_runs_one_exits_3() {
+    // The databases live until the test ends (dropping one drops the database).
+    let dbs = std::sync::Mutex::new(Vec::new());
+    if crate::helpers::pg_empty_db().await.is_none() {
+        return;
+    }
+    two_writers_at_once_on_fresh_databases(async |_: &Path| {
+        let db = crate::helpers::pg_empty_db().await.unwrap();
+        let url = db.url();
+        dbs.lock().unwrap().push(db);
+        url
+    })
+    .await;
+}

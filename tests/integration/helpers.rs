@@ -53,6 +53,15 @@ impl Drop for PgDb {
 /// With `REQUIRE_POSTGRES=1` a missing or unreachable server fails the test instead of skipping it,
 /// so CI cannot pass without having run the PostgreSQL half.
 pub async fn pg_store() -> Option<(PgDb, Store)> {
+    let db = pg_empty_db().await?;
+    let store = Store::connect(&db.url())
+        .await
+        .expect("a fresh postgres store");
+    Some((db, store))
+}
+
+/// A new, empty PostgreSQL database (no schema yet), or `None` as for [`pg_store`].
+pub async fn pg_empty_db() -> Option<PgDb> {
     let required = std::env::var("REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
     let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
         assert!(
@@ -76,14 +85,7 @@ pub async fn pg_store() -> Option<(PgDb, Store)> {
         .await
         .expect("CREATE DATABASE");
     let _ = admin.close().await;
-    let db = PgDb {
-        admin_url: admin_url.clone(),
-        name: name.clone(),
-    };
-    let store = Store::connect(&database_url(&admin_url, &name))
-        .await
-        .expect("a fresh postgres store");
-    Some((db, store))
+    Some(PgDb { admin_url, name })
 }
 
 /// `url` pointing at database `name` instead.
@@ -96,7 +98,7 @@ pub fn database_url(url: &str, name: &str) -> String {
 /// A database name no other test (in this or another process) uses.
 pub fn unique_name(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
+    let nanos = rtc_quality_sync::clock::system_now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();

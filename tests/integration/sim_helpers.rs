@@ -72,7 +72,7 @@ impl Call {
                 ("Version".into(), "2020-12-01".into()),
             ],
             body,
-            x_date: Utc::now(),
+            x_date: rtc_quality_sync::clock::now(),
         }
     }
 

@@ -71,7 +71,7 @@ async fn gateway_checks_answer_with_the_documented_codes() {
     assert_refused(&a, "MissingRequestInfo", Some(100004), 400);
 
     let mut late = Call::new(good_body());
-    late.x_date = Utc::now() - chrono::Duration::minutes(16);
+    late.x_date = rtc_quality_sync::clock::now() - chrono::Duration::minutes(16);
     assert_refused(
         &late.send(&sim).await,
         "InvalidTimestamp",
@@ -79,7 +79,7 @@ async fn gateway_checks_answer_with_the_documented_codes() {
         400,
     );
     let mut early = Call::new(good_body());
-    early.x_date = Utc::now() + chrono::Duration::minutes(16);
+    early.x_date = rtc_quality_sync::clock::now() + chrono::Duration::minutes(16);
     assert_refused(
         &early.send(&sim).await,
         "InvalidTimestamp",
@@ -698,7 +698,7 @@ async fn latency_is_added_to_each_response() {
 #[tokio::test]
 async fn the_request_log_is_served_as_json() {
     let sim = start(config()).await;
-    let before = Utc::now() - chrono::Duration::milliseconds(1);
+    let before = rtc_quality_sync::clock::now() - chrono::Duration::milliseconds(1);
     let b = good_body();
     let ok = Call::new(b.clone()).send(&sim).await;
     let mut bad = Call::new(b.clone());
