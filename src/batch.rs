@@ -136,6 +136,22 @@ mod tests {
         }
     }
 
+    /// The response `f` to a call for `[h(0), h(10))` of `s`.
+    fn window<'a>(
+        s: &'a Stream,
+        f: &'a Fetched,
+        attempts: i64,
+        fetched_at: i64,
+    ) -> FetchedWindow<'a> {
+        FetchedWindow {
+            stream: s,
+            window: Window::new(h(0), h(10)),
+            fetched: f,
+            attempts,
+            fetched_at: h(fetched_at),
+        }
+    }
+
     fn hours_of(b: &WindowBatch, series: usize) -> Vec<i64> {
         b.series[series]
             .points
@@ -152,13 +168,7 @@ mod tests {
             "%",
             &[(-1, 1.0), (0, 2.0), (9, 3.0), (10, 4.0)],
         )]);
-        let fw = FetchedWindow {
-            stream: &s,
-            window: Window::new(h(0), h(10)),
-            fetched: &f,
-            attempts: 1,
-            fetched_at: h(100),
-        };
+        let fw = window(&s, &f, 1, 100);
         let b = split(&fw, h(100));
         assert_eq!(b.len(), 1, "all settled: one batch");
         assert!(b[0].settled);
@@ -179,13 +189,7 @@ mod tests {
             "%",
             &[(0, 1.0), (3, 2.0), (4, 3.0), (9, 4.0)],
         )]);
-        let fw = FetchedWindow {
-            stream: &s,
-            window: Window::new(h(0), h(10)),
-            fetched: &f,
-            attempts: 2,
-            fetched_at: h(30),
-        };
+        let fw = window(&s, &f, 2, 30);
         let b = split(&fw, h(4));
         assert_eq!(b.len(), 2);
         assert_eq!((b[0].window, b[0].settled), (Window::new(h(0), h(4)), true));
@@ -216,13 +220,7 @@ mod tests {
             indicator("a_rate", "ms", &[(2, 2.0)]),
             indicator("b_rate", "ms", &[(3, 3.0)]),
         ]);
-        let fw = FetchedWindow {
-            stream: &s,
-            window: Window::new(h(0), h(10)),
-            fetched: &f,
-            attempts: 1,
-            fetched_at: h(100),
-        };
+        let fw = window(&s, &f, 1, 100);
         let b = split(&fw, h(100));
         let names: Vec<&str> = b[0]
             .series

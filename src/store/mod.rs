@@ -188,8 +188,8 @@ impl Store {
     #[cfg(feature = "testing")]
     pub fn set_fail_after_points(&self, n: Option<usize>) {
         match self {
-            Store::Sqlite(s) => s.set_fail_after_points(n),
-            Store::Postgres(s) => s.set_fail_after_points(n),
+            Store::Sqlite(s) => s.fail.set(n),
+            Store::Postgres(s) => s.fail.set(n),
         }
     }
 

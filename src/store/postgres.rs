@@ -42,7 +42,8 @@ pub struct PgStore {
     /// For the lock's dedicated connection (boxed: the options are large and `Store` holds this inline).
     options: Box<PgConnectOptions>,
     url: String,
-    fail: FailHook,
+    /// The test hook `Store::set_fail_after_points` sets.
+    pub(super) fail: FailHook,
 }
 
 impl PgStore {
@@ -95,11 +96,6 @@ impl PgStore {
     /// The database URL with its password replaced by `***`.
     pub fn redacted_url(&self) -> &str {
         &self.url
-    }
-
-    #[cfg(feature = "testing")]
-    pub fn set_fail_after_points(&self, n: Option<usize>) {
-        self.fail.set(n);
     }
 
     pub async fn close(&self) {

@@ -43,7 +43,8 @@ pub struct SqliteStore {
     writer: Mutex<SqliteConnection>,
     path: PathBuf,
     url: String,
-    fail: FailHook,
+    /// The test hook `Store::set_fail_after_points` sets.
+    pub(super) fail: FailHook,
 }
 
 /// The text a bucket start is stored as, for the benchmark's ceiling.
@@ -133,11 +134,6 @@ impl SqliteStore {
             .fetch_one(&mut *writer)
             .await
             .map_err(db("reading total_changes()"))
-    }
-
-    #[cfg(feature = "testing")]
-    pub fn set_fail_after_points(&self, n: Option<usize>) {
-        self.fail.set(n);
     }
 
     pub async fn close(&self) {
