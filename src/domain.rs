@@ -182,7 +182,8 @@ pub struct FailedWindow<'a> {
     pub fetched_at: DateTime<Utc>,
 }
 
-/// A fetched window, ready to be committed in one transaction with its ledger row.
+/// A fetched window, or the settled or provisional part of one, ready to be committed in one
+/// transaction with its ledger row.
 #[derive(Debug, Clone)]
 pub struct WindowBatch {
     pub stream: String,

@@ -1,7 +1,7 @@
-//! The run that joins the stages: plan, fetch newest first, keep what lies in the window, commit.
+//! The run that joins the stages: plan, fetch newest first, batch, commit, summarize.
 //!
-//! **Invariant:** a window's points and its ledger row are committed together by the store, one
-//! window at a time, so a kill at any instant loses no committed window and half-writes none.
+//! **Invariant:** each part of a window (settled, provisional) is committed with its ledger row in
+//! one store transaction, so a kill at any instant loses no committed part and half-writes none.
 //! **Invariant:** memory is bounded by `max_in_flight` windows, however long the backfill: windows
 //! are streamed through, never collected for the whole run.
 

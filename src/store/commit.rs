@@ -54,8 +54,8 @@ pub(super) trait Backend: Sync {
 
     /// Sets `found[i]` for each series `i` in `which` that is stored.
     async fn lookup_series(
-        c: &mut Conn<Self>,
-        b: &NormBatch<'_>,
+        conn: &mut Conn<Self>,
+        batch: &NormBatch<'_>,
         which: &[usize],
         found: &mut Found,
     ) -> Result<()>;
