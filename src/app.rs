@@ -3,30 +3,30 @@
 //! Every command returns its exit code; `main` only parses and exits. Errors are reported here,
 //! once, in plain words.
 
+mod simulate;
+
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
 use chrono::Utc;
-use tokio_util::sync::CancellationToken;
 
 use crate::api::client::{Client, request_for};
 use crate::cli::{Cli, Command, DemoArgs, PlanArgs, RangeArgs, SimulateArgs, StatusArgs, SyncArgs};
 use crate::config::{Credentials, DatabaseUrl, Settings};
 use crate::domain::RunStatus;
+use crate::error::{Error, Outcome};
 use crate::fetcher::Fetcher;
 use crate::metrics;
 use crate::pipeline::{self, RunOptions};
 use crate::planner::PlanOptions;
 use crate::progress::Progress;
 use crate::report;
+use crate::shutdown;
 use crate::simulator;
 use crate::store::{Store, StoreError, StoreLock};
 
-pub const EXIT_OK: u8 = 0;
-pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_PARTIAL: u8 = 2;
-pub const EXIT_LOCKED: u8 = 3;
-pub const EXIT_USAGE: u8 = 64;
+/// What every command returns: how it went, or why it could not run.
+type Result<T = Outcome, E = Error> = std::result::Result<T, E>;
 
 /// Writes command output to stdout; a closed pipe (`plan --json | head`) is not an error.
 fn emit(text: &str) -> anyhow::Result<()> {
@@ -43,38 +43,21 @@ macro_rules! say {
     ($($arg:tt)*) => { emit(&format!("{}\n", format_args!($($arg)*)))? };
 }
 
-/// Runs the parsed command line and returns the process exit code.
-pub async fn run(cli: Cli) -> u8 {
-    match dispatch(&cli).await {
-        Ok(code) => code,
-        Err(e) => {
-            let usage = e
-                .chain()
-                .any(|c| c.downcast_ref::<simulator::SimulatorError>().is_some());
-            let locked = e.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<StoreError>(),
-                    Some(StoreError::Locked { .. })
-                )
-            });
-            // Said once: as a log event for schedulers that read JSON, as plain text otherwise.
-            if cli.log_format == crate::telemetry::LogFormat::Json {
-                tracing::error!("{e:#}");
-            } else {
-                eprintln!("error: {e:#}");
-            }
-            if usage {
-                EXIT_USAGE
-            } else if locked {
-                EXIT_LOCKED
-            } else {
-                EXIT_FAILED
-            }
+/// Runs the parsed command line; an error is reported here, once.
+pub async fn run(cli: Cli) -> Result {
+    let result = dispatch(&cli).await;
+    if let Err(e) = &result {
+        // Said once: as a log event for schedulers that read JSON, as plain text otherwise.
+        if cli.log_format == crate::telemetry::LogFormat::Json {
+            tracing::error!("{e}");
+        } else {
+            eprintln!("error: {e}");
         }
     }
+    result
 }
 
-async fn dispatch(cli: &Cli) -> anyhow::Result<u8> {
+async fn dispatch(cli: &Cli) -> Result {
     match &cli.command {
         Command::Sync(args) => sync(cli, args).await,
         Command::Plan(args) => plan(cli, args).await,
@@ -129,12 +112,12 @@ async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
 }
 
 /// Opens the database with the one-sync lock taken before migrating (see [`Store::connect_locked`]).
-async fn open_locked(url: &DatabaseUrl, mode: &str) -> anyhow::Result<(Store, StoreLock)> {
+async fn open_locked(url: &DatabaseUrl, mode: &str) -> Result<(Store, StoreLock)> {
     let holder = format!("rtc-quality-sync {mode}");
     match Store::connect_locked(url.expose(), &holder).await {
         // Said as it is: "another run holds the lock" needs no "cannot open the database" before it.
-        Err(e @ StoreError::Locked { .. }) => Err(e.into()),
-        r => r.with_context(|| format!("cannot open the database {url}")),
+        Err(e @ StoreError::Locked { .. }) => Err(Error::store(e)),
+        r => Ok(r.with_context(|| format!("cannot open the database {url}"))?),
     }
 }
 
@@ -173,38 +156,7 @@ fn plan_options(range: &RangeArgs, settings: &Settings) -> RunOptions {
     }
 }
 
-/// Cancels the token on the first SIGINT/SIGTERM; a second one exits at once.
-fn shutdown_on_signals() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::warn!(
-            "interrupted: no new calls are sent; committing what has arrived (press Ctrl-C again to stop at once)"
-        );
-        t.cancel();
-        wait_for_signal().await;
-        eprintln!("stopped at once; every committed window is kept");
-        std::process::exit(130);
-    });
-    token
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
+async fn sync(cli: &Cli, args: &SyncArgs) -> Result {
     let settings = load_settings(cli)?;
     let options = plan_options(&args.range, &settings);
     if args.dry_run {
@@ -214,13 +166,13 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
             &plan,
             settings.source.requests_per_second,
         ))?;
-        return Ok(EXIT_OK);
+        return Ok(Outcome::Done);
     }
     let credentials = credentials()?;
     let client = Client::new(&settings.source, credentials)?;
     let fetcher = Fetcher::new(client, &settings.source);
     let (store, lock) = open_locked(&settings.database_url, &options.mode).await?;
-    let code = run_sync(
+    let outcome = run_sync(
         cli,
         &settings,
         (&store, lock),
@@ -240,7 +192,7 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> anyhow::Result<u8> {
         }
     }
     store.close().await;
-    code
+    outcome
 }
 
 /// `status --check`'s default `--max-age`.
@@ -255,7 +207,7 @@ async fn write_metrics(path: &Path, status: &report::Status, store: &Store) -> a
 }
 
 /// Runs the pipeline under the lock, releases it, prints the summary (a table, or JSON with
-/// `json`), logs `run finished`, and returns the exit code.
+/// `json`), logs `run finished`, and returns the outcome.
 async fn run_sync(
     cli: &Cli,
     settings: &Settings,
@@ -263,9 +215,9 @@ async fn run_sync(
     fetcher: &Fetcher,
     options: &RunOptions,
     json: bool,
-) -> anyhow::Result<u8> {
+) -> Result {
     let progress = Progress::auto(cli.quiet > 0 || json);
-    let shutdown = shutdown_on_signals();
+    let shutdown = shutdown::on_signals();
     let started_at = now(cli);
     let result = pipeline::run(
         settings, store, fetcher, options, started_at, shutdown, &progress,
@@ -280,7 +232,7 @@ async fn run_sync(
             let e = anyhow::Error::from(e);
             tracing::info!(
                 status = RunStatus::Failed.as_str(),
-                exit_code = EXIT_FAILED,
+                exit_code = Outcome::Failed.exit_code(),
                 "run finished"
             );
             if json {
@@ -289,7 +241,7 @@ async fn run_sync(
                     serde_json::to_string(&report::failure_json(started_at, &e))?
                 );
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     let c = &report.counts;
@@ -313,10 +265,10 @@ async fn run_sync(
     } else {
         emit(&report::summary_text(&report))?;
     }
-    Ok(report.exit_code())
+    Ok(report.status.into())
 }
 
-async fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
+async fn plan(cli: &Cli, args: &PlanArgs) -> Result {
     let settings = load_settings(cli)?;
     let options = plan_options(&args.range, &settings);
     let ledger = read_ledger(&settings.database_url).await?;
@@ -335,10 +287,10 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> anyhow::Result<u8> {
             settings.source.requests_per_second,
         ))?;
     }
-    Ok(EXIT_OK)
+    Ok(Outcome::Done)
 }
 
-async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
+async fn status(cli: &Cli, args: &StatusArgs) -> Result {
     // The configuration says which streams should exist; --check needs it, a plain status reads it
     // when there is one.
     let settings = if args.check || args.metrics_file.is_some() || cli.config.exists() {
@@ -385,16 +337,16 @@ async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<u8> {
         emit(&status.text())?;
     }
     if args.check && !status.healthy() {
-        return Ok(EXIT_PARTIAL);
+        return Ok(Outcome::Partial);
     }
-    Ok(EXIT_OK)
+    Ok(Outcome::Done)
 }
 
 /// The commented default configuration, as shipped in `config/default.toml`.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
 
 /// `init [PATH]`: writes [`DEFAULT_CONFIG`]; an existing file is left untouched (exit 1).
-fn init(path: &Path) -> anyhow::Result<u8> {
+fn init(path: &Path) -> Result {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the directory {}", dir.display()))?;
@@ -411,27 +363,30 @@ fn init(path: &Path) -> anyhow::Result<u8> {
                 path.display(),
                 path.display()
             );
-            Ok(EXIT_OK)
+            Ok(Outcome::Done)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(anyhow!(
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::Failed(anyhow!(
             "{} exists already and was left as it is; edit it, or name another path: `rtc-quality-sync init PATH`",
             path.display()
-        )),
-        Err(e) => Err(anyhow!("cannot write {}: {e}", path.display())),
+        ))),
+        Err(e) => Err(Error::Failed(anyhow!(
+            "cannot write {}: {e}",
+            path.display()
+        ))),
     }
 }
 
-async fn migrate(cli: &Cli) -> anyhow::Result<u8> {
+async fn migrate(cli: &Cli) -> Result {
     let url = database_url_only(cli)?;
     let (store, lock) = open_locked(&url, "migrate").await?;
     let released = lock.release().await;
     store.close().await;
     released?;
     say!("migrations applied to {url}");
-    Ok(EXIT_OK)
+    Ok(Outcome::Done)
 }
 
-async fn check(cli: &Cli) -> anyhow::Result<u8> {
+async fn check(cli: &Cli) -> Result {
     let mut ok = true;
     let settings = match load_settings(cli) {
         Ok(s) => {
@@ -445,7 +400,7 @@ async fn check(cli: &Cli) -> anyhow::Result<u8> {
         }
         Err(e) => {
             say!("FAIL  config: {e:#}");
-            return Ok(EXIT_FAILED);
+            return Ok(Outcome::Failed);
         }
     };
     match open_store(&settings.database_url).await {
@@ -467,13 +422,13 @@ async fn check(cli: &Cli) -> anyhow::Result<u8> {
         Ok(creds) => {
             say!(
                 "ok    credentials: access key {}",
-                crate::config::mask_access_key(&creds.access_key_id)
+                crate::redact::mask_access_key(&creds.access_key_id)
             );
             let fetcher = Fetcher::new(Client::new(&settings.source, creds)?, &settings.source);
             ok &= check_api(cli, &settings, &fetcher).await?;
         }
     }
-    Ok(if ok { EXIT_OK } else { EXIT_FAILED })
+    Ok(if ok { Outcome::Done } else { Outcome::Failed })
 }
 
 /// The app id that `init` writes, which no account has.
@@ -533,12 +488,12 @@ async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow:
     Ok(ok)
 }
 
-async fn simulate(args: &SimulateArgs) -> anyhow::Result<u8> {
-    simulator::run(args, wait_for_signal()).await?;
-    Ok(EXIT_OK)
+async fn simulate(args: &SimulateArgs) -> Result {
+    simulate::run(args, shutdown::signal()).await?;
+    Ok(Outcome::Done)
 }
 
-async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<u8> {
+async fn demo(cli: &Cli, args: &DemoArgs) -> Result {
     let sim = simulator::spawn(simulator::SimulatorConfig {
         latency: std::time::Duration::from_millis(50),
         ..Default::default()
@@ -577,8 +532,8 @@ async fn demo_run(
     (store, lock): (&Store, StoreLock),
     fetcher: &Fetcher,
     options: &RunOptions,
-) -> anyhow::Result<u8> {
-    let code = run_sync(cli, settings, (store, lock), fetcher, options, false).await?;
+) -> Result {
+    let outcome = run_sync(cli, settings, (store, lock), fetcher, options, false).await?;
     say!("");
     emit(&report::Status::load(store).await?.text())?;
     say!("");
@@ -592,7 +547,7 @@ async fn demo_run(
     for row in store.metrics(Some(5)).await? {
         say!("  {row}");
     }
-    Ok(code)
+    Ok(outcome)
 }
 
 /// The demo's configuration: a handful of streams against the in-process simulator.

@@ -1,11 +1,12 @@
-//! Domain types shared by the pipeline stages: granularities, windows, series, points, ledger rows and runs.
+//! Domain types shared by the pipeline stages: jobs and streams, granularities, windows, series, points,
+//! ledger rows and runs.
 //!
 //! These are what the stages speak to each other. The API's wire types live in `api::wire` and the
 //! database's rows in `store`; both convert to and from these.
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The bucket size of a stream: one of the two the API offers.
@@ -166,7 +167,23 @@ pub struct LedgerEntry {
     pub fetched_at: DateTime<Utc>,
 }
 
-/// A fetched window, ready to be committed in one transaction with its ledger row.
+/// A window whose fetch failed, as its `failed` ledger row records it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailedWindow<'a> {
+    /// The stream's name, `<job>/<granularity>`.
+    pub stream: &'a str,
+    pub window: Window,
+    /// The error as the user should read it.
+    pub error: &'a str,
+    /// The API's RequestId of the last response, when there was one.
+    pub request_id: Option<&'a str>,
+    /// How many calls this window has cost, counting every run.
+    pub attempts: i64,
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// A fetched window, or the settled or provisional part of one, ready to be committed in one
+/// transaction with its ledger row.
 #[derive(Debug, Clone)]
 pub struct WindowBatch {
     pub stream: String,
@@ -244,4 +261,80 @@ pub struct RunCounts {
     pub points: WriteCounts,
     pub windows_ok: u64,
     pub windows_failed: u64,
+}
+
+/// `native` (the SDKs for android, iOS, linux, mac, windows) or `web`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProductType {
+    Native,
+    Web,
+}
+
+impl ProductType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProductType::Native => "native",
+            ProductType::Web => "web",
+        }
+    }
+}
+
+/// One configured query. Filters are normalized: sorted by byte order, deduplicated,
+/// and `os`/`access` emptied for `web` (the API ignores them there).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub name: String,
+    pub app_id: String,
+    pub indicators: Vec<String>,
+    pub granularities: Vec<Granularity>,
+    pub product_type: ProductType,
+    pub os: Vec<String>,
+    pub access: Vec<String>,
+    /// Empty: the whole app.
+    pub room_id: String,
+    pub user_ids: Vec<String>,
+}
+
+/// A job at one granularity: the unit that plans and checkpoints are kept for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    /// `<job name>/<granularity>`, the key of the ledger.
+    pub name: String,
+    pub job: Job,
+    pub granularity: Granularity,
+}
+
+impl Job {
+    pub fn streams(&self) -> Vec<Stream> {
+        self.granularities
+            .iter()
+            .map(|&g| Stream {
+                name: format!("{}/{}", self.name, g.as_str()),
+                job: self.clone(),
+                granularity: g,
+            })
+            .collect()
+    }
+}
+
+/// Parses a UTC offset: `+08:00`, `-05:30`, `Z` or `UTC`.
+pub fn parse_offset(s: &str) -> Option<FixedOffset> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
+        return FixedOffset::east_opt(0);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if h > 14 || m > 59 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }

@@ -42,6 +42,10 @@ pub struct FetchOutcome {
     pub result: Result<Fetched, ApiError>,
     /// Requests sent for this call, retries included (at least 1).
     pub attempts: u32,
+    /// Of those, the ones the API throttled (HTTP 429 or `FlowLimitExceeded*`).
+    pub throttled: u32,
+    /// Time this call's attempts waited for the rate limiter.
+    pub rate_wait: Duration,
 }
 
 /// Counters for the run summary, over every call made through one fetcher.
@@ -126,12 +130,15 @@ impl Fetcher {
         let inner = &*self.inner;
         let mut backoff = inner.backoff.build();
         let mut attempts: u32 = 0;
+        let mut throttled: u32 = 0;
+        let mut rate_wait = Duration::ZERO;
         loop {
             attempts += 1;
             let result = {
                 // The slot is held for the whole attempt and released before any backoff sleep,
                 // so a task that waits to retry does not keep others from calling.
                 let (_slot, waited) = inner.pacer.acquire().await;
+                rate_wait += waited;
                 inner
                     .stats
                     .rate_wait_ms
@@ -144,11 +151,14 @@ impl Fetcher {
                     return FetchOutcome {
                         result: Ok(fetched),
                         attempts,
+                        throttled,
+                        rate_wait,
                     };
                 }
                 Err(e) => e,
             };
             if error.is_throttled() {
+                throttled += 1;
                 inner.stats.throttled.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(after) = error.retry_after() {
@@ -164,6 +174,8 @@ impl Fetcher {
                 return FetchOutcome {
                     result: Err(error),
                     attempts,
+                    throttled,
+                    rate_wait,
                 };
             };
             let delay = delay

@@ -8,7 +8,8 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::config::{Stream, WindowSettings};
+use crate::config::WindowSettings;
+use crate::domain::Stream;
 use crate::domain::{LedgerEntry, Window, WindowState};
 use crate::planner;
 
@@ -211,8 +212,8 @@ mod tests {
     use chrono::{FixedOffset, TimeZone};
 
     use super::*;
-    use crate::config::{Job, ProductType};
     use crate::domain::Granularity;
+    use crate::domain::{Job, ProductType};
     use crate::planner::{PlanOptions, plan};
 
     fn settings() -> WindowSettings {

@@ -3,30 +3,33 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use rtc_quality_sync::error::{self, Error, Outcome};
 use rtc_quality_sync::{app, cli::Cli, telemetry};
-
-/// Usage errors exit 64 (EX_USAGE), as PRODUCT.md fixes.
-const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
             let _ = e.print();
-            return ExitCode::from(code);
+            // `--help` and `--version` are answers, not errors.
+            let ended = if e.use_stderr() {
+                Err(Error::usage(e))
+            } else {
+                Ok(Outcome::Done)
+            };
+            return ExitCode::from(error::exit_code(&ended));
         }
     };
     telemetry::init(cli.log_format, cli.verbose, cli.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let ended = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(runtime) => runtime.block_on(app::run(cli)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(app::EXIT_FAILED);
+            Err(e.into())
         }
     };
-    ExitCode::from(runtime.block_on(app::run(cli)))
+    ExitCode::from(error::exit_code(&ended))
 }

@@ -1,7 +1,7 @@
-//! The run that joins the stages: plan, fetch newest first, keep what lies in the window, commit.
+//! The run that joins the stages: plan, fetch newest first, batch, commit, summarize.
 //!
-//! **Invariant:** a window's points and its ledger row are committed together by the store, one
-//! window at a time, so a kill at any instant loses no committed window and half-writes none.
+//! **Invariant:** each part of a window (settled, provisional) is committed with its ledger row in
+//! one store transaction, so a kill at any instant loses no committed part and half-writes none.
 //! **Invariant:** memory is bounded by `max_in_flight` windows, however long the backfill: windows
 //! are streamed through, never collected for the whole run.
 
@@ -14,17 +14,16 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::client::{Fetched, request_for};
+use crate::api::client::request_for;
 use crate::api::error::{ApiError, ErrorScope};
-use crate::config::{Settings, Stream};
-use crate::domain::{
-    LedgerEntry, Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Window, WindowBatch,
-    WriteCounts,
-};
+use crate::batch::{self, FetchedWindow};
+use crate::config::Settings;
+use crate::domain::{FailedWindow, LedgerEntry, RunCounts, RunStatus, Stream, Window, WriteCounts};
+use crate::error::Outcome;
 use crate::fetcher::Fetcher;
 use crate::planner::{self, Plan, PlanOptions};
-use crate::progress::Progress;
-use crate::store::Store;
+use crate::progress::{Progress, WindowDone};
+use crate::store::{Store, StoreError};
 
 /// What a run is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -71,14 +70,9 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The exit code PRODUCT.md fixes for this outcome.
+    /// The exit code of this outcome (see [`crate::error::Outcome`]).
     pub fn exit_code(&self) -> u8 {
-        match self.status {
-            RunStatus::Ok | RunStatus::Running => 0,
-            RunStatus::Partial => 2,
-            RunStatus::Failed => 1,
-            RunStatus::Interrupted => 130,
-        }
+        Outcome::from(self.status).exit_code()
     }
 }
 
@@ -87,7 +81,7 @@ pub enum PipelineError {
     #[error(transparent)]
     Plan(#[from] planner::PlanError),
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] StoreError),
     #[error("no job matches --job {0}; the configured jobs are: {1}")]
     UnknownJob(String, String),
 }
@@ -138,6 +132,19 @@ struct Tally {
     credentials_error: Option<String>,
 }
 
+/// What every window of a run shares: its settings and stages, its clock, and its tally.
+struct Run<'a> {
+    settings: &'a Settings,
+    store: &'a Store,
+    fetcher: &'a Fetcher,
+    progress: &'a Progress,
+    shutdown: &'a CancellationToken,
+    /// The run's `now`; a window fetched later is stamped `now` plus the time since `started`.
+    now: DateTime<Utc>,
+    started: Instant,
+    tally: Mutex<Tally>,
+}
+
 /// Runs a sync: plans at `now`, fetches through `fetcher`, commits into `store`.
 ///
 /// `shutdown` stops sending new calls; windows already fetched are committed, those in flight are
@@ -164,10 +171,10 @@ pub async fn run(
         .map(|s| (s.name.clone(), Arc::new(s)))
         .collect();
     let mut tasks: Vec<Task> = Vec::new();
-    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut tally = Tally::default();
     for sp in &plan.streams {
         let stream = stream_by_name[&sp.stream].clone();
-        tally.lock().unwrap().streams.insert(
+        tally.streams.insert(
             sp.stream.clone(),
             StreamSummary {
                 stream: sp.stream.clone(),
@@ -207,27 +214,20 @@ pub async fn run(
     );
     progress.start(total);
 
-    let in_flight = settings.source.max_in_flight.max(1);
-    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run = Run {
+        settings,
+        store,
+        fetcher,
+        progress,
+        shutdown: &shutdown,
+        now,
+        started,
+        tally: Mutex::new(tally),
+    };
     let work = futures::stream::iter(tasks)
-        .take_while(|_| {
-            let stop = shutdown.is_cancelled();
-            if stop {
-                interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            futures::future::ready(!stop)
-        })
-        .map(|task| {
-            let tally = tally.clone();
-            let shutdown = shutdown.clone();
-            async move {
-                process(
-                    settings, store, fetcher, task, now, started, &tally, &shutdown, progress,
-                )
-                .await
-            }
-        })
-        .buffer_unordered(in_flight);
+        .take_while(|_| futures::future::ready(!shutdown.is_cancelled()))
+        .map(|task| run.process(task))
+        .buffer_unordered(settings.source.max_in_flight.max(1));
     futures::pin_mut!(work);
     let mut store_error = None;
     while let Some(r) = work.next().await {
@@ -238,12 +238,11 @@ pub async fn run(
             shutdown.cancel();
         }
     }
-    if shutdown.is_cancelled() {
-        interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+    // Whether the user or a store error stopped it, what was not reached is left for the next run.
+    let interrupted = shutdown.is_cancelled();
     progress.finish();
 
-    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    let tally = std::mem::take(&mut *run.tally.lock().unwrap());
     let stats = fetcher.stats();
     let mut counts = RunCounts {
         requests: stats.requests,
@@ -261,8 +260,7 @@ pub async fn run(
     let any_failed = streams
         .iter()
         .any(|s| s.windows_failed > 0 || s.windows_skipped > 0);
-    let status = if interrupted.load(std::sync::atomic::Ordering::Relaxed) || store_error.is_some()
-    {
+    let status = if interrupted || store_error.is_some() {
         RunStatus::Interrupted
     } else if tally.credentials_error.is_some() && counts.windows_ok == 0 {
         RunStatus::Failed
@@ -272,7 +270,7 @@ pub async fn run(
         RunStatus::Ok
     };
     store
-        .finish_run(run_id, status, &counts, now + elapsed(started))
+        .finish_run(run_id, status, &counts, run.fetched_at())
         .await?;
     if let Some(e) = store_error {
         return Err(e.into());
@@ -293,101 +291,99 @@ pub async fn run(
     })
 }
 
-fn elapsed(started: Instant) -> Duration {
-    Duration::from_std(started.elapsed()).unwrap_or_default()
-}
-
-/// Fetches one window and commits it, or records its failure. Only a store error is returned:
-/// an API error belongs to the window and is recorded in the ledger.
-#[allow(clippy::too_many_arguments)]
-async fn process(
-    settings: &Settings,
-    store: &Store,
-    fetcher: &Fetcher,
-    task: Task,
-    now: DateTime<Utc>,
-    started: Instant,
-    tally: &Mutex<Tally>,
-    shutdown: &CancellationToken,
-    progress: &Progress,
-) -> Result<(), crate::store::StoreError> {
-    let stream = &task.stream;
-    {
-        let t = tally.lock().unwrap();
-        // A job (or every job) already stopped by an error that concerns it: skip quietly.
-        if t.credentials_error.is_some() || t.failed_jobs.contains_key(&stream.job.name) {
-            return Ok(());
-        }
+impl Run<'_> {
+    /// The run's clock: `now` plus the time since the run started.
+    fn fetched_at(&self) -> DateTime<Utc> {
+        self.now + Duration::from_std(self.started.elapsed()).unwrap_or_default()
     }
-    let request = request_for(stream, task.window, settings.window.timezone);
-    let outcome = tokio::select! {
-        o = fetcher.fetch(&request) => o,
-        _ = shutdown.cancelled() => {
-            tracing::info!(stream = %stream.name, window = %task.window, "interrupted before the window arrived; it is fetched again next run");
-            return Ok(());
-        }
-    };
-    let fetched_at = now + elapsed(started);
-    let attempts = task.prior_attempts + i64::from(outcome.attempts);
-    match outcome.result {
-        Ok(fetched) => {
-            let batches = to_batches(
-                settings,
-                stream,
-                task.window,
-                &fetched,
-                attempts,
-                fetched_at,
-            );
-            let mut written = WriteCounts::default();
-            let mut points = 0;
-            for b in &batches {
-                points += b.point_count();
-                written += store.commit_window(b).await?;
+
+    /// Fetches one window and commits it, or records its failure. Only a store error is returned:
+    /// an API error belongs to the window and is recorded in the ledger.
+    async fn process(&self, task: Task) -> Result<(), StoreError> {
+        let stream = &task.stream;
+        {
+            let t = self.tally.lock().unwrap();
+            // A job (or every job) already stopped by an error that concerns it: skip quietly.
+            if t.credentials_error.is_some() || t.failed_jobs.contains_key(&stream.job.name) {
+                return Ok(());
             }
-            tracing::debug!(
-                stream = %stream.name, window = %task.window, rows = points,
-                inserted = written.inserted, updated = written.updated, unchanged = written.unchanged,
-                request_id = %fetched.request_id, "window committed"
-            );
-            let mut t = tally.lock().unwrap();
-            let s = t.streams.get_mut(&stream.name).expect("planned stream");
-            s.windows_ok += 1;
-            s.calls += u64::from(outcome.attempts);
-            s.points += written;
-            progress.window_done(points as u64, fetcher.stats());
         }
-        Err(error) => {
-            let message = error.to_string();
-            // An error that stops a job or the run is said once, by `note_scope`.
-            if error.scope() == ErrorScope::Window {
-                tracing::warn!(
-                    stream = %stream.name, window = %task.window, attempts,
-                    request_id = error.request_id().unwrap_or(""), "window failed: {message}"
-                );
-            } else {
-                tracing::debug!(stream = %stream.name, window = %task.window, "window failed: {message}");
+        let request = request_for(stream, task.window, self.settings.window.timezone);
+        let outcome = tokio::select! {
+            o = self.fetcher.fetch(&request) => o,
+            _ = self.shutdown.cancelled() => {
+                tracing::info!(stream = %stream.name, window = %task.window, "interrupted before the window arrived; it is fetched again next run");
+                return Ok(());
             }
-            store
-                .record_failure(
-                    &stream.name,
-                    task.window,
-                    &message,
-                    error.request_id(),
+        };
+        let fetched_at = self.fetched_at();
+        let attempts = task.prior_attempts + i64::from(outcome.attempts);
+        let mut done = WindowDone {
+            points: 0,
+            requests: u64::from(outcome.attempts),
+            throttled: u64::from(outcome.throttled),
+            rate_wait_ms: outcome.rate_wait.as_millis() as u64,
+        };
+        match outcome.result {
+            Ok(fetched) => {
+                let fetched_window = FetchedWindow {
+                    stream,
+                    window: task.window,
+                    fetched: &fetched,
                     attempts,
                     fetched_at,
-                )
-                .await?;
-            let mut t = tally.lock().unwrap();
-            note_scope(&mut t, stream, &error);
-            let s = t.streams.get_mut(&stream.name).expect("planned stream");
-            s.windows_failed += 1;
-            s.calls += u64::from(outcome.attempts);
-            s.error.get_or_insert(message);
-            progress.window_done(0, fetcher.stats());
+                };
+                let settled_until =
+                    planner::settled_until(&self.settings.window, stream.granularity, fetched_at);
+                let mut written = WriteCounts::default();
+                for b in batch::split(&fetched_window, settled_until) {
+                    written += self.store.commit_window(&b).await?;
+                }
+                // The store's counts are of the points it kept: one per bucket.
+                done.points = written.inserted + written.updated + written.unchanged;
+                tracing::debug!(
+                    stream = %stream.name, window = %task.window, rows = done.points,
+                    inserted = written.inserted, updated = written.updated, unchanged = written.unchanged,
+                    request_id = %fetched.request_id, "window committed"
+                );
+                let mut t = self.tally.lock().unwrap();
+                let s = t.streams.get_mut(&stream.name).expect("planned stream");
+                s.windows_ok += 1;
+                s.calls += u64::from(outcome.attempts);
+                s.points += written;
+            }
+            Err(error) => {
+                let message = error.to_string();
+                // An error that stops a job or the run is said once, by `note_scope`.
+                if error.scope() == ErrorScope::Window {
+                    tracing::warn!(
+                        stream = %stream.name, window = %task.window, attempts,
+                        request_id = error.request_id().unwrap_or(""), "window failed: {message}"
+                    );
+                } else {
+                    tracing::debug!(stream = %stream.name, window = %task.window, "window failed: {message}");
+                }
+                self.store
+                    .record_failure(&FailedWindow {
+                        stream: &stream.name,
+                        window: task.window,
+                        error: &message,
+                        request_id: error.request_id(),
+                        attempts,
+                        fetched_at,
+                    })
+                    .await?;
+                let mut t = self.tally.lock().unwrap();
+                note_scope(&mut t, stream, &error);
+                let s = t.streams.get_mut(&stream.name).expect("planned stream");
+                s.windows_failed += 1;
+                s.calls += u64::from(outcome.attempts);
+                s.error.get_or_insert(message);
+            }
         }
+        self.progress.window_done(done);
+        Ok(())
     }
-    Ok(())
 }
 
 /// Remembers an error that stops a whole job or the whole run, and says so once.
@@ -408,81 +404,4 @@ fn note_scope(t: &mut Tally, stream: &Stream, error: &ApiError) {
         }
         _ => {}
     }
-}
-
-/// Turns a response into what the store commits: points outside the window dropped, duplicates
-/// merged, split into the settled part and the provisional tail (each its own ledger row).
-pub fn to_batches(
-    settings: &Settings,
-    stream: &Stream,
-    window: Window,
-    fetched: &Fetched,
-    attempts: i64,
-    fetched_at: DateTime<Utc>,
-) -> Vec<WindowBatch> {
-    let job = &stream.job;
-    let mut by_name: BTreeMap<&str, (&str, BTreeMap<DateTime<Utc>, f64>)> = BTreeMap::new();
-    for ind in &fetched.indicators {
-        let entry = by_name
-            .entry(ind.name.as_str())
-            .or_insert_with(|| (ind.unit.as_str(), BTreeMap::new()));
-        for p in &ind.points {
-            // Whether EndTime is inclusive is undocumented: keep only buckets that start inside.
-            if window.contains(p.ts) {
-                entry.1.insert(p.ts, p.value);
-            }
-        }
-    }
-    let cut = planner::settled_until(&settings.window, stream.granularity, fetched_at)
-        .clamp(window.start, window.end);
-    let parts: Vec<(Window, bool)> = [
-        (
-            Window {
-                start: window.start,
-                end: cut,
-            },
-            true,
-        ),
-        (
-            Window {
-                start: cut,
-                end: window.end,
-            },
-            false,
-        ),
-    ]
-    .into_iter()
-    .filter(|(w, _)| w.start < w.end)
-    .collect();
-    parts
-        .into_iter()
-        .map(|(part, settled)| WindowBatch {
-            stream: stream.name.clone(),
-            window: part,
-            settled,
-            series: by_name
-                .iter()
-                .map(|(name, (unit, points))| SeriesPoints {
-                    key: SeriesKey {
-                        app_id: job.app_id.clone(),
-                        room_id: job.room_id.clone(),
-                        indicator: name.to_string(),
-                        granularity: stream.granularity,
-                        product_type: job.product_type.as_str().to_string(),
-                        os: job.os.join(","),
-                        access: job.access.join(","),
-                        user_ids: job.user_ids.join(","),
-                    },
-                    unit: unit.to_string(),
-                    points: points
-                        .range(part.start..part.end)
-                        .map(|(&ts, &value)| Point { ts, value })
-                        .collect(),
-                })
-                .collect(),
-            attempts,
-            request_id: Some(fetched.request_id.clone()),
-            fetched_at,
-        })
-        .collect()
 }

@@ -9,8 +9,8 @@
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::Serialize;
 
-use crate::config::{Stream, WindowSettings};
-use crate::domain::{Granularity, LedgerEntry, Window, WindowState};
+use crate::config::WindowSettings;
+use crate::domain::{Granularity, LedgerEntry, Stream, Window, WindowState};
 
 /// How much later than planning the oldest window may still be sent and accepted: the API refuses a
 /// `StartTime` older than 30 days, and a long backfill sends its oldest windows last.
@@ -285,7 +285,7 @@ fn cut(gap: Window, span: Duration) -> Vec<Window> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Job, ProductType};
+    use crate::domain::{Job, ProductType};
     use chrono::TimeZone;
 
     fn settings() -> WindowSettings {

@@ -9,11 +9,22 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::fetcher::FetchStats;
-
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// Reports windows and points as they are committed.
+/// What one finished window (committed or failed) tells the progress report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowDone {
+    /// Points committed (0 for a failed window).
+    pub points: u64,
+    /// Requests its call sent, retries included.
+    pub requests: u64,
+    /// Of those, the ones the API throttled.
+    pub throttled: u64,
+    /// Time its call waited for the rate limiter.
+    pub rate_wait_ms: u64,
+}
+
+/// Reports windows and points as they are committed, from the events the pipeline sends.
 pub struct Progress {
     bar: Option<ProgressBar>,
     state: Mutex<State>,
@@ -25,6 +36,10 @@ struct State {
     total: u64,
     done: u64,
     points: u64,
+    requests: u64,
+    retries: u64,
+    throttled: u64,
+    rate_wait_ms: u64,
 }
 
 impl Progress {
@@ -58,6 +73,10 @@ impl Progress {
                 total: 0,
                 done: 0,
                 points: 0,
+                requests: 0,
+                retries: 0,
+                throttled: 0,
+                rate_wait_ms: 0,
             }),
         }
     }
@@ -74,21 +93,25 @@ impl Progress {
         }
     }
 
-    /// One window finished (committed or failed) with `points` points.
-    pub fn window_done(&self, points: u64, stats: FetchStats) {
+    /// One window finished (committed or failed).
+    pub fn window_done(&self, w: WindowDone) {
         let mut s = self.state.lock().unwrap();
         s.done += 1;
-        s.points += points;
+        s.points += w.points;
+        s.requests += w.requests;
+        s.retries += w.requests.saturating_sub(1);
+        s.throttled += w.throttled;
+        s.rate_wait_ms += w.rate_wait_ms;
         let secs = s.started.elapsed().as_secs_f64().max(0.001);
         // n calls span n - 1 intervals: the first one goes out at once.
-        let rate = stats.requests.saturating_sub(1) as f64 / secs;
+        let rate = s.requests.saturating_sub(1) as f64 / secs;
         let msg = format!(
             "{} points, {:.2} calls/s, {} retries, {} throttled, {:.1} s waiting on the rate limit",
             s.points,
             rate,
-            stats.retries,
-            stats.throttled,
-            stats.rate_wait_ms as f64 / 1000.0
+            s.retries,
+            s.throttled,
+            s.rate_wait_ms as f64 / 1000.0
         );
         if let Some(bar) = &self.bar {
             bar.set_position(s.done);
@@ -100,8 +123,8 @@ impl Progress {
                 windows.total = s.total,
                 points = s.points,
                 calls_per_s = (rate * 100.0).round() / 100.0,
-                retries = stats.retries,
-                throttled = stats.throttled,
+                retries = s.retries,
+                throttled = s.throttled,
                 "progress"
             );
         }

@@ -1,6 +1,9 @@
-//! Database passwords out of everything the tool prints or logs, in every form a connection string
-//! takes: `user:password@host`, `?password=...` (and `sslpassword`, `pass`, `pwd`), and libpq's
-//! `key=value` strings (`host=db password='se cret'`).
+//! Keeping secrets out of messages: database passwords in every form a connection string takes
+//! (`user:password@host`, `?password=...` and `sslpassword`, `pass`, `pwd`, libpq's `key=value`
+//! strings such as `host=db password='se cret'`), and access keys masked.
+//!
+//! **Invariant:** every message, log line and `Debug` output that shows a database URL or an access
+//! key goes through here; there is one way to redact each.
 
 /// Query or key=value keys whose values are secrets (compared case-insensitively).
 const SECRET_KEYS: [&str; 4] = ["password", "sslpassword", "pass", "pwd"];
@@ -152,9 +155,26 @@ pub fn scrub(message: &str, url: &str) -> String {
         .fold(message.to_string(), |m, s| m.replace(s.as_str(), "***"))
 }
 
+/// `AKLT…abcd`: enough to tell keys apart in a message, not enough to use one.
+pub fn mask_access_key(ak: &str) -> String {
+    let chars: Vec<char> = ak.chars().collect();
+    if chars.len() <= 8 {
+        return "***".to_string();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_keys_are_masked() {
+        assert_eq!(mask_access_key("AKLTabcdefgh1234"), "AKLT…1234");
+        assert_eq!(mask_access_key("short"), "***");
+    }
 
     #[test]
     fn every_form_of_password_is_masked() {

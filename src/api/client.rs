@@ -14,8 +14,9 @@ use serde::de::IgnoredAny;
 use crate::api::error::{ApiError, parse_retry_after};
 use crate::api::sign::{self, SignInput};
 use crate::api::wire::{self, Envelope, ListQualityRequest, ListQualityResult};
-use crate::config::{Credentials, SourceSettings, Stream, mask_access_key};
-use crate::domain::{Point, Window};
+use crate::config::{Credentials, SourceSettings};
+use crate::domain::{Point, Stream, Window};
+use crate::redact::mask_access_key;
 
 /// The largest response body read. A week of 5-minute buckets for a dozen indicators is well under 10 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -409,8 +410,8 @@ fn parse<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Job, ProductType};
     use crate::domain::Granularity;
+    use crate::domain::{Job, ProductType};
     use chrono::TimeZone;
 
     fn stream(room: &str, users: &[&str], os: &[&str]) -> Stream {

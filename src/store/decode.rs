@@ -8,8 +8,9 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
-use super::{CoverageRow, MetricRow, Result, RunRow, db, parse_run_status, parse_state};
-use crate::domain::{LedgerEntry, Window};
+use super::time::parse_bucket;
+use super::{CoverageRow, MetricRow, Result, RunRow, StoreError, db};
+use crate::domain::{LedgerEntry, RunStatus, Window, WindowState};
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
 pub(crate) trait Columns {
@@ -20,10 +21,12 @@ pub(crate) trait Columns {
     fn boolean(&self, i: usize) -> sqlx::Result<bool>;
     fn time(&self, i: usize) -> sqlx::Result<DateTime<Utc>>;
     fn opt_time(&self, i: usize) -> sqlx::Result<Option<DateTime<Utc>>>;
+    /// A bucket start in whole seconds since the epoch, however the backend stores it.
+    fn bucket(&self, i: usize) -> Result<i64>;
 }
 
 macro_rules! columns_for {
-    ($row:ty) => {
+    ($row:ty, $bucket:expr) => {
         impl Columns for $row {
             fn text(&self, i: usize) -> sqlx::Result<String> {
                 self.try_get(i)
@@ -46,12 +49,34 @@ macro_rules! columns_for {
             fn opt_time(&self, i: usize) -> sqlx::Result<Option<DateTime<Utc>>> {
                 self.try_get(i)
             }
+            fn bucket(&self, i: usize) -> Result<i64> {
+                ($bucket)(self, i)
+            }
         }
     };
 }
 
-columns_for!(SqliteRow);
-columns_for!(PgRow);
+columns_for!(SqliteRow, |r: &SqliteRow, i| {
+    // SQLite stores `YYYY-MM-DDTHH:MM:SSZ`; parsed by hand, as this runs once per stored point.
+    let ts: &str = r.try_get(i).map_err(db("decoding stored points"))?;
+    parse_bucket(ts).ok_or_else(|| StoreError::Corrupt {
+        what: "point timestamp",
+        value: ts.to_string(),
+    })
+});
+columns_for!(PgRow, |r: &PgRow, i| {
+    let ts: DateTime<Utc> = r.try_get(i).map_err(db("decoding stored points"))?;
+    Ok(ts.timestamp())
+});
+
+/// `series_id, ts, value, settled` of a stored point, the bucket start in seconds.
+pub(crate) fn stored_point(r: &impl Columns) -> Result<(i64, i64, f64, bool)> {
+    let ts = r.bucket(1)?;
+    let decode = || -> sqlx::Result<(i64, i64, f64, bool)> {
+        Ok((r.int(0)?, ts, r.float(2)?, r.boolean(3)?))
+    };
+    decode().map_err(db("decoding stored points"))
+}
 
 /// `stream, window_start, window_end, state, points, attempts, last_error, request_id, fetched_at`.
 pub(crate) fn ledger_entry(r: &impl Columns) -> Result<LedgerEntry> {
@@ -133,4 +158,18 @@ pub(crate) fn metric_row(r: &impl Columns) -> Result<MetricRow> {
         })
     };
     decode().map_err(db("decoding quality_metrics"))
+}
+
+fn parse_state(s: &str) -> Result<WindowState> {
+    WindowState::parse(s).ok_or_else(|| StoreError::Corrupt {
+        what: "ledger state",
+        value: s.to_string(),
+    })
+}
+
+fn parse_run_status(s: &str) -> Result<RunStatus> {
+    RunStatus::parse(s).ok_or_else(|| StoreError::Corrupt {
+        what: "run status",
+        value: s.to_string(),
+    })
 }

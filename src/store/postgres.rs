@@ -6,21 +6,27 @@
 //! `points` with binary `COPY` (nothing stored can conflict with them, see [`lock_series`]), and changed
 //! ones through `COPY` into a session-local staging table and one `UPDATE ... FROM`.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, Row};
+use futures::stream::BoxStream;
+use sqlx::Connection;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
 
-use super::decode;
-use super::{
-    CoverageRow, Diff, FailHook, NormBatch, NormSeries, Result, RunRow, StoreError, db,
-    describe_holder, hostname, redact_url, scrub,
-};
-use crate::domain::{LedgerEntry, RunCounts, RunStatus, Window, WindowBatch, WriteCounts};
+use super::commit::{Backend, FailHook, Found, Pending};
+use super::copy;
+use super::diff::NormBatch;
+use super::ledger;
+use super::lock::{describe_holder, hostname};
+use super::{Result, StoreError, db};
+use crate::domain::SeriesKey;
+use crate::redact::{redact_url, scrub};
+
+/// PostgreSQL's binary `COPY` encoder, for the benchmark's ceiling.
+#[cfg(feature = "testing")]
+pub use super::copy::CopyEncoder;
 
 /// The session advisory lock that lets one sync at a time write to a database ("rtcsync1").
 const SYNC_LOCK_KEY: i64 = 0x7274_6373_796e_6331;
@@ -30,15 +36,14 @@ const SERIES_LOCK_CLASS: i32 = 0x7274_6373;
 /// Series locks are taken on `id % SERIES_LOCK_SLOTS`, so a window with thousands of series still
 /// takes few locks (PostgreSQL's lock table is small); sharing a slot only serializes two commits.
 const SERIES_LOCK_SLOTS: i64 = 64;
-/// Seconds from the Unix epoch to PostgreSQL's (2000-01-01T00:00:00Z).
-const PG_EPOCH_SECS: i64 = 946_684_800;
 
 pub struct PgStore {
     pool: PgPool,
     /// For the lock's dedicated connection (boxed: the options are large and `Store` holds this inline).
     options: Box<PgConnectOptions>,
     url: String,
-    fail: FailHook,
+    /// The test hook `Store::set_fail_after_points` sets.
+    pub(super) fail: FailHook,
 }
 
 impl PgStore {
@@ -91,11 +96,6 @@ impl PgStore {
     /// The database URL with its password replaced by `***`.
     pub fn redacted_url(&self) -> &str {
         &self.url
-    }
-
-    #[doc(hidden)]
-    pub fn set_fail_after_points(&self, n: Option<usize>) {
-        self.fail.set(n);
     }
 
     pub async fn close(&self) {
@@ -154,65 +154,133 @@ impl PgStore {
             },
         })
     }
+}
 
-    pub async fn ledger(&self, stream: Option<&str>) -> Result<Vec<LedgerEntry>> {
-        let rows = sqlx::query(
-            "SELECT stream, window_start, window_end, state, points, attempts, last_error, request_id, \
-             fetched_at FROM sync_ledger WHERE $1::text IS NULL OR stream = $1 \
-             ORDER BY stream, window_start, window_end",
-        )
-        .bind(stream)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading the ledger"))?;
-        rows.iter().map(decode::ledger_entry).collect()
-    }
+impl Backend for PgStore {
+    type DB = Postgres;
+    type Writer<'a> = PoolConnection<Postgres>;
 
-    pub async fn commit_window(&self, batch: &WindowBatch) -> Result<WriteCounts> {
-        let norm = NormBatch::new(batch);
-        let mut tx = self
-            .pool
-            .begin()
+    const BEGIN: Option<&'static str> = None;
+
+    async fn writer(&self) -> Result<Self::Writer<'_>> {
+        self.pool
+            .acquire()
             .await
-            .map_err(db("starting a transaction"))?;
-        match self.write_window(&mut tx, batch, &norm).await {
-            Ok(counts) => {
-                tx.commit().await.map_err(db("committing a window"))?;
-                Ok(counts)
-            }
-            Err(e) => {
-                // Roll back now rather than when the connection is next used.
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        }
+            .map_err(db("starting a transaction"))
     }
 
-    async fn write_window(
-        &self,
+    /// One statement for all of them: the key columns bound as arrays.
+    async fn lookup_series(
         conn: &mut PgConnection,
-        batch: &WindowBatch,
-        norm: &NormBatch<'_>,
-    ) -> Result<WriteCounts> {
-        let ids = resolve_series(conn, norm).await?;
-        lock_series(conn, &ids).await?;
-        let stored = read_stored(conn, &ids, norm.range).await?;
-        let diff = Diff::compute(norm, &ids, &stored, batch.settled);
+        batch: &NormBatch<'_>,
+        which: &[usize],
+        found: &mut Found,
+    ) -> Result<()> {
+        let sql = "SELECT i.ord, s.id, s.unit \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::text[]) WITH ORDINALITY \
+             AS i(app_id, room_id, indicator, granularity, product_type, os, access, user_ids, ord) \
+             JOIN series s ON s.app_id = i.app_id AND s.room_id = i.room_id \
+             AND s.indicator = i.indicator AND s.granularity = i.granularity \
+             AND s.product_type = i.product_type AND s.os = i.os AND s.access = i.access \
+             AND s.user_ids = i.user_ids";
+        let mut q = sqlx::query_as(sql);
+        for column in key_columns(batch, which) {
+            q = q.bind(column);
+        }
+        let rows: Vec<(i64, i64, String)> = q
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db("looking up series"))?;
+        for (ord, id, unit) in rows {
+            // ORDINALITY counts from 1.
+            found[which[(ord - 1) as usize]] = Some((id, unit));
+        }
+        Ok(())
+    }
 
+    /// One statement for all of them, in one global order.
+    async fn insert_series(
+        conn: &mut PgConnection,
+        batch: &NormBatch<'_>,
+        which: &[usize],
+    ) -> Result<()> {
+        // Two commits adding the same new series wait on each other's unique-index entries;
+        // inserting in one global order keeps that from ever becoming a deadlock.
+        let mut order = which.to_vec();
+        order.sort_by_key(|&i| batch.series[i].key);
+        let units: Vec<&str> = order.iter().map(|&i| batch.series[i].unit).collect();
+        // DO NOTHING: a concurrent commit that added the same series first wins, and the lookup
+        // that follows (a new snapshot) finds its row.
+        let sql = "INSERT INTO series (app_id, room_id, indicator, granularity, product_type, os, \
+             access, user_ids, unit) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[]) \
+             ON CONFLICT ON CONSTRAINT series_key DO NOTHING";
+        let mut q = sqlx::query(sql);
+        for column in key_columns(batch, &order) {
+            q = q.bind(column);
+        }
+        q.bind(units)
+            .execute(&mut *conn)
+            .await
+            .map_err(db("adding series"))?;
+        Ok(())
+    }
+
+    /// One statement for all of them.
+    async fn update_units(conn: &mut PgConnection, units: &[(i64, &str)]) -> Result<()> {
+        let (ids, units): (Vec<i64>, Vec<&str>) = units.iter().copied().unzip();
+        sqlx::query(
+            "UPDATE series SET unit = u.unit FROM unnest($1::bigint[], $2::text[]) AS u(id, unit) \
+             WHERE series.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&units)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("updating series' units"))?;
+        Ok(())
+    }
+
+    async fn lock_series(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
+        lock_series(conn, ids).await
+    }
+
+    /// One index range scan.
+    fn stored_points<'c>(
+        conn: &'c mut PgConnection,
+        ids: &'c [i64],
+        (lo, hi): (i64, i64),
+    ) -> BoxStream<'c, sqlx::Result<PgRow>> {
+        sqlx::query(
+            "SELECT series_id, ts, value, settled FROM points \
+             WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3",
+        )
+        .bind(ids)
+        .bind(from_secs(lo))
+        .bind(from_secs(hi))
+        .fetch(conn)
+    }
+
+    /// New points by binary `COPY` straight into `points`; changed ones by `COPY` into a staging
+    /// table and one `UPDATE ... FROM`.
+    async fn write_points(&self, conn: &mut PgConnection, pending: &Pending<'_>) -> Result<()> {
+        let Pending {
+            batch,
+            norm,
+            ids,
+            diff,
+        } = *pending;
         if !diff.new.is_empty() {
-            let mut enc = CopyEncoder::with_capacity(diff.new.len() * 55);
-            for &(id, ts, value) in &diff.new {
-                enc.row(5);
-                enc.int8(id);
-                enc.timestamptz_secs(ts);
-                enc.float8(value);
+            let data = copy_rows(&diff.new, 55, 2, |enc| {
                 enc.bool(batch.settled);
                 enc.timestamptz(batch.fetched_at);
-            }
+            });
             copy_in(
                 conn,
                 "COPY points (series_id, ts, value, settled, updated_at) FROM STDIN (FORMAT binary)",
-                enc.finish(),
+                data,
             )
             .await?;
         }
@@ -228,17 +296,11 @@ impl PgStore {
             .execute(&mut *conn)
             .await
             .map_err(db("creating the staging table"))?;
-            let mut enc = CopyEncoder::with_capacity(diff.changed.len() * 38);
-            for &(id, ts, value) in &diff.changed {
-                enc.row(3);
-                enc.int8(id);
-                enc.timestamptz_secs(ts);
-                enc.float8(value);
-            }
+            let data = copy_rows(&diff.changed, 38, 0, |_| {});
             copy_in(
                 conn,
                 "COPY points_stage (series_id, ts, value) FROM STDIN (FORMAT binary)",
-                enc.finish(),
+                data,
             )
             .await?;
             // The range conditions let the planner scan just the window's slice of `points`: the
@@ -251,7 +313,7 @@ impl PgStore {
             )
             .bind(batch.settled)
             .bind(batch.fetched_at)
-            .bind(&ids)
+            .bind(ids)
             .bind(from_secs(norm.range.0))
             .bind(from_secs(norm.range.1))
             .execute(&mut *conn)
@@ -259,235 +321,29 @@ impl PgStore {
             .map_err(db("updating changed points"))?;
         }
         self.fail.check(diff.new.len() + diff.changed.len())?;
-
-        sqlx::query(
-            "DELETE FROM sync_ledger WHERE stream = $1 AND window_start >= $2 AND window_end <= $3",
-        )
-        .bind(&batch.stream)
-        .bind(batch.window.start)
-        .bind(batch.window.end)
-        .execute(&mut *conn)
-        .await
-        .map_err(db("replacing ledger rows"))?;
-        let state = if batch.settled {
-            "settled"
-        } else {
-            "provisional"
-        };
-        sqlx::query(
-            "INSERT INTO sync_ledger (stream, window_start, window_end, state, points, attempts, \
-             last_error, request_id, fetched_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)",
-        )
-        .bind(&batch.stream)
-        .bind(batch.window.start)
-        .bind(batch.window.end)
-        .bind(state)
-        .bind(norm.point_count() as i64)
-        .bind(batch.attempts)
-        .bind(batch.request_id.as_deref())
-        .bind(batch.fetched_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(db("writing the ledger row"))?;
-        Ok(diff.counts())
-    }
-
-    pub async fn record_failure(
-        &self,
-        stream: &str,
-        window: Window,
-        error: &str,
-        request_id: Option<&str>,
-        attempts: i64,
-        fetched_at: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sync_ledger (stream, window_start, window_end, state, points, attempts, \
-             last_error, request_id, fetched_at) VALUES ($1, $2, $3, 'failed', 0, $4, $5, $6, $7) \
-             ON CONFLICT (stream, window_start, window_end) DO UPDATE SET state = 'failed', points = 0, \
-             attempts = excluded.attempts, last_error = excluded.last_error, \
-             request_id = excluded.request_id, fetched_at = excluded.fetched_at",
-        )
-        .bind(stream)
-        .bind(window.start)
-        .bind(window.end)
-        .bind(attempts)
-        .bind(error)
-        .bind(request_id)
-        .bind(fetched_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db("recording a failed window"))?;
         Ok(())
     }
 
-    pub async fn start_run(&self, mode: &str, started_at: DateTime<Utc>) -> Result<i64> {
-        sqlx::query_scalar(
-            "INSERT INTO sync_runs (mode, started_at, status) VALUES ($1, $2, 'running') RETURNING id",
-        )
-        .bind(mode)
-        .bind(started_at)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db("recording the run's start"))
-    }
-
-    pub async fn finish_run(
-        &self,
-        id: i64,
-        status: RunStatus,
-        counts: &RunCounts,
-        finished_at: DateTime<Utc>,
-    ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE sync_runs SET finished_at = $2, status = $3, requests = $4, retries = $5, \
-             throttled = $6, points_inserted = $7, points_updated = $8, points_unchanged = $9, \
-             windows_ok = $10, windows_failed = $11 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(finished_at)
-        .bind(status.as_str())
-        .bind(counts.requests as i64)
-        .bind(counts.retries as i64)
-        .bind(counts.throttled as i64)
-        .bind(counts.points.inserted as i64)
-        .bind(counts.points.updated as i64)
-        .bind(counts.points.unchanged as i64)
-        .bind(counts.windows_ok as i64)
-        .bind(counts.windows_failed as i64)
-        .execute(&self.pool)
-        .await
-        .map_err(db("recording the run's end"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Corrupt {
-                what: "run id (no such run)",
-                value: id.to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    /// The newest run, of any status or of `ok` runs only.
-    pub async fn last_run(&self, ok_only: bool) -> Result<Option<RunRow>> {
-        let row = sqlx::query(super::last_run_sql(ok_only))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("reading the last run"))?;
-        row.as_ref().map(decode::run_row).transpose()
-    }
-
-    pub async fn coverage(&self) -> Result<Vec<CoverageRow>> {
-        let rows = sqlx::query(
-            "SELECT stream, settled_through, provisional_windows, failed_windows, points, last_run_at \
-             FROM sync_coverage ORDER BY stream",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading sync_coverage"))?;
-        rows.iter().map(decode::coverage_row).collect()
+    fn shared(conn: &mut PgConnection) -> ledger::Conn<'_> {
+        ledger::On::Postgres(conn)
     }
 }
 
-/// The ids of the batch's series, in order: one array-bound lookup, one array-bound insert of the
-/// missing ones (then a second lookup for them), one update of changed units.
-async fn resolve_series(conn: &mut PgConnection, batch: &NormBatch<'_>) -> Result<Vec<i64>> {
-    let n = batch.series.len();
-    let mut ids: Vec<Option<(i64, String)>> = vec![None; n];
-    let all: Vec<usize> = (0..n).collect();
-    lookup_series(conn, batch, &all, &mut ids).await?;
-    let mut missing: Vec<usize> = (0..n).filter(|&i| ids[i].is_none()).collect();
-    // Two commits adding the same new series wait on each other's unique-index entries; inserting in
-    // one global order keeps that from ever becoming a deadlock.
-    missing.sort_by_key(|&i| batch.series[i].key);
-    if !missing.is_empty() {
-        let col = |f: for<'x> fn(&'x NormSeries<'x>) -> &'x str| -> Vec<&str> {
-            missing.iter().map(|&i| f(&batch.series[i])).collect()
-        };
-        // DO NOTHING: a concurrent commit that added the same series first wins, and the lookup
-        // below (a new snapshot) finds its row.
-        sqlx::query(
-            "INSERT INTO series (app_id, room_id, indicator, unit, granularity, product_type, os, \
-             access, user_ids) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::text[]) \
-             ON CONFLICT ON CONSTRAINT series_key DO NOTHING",
-        )
-        .bind(col(|s| &s.key.app_id))
-        .bind(col(|s| &s.key.room_id))
-        .bind(col(|s| &s.key.indicator))
-        .bind(col(|s| s.unit))
-        .bind(col(|s| s.key.granularity.as_str()))
-        .bind(col(|s| &s.key.product_type))
-        .bind(col(|s| &s.key.os))
-        .bind(col(|s| &s.key.access))
-        .bind(col(|s| &s.key.user_ids))
-        .execute(&mut *conn)
-        .await
-        .map_err(db("adding series"))?;
-        lookup_series(conn, batch, &missing, &mut ids).await?;
-    }
-    let mut out = Vec::with_capacity(n);
-    let (mut unit_ids, mut units) = (Vec::new(), Vec::new());
-    for (i, found) in ids.into_iter().enumerate() {
-        let (id, unit) = found.ok_or_else(|| StoreError::Corrupt {
-            what: "series (inserted but not found)",
-            value: format!("{:?}", batch.series[i].key),
-        })?;
-        if unit != batch.series[i].unit {
-            unit_ids.push(id);
-            units.push(batch.series[i].unit);
-        }
-        out.push(id);
-    }
-    if !unit_ids.is_empty() {
-        sqlx::query(
-            "UPDATE series SET unit = u.unit FROM unnest($1::bigint[], $2::text[]) AS u(id, unit) \
-             WHERE series.id = u.id",
-        )
-        .bind(&unit_ids)
-        .bind(&units)
-        .execute(&mut *conn)
-        .await
-        .map_err(db("updating series' units"))?;
-    }
-    Ok(out)
-}
-
-async fn lookup_series(
-    conn: &mut PgConnection,
-    batch: &NormBatch<'_>,
-    which: &[usize],
-    ids: &mut [Option<(i64, String)>],
-) -> Result<()> {
-    let col = |f: for<'x> fn(&'x NormSeries<'x>) -> &'x str| -> Vec<&str> {
-        which.iter().map(|&i| f(&batch.series[i])).collect()
+/// The eight key columns of the series `which`, in table order: one text array each.
+fn key_columns<'a>(batch: &NormBatch<'a>, which: &[usize]) -> [Vec<&'a str>; 8] {
+    let col = |f: for<'x> fn(&'x SeriesKey) -> &'x str| -> Vec<&'a str> {
+        which.iter().map(|&i| f(batch.series[i].key)).collect()
     };
-    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-        "SELECT i.ord, s.id, s.unit \
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-         $7::text[], $8::text[]) WITH ORDINALITY \
-         AS i(app_id, room_id, indicator, granularity, product_type, os, access, user_ids, ord) \
-         JOIN series s ON s.app_id = i.app_id AND s.room_id = i.room_id \
-         AND s.indicator = i.indicator AND s.granularity = i.granularity \
-         AND s.product_type = i.product_type AND s.os = i.os AND s.access = i.access \
-         AND s.user_ids = i.user_ids",
-    )
-    .bind(col(|s| &s.key.app_id))
-    .bind(col(|s| &s.key.room_id))
-    .bind(col(|s| &s.key.indicator))
-    .bind(col(|s| s.key.granularity.as_str()))
-    .bind(col(|s| &s.key.product_type))
-    .bind(col(|s| &s.key.os))
-    .bind(col(|s| &s.key.access))
-    .bind(col(|s| &s.key.user_ids))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db("looking up series"))?;
-    for (ord, id, unit) in rows {
-        // ORDINALITY counts from 1.
-        ids[which[(ord - 1) as usize]] = Some((id, unit));
-    }
-    Ok(())
+    [
+        col(|k| &k.app_id),
+        col(|k| &k.room_id),
+        col(|k| &k.indicator),
+        col(|k| k.granularity.as_str()),
+        col(|k| &k.product_type),
+        col(|k| &k.os),
+        col(|k| &k.access),
+        col(|k| &k.user_ids),
+    ]
 }
 
 /// Keeps other transactions away from these series' points until this one ends, so the stored
@@ -510,29 +366,23 @@ async fn lock_series(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// The stored `(value, settled)` of the series' points in the range of bucket starts (seconds).
-async fn read_stored(
-    conn: &mut PgConnection,
-    ids: &[i64],
-    (lo, hi): (i64, i64),
-) -> Result<HashMap<(i64, i64), (f64, bool)>> {
-    let mut stored = HashMap::new();
-    let mut rows = sqlx::query(
-        "SELECT series_id, ts, value, settled FROM points \
-         WHERE series_id = ANY($1) AND ts >= $2 AND ts < $3",
-    )
-    .bind(ids)
-    .bind(from_secs(lo))
-    .bind(from_secs(hi))
-    .fetch(&mut *conn);
-    while let Some(r) = rows.try_next().await.map_err(db("reading stored points"))? {
-        let id: i64 = r.try_get(0).map_err(db("decoding stored points"))?;
-        let ts: DateTime<Utc> = r.try_get(1).map_err(db("decoding stored points"))?;
-        let value: f64 = r.try_get(2).map_err(db("decoding stored points"))?;
-        let settled: bool = r.try_get(3).map_err(db("decoding stored points"))?;
-        stored.insert((id, ts.timestamp()), (value, settled));
+/// Binary `COPY` data of `(series id, bucket start, value)` rows, each followed by the `extra`
+/// fields that `tail` writes; `bytes_per_row` sizes the buffer once.
+fn copy_rows(
+    rows: &[(i64, i64, f64)],
+    bytes_per_row: usize,
+    extra: i16,
+    tail: impl Fn(&mut copy::CopyEncoder),
+) -> Vec<u8> {
+    let mut enc = copy::CopyEncoder::with_capacity(rows.len() * bytes_per_row);
+    for &(id, ts, value) in rows {
+        enc.row(3 + extra);
+        enc.int8(id);
+        enc.timestamptz_secs(ts);
+        enc.float8(value);
+        tail(&mut enc);
     }
-    Ok(stored)
+    enc.finish()
 }
 
 async fn copy_in(conn: &mut PgConnection, statement: &str, data: Vec<u8>) -> Result<u64> {
@@ -587,117 +437,5 @@ impl PgLock {
             let _ = conn.close().await;
         }
         Ok(())
-    }
-}
-
-/// Writes PostgreSQL's binary `COPY` format: a header, then per row a field count and each field as
-/// a length and its big-endian bytes, then a trailer.
-#[doc(hidden)]
-pub struct CopyEncoder {
-    buf: Vec<u8>,
-}
-
-impl CopyEncoder {
-    /// The signature, a flags word and an empty header extension.
-    const HEADER: &'static [u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
-
-    pub fn with_capacity(bytes: usize) -> Self {
-        let mut buf = Vec::with_capacity(bytes + Self::HEADER.len() + 2);
-        buf.extend_from_slice(Self::HEADER);
-        CopyEncoder { buf }
-    }
-
-    pub fn row(&mut self, fields: i16) {
-        self.buf.extend_from_slice(&fields.to_be_bytes());
-    }
-
-    pub fn int8(&mut self, v: i64) {
-        self.buf.extend_from_slice(&8i32.to_be_bytes());
-        self.buf.extend_from_slice(&v.to_be_bytes());
-    }
-
-    pub fn float8(&mut self, v: f64) {
-        self.buf.extend_from_slice(&8i32.to_be_bytes());
-        self.buf.extend_from_slice(&v.to_bits().to_be_bytes());
-    }
-
-    pub fn bool(&mut self, v: bool) {
-        self.buf.extend_from_slice(&1i32.to_be_bytes());
-        self.buf.push(u8::from(v));
-    }
-
-    /// A `timestamptz` from whole seconds since the Unix epoch: microseconds since 2000-01-01.
-    pub fn timestamptz_secs(&mut self, secs: i64) {
-        self.int8((secs - PG_EPOCH_SECS) * 1_000_000);
-    }
-
-    pub fn timestamptz(&mut self, t: DateTime<Utc>) {
-        self.int8(t.timestamp_micros() - PG_EPOCH_SECS * 1_000_000);
-    }
-
-    pub fn finish(mut self) -> Vec<u8> {
-        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
-        self.buf
-    }
-}
-
-impl PgStore {
-    /// Rows of the `quality_metrics` view, newest first; all of them when `limit` is `None`.
-    /// Times are rendered as the SQLite tables store them, so both backends compare equal.
-    pub async fn metrics(&self, limit: Option<i64>) -> Result<Vec<super::MetricRow>> {
-        let rows = sqlx::query(
-            "SELECT app_id, room_id, indicator, unit, granularity, product_type, os, access, user_ids, \
-                    to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), value, settled, \
-                    to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
-             FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading quality_metrics"))?;
-        rows.iter().map(decode::metric_row).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn copy_format_is_byte_exact() {
-        let mut enc = CopyEncoder::with_capacity(0);
-        enc.row(4);
-        enc.int8(7);
-        enc.timestamptz_secs(PG_EPOCH_SECS + 1);
-        enc.float8(1.5);
-        enc.bool(true);
-        let bytes = enc.finish();
-        let mut expected = b"PGCOPY\n\xff\r\n\0".to_vec();
-        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // flags, extension length
-        expected.extend_from_slice(&[0, 4]);
-        expected.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7]);
-        expected.extend_from_slice(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x40]); // 1,000,000 us
-        expected.extend_from_slice(&[0, 0, 0, 8, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]); // 1.5
-        expected.extend_from_slice(&[0, 0, 0, 1, 1]);
-        expected.extend_from_slice(&[0xff, 0xff]);
-        assert_eq!(bytes, expected);
-    }
-
-    #[test]
-    fn timestamps_count_microseconds_from_2000() {
-        let at = |t: DateTime<Utc>| {
-            let mut enc = CopyEncoder::with_capacity(0);
-            enc.timestamptz(t);
-            let b = enc.finish();
-            i64::from_be_bytes(b[CopyEncoder::HEADER.len() + 4..][..8].try_into().unwrap())
-        };
-        assert_eq!(at(Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap()), 0);
-        assert_eq!(
-            at(Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap()),
-            -1_000_000
-        );
-        let t = Utc.timestamp_opt(1_700_000_000, 123_456_000).unwrap();
-        assert_eq!(at(t), (1_700_000_000 - PG_EPOCH_SECS) * 1_000_000 + 123_456);
     }
 }

@@ -5,28 +5,29 @@
 //! prepared statements (sqlx caches them per connection) are reused from window to window. Reads
 //! (`status`, the ledger) use a small pool and never wait for the writer, thanks to WAL.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
-use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Connection, Row};
-use tokio::sync::Mutex;
+use sqlx::{ConnectOptions, Row};
+use tokio::sync::{Mutex, MutexGuard};
 
-use super::decode;
-use super::{
-    CoverageRow, Diff, FailHook, NormBatch, Result, RunRow, StoreError, db, describe_holder,
-    hostname, redact_url, scrub,
-};
-use crate::domain::{LedgerEntry, RunCounts, RunStatus, Window, WindowBatch, WriteCounts};
+use super::commit::{Backend, FailHook, Found, Pending};
+use super::diff::NormBatch;
+use super::ledger;
+use super::lock::{describe_holder, hostname};
+use super::time::{self, format_instant};
+use super::{Result, StoreError, db};
+use crate::domain::SeriesKey;
+use crate::redact::{redact_url, scrub};
 
 /// Points per upsert statement. With 3 binds a row this stays far under SQLite's 32,766 variables;
 /// a power of two so that any remainder splits into the few smaller powers of two, which keeps the
@@ -42,8 +43,13 @@ pub struct SqliteStore {
     writer: Mutex<SqliteConnection>,
     path: PathBuf,
     url: String,
-    fail: FailHook,
+    /// The test hook `Store::set_fail_after_points` sets.
+    pub(super) fail: FailHook,
 }
+
+/// The text a bucket start is stored as, for the benchmark's ceiling.
+#[cfg(feature = "testing")]
+pub use super::time::format_bucket;
 
 /// Whether `url` names a SQLite file that does not exist yet: read-only commands then have nothing
 /// to read and must not create it.
@@ -121,18 +127,13 @@ impl SqliteStore {
     }
 
     /// Rows inserted, updated or deleted by the writer connection since it opened (`total_changes()`).
-    #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub async fn writer_total_changes(&self) -> Result<i64> {
         let mut writer = self.writer.lock().await;
         sqlx::query_scalar("SELECT total_changes()")
             .fetch_one(&mut *writer)
             .await
             .map_err(db("reading total_changes()"))
-    }
-
-    #[doc(hidden)]
-    pub fn set_fail_after_points(&self, n: Option<usize>) {
-        self.fail.set(n);
     }
 
     /// Closes the readers, then copies the write-ahead log into the database file and empties it, so
@@ -193,53 +194,120 @@ impl SqliteStore {
         .map_err(db("recording the lock holder"))?;
         Ok(lock)
     }
+}
 
-    pub async fn ledger(&self, stream: Option<&str>) -> Result<Vec<LedgerEntry>> {
-        let rows = sqlx::query(
-            "SELECT stream, window_start, window_end, state, points, attempts, last_error, request_id, \
-             fetched_at FROM sync_ledger WHERE ?1 IS NULL OR stream = ?1 \
-             ORDER BY stream, window_start, window_end",
-        )
-        .bind(stream)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading the ledger"))?;
-        rows.iter().map(decode::ledger_entry).collect()
+impl Backend for SqliteStore {
+    type DB = Sqlite;
+    type Writer<'a> = MutexGuard<'a, SqliteConnection>;
+
+    // IMMEDIATE takes the write lock up front: the window's stored points read next cannot change
+    // before the commit, even if another process writes to the file.
+    const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
+
+    async fn writer(&self) -> Result<Self::Writer<'_>> {
+        Ok(self.writer.lock().await)
     }
 
-    pub async fn commit_window(&self, batch: &WindowBatch) -> Result<WriteCounts> {
-        let norm = NormBatch::new(batch);
-        let mut writer = self.writer.lock().await;
-        // IMMEDIATE takes the write lock up front: the window's stored points read below cannot change
-        // before the commit, even if another process writes to the file.
-        let mut tx = writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db("starting a transaction"))?;
-        match self.write_window(&mut tx, batch, &norm).await {
-            Ok(counts) => {
-                tx.commit().await.map_err(db("committing a window"))?;
-                Ok(counts)
+    /// One statement per chunk of [`SERIES_CHUNK`] series.
+    async fn lookup_series(
+        conn: &mut SqliteConnection,
+        batch: &NormBatch<'_>,
+        which: &[usize],
+        found: &mut Found,
+    ) -> Result<()> {
+        for chunk in which.chunks(SERIES_CHUNK) {
+            let mut sql = String::from(
+                "WITH input (ord, app_id, room_id, indicator, granularity, product_type, os, access, \
+                 user_ids) AS (VALUES ",
+            );
+            push_placeholders(&mut sql, chunk.len(), 9);
+            sql.push_str(
+                ") SELECT input.ord, s.id, s.unit FROM input JOIN series s ON s.app_id = input.app_id \
+                 AND s.room_id = input.room_id AND s.indicator = input.indicator \
+                 AND s.granularity = input.granularity AND s.product_type = input.product_type \
+                 AND s.os = input.os AND s.access = input.access AND s.user_ids = input.user_ids",
+            );
+            let mut q = sqlx::query(&sql);
+            for &i in chunk {
+                q = bind_key(q.bind(i as i64), batch.series[i].key);
             }
-            Err(e) => {
-                // Roll back now rather than when the connection is next used.
-                let _ = tx.rollback().await;
-                Err(e)
+            let rows = q
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db("looking up series"))?;
+            for r in rows {
+                let ord: i64 = r.try_get(0).map_err(db("decoding series"))?;
+                let id: i64 = r.try_get(1).map_err(db("decoding series"))?;
+                let unit: String = r.try_get(2).map_err(db("decoding series"))?;
+                found[ord as usize] = Some((id, unit));
             }
         }
+        Ok(())
     }
 
-    async fn write_window(
-        &self,
+    /// One statement per chunk of [`SERIES_CHUNK`] series.
+    async fn insert_series(
         conn: &mut SqliteConnection,
-        batch: &WindowBatch,
-        norm: &NormBatch<'_>,
-    ) -> Result<WriteCounts> {
-        let ids = resolve_series(conn, norm).await?;
-        let stored = read_stored(conn, &ids, norm.range).await?;
-        let diff = Diff::compute(norm, &ids, &stored, batch.settled);
-        let updated_at = format_instant(batch.fetched_at);
+        batch: &NormBatch<'_>,
+        which: &[usize],
+    ) -> Result<()> {
+        for chunk in which.chunks(SERIES_CHUNK) {
+            let mut sql = String::from(
+                "INSERT INTO series (app_id, room_id, indicator, granularity, product_type, os, \
+                 access, user_ids, unit) VALUES ",
+            );
+            push_placeholders(&mut sql, chunk.len(), 9);
+            let mut q = sqlx::query(&sql);
+            for &i in chunk {
+                q = bind_key(q, batch.series[i].key).bind(batch.series[i].unit);
+            }
+            q.execute(&mut *conn).await.map_err(db("adding series"))?;
+        }
+        Ok(())
+    }
 
+    /// Units change rarely (never, in practice), so one statement per changed series is fine.
+    async fn update_units(conn: &mut SqliteConnection, units: &[(i64, &str)]) -> Result<()> {
+        for &(id, unit) in units {
+            sqlx::query("UPDATE series SET unit = ?1 WHERE id = ?2")
+                .bind(unit)
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db("updating a series' unit"))?;
+        }
+        Ok(())
+    }
+
+    /// Nothing to do: `BEGIN IMMEDIATE` already keeps every other writer out of the whole file.
+    async fn lock_series(_: &mut SqliteConnection, _: &[i64]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Read through the points' primary key; the ids go in as one JSON array.
+    fn stored_points<'c>(
+        conn: &'c mut SqliteConnection,
+        ids: &'c [i64],
+        (lo, hi): (i64, i64),
+    ) -> BoxStream<'c, sqlx::Result<SqliteRow>> {
+        let list = format!(
+            "[{}]",
+            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        );
+        sqlx::query(
+            "SELECT series_id, ts, value, settled FROM points \
+             WHERE series_id IN (SELECT value FROM json_each(?1)) AND ts >= ?2 AND ts < ?3",
+        )
+        .bind(list)
+        .bind(time::format_bucket(lo))
+        .bind(time::format_bucket(hi))
+        .fetch(conn)
+    }
+
+    /// Multi-row upserts of [`chunk_len`] rows, so that the few statement texts stay prepared.
+    async fn write_points(&self, conn: &mut SqliteConnection, pending: &Pending<'_>) -> Result<()> {
+        let (batch, diff) = (pending.batch, pending.diff);
+        let updated_at = format_instant(batch.fetched_at);
         let mut rows = diff.new.iter().chain(&diff.changed).peekable();
         let mut remaining = diff.new.len() + diff.changed.len();
         let mut written = 0;
@@ -248,7 +316,7 @@ impl SqliteStore {
             let mut q = sqlx::query(upsert_sql(n));
             for _ in 0..n {
                 let &(id, ts, value) = rows.next().expect("counted rows");
-                q = q.bind(id).bind(format_bucket(ts)).bind(value);
+                q = q.bind(id).bind(time::format_bucket(ts)).bind(value);
             }
             // The window's settled flag and write time, bound once per statement, not per row.
             q = q.bind(batch.settled).bind(updated_at.as_str());
@@ -260,273 +328,27 @@ impl SqliteStore {
         debug_assert!(rows.peek().is_none());
         self.fail.check(written)?;
 
-        let start = format_bound(batch.window.start);
-        let end = format_bound(batch.window.end);
-        sqlx::query(
-            "DELETE FROM sync_ledger WHERE stream = ?1 AND window_start >= ?2 AND window_end <= ?3",
-        )
-        .bind(&batch.stream)
-        .bind(&start)
-        .bind(&end)
-        .execute(&mut *conn)
-        .await
-        .map_err(db("replacing ledger rows"))?;
-        let state = if batch.settled {
-            "settled"
-        } else {
-            "provisional"
-        };
-        sqlx::query(
-            "INSERT INTO sync_ledger (stream, window_start, window_end, state, points, attempts, \
-             last_error, request_id, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8)",
-        )
-        .bind(&batch.stream)
-        .bind(&start)
-        .bind(&end)
-        .bind(state)
-        .bind(norm.point_count() as i64)
-        .bind(batch.attempts)
-        .bind(batch.request_id.as_deref())
-        .bind(&updated_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(db("writing the ledger row"))?;
-        Ok(diff.counts())
-    }
-
-    pub async fn record_failure(
-        &self,
-        stream: &str,
-        window: Window,
-        error: &str,
-        request_id: Option<&str>,
-        attempts: i64,
-        fetched_at: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut writer = self.writer.lock().await;
-        sqlx::query(
-            "INSERT INTO sync_ledger (stream, window_start, window_end, state, points, attempts, \
-             last_error, request_id, fetched_at) VALUES (?1, ?2, ?3, 'failed', 0, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (stream, window_start, window_end) DO UPDATE SET state = 'failed', points = 0, \
-             attempts = excluded.attempts, last_error = excluded.last_error, \
-             request_id = excluded.request_id, fetched_at = excluded.fetched_at",
-        )
-        .bind(stream)
-        .bind(format_bound(window.start))
-        .bind(format_bound(window.end))
-        .bind(attempts)
-        .bind(error)
-        .bind(request_id)
-        .bind(format_instant(fetched_at))
-        .execute(&mut *writer)
-        .await
-        .map_err(db("recording a failed window"))?;
         Ok(())
     }
 
-    pub async fn start_run(&self, mode: &str, started_at: DateTime<Utc>) -> Result<i64> {
-        let mut writer = self.writer.lock().await;
-        sqlx::query_scalar(
-            "INSERT INTO sync_runs (mode, started_at, status) VALUES (?1, ?2, 'running') RETURNING id",
-        )
-        .bind(mode)
-        .bind(format_instant(started_at))
-        .fetch_one(&mut *writer)
-        .await
-        .map_err(db("recording the run's start"))
-    }
-
-    pub async fn finish_run(
-        &self,
-        id: i64,
-        status: RunStatus,
-        counts: &RunCounts,
-        finished_at: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut writer = self.writer.lock().await;
-        let done = sqlx::query(
-            "UPDATE sync_runs SET finished_at = ?2, status = ?3, requests = ?4, retries = ?5, \
-             throttled = ?6, points_inserted = ?7, points_updated = ?8, points_unchanged = ?9, \
-             windows_ok = ?10, windows_failed = ?11 WHERE id = ?1",
-        )
-        .bind(id)
-        .bind(format_instant(finished_at))
-        .bind(status.as_str())
-        .bind(counts.requests as i64)
-        .bind(counts.retries as i64)
-        .bind(counts.throttled as i64)
-        .bind(counts.points.inserted as i64)
-        .bind(counts.points.updated as i64)
-        .bind(counts.points.unchanged as i64)
-        .bind(counts.windows_ok as i64)
-        .bind(counts.windows_failed as i64)
-        .execute(&mut *writer)
-        .await
-        .map_err(db("recording the run's end"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Corrupt {
-                what: "run id (no such run)",
-                value: id.to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    /// The newest run, of any status or of `ok` runs only.
-    pub async fn last_run(&self, ok_only: bool) -> Result<Option<RunRow>> {
-        let row = sqlx::query(super::last_run_sql(ok_only))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("reading the last run"))?;
-        row.as_ref().map(decode::run_row).transpose()
-    }
-
-    pub async fn coverage(&self) -> Result<Vec<CoverageRow>> {
-        let rows = sqlx::query(
-            "SELECT stream, settled_through, provisional_windows, failed_windows, points, last_run_at \
-             FROM sync_coverage ORDER BY stream",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading sync_coverage"))?;
-        rows.iter().map(decode::coverage_row).collect()
+    fn shared(conn: &mut SqliteConnection) -> ledger::Conn<'_> {
+        ledger::On::Sqlite(conn)
     }
 }
 
-/// The ids of the batch's series, in order: looked up in one statement per chunk, the missing ones
-/// inserted in one statement per chunk, and units updated where the API now says otherwise.
-async fn resolve_series(conn: &mut SqliteConnection, batch: &NormBatch<'_>) -> Result<Vec<i64>> {
-    let n = batch.series.len();
-    let mut ids: Vec<Option<(i64, String)>> = vec![None; n];
-    let all: Vec<usize> = (0..n).collect();
-    lookup_series(conn, batch, &all, &mut ids).await?;
-    let missing: Vec<usize> = (0..n).filter(|&i| ids[i].is_none()).collect();
-    if !missing.is_empty() {
-        for chunk in missing.chunks(SERIES_CHUNK) {
-            let mut sql = String::from(
-                "INSERT INTO series (app_id, room_id, indicator, unit, granularity, product_type, os, \
-                 access, user_ids) VALUES ",
-            );
-            push_placeholders(&mut sql, chunk.len(), 9);
-            let mut q = sqlx::query(&sql);
-            for &i in chunk {
-                let s = &batch.series[i];
-                q = q
-                    .bind(&s.key.app_id)
-                    .bind(&s.key.room_id)
-                    .bind(&s.key.indicator)
-                    .bind(s.unit)
-                    .bind(s.key.granularity.as_str())
-                    .bind(&s.key.product_type)
-                    .bind(&s.key.os)
-                    .bind(&s.key.access)
-                    .bind(&s.key.user_ids);
-            }
-            q.execute(&mut *conn).await.map_err(db("adding series"))?;
-        }
-        lookup_series(conn, batch, &missing, &mut ids).await?;
-    }
-    let mut out = Vec::with_capacity(n);
-    for (i, found) in ids.into_iter().enumerate() {
-        let (id, unit) = found.ok_or_else(|| StoreError::Corrupt {
-            what: "series (inserted but not found)",
-            value: format!("{:?}", batch.series[i].key),
-        })?;
-        if unit != batch.series[i].unit {
-            // Units change rarely (never, in practice), so one statement per changed series is fine.
-            sqlx::query("UPDATE series SET unit = ?1 WHERE id = ?2")
-                .bind(batch.series[i].unit)
-                .bind(id)
-                .execute(&mut *conn)
-                .await
-                .map_err(db("updating a series' unit"))?;
-        }
-        out.push(id);
-    }
-    Ok(out)
-}
-
-async fn lookup_series(
-    conn: &mut SqliteConnection,
-    batch: &NormBatch<'_>,
-    which: &[usize],
-    ids: &mut [Option<(i64, String)>],
-) -> Result<()> {
-    for chunk in which.chunks(SERIES_CHUNK) {
-        let mut sql = String::from(
-            "WITH input (ord, app_id, room_id, indicator, granularity, product_type, os, access, \
-             user_ids) AS (VALUES ",
-        );
-        push_placeholders(&mut sql, chunk.len(), 9);
-        sql.push_str(
-            ") SELECT input.ord, s.id, s.unit FROM input JOIN series s ON s.app_id = input.app_id \
-             AND s.room_id = input.room_id AND s.indicator = input.indicator \
-             AND s.granularity = input.granularity AND s.product_type = input.product_type \
-             AND s.os = input.os AND s.access = input.access AND s.user_ids = input.user_ids",
-        );
-        let mut q = sqlx::query(&sql);
-        for &i in chunk {
-            let k = batch.series[i].key;
-            q = q
-                .bind(i as i64)
-                .bind(&k.app_id)
-                .bind(&k.room_id)
-                .bind(&k.indicator)
-                .bind(k.granularity.as_str())
-                .bind(&k.product_type)
-                .bind(&k.os)
-                .bind(&k.access)
-                .bind(&k.user_ids);
-        }
-        let rows = q
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db("looking up series"))?;
-        for r in rows {
-            let ord: i64 = r.try_get(0).map_err(db("decoding series"))?;
-            let id: i64 = r.try_get(1).map_err(db("decoding series"))?;
-            let unit: String = r.try_get(2).map_err(db("decoding series"))?;
-            ids[ord as usize] = Some((id, unit));
-        }
-    }
-    Ok(())
-}
-
-/// The stored `(value, settled)` of the series' points in the range of bucket starts, read through the
-/// points' primary key.
-async fn read_stored(
-    conn: &mut SqliteConnection,
-    ids: &[i64],
-    (lo, hi): (i64, i64),
-) -> Result<HashMap<(i64, i64), (f64, bool)>> {
-    let mut stored = HashMap::new();
-    if ids.is_empty() {
-        return Ok(stored);
-    }
-    let list = format!(
-        "[{}]",
-        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-    );
-    let mut rows = sqlx::query(
-        "SELECT series_id, ts, value, settled FROM points \
-         WHERE series_id IN (SELECT value FROM json_each(?1)) AND ts >= ?2 AND ts < ?3",
-    )
-    .bind(list)
-    .bind(format_bucket(lo))
-    .bind(format_bucket(hi))
-    .fetch(&mut *conn);
-    while let Some(r) = rows.try_next().await.map_err(db("reading stored points"))? {
-        let id: i64 = r.try_get(0).map_err(db("decoding stored points"))?;
-        let ts: &str = r.try_get(1).map_err(db("decoding stored points"))?;
-        let value: f64 = r.try_get(2).map_err(db("decoding stored points"))?;
-        let settled: bool = r.try_get(3).map_err(db("decoding stored points"))?;
-        let ts = parse_bucket(ts).ok_or_else(|| StoreError::Corrupt {
-            what: "point timestamp",
-            value: ts.to_string(),
-        })?;
-        stored.insert((id, ts), (value, settled));
-    }
-    Ok(stored)
+/// Binds a series key's eight columns in table order.
+fn bind_key<'q>(
+    q: Query<'q, Sqlite, SqliteArguments<'q>>,
+    k: &'q SeriesKey,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    q.bind(&k.app_id)
+        .bind(&k.room_id)
+        .bind(&k.indicator)
+        .bind(k.granularity.as_str())
+        .bind(&k.product_type)
+        .bind(&k.os)
+        .bind(&k.access)
+        .bind(&k.user_ids)
 }
 
 /// How many rows the next statement writes: a full chunk, else the largest power of two that fits.
@@ -683,146 +505,9 @@ fn parse_lock_record(text: &str) -> (String, String) {
     (holder, since)
 }
 
-/// A wall-clock instant as stored: fixed-width microseconds, so text order is time order.
-pub(crate) fn format_instant(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// A window bound as stored: whole seconds, like the bucket starts.
-fn format_bound(t: DateTime<Utc>) -> String {
-    format_bucket(t.timestamp())
-}
-
-/// A bucket start (seconds since the epoch) as `YYYY-MM-DDTHH:MM:SSZ`, without chrono's formatter:
-/// this runs once per written point.
-#[doc(hidden)]
-pub fn format_bucket(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        return Utc
-            .timestamp_opt(secs, 0)
-            .single()
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-            .unwrap_or_default();
-    }
-    let mut b = *b"0000-00-00T00:00:00Z";
-    let put = |b: &mut [u8; 20], at: usize, v: u32, width: usize| {
-        let mut v = v;
-        for i in (0..width).rev() {
-            b[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(&mut b, 0, y as u32, 4);
-    put(&mut b, 5, m, 2);
-    put(&mut b, 8, d, 2);
-    put(&mut b, 11, (sod / 3600) as u32, 2);
-    put(&mut b, 14, (sod / 60 % 60) as u32, 2);
-    put(&mut b, 17, (sod % 60) as u32, 2);
-    // Only ASCII digits and separators were written.
-    String::from_utf8(b.to_vec()).unwrap_or_default()
-}
-
-/// The inverse of [`format_bucket`]; `None` for anything else.
-#[doc(hidden)]
-pub fn parse_bucket(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
-        return None;
-    }
-    let num = |from: usize, to: usize| -> Option<i64> {
-        b[from..to].iter().try_fold(0i64, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-        })
-    };
-    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
-        return None;
-    }
-    Some(days_from_civil(y, m as u32, d as u32) * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-impl SqliteStore {
-    /// Rows of the `quality_metrics` view, newest first; all of them when `limit` is `None`.
-    pub async fn metrics(&self, limit: Option<i64>) -> Result<Vec<super::MetricRow>> {
-        let rows = sqlx::query(
-            "SELECT app_id, room_id, indicator, unit, granularity, product_type, os, access, user_ids, \
-                    ts, value, settled, updated_at \
-             FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT ?",
-        )
-        .bind(limit.unwrap_or(-1))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading quality_metrics"))?;
-        rows.iter().map(decode::metric_row).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bucket_text_matches_chrono_and_parses_back() {
-        // Every 7,919 seconds across 1970..2100 hits every month, leap days and all hours.
-        let mut s = 0i64;
-        while s < 4_102_444_800 {
-            let expected = Utc
-                .timestamp_opt(s, 0)
-                .unwrap()
-                .format("%Y-%m-%dT%H:%M:%SZ")
-                .to_string();
-            assert_eq!(format_bucket(s), expected);
-            assert_eq!(parse_bucket(&expected), Some(s), "{expected}");
-            s += 7_919;
-        }
-        assert_eq!(format_bucket(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(parse_bucket("2024-13-01T00:00:00Z"), None);
-        assert_eq!(parse_bucket("2024-01-01 00:00:00Z"), None);
-        assert_eq!(parse_bucket("2024-01-01T00:00:00.5Z"), None);
-    }
-
-    #[test]
-    fn instants_sort_as_text() {
-        let a = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
-        let b = Utc.timestamp_opt(1_700_000_000, 500_000_000).unwrap();
-        assert_eq!(format_instant(a), "2023-11-14T22:13:20.000000Z");
-        assert!(format_instant(a) < format_instant(b));
-    }
 
     #[test]
     fn chunks_are_full_or_powers_of_two() {
@@ -838,7 +523,7 @@ mod tests {
             left -= n;
         }
         assert!(sizes.len() <= 11, "{sizes:?}");
-        assert!(upsert_sql(4).matches('(').count() >= 4);
+        assert_eq!(upsert_sql(4).matches("(?,?,?)").count(), 4);
         assert_eq!(upsert_sql(2).matches('?').count(), 2 * 3 + 2);
     }
 

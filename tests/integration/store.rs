@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rtc_quality_sync::domain::{
-    Granularity, Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Window, WindowBatch,
-    WindowState, WriteCounts,
+    FailedWindow, Granularity, Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Window,
+    WindowBatch, WindowState, WriteCounts,
 };
 use rtc_quality_sync::store::{CoverageRow, Store, StoreError};
 use sqlx::{Column, Row};
@@ -569,14 +569,14 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
         .await
         .unwrap();
     store
-        .record_failure(
-            "a",
-            Window::new(t(120), t(180)),
-            "http 500",
-            Some("req-x"),
-            3,
-            t(3_002),
-        )
+        .record_failure(&FailedWindow {
+            stream: "a",
+            window: Window::new(t(120), t(180)),
+            error: "http 500",
+            request_id: Some("req-x"),
+            attempts: 3,
+            fetched_at: t(3_002),
+        })
         .await
         .unwrap();
     store
@@ -590,14 +590,14 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
         .unwrap();
     // Stream c: only a failure.
     store
-        .record_failure(
-            "c",
-            Window::new(t(0), t(60)),
-            "bad signature",
-            None,
-            1,
-            t(3_005),
-        )
+        .record_failure(&FailedWindow {
+            stream: "c",
+            window: Window::new(t(0), t(60)),
+            error: "bad signature",
+            request_id: None,
+            attempts: 1,
+            fetched_at: t(3_005),
+        })
         .await
         .unwrap();
 
@@ -654,14 +654,14 @@ async fn commit_replaces_contained_ledger_rows(store: &Store) {
         .await
         .unwrap();
     store
-        .record_failure(
-            "s",
-            Window::new(t(120), t(180)),
-            "timeout",
-            None,
-            2,
-            t(1_000),
-        )
+        .record_failure(&FailedWindow {
+            stream: "s",
+            window: Window::new(t(120), t(180)),
+            error: "timeout",
+            request_id: None,
+            attempts: 2,
+            fetched_at: t(1_000),
+        })
         .await
         .unwrap();
     store
@@ -715,18 +715,25 @@ async fn record_failure_upserts_exactly_its_window(store: &Store) {
 
     // A refetch of window a fails: its row says so; window b's row and every point stay.
     store
-        .record_failure(
-            "s",
-            a.window,
-            "http 503: try later",
-            Some("req-1"),
-            2,
-            t(2_000),
-        )
+        .record_failure(&FailedWindow {
+            stream: "s",
+            window: a.window,
+            error: "http 503: try later",
+            request_id: Some("req-1"),
+            attempts: 2,
+            fetched_at: t(2_000),
+        })
         .await
         .unwrap();
     store
-        .record_failure("s", a.window, "http 429: throttled", None, 3, t(3_000))
+        .record_failure(&FailedWindow {
+            stream: "s",
+            window: a.window,
+            error: "http 429: throttled",
+            request_id: None,
+            attempts: 3,
+            fetched_at: t(3_000),
+        })
         .await
         .unwrap();
     let ledger = store.ledger(Some("s")).await.unwrap();
@@ -744,14 +751,14 @@ async fn record_failure_upserts_exactly_its_window(store: &Store) {
 
     // A window that never succeeded gets its own row.
     store
-        .record_failure(
-            "s",
-            Window::new(t(120), t(180)),
-            "boom",
-            Some("req-2"),
-            1,
-            t(3_000),
-        )
+        .record_failure(&FailedWindow {
+            stream: "s",
+            window: Window::new(t(120), t(180)),
+            error: "boom",
+            request_id: Some("req-2"),
+            attempts: 1,
+            fetched_at: t(3_000),
+        })
         .await
         .unwrap();
     let ledger = store.ledger(Some("s")).await.unwrap();

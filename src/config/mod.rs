@@ -1,0 +1,344 @@
+//! Configuration: the TOML file, typed and validated once, plus credentials from the environment.
+//!
+//! Everything downstream takes a validated [`Settings`]; no other module reads the file or the
+//! environment. A config error names the file, the key, the bad value and what is allowed.
+//!
+//! Modules: `file` (the TOML as written), `validate` (raw tables to [`Settings`]), `credentials`
+//! (the API keys from the environment). The jobs and streams it yields are domain types.
+
+mod credentials;
+mod file;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::FixedOffset;
+
+use crate::domain::{Job, Stream};
+use crate::redact::redact_url;
+
+pub use credentials::Credentials;
+
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://rtc_quality.db";
+
+/// A configuration problem, said so that the user knows where and what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {error}; {advice}")]
+    Read {
+        /// Absolute, so that a scheduler's working directory is no mystery.
+        path: String,
+        error: std::io::Error,
+        advice: String,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {key} = {value}: {allowed}")]
+    Invalid {
+        path: String,
+        key: String,
+        value: String,
+        allowed: String,
+    },
+    #[error(
+        "credentials: {0}; set VOLC_ACCESSKEY and VOLC_SECRETKEY (or VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY)"
+    )]
+    Credentials(String),
+}
+
+/// A database URL whose password never reaches a log, an error or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The full URL, password included: only for opening the connection.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Where and how fast to call the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSettings {
+    /// Base URL, e.g. `https://rtc.volcengineapi.com` or `http://127.0.0.1:8080`.
+    pub endpoint: url::Url,
+    pub region: String,
+    /// Calls per second, counted at send time; ListQuality allows 2.
+    pub requests_per_second: f64,
+    /// Calls in flight at once, to hide latency behind the rate limit.
+    pub max_in_flight: usize,
+    /// Per request, connection to last byte.
+    pub timeout: Duration,
+    /// Retries of transient failures; permanent ones are never retried.
+    pub max_retries: u32,
+}
+
+/// The planner's knobs; see PRODUCT.md's planner rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowSettings {
+    pub max_lookback_days: i64,
+    pub max_span_days: i64,
+    pub data_delay_hours: i64,
+    pub settle_hours: i64,
+    /// The offset that 1d buckets and request times use.
+    pub timezone: FixedOffset,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file it came from, for messages.
+    pub path: PathBuf,
+    pub source: SourceSettings,
+    pub database_url: DatabaseUrl,
+    pub window: WindowSettings,
+    pub jobs: Vec<Job>,
+    /// Things that are allowed but probably not meant; the caller logs them.
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Every stream of every job, in configuration order.
+    pub fn streams(&self) -> Vec<Stream> {
+        self.jobs.iter().flat_map(Job::streams).collect()
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            let advice = if error.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "write a commented one with `rtc-quality-sync init {}`, or pass --config PATH",
+                    path.display()
+                )
+            } else {
+                "check that the file is readable by this user, or pass --config PATH".into()
+            };
+            ConfigError::Read {
+                path: std::path::absolute(path)
+                    .unwrap_or_else(|_| path.to_path_buf())
+                    .display()
+                    .to_string(),
+                error,
+                advice,
+            }
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+        let raw = file::parse(text, &path.display().to_string())?;
+        validate::settings(raw, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Granularity;
+
+    const MINIMAL: &str = r#"
+[[jobs]]
+app_id = "app1"
+indicators = ["stall_rate"]
+"#;
+
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        Settings::parse(text, Path::new("test.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_shipped_default_config_is_valid_and_complete() {
+        let text = include_str!("../../config/default.toml");
+        let s = parse(text).unwrap();
+        assert_eq!(s.source.requests_per_second, 2.0);
+        assert_eq!(s.window.timezone, FixedOffset::east_opt(8 * 3600).unwrap());
+        assert_eq!(s.database_url.expose(), DEFAULT_DATABASE_URL);
+        // Every key PRODUCT.md lists is spelled out in the shipped file.
+        for key in [
+            "endpoint",
+            "region",
+            "requests_per_second",
+            "max_in_flight",
+            "timeout_secs",
+            "max_retries",
+            "database_url",
+            "max_lookback_days",
+            "max_span_days",
+            "data_delay_hours",
+            "settle_hours",
+            "timezone",
+            "name",
+            "app_id",
+            "indicators",
+            "granularity",
+            "product_type",
+            "os",
+            "access",
+            "room_id",
+            "user_ids",
+        ] {
+            assert!(
+                text.contains(&format!("\n{key} =")) || text.contains(&format!("\n# {key} =")),
+                "{key} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let s = parse(MINIMAL).unwrap();
+        assert_eq!(s.source.max_in_flight, 4);
+        assert_eq!(s.window.max_span_days, 7);
+        assert_eq!(s.jobs[0].granularities, vec![Granularity::Day]);
+        assert_eq!(s.jobs[0].name, "app1");
+        assert_eq!(s.streams()[0].name, "app1/1d");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let e = err("[source]\nendpoint_url = \"x\"\n");
+        assert!(e.contains("test.toml") && e.contains("endpoint_url"), "{e}");
+        let e = err(&format!("{MINIMAL}colour = \"red\"\n"));
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file_and_the_line() {
+        let e = err("[source\n");
+        assert!(e.starts_with("test.toml: line 1, column"), "{e}");
+        let e = err("[source]\nregion = \"x\"\nrequests_per_secnd = 2\n");
+        assert!(
+            e.starts_with("test.toml: line 3, column 1: unknown field `requests_per_secnd`"),
+            "{e}"
+        );
+        assert!(!e.contains('|'), "no diagram: {e}");
+    }
+
+    #[test]
+    fn user_ids_over_20_are_refused() {
+        let ids: Vec<String> = (0..21).map(|i| format!("\"u{i}\"")).collect();
+        let e = err(&format!(
+            "{MINIMAL}room_id = \"r\"\nuser_ids = [{}]\n",
+            ids.join(",")
+        ));
+        assert!(
+            e.contains("jobs[0].user_ids") && e.contains("at most 20"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn user_ids_without_room_are_refused() {
+        let e = err(&format!("{MINIMAL}user_ids = [\"u1\"]\n"));
+        assert!(
+            e.contains("jobs[0].user_ids") && e.contains("room_id"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_indicators_are_refused() {
+        let e = err("[[jobs]]\napp_id = \"a\"\nindicators = []\n");
+        assert!(e.contains("jobs[0].indicators"), "{e}");
+    }
+
+    #[test]
+    fn unknown_granularity_and_product_type_are_refused() {
+        let e = err(&format!("{MINIMAL}granularity = \"1h\"\n"));
+        assert!(
+            e.contains("jobs[0].granularity = \"1h\"") && e.contains("\"5min\""),
+            "{e}"
+        );
+        let e = err(&format!("{MINIMAL}product_type = \"ios\"\n"));
+        assert!(
+            e.contains("jobs[0].product_type") && e.contains("\"web\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn limits_of_the_api_are_enforced() {
+        let e = err(&format!("[window]\nmax_span_days = 8\n{MINIMAL}"));
+        assert!(e.contains("window.max_span_days = 8"), "{e}");
+        let e = err(&format!("[window]\nmax_lookback_days = 31\n{MINIMAL}"));
+        assert!(e.contains("window.max_lookback_days"), "{e}");
+        let e = err(&format!(
+            "[window]\ntimezone = \"Asia/Shanghai\"\n{MINIMAL}"
+        ));
+        assert!(e.contains("window.timezone"), "{e}");
+        let e = err(&format!("[source]\nrequests_per_second = 0\n{MINIMAL}"));
+        assert!(e.contains("source.requests_per_second"), "{e}");
+    }
+
+    #[test]
+    fn filters_are_normalized_and_web_drops_os_and_access() {
+        let s = parse(&format!(
+            "{MINIMAL}os = [\"windows\", \"ios\"]\naccess = [\"wifi\", \"4g\"]\ngranularity = [\"5min\", \"1d\"]\n"
+        ))
+        .unwrap();
+        let j = &s.jobs[0];
+        assert_eq!(j.os, vec!["iOS", "windows"]);
+        assert_eq!(j.access, vec!["4g", "wifi"]);
+        assert_eq!(
+            j.granularities,
+            vec![Granularity::FiveMin, Granularity::Day]
+        );
+
+        let s = parse(&format!(
+            "{MINIMAL}product_type = \"web\"\nos = [\"mac\"]\n"
+        ))
+        .unwrap();
+        assert!(s.jobs[0].os.is_empty());
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn duplicate_job_names_are_refused() {
+        let e = err(&format!("{MINIMAL}{MINIMAL}"));
+        assert!(e.contains("jobs[1].name") && e.contains("unique"), "{e}");
+    }
+
+    #[test]
+    fn database_url_passwords_are_redacted() {
+        let e = err(&format!(
+            "[storage]\ndatabase_url = \"mysql://u:hunter2@h/db\"\n{MINIMAL}"
+        ));
+        assert!(
+            !e.contains("hunter2") && e.contains("storage.database_url"),
+            "{e}"
+        );
+        let u = DatabaseUrl::new("postgres://u:hunter2@h:5432/db");
+        assert_eq!(u.to_string(), "postgres://u:***@h:5432/db");
+        assert!(!format!("{u:?}").contains("hunter2"));
+    }
+}

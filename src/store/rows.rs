@@ -1,0 +1,117 @@
+//! The rows the store returns to `status`, `demo` and the tests: coverage, runs and metrics.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::{RunCounts, RunStatus, WriteCounts};
+
+/// One row of the `sync_coverage` view: what `status` shows per stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoverageRow {
+    pub stream: String,
+    /// The end of the last settled window that no provisional or failed window precedes.
+    pub settled_through: Option<DateTime<Utc>>,
+    pub provisional_windows: i64,
+    pub failed_windows: i64,
+    /// Points stored by the stream's current ledger rows.
+    pub points: i64,
+    /// When the stream's latest window was fetched.
+    pub last_run_at: Option<DateTime<Utc>>,
+}
+
+/// One row of the `quality_metrics` view, times as `YYYY-MM-DDTHH:MM:SSZ` text on both backends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricRow {
+    pub app_id: String,
+    pub room_id: String,
+    pub indicator: String,
+    pub unit: String,
+    pub granularity: String,
+    pub product_type: String,
+    pub os: String,
+    pub access: String,
+    pub user_ids: String,
+    pub ts: String,
+    pub value: f64,
+    pub settled: bool,
+    pub updated_at: String,
+}
+
+impl std::fmt::Display for MetricRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} {} {}{} ({})",
+            self.app_id,
+            self.indicator,
+            self.granularity,
+            self.ts,
+            self.value,
+            self.unit,
+            if self.settled {
+                "settled"
+            } else {
+                "provisional"
+            }
+        )
+    }
+}
+
+/// One row of the `sync_runs` table, every column.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    /// What started the run, e.g. `sync` or `demo`.
+    pub mode: String,
+    pub started_at: DateTime<Utc>,
+    /// `None` while the run is going (or after it was killed).
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    pub requests: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub points_inserted: u64,
+    pub points_updated: u64,
+    pub points_unchanged: u64,
+    pub windows_ok: u64,
+    pub windows_failed: u64,
+}
+
+impl std::fmt::Display for RunRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "#{} {} started {} {}: {} windows ok, {} failed; {} calls, {} retries, {} throttled; points {} inserted, {} updated, {} unchanged",
+            self.id,
+            self.mode,
+            self.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            self.status.as_str(),
+            self.windows_ok,
+            self.windows_failed,
+            self.requests,
+            self.retries,
+            self.throttled,
+            self.points_inserted,
+            self.points_updated,
+            self.points_unchanged
+        )
+    }
+}
+
+impl RunRow {
+    /// The counts as the pipeline speaks them.
+    pub fn counts(&self) -> RunCounts {
+        RunCounts {
+            requests: self.requests,
+            retries: self.retries,
+            throttled: self.throttled,
+            points: WriteCounts {
+                inserted: self.points_inserted,
+                updated: self.points_updated,
+                unchanged: self.points_unchanged,
+            },
+            windows_ok: self.windows_ok,
+            windows_failed: self.windows_failed,
+        }
+    }
+}
