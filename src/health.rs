@@ -209,38 +209,12 @@ impl fmt::Display for ProblemLine<'_> {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{FixedOffset, TimeZone};
+    use chrono::TimeZone;
 
     use super::*;
     use crate::domain::Granularity;
-    use crate::domain::{Job, ProductType};
+    use crate::planner::tests::{settings, stream};
     use crate::planner::{PlanOptions, plan};
-
-    fn settings() -> WindowSettings {
-        WindowSettings {
-            max_lookback_days: 30,
-            max_span_days: 7,
-            data_delay_hours: 8,
-            settle_hours: 24,
-            timezone: FixedOffset::east_opt(8 * 3600).unwrap(),
-        }
-    }
-
-    fn stream(g: Granularity) -> Stream {
-        Job {
-            name: "j".into(),
-            app_id: "a".into(),
-            indicators: vec!["stall_rate".into()],
-            granularities: vec![g],
-            product_type: ProductType::Native,
-            os: vec![],
-            access: vec![],
-            room_id: String::new(),
-            user_ids: vec![],
-        }
-        .streams()
-        .remove(0)
-    }
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 20, 21, 41, 0).unwrap()

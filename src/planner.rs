@@ -283,12 +283,13 @@ fn cut(gap: Window, span: Duration) -> Vec<Window> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::{Job, ProductType};
     use chrono::TimeZone;
 
-    fn settings() -> WindowSettings {
+    /// The documented defaults, +08:00: shared with the other pure stages' tests.
+    pub(crate) fn settings() -> WindowSettings {
         WindowSettings {
             max_lookback_days: 30,
             max_span_days: 7,
@@ -298,7 +299,8 @@ mod tests {
         }
     }
 
-    fn stream(g: Granularity) -> Stream {
+    /// A one-indicator stream of app `a` at `g`.
+    pub(crate) fn stream(g: Granularity) -> Stream {
         let job = Job {
             name: "j".into(),
             app_id: "a".into(),
