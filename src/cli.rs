@@ -115,7 +115,8 @@ pub struct RangeArgs {
     /// Fetch settled windows in the range again.
     #[arg(long)]
     pub refetch: bool,
-    /// Only these jobs (by name; repeatable).
+    /// Only these jobs or streams (a job name such as `app-wide`, or a stream name as `status`
+    /// shows it, such as `app-wide/1d`; repeatable).
     #[arg(long = "job", value_name = "NAME")]
     pub jobs: Vec<String>,
 }

@@ -82,7 +82,7 @@ pub enum PipelineError {
     Plan(#[from] planner::PlanError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("no job matches --job {0}; the configured jobs are: {1}")]
+    #[error("no job or stream matches --job {0}; the configured jobs are: {1}")]
     UnknownJob(String, String),
 }
 
@@ -92,15 +92,21 @@ pub fn select_streams(settings: &Settings, jobs: &[String]) -> Result<Vec<Stream
     if jobs.is_empty() {
         return Ok(all);
     }
+    // A name is a job's (`app-wide`) or a stream's, as `status` shows it (`app-wide/1d`).
+    let selects = |s: &Stream, name: &str| s.job.name == name || s.name == name;
     for j in jobs {
-        if !settings.jobs.iter().any(|job| &job.name == j) {
+        if !all.iter().any(|s| selects(s, j)) {
             let names: Vec<&str> = settings.jobs.iter().map(|j| j.name.as_str()).collect();
-            return Err(PipelineError::UnknownJob(j.clone(), names.join(", ")));
+            let streams: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+            return Err(PipelineError::UnknownJob(
+                j.clone(),
+                format!("{}; its streams: {}", names.join(", "), streams.join(", ")),
+            ));
         }
     }
     Ok(all
         .into_iter()
-        .filter(|s| jobs.contains(&s.job.name))
+        .filter(|s| jobs.iter().any(|j| selects(s, j)))
         .collect())
 }
 

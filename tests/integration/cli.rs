@@ -1052,3 +1052,42 @@ granularity = "1d"
     );
     sim.shutdown().await;
 }
+
+/// Issue 12: `--job` takes a job's name or a stream's name as `status` shows it.
+#[tokio::test]
+async fn job_takes_job_and_stream_names() {
+    let sim = fast_simulator(0).await;
+    let (dir, config) = setup(&sim, 50.0);
+    let streams = async |names: &[&str]| -> Vec<String> {
+        let mut c = cmd(dir.path());
+        c.args(["plan", "--json", "--config"]).arg(&config);
+        for n in names {
+            c.args(["--job", n]);
+        }
+        let (code, out, err) = run(&mut c).await;
+        assert_eq!(code, 0, "{names:?}: {err}");
+        let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+        plan["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["stream"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(streams(&["app-a/1d"]).await, ["app-a/1d"]);
+    assert_eq!(streams(&["app-a"]).await, ["app-a/1d", "app-a/5min"]);
+    assert_eq!(
+        streams(&["app-a/5min", "room-b"]).await,
+        ["app-a/5min", "room-b/1d", "room-b/5min"]
+    );
+    let (code, _, err) = run(cmd(dir.path())
+        .args(["plan", "--job", "app-a/1h", "--config"])
+        .arg(&config))
+    .await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("app-a/1h") && err.contains("app-a/5min"),
+        "{err}"
+    );
+    sim.shutdown().await;
+}
