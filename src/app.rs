@@ -148,6 +148,10 @@ fn plan_options(range: &RangeArgs, settings: &Settings) -> RunOptions {
             refetch: range.refetch,
         },
         jobs: range.jobs.clone(),
+        range_as_typed: (
+            range.from.map(|t| t.to_string()),
+            range.to.map(|t| t.to_string()),
+        ),
         mode: if range.from.is_some() || range.to.is_some() || range.refetch {
             "backfill".into()
         } else {

@@ -235,6 +235,17 @@ impl TimeArg {
     }
 }
 
+/// As typed: a date stays a date (it means midnight in the configured offset); an instant is shown
+/// in UTC, like every time the tool prints.
+impl std::fmt::Display for TimeArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TimeArg::Instant(t) => write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%SZ")),
+            TimeArg::Date(d) => write!(f, "{}", d.format("%Y-%m-%d")),
+        }
+    }
+}
+
 fn parse_time_arg(s: &str) -> Result<TimeArg, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(TimeArg::Instant(t.with_timezone(&Utc)));

@@ -189,7 +189,7 @@ impl Fetcher {
                 code = %error.label(),
                 request_id = error.request_id().unwrap_or(""),
                 app_id = %req.app_id,
-                window.start = %req.start_time,
+                window.start = %utc_text(&req.start_time),
                 error = %error,
                 "ListQuality call failed; retrying"
             );
@@ -298,6 +298,13 @@ impl Pacer {
             *hold = Some(until);
         }
     }
+}
+
+/// A request's `+08:00` time as UTC with a `Z`, as every time the tool shows people.
+fn utc_text(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.to_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
 }
 
 #[cfg(test)]

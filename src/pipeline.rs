@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub jobs: Vec<String>,
     /// Recorded in the runs table: `sync`, `backfill`, `demo`.
     pub mode: String,
+    /// `--from` and `--to` as typed, for messages.
+    pub range_as_typed: (Option<String>, Option<String>),
 }
 
 /// The counts of one stream in one run.
@@ -118,7 +120,11 @@ pub fn make_plan(
     now: DateTime<Utc>,
 ) -> Result<(Vec<Stream>, Plan), PipelineError> {
     let streams = select_streams(settings, &options.jobs)?;
-    let plan = planner::plan(&settings.window, &streams, ledger, now, options.plan)?;
+    let plan =
+        planner::plan(&settings.window, &streams, ledger, now, options.plan).map_err(|e| {
+            let (from, to) = options.range_as_typed.clone();
+            e.as_typed(from, to)
+        })?;
     Ok((streams, plan))
 }
 

@@ -79,6 +79,34 @@ pub enum PlanError {
     EmptyRange { from: String, to: String },
 }
 
+impl PlanError {
+    /// The same error naming `--from`/`--to` as the user typed them (`2026-11-20`, not the
+    /// `2026-11-19T16:00:00Z` it stands for in +08:00).
+    pub fn as_typed(self, from: Option<String>, to: Option<String>) -> PlanError {
+        match self {
+            PlanError::NothingLeft {
+                from: f,
+                to: t,
+                horizon_start,
+                available_end,
+                lookback_days,
+                delay_hours,
+            } => PlanError::NothingLeft {
+                from: from.unwrap_or(f),
+                to: to.unwrap_or(t),
+                horizon_start,
+                available_end,
+                lookback_days,
+                delay_hours,
+            },
+            PlanError::EmptyRange { from: f, to: t } => PlanError::EmptyRange {
+                from: from.unwrap_or(f),
+                to: to.unwrap_or(t),
+            },
+        }
+    }
+}
+
 /// `2026-11-27T04:30:00Z`: how every time is shown to users.
 fn utc(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()

@@ -1091,3 +1091,35 @@ async fn job_takes_job_and_stream_names() {
     );
     sim.shutdown().await;
 }
+
+/// Issue 12: `--from`/`--to` dates (in the configured offset) are echoed as typed.
+#[tokio::test]
+async fn from_and_to_are_echoed_as_typed() {
+    let sim = fast_simulator(0).await;
+    let (dir, config) = setup(&sim, 50.0);
+    let plan = async |from: &str, to: &str| {
+        run(cmd(dir.path())
+            .args(["plan", "--from", from, "--to", to, "--config"])
+            .arg(&config))
+        .await
+    };
+    let (code, _, err) = plan("2026-11-21", "2026-11-20").await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--from 2026-11-21 is not before --to 2026-11-20"),
+        "{err}"
+    );
+    let (code, _, err) = plan("2020-01-01", "2020-01-05").await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the range 2020-01-01 .. 2020-01-05 lies outside"),
+        "{err}"
+    );
+    let (code, _, err) = plan("2020-01-01T00:00:00+08:00", "2020-01-05").await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the range 2019-12-31T16:00:00Z .. 2020-01-05 lies outside"),
+        "{err}"
+    );
+    sim.shutdown().await;
+}
