@@ -61,8 +61,6 @@ pub struct RunReport {
     pub started_at: DateTime<Utc>,
     pub streams: Vec<StreamSummary>,
     pub counts: RunCounts,
-    /// Time calls spent waiting for the rate limiter, summed over concurrent calls.
-    pub rate_wait_ms: u64,
     pub duration_ms: u64,
     /// Jobs stopped by an error that concerns the whole job, with that error.
     pub failed_jobs: Vec<(String, String)>,
@@ -295,7 +293,6 @@ pub async fn run(
         started_at: now,
         streams,
         counts,
-        rate_wait_ms: stats.rate_wait_ms,
         duration_ms: started.elapsed().as_millis() as u64,
         failed_jobs,
         credentials_error: tally.credentials_error,
@@ -334,7 +331,6 @@ impl Run<'_> {
             points: 0,
             requests: u64::from(outcome.attempts),
             throttled: u64::from(outcome.throttled),
-            rate_wait_ms: outcome.rate_wait.as_millis() as u64,
         };
         match outcome.result {
             Ok(fetched) => {

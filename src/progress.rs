@@ -20,8 +20,6 @@ pub struct WindowDone {
     pub requests: u64,
     /// Of those, the ones the API throttled.
     pub throttled: u64,
-    /// Time its call waited for the rate limiter.
-    pub rate_wait_ms: u64,
 }
 
 /// Reports windows and points as they are committed, from the events the pipeline sends.
@@ -39,7 +37,6 @@ struct State {
     requests: u64,
     retries: u64,
     throttled: u64,
-    rate_wait_ms: u64,
 }
 
 impl Progress {
@@ -76,7 +73,6 @@ impl Progress {
                 requests: 0,
                 retries: 0,
                 throttled: 0,
-                rate_wait_ms: 0,
             }),
         }
     }
@@ -101,17 +97,12 @@ impl Progress {
         s.requests += w.requests;
         s.retries += w.requests.saturating_sub(1);
         s.throttled += w.throttled;
-        s.rate_wait_ms += w.rate_wait_ms;
         let secs = s.started.elapsed().as_secs_f64().max(0.001);
         // n calls span n - 1 intervals: the first one goes out at once.
         let rate = s.requests.saturating_sub(1) as f64 / secs;
         let msg = format!(
-            "{} points, {:.2} calls/s, {} retries, {} throttled, {:.1} s waiting on the rate limit",
-            s.points,
-            rate,
-            s.retries,
-            s.throttled,
-            s.rate_wait_ms as f64 / 1000.0
+            "{} points, {:.2} calls/s, {} retries, {} throttled",
+            s.points, rate, s.retries, s.throttled
         );
         if let Some(bar) = &self.bar {
             bar.set_position(s.done);

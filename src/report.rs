@@ -120,10 +120,22 @@ pub fn summary_text(r: &RunReport) -> String {
         }
     }
     let c = &r.counts;
+    let not_attempted: u64 = r.streams.iter().map(|s| s.windows_skipped).sum();
+    let not_attempted = match not_attempted {
+        0 => String::new(),
+        n => format!(", {n} not attempted (the next run fetches them)"),
+    };
+    let secs = r.duration_ms as f64 / 1000.0;
+    // n calls span n - 1 intervals: the first one goes out at once.
+    let rate = match c.requests {
+        0 | 1 => String::new(),
+        n if secs > 0.0 => format!(" at {:.2}/s", (n - 1) as f64 / secs),
+        _ => String::new(),
+    };
     let _ = writeln!(
         out,
-        "run {} {}: {} windows ok, {} failed; points {} inserted, {} updated, {} unchanged; \
-         {} calls, {} retries, {} throttled, {:.1} s queued for the rate limit (summed over concurrent calls); {}",
+        "run {} {}: {} windows ok, {} failed{not_attempted}; points {} inserted, {} updated, {} unchanged; \
+         {} calls{rate}, {} retries, {} throttled; {}",
         r.run_id,
         r.status.as_str(),
         c.windows_ok,
@@ -134,7 +146,6 @@ pub fn summary_text(r: &RunReport) -> String {
         c.requests,
         c.retries,
         c.throttled,
-        r.rate_wait_ms as f64 / 1000.0,
         human_duration(std::time::Duration::from_millis(r.duration_ms))
     );
     if let Some(e) = &r.credentials_error {

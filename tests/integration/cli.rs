@@ -1123,3 +1123,44 @@ async fn from_and_to_are_echoed_as_typed() {
     );
     sim.shutdown().await;
 }
+
+/// Issue 12: the summary counts the windows a stopped job never attempted, and says the call rate.
+#[tokio::test]
+async fn the_summary_counts_windows_not_attempted() {
+    let sim = simulator::spawn(SimulatorConfig {
+        rate_limit_per_sec: 60,
+        apps: vec!["app_a".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (dir, config) = setup(&sim, 50.0);
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let (code, out, err) = run(with_demo_keys(
+        cmd(dir.path())
+            .args(["sync", "--quiet", "--database-url", &db, "--config"])
+            .arg(&config),
+    ))
+    .await;
+    assert_eq!(code, 2, "{err}");
+    let store = Store::connect(&db).await.unwrap();
+    let failed = store
+        .ledger(None)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.state == WindowState::Failed)
+        .count();
+    store.close().await;
+    // room-b's two streams planned 10 windows; those not failed were never attempted.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("run 1 partial"))
+        .unwrap();
+    assert!(
+        line.contains(&format!("{failed} failed, {} not attempted", 10 - failed)),
+        "{line}"
+    );
+    assert!(line.contains("/s,") && !line.contains("queued"), "{line}");
+    sim.shutdown().await;
+}
