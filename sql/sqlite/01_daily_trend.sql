@@ -1,8 +1,10 @@
--- Daily trend per indicator over the last 30 days (whole-app streams, all filters).
-SELECT indicator, unit, ts AS day, round(avg(value), 2) AS value
+-- Daily trend per series over the last 30 days (whole-app streams). One row per app, filter set,
+-- indicator and day: values of different apps or filters (os, access, users, product type) are
+-- never averaged together, since their shares of traffic are unknown.
+SELECT app_id, product_type, os, access, user_ids, indicator, unit, ts AS day,
+       round(value, 2) AS value
 FROM quality_metrics
 WHERE granularity = '1d'
   AND room_id = ''
   AND ts >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-30 days')
-GROUP BY indicator, unit, ts
-ORDER BY indicator, day;
+ORDER BY app_id, product_type, os, access, user_ids, indicator, day;

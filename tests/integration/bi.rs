@@ -47,6 +47,13 @@ app_id = "app_c"
 room_id = "room-3"
 indicators = ["stall_rate"]
 granularity = "1d"
+
+[[jobs]]
+name = "app-c-android"
+app_id = "app_c"
+os = ["android"]
+indicators = ["stall_rate"]
+granularity = "1d"
 "#;
 
 /// What a backfill left for the queries to read, and the instant it ran at.
@@ -245,21 +252,59 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
         assert!(!rows.is_empty(), "sql/{backend}/{name} returned no rows");
     }
 
-    // 01: one row per (indicator, day) of the whole-app series, each the stored daily value.
+    // 01: one row per whole-app series (app, filters, indicator) and day, each the stored daily
+    // value: two apps' values (app_a, and app_c on android) are never averaged together.
     let trend = &results["01_daily_trend.sql"];
-    let daily: BTreeMap<(String, String), f64> = points
+    type SeriesDay = (String, String, String, String, String, String, String);
+    let key = |app: &str,
+               pt: &str,
+               os: &str,
+               access: &str,
+               users: &str,
+               ind: &str,
+               ts: &str|
+     -> SeriesDay {
+        let owned = |t: &str| t.to_string();
+        (
+            owned(app),
+            owned(pt),
+            owned(os),
+            owned(access),
+            owned(users),
+            owned(ind),
+            owned(ts),
+        )
+    };
+    let daily: BTreeMap<SeriesDay, f64> = points
         .iter()
         .filter(|p| p.granularity == "1d" && p.room_id.is_empty())
-        .map(|p| ((p.indicator.clone(), p.ts.clone()), p.value))
+        .map(|p| {
+            let k = key(
+                &p.app_id,
+                &p.product_type,
+                &p.os,
+                &p.access,
+                &p.user_ids,
+                &p.indicator,
+                &p.ts,
+            );
+            (k, p.value)
+        })
         .collect();
     let mut seen = BTreeSet::new();
-    let mut days_per_indicator: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut days_per_series: BTreeMap<(String, String), usize> = BTreeMap::new();
     for r in trend {
         let (ind, day) = (text(r, "indicator"), time(r, "day"));
-        assert!(
-            seen.insert((ind, day)),
-            "01: two rows for {ind} on {day}: {trend:?}"
+        let k = key(
+            text(r, "app_id"),
+            text(r, "product_type"),
+            text(r, "os"),
+            text(r, "access"),
+            text(r, "user_ids"),
+            ind,
+            &day.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         );
+        assert!(seen.insert(k.clone()), "01: two rows for {k:?}: {trend:?}");
         // The queries' now() ran after the backfill's `now`: their days are no older than this.
         assert!(
             day >= now - Duration::days(30) - Duration::minutes(5),
@@ -273,39 +318,52 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
         );
         let v = num(r, "value");
         assert!(in_range(ind, v), "01: {ind} = {v} is out of range");
-        let stored = daily[&(
-            ind.to_string(),
-            day.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )];
+        let stored = daily[&k];
         assert!(
             (v - stored).abs() < 0.005,
-            "01: {ind} {day}: {v} but stored {stored}"
+            "01: {k:?}: {v} but stored {stored}"
         );
         assert_eq!(text(r, "unit"), "%");
-        *days_per_indicator.entry(ind).or_default() += 1;
+        *days_per_series
+            .entry((
+                format!("{}/{}", text(r, "app_id"), text(r, "os")),
+                ind.to_string(),
+            ))
+            .or_default() += 1;
     }
+    let series: Vec<(&str, &str)> = days_per_series
+        .keys()
+        .map(|(a, i)| (a.as_str(), i.as_str()))
+        .collect();
     assert_eq!(
-        days_per_indicator.keys().copied().collect::<Vec<_>>(),
+        series,
         [
-            "10s_join_room_success_rate",
-            "5s_join_room_success_rate",
-            "audio_stall_rate",
-            "video_stall_rate"
+            ("app_a/", "10s_join_room_success_rate"),
+            ("app_a/", "5s_join_room_success_rate"),
+            ("app_a/", "audio_stall_rate"),
+            ("app_a/", "video_stall_rate"),
+            ("app_c/android", "audio_stall_rate"),
+            ("app_c/android", "video_stall_rate"),
         ],
-        "01: the whole-app indicators"
+        "01: each whole-app series apart"
     );
-    for (ind, n) in &days_per_indicator {
+    for (s, n) in &days_per_series {
         assert!(
             (25..=30).contains(n),
-            "01: {ind} has {n} days, expected about 29"
+            "01: {s:?} has {n} days, expected about 29"
         );
     }
+    let order = |r: &ResultRow| {
+        (
+            text(r, "app_id").to_string(),
+            text(r, "os").to_string(),
+            text(r, "indicator").to_string(),
+            time(r, "day"),
+        )
+    };
     assert!(
-        trend
-            .windows(2)
-            .all(|w| (text(&w[0], "indicator"), time(&w[0], "day"))
-                < (text(&w[1], "indicator"), time(&w[1], "day"))),
-        "01: ordered by indicator, day"
+        trend.windows(2).all(|w| order(&w[0]) < order(&w[1])),
+        "01: ordered by series, day"
     );
 
     // 02: the configured rooms' stall rates, worst first, over at most 7 days.
