@@ -176,6 +176,12 @@ pub struct InitArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
+    /// Unused here (hidden): having its own `config` and `database_url` keeps the client's global
+    /// options of those names out of `simulate --help`.
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[arg(long, hide = true, value_name = "URL")]
+    pub database_url: Option<String>,
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: String,

@@ -1164,3 +1164,25 @@ async fn the_summary_counts_windows_not_attempted() {
     assert!(line.contains("/s,") && !line.contains("queued"), "{line}");
     sim.shutdown().await;
 }
+
+/// Issue 12: each command's `--help` lists only options it uses.
+#[tokio::test]
+async fn simulate_help_shows_only_its_own_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = run(cmd(dir.path()).args(["simulate", "--help"])).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("--listen") && out.contains("--faults"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("--config") && !out.contains("--database-url"),
+        "{out}"
+    );
+    let (code, out, _) = run(cmd(dir.path()).args(["sync", "--help"])).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("--config") && out.contains("--database-url"),
+        "{out}"
+    );
+}
