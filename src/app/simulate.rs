@@ -126,6 +126,8 @@ mod tests {
 
     fn args(faults: &str) -> SimulateArgs {
         SimulateArgs {
+            config: None,
+            database_url: None,
             listen: "127.0.0.1:0".into(),
             access_key: None,
             secret_key: None,
