@@ -109,7 +109,10 @@ pub(super) struct RawJob {
 
 /// Parses config text into the raw tables; `path` is only used in messages.
 pub(super) fn parse(text: &str, path: &str) -> Result<RawConfig, ConfigError> {
-    toml::from_str(text).map_err(|e| {
+    // The path of the key (`source.endpoint`, `jobs[0].room_id`) that a type error is about.
+    serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let key = e.path().to_string();
+        let e = e.into_inner();
         // toml's own Display draws a multi-line diagram; one line with the place reads better in logs.
         let at = e
             .span()
@@ -120,9 +123,14 @@ pub(super) fn parse(text: &str, path: &str) -> Result<RawConfig, ConfigError> {
                 format!("line {line}, column {column}: ")
             })
             .unwrap_or_default();
+        let key = if key == "." {
+            String::new()
+        } else {
+            format!("{key}: ")
+        };
         ConfigError::Parse {
             path: path.to_string(),
-            message: format!("{at}{}", e.message().trim_end().replace('\n', " ")),
+            message: format!("{at}{key}{}", e.message().trim_end().replace('\n', " ")),
         }
     })
 }

@@ -238,7 +238,9 @@ indicators = ["stall_rate"]
         assert!(e.starts_with("test.toml: line 1, column"), "{e}");
         let e = err("[source]\nregion = \"x\"\nrequests_per_secnd = 2\n");
         assert!(
-            e.starts_with("test.toml: line 3, column 1: unknown field `requests_per_secnd`"),
+            e.starts_with(
+                "test.toml: line 3, column 1: source.requests_per_secnd: unknown field `requests_per_secnd`"
+            ),
             "{e}"
         );
         assert!(!e.contains('|'), "no diagram: {e}");

@@ -29,10 +29,19 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         .ok_or_else(|| {
             invalid(
                 "source.endpoint",
-                &format!("{:?}", s.endpoint),
+                &format!("{:?}", redact_url(&s.endpoint)),
                 "an http(s) base URL is expected, e.g. https://rtc.volcengineapi.com",
             )
         })?;
+    if !endpoint.username().is_empty() || endpoint.password().is_some() {
+        // The HTTP client would send them as Basic auth, which replaces the request's signature.
+        return Err(invalid(
+            "source.endpoint",
+            &format!("{:?}", redact_url(&s.endpoint)),
+            "a URL without user:password@ is expected; credentials come from VOLC_ACCESSKEY and VOLC_SECRETKEY only",
+        ));
+    }
+    no_control_characters(&invalid, "source.region", &s.region)?;
     if s.region.trim().is_empty() {
         return Err(invalid(
             "source.region",
@@ -40,11 +49,11 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
             "a region is required, e.g. cn-north-1",
         ));
     }
-    if !(s.requests_per_second.is_finite() && s.requests_per_second > 0.0) {
+    if !(0.01..=100.0).contains(&s.requests_per_second) {
         return Err(invalid(
             "source.requests_per_second",
             &s.requests_per_second,
-            "a positive number is expected; ListQuality allows 2.0",
+            "a number from 0.01 to 100 is expected; ListQuality allows 2.0",
         ));
     }
     if s.requests_per_second > 2.0 {
@@ -60,11 +69,11 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
             "a whole number from 1 to 64 is expected",
         ));
     }
-    if !(s.timeout_secs.is_finite() && s.timeout_secs > 0.0 && s.timeout_secs <= 600.0) {
+    if !(0.1..=600.0).contains(&s.timeout_secs) {
         return Err(invalid(
             "source.timeout_secs",
             &s.timeout_secs,
-            "seconds from 0 to 600 are expected",
+            "seconds from 0.1 to 600 are expected",
         ));
     }
     if !(0..=20).contains(&s.max_retries) {
@@ -176,6 +185,23 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
     })
 }
 
+/// Ids and names travel into the API's JSON, the database and log lines: a control character
+/// (`\u0000`, a newline) is always a mistake there, and PostgreSQL refuses NUL outright.
+fn no_control_characters(
+    invalid: &dyn Fn(&str, &dyn fmt::Display, &str) -> ConfigError,
+    key: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    if value.chars().any(char::is_control) {
+        return Err(invalid(
+            key,
+            &format!("{value:?}"),
+            "printable text is expected; control characters are not allowed",
+        ));
+    }
+    Ok(())
+}
+
 const OS_VALUES: [&str; 5] = ["android", "iOS", "linux", "mac", "windows"];
 const ACCESS_VALUES: [&str; 5] = ["2g", "3g", "4g", "5g", "wifi"];
 
@@ -191,6 +217,14 @@ fn validate_job(
         value: value.to_string(),
         allowed: allowed.to_string(),
     };
+    for (key, value) in [("app_id", &j.app_id), ("room_id", &j.room_id)]
+        .into_iter()
+        .chain(j.name.iter().map(|n| ("name", n)))
+        .chain(j.indicators.iter().map(|v| ("indicators", v)))
+        .chain(j.user_ids.iter().map(|v| ("user_ids", v)))
+    {
+        no_control_characters(&invalid, key, value)?;
+    }
     let app_id = j.app_id.trim().to_string();
     if app_id.is_empty() {
         return Err(invalid(
@@ -368,4 +402,134 @@ fn default_job_name(
         name.push_str(&format!(".{}-users", user_ids.len()));
     }
     name.replace('/', "_")
+}
+
+#[cfg(test)]
+mod hostile_values {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::planner::{PlanOptions, plan};
+
+    /// Every key set, once each, so a line can be swapped by its key.
+    const BASE: &str = r#"
+[source]
+endpoint = "http://127.0.0.1:8080"
+region = "cn-north-1"
+requests_per_second = 2.0
+max_in_flight = 4
+timeout_secs = 30
+max_retries = 6
+
+[storage]
+database_url = "sqlite://x.db"
+
+[window]
+max_lookback_days = 30
+max_span_days = 7
+data_delay_hours = 8
+settle_hours = 24
+timezone = "+08:00"
+
+[[jobs]]
+name = "j"
+app_id = "a"
+indicators = ["stall_rate"]
+granularity = ["1d", "5min"]
+product_type = "native"
+os = ["android"]
+access = ["wifi"]
+room_id = "r"
+user_ids = ["u1"]
+"#;
+
+    const VALUES: [&str; 27] = [
+        "0",
+        "-1",
+        "1e-300",
+        "1e-12",
+        "1e300",
+        "nan",
+        "inf",
+        "-inf",
+        "0.5",
+        "65",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "true",
+        "\"\"",
+        "\"x\"",
+        "\"\\u0000\"",
+        "\"a\\nb\"",
+        "\"http://user:pw@127.0.0.1:8080\"",
+        "\"ftp://h\"",
+        "\"+99:00\"",
+        "\"-12:00\"",
+        "\"5MIN\"",
+        "[]",
+        "[\"\\u0000\"]",
+        "[\"\"]",
+        "{ a = 1 }",
+        "\"Your_AppId\"",
+    ];
+
+    /// A property over every key × every hostile value: a configuration is either refused with an
+    /// error that names the file and the key, or it plans (and estimates its duration) without a panic.
+    #[test]
+    fn a_hostile_value_is_refused_by_name_or_plans_without_panic() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 21, 41, 0).unwrap();
+        let keys: Vec<&str> = BASE
+            .lines()
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
+            .collect();
+        assert_eq!(keys.len(), 21, "{keys:?}");
+        let mut refused = 0;
+        for key in &keys {
+            for value in VALUES {
+                let text: String = BASE
+                    .lines()
+                    .map(|l| match l.split_once(" = ") {
+                        Some((k, _)) if k == *key => format!("{k} = {value}\n"),
+                        _ => format!("{l}\n"),
+                    })
+                    .collect();
+                let case = format!("{key} = {value}");
+                let parsed = catch_unwind(|| Settings::parse(&text, Path::new("fuzz.toml")))
+                    .unwrap_or_else(|_| panic!("{case}: parsing panicked"));
+                match parsed {
+                    Err(e) => {
+                        refused += 1;
+                        let m = e.to_string();
+                        assert!(m.contains("fuzz.toml"), "{case}: {m}");
+                        assert!(m.contains(key), "{case}: the message names no key: {m}");
+                    }
+                    Ok(settings) => {
+                        let planned = catch_unwind(AssertUnwindSafe(|| {
+                            let p = plan(
+                                &settings.window,
+                                &settings.streams(),
+                                &[],
+                                now,
+                                PlanOptions::default(),
+                            )
+                            .expect("a plan");
+                            p.estimated_duration(settings.source.requests_per_second)
+                        }));
+                        let estimate =
+                            planned.unwrap_or_else(|_| panic!("{case}: planning panicked"));
+                        assert!(
+                            estimate < std::time::Duration::from_secs(30 * 86_400),
+                            "{case}: a 30-day backfill estimated at {estimate:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            refused > keys.len() * VALUES.len() / 2,
+            "only {refused} refused"
+        );
+    }
 }
