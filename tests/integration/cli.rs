@@ -64,6 +64,41 @@ async fn fast_simulator(latency_ms: u64) -> SimulatorHandle {
     .unwrap()
 }
 
+/// A simulator that knows `app_a` only: the shared config's `room-b` job (app_b) fails.
+async fn app_a_only_simulator() -> SimulatorHandle {
+    simulator::spawn(SimulatorConfig {
+        rate_limit_per_sec: 60,
+        apps: vec!["app_a".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Windows per stream that `plan --json` says a run needs now (a 1d horizon is 28 or 29 days,
+/// by the hour).
+async fn planned_windows(
+    dir: &Path,
+    config: &Path,
+    db: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    let (code, out, err) = run(cmd(dir)
+        .args(["plan", "--json", "--database-url", db, "--config"])
+        .arg(config))
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    plan["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let n = s["windows"].as_array().unwrap().len() as u64;
+            (s["stream"].as_str().unwrap().to_string(), n)
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn usage_errors_exit_64_and_help_teaches() {
     let dir = tempfile::tempdir().unwrap();
@@ -438,30 +473,11 @@ async fn the_sqlite_file_alone_holds_every_row_after_a_run() {
 #[tokio::test]
 async fn sync_json_and_the_run_finished_event_say_how_a_partial_run_ended() {
     // `app_b` is unknown to this simulator: its job fails, `app_a`'s is committed.
-    let sim = simulator::spawn(SimulatorConfig {
-        rate_limit_per_sec: 60,
-        apps: vec!["app_a".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sim = app_a_only_simulator().await;
     let (dir, config) = setup(&sim, 50.0);
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
     // How many windows each stream needs depends on the hour (a 1d horizon of 28 or 29 days).
-    let (_, plan, _) = run(cmd(dir.path())
-        .args(["plan", "--json", "--database-url", &db, "--config"])
-        .arg(&config))
-    .await;
-    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
-    let planned: std::collections::BTreeMap<String, u64> = plan["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let n = s["windows"].as_array().unwrap().len() as u64;
-            (s["stream"].as_str().unwrap().to_string(), n)
-        })
-        .collect();
+    let planned = planned_windows(dir.path(), &config, &db).await;
     let (code, out, err) = run(with_demo_keys(
         cmd(dir.path())
             .args([
@@ -545,13 +561,7 @@ async fn status_check_tells_an_operator_what_is_wrong(url: &str) {
         .await
     };
     // `app_b` is unknown to the first simulator: its job's windows fail.
-    let partial = simulator::spawn(SimulatorConfig {
-        rate_limit_per_sec: 60,
-        apps: vec!["app_a".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let partial = app_a_only_simulator().await;
     std::fs::write(&config, config_text(&partial.endpoint(), 50.0, "")).unwrap();
 
     // Before the first sync: every configured stream was never synced; --json is JSON even so.
@@ -690,13 +700,7 @@ fn read_metrics(path: &Path) -> std::collections::BTreeMap<(String, String), f64
 /// Issue 12: `sync --metrics-file` and `status --metrics-file` write PRODUCT.md's metrics.
 #[tokio::test]
 async fn metrics_files_say_how_the_last_run_ended_and_how_complete_each_stream_is() {
-    let partial = simulator::spawn(SimulatorConfig {
-        rate_limit_per_sec: 60,
-        apps: vec!["app_a".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let partial = app_a_only_simulator().await;
     let (dir, config) = setup(&partial, 50.0);
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
     let prom = dir.path().join("textfile").join("rtc.prom");
@@ -1142,27 +1146,15 @@ async fn from_and_to_are_echoed_as_typed() {
 /// Issue 12: the summary counts the windows a stopped job never attempted, and says the call rate.
 #[tokio::test]
 async fn the_summary_counts_windows_not_attempted() {
-    let sim = simulator::spawn(SimulatorConfig {
-        rate_limit_per_sec: 60,
-        apps: vec!["app_a".into()],
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sim = app_a_only_simulator().await;
     let (dir, config) = setup(&sim, 50.0);
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
     // room-b's windows: 9 or 10, depending on the hour (a 1d horizon of 28 or 29 days).
-    let (_, plan, _) = run(cmd(dir.path())
-        .args(["plan", "--json", "--database-url", &db, "--config"])
-        .arg(&config))
-    .await;
-    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
-    let room_b: usize = plan["streams"]
-        .as_array()
-        .unwrap()
+    let room_b: u64 = planned_windows(dir.path(), &config, &db)
+        .await
         .iter()
-        .filter(|s| s["stream"].as_str().unwrap().starts_with("room-b/"))
-        .map(|s| s["windows"].as_array().unwrap().len())
+        .filter(|(stream, _)| stream.starts_with("room-b/"))
+        .map(|(_, n)| n)
         .sum();
     let (code, out, err) = run(with_demo_keys(
         cmd(dir.path())
@@ -1188,7 +1180,7 @@ async fn the_summary_counts_windows_not_attempted() {
     assert!(
         line.contains(&format!(
             "{failed} failed, {} not attempted",
-            room_b - failed
+            room_b - failed as u64
         )),
         "{line}"
     );
