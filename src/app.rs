@@ -161,6 +161,22 @@ fn plan_options(range: &RangeArgs, settings: &Settings) -> RunOptions {
 }
 
 async fn sync(cli: &Cli, args: &SyncArgs) -> Result {
+    let started_at = now(cli);
+    let result = sync_run(cli, args).await;
+    // `--json` promises one object on stdout, also when the run could not start (a config error,
+    // the lock held, the database unreachable) or stopped before it had a report.
+    if args.json
+        && let Err(e) = &result
+    {
+        say!(
+            "{}",
+            serde_json::to_string(&report::failure_json(started_at, e.exit_code(), e))?
+        );
+    }
+    result
+}
+
+async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
     let settings = load_settings(cli)?;
     let options = plan_options(&args.range, &settings);
     if args.dry_run {
@@ -239,12 +255,6 @@ async fn run_sync(
                 exit_code = Outcome::Failed.exit_code(),
                 "run finished"
             );
-            if json {
-                say!(
-                    "{}",
-                    serde_json::to_string(&report::failure_json(started_at, &e))?
-                );
-            }
             return Err(e.into());
         }
     };

@@ -5,7 +5,8 @@
 //! the time by passing it in (the planner and `pipeline::run` take `now` as an argument, the
 //! simulator takes `SimulatorConfig::data_now`, the binary a hidden `--now` that `--help` does not
 //! show), or shift this clock for a whole process tree with libfaketime
-//! (`.ci/at-hour 18:00 cargo test`, which CI runs at three hours of the day). Clippy refuses any
+//! (`cargo test --tests --no-run && .ci/at-hour 18:00 cargo test --tests`: built first, since rustc
+//! hangs under libfaketime; CI runs it at three hours of the day). Clippy refuses any
 //! other reading of the wall clock (`clippy.toml`); monotonic `Instant`s measure durations.
 #![allow(clippy::disallowed_methods)]
 

@@ -217,11 +217,16 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
     }
 }
 
-/// `sync --json` for a run that stopped before it had a report (its error is also on stderr).
-pub fn failure_json(started_at: DateTime<Utc>, error: &anyhow::Error) -> SummaryJson {
+/// `sync --json` for a run that could not start or stopped before it had a report (its error is
+/// also on stderr); `exit_code` is the process's (3 when another run holds the lock).
+pub fn failure_json(
+    started_at: DateTime<Utc>,
+    exit_code: u8,
+    error: &dyn std::fmt::Display,
+) -> SummaryJson {
     SummaryJson {
         status: RunStatus::Failed.as_str(),
-        exit_code: 1,
+        exit_code,
         run_id: None,
         started_at: ts(started_at),
         duration_s: 0.0,
@@ -229,7 +234,7 @@ pub fn failure_json(started_at: DateTime<Utc>, error: &anyhow::Error) -> Summary
         retries: 0,
         throttled: 0,
         streams: Vec::new(),
-        error: Some(format!("{error:#}")),
+        error: Some(error.to_string()),
     }
 }
 

@@ -310,13 +310,24 @@ async fn a_second_run_on_the_same_database_exits_3_naming_the_holder() {
         first.try_wait().unwrap().is_none(),
         "the first run is still going"
     );
-    let (code, _, err) = run(with_demo_keys(
+    let (code, out, err) = run(with_demo_keys(
         cmd(dir.path())
-            .args(["sync", "--database-url", &url, "--config"])
+            .args(["sync", "--json", "--database-url", &url, "--config"])
             .arg(&config),
     ))
     .await;
     assert_eq!(code, 3, "{err}");
+    // `--json` still prints one object, with the exit code and why.
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(summary["exit_code"], 3, "{out}");
+    assert_eq!(summary["status"], "failed");
+    assert!(
+        summary["error"]
+            .as_str()
+            .unwrap()
+            .contains("another run holds the lock"),
+        "{out}"
+    );
     assert!(
         err.contains("another run holds the lock") && err.contains("pid"),
         "{err}"
@@ -1208,4 +1219,26 @@ async fn simulate_help_shows_only_its_own_options() {
         out.contains("--config") && out.contains("--database-url"),
         "{out}"
     );
+}
+
+/// `sync --json` prints one JSON object also when the run cannot start.
+#[tokio::test]
+async fn sync_json_says_why_a_run_could_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(with_demo_keys(cmd(dir.path()).args([
+        "sync",
+        "--json",
+        "--config",
+        "missing.toml",
+    ])))
+    .await;
+    assert_eq!(code, 1, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(summary["exit_code"], 1);
+    assert!(
+        summary["error"].as_str().unwrap().contains("missing.toml"),
+        "{out}"
+    );
+    assert_eq!(summary["streams"].as_array().unwrap().len(), 0);
 }
