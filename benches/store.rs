@@ -146,6 +146,7 @@ impl Data {
                     let end = start + chrono::Duration::minutes((BUCKETS_PER_WINDOW * 5) as i64);
                     WindowBatch {
                         stream: "bench/5min".into(),
+                        indicators: vec!["stall_rate".into()],
                         window: Window::new(start, end),
                         settled: true,
                         series: keys

@@ -475,7 +475,12 @@ async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow:
         let day = chrono::Duration::days(1).min(h.end - h.start);
         let window = crate::domain::Window::new(h.end - day, h.end);
         let outcome = fetcher
-            .fetch(&request_for(stream, window, settings.window.timezone))
+            .fetch(&request_for(
+                stream,
+                window,
+                &stream.job.indicators,
+                settings.window.timezone,
+            ))
             .await;
         let tries = match outcome.attempts {
             1 => String::new(),

@@ -20,6 +20,8 @@ use crate::domain::{Point, SeriesKey, SeriesPoints, Stream, Window, WindowBatch}
 pub struct FetchedWindow<'a> {
     pub stream: &'a Stream,
     pub window: Window,
+    /// The indicators the call asked.
+    pub indicators: &'a [String],
     pub fetched: &'a Fetched,
     /// Calls this window has cost, counting every run.
     pub attempts: i64,
@@ -38,7 +40,8 @@ pub fn split(f: &FetchedWindow<'_>, settled_until: DateTime<Utc>) -> Vec<WindowB
         .map(|(start, end, settled)| {
             let part = Window { start, end };
             WindowBatch {
-                stream: f.stream.name.clone(),
+                stream: f.stream.key.clone(),
+                indicators: f.indicators.to_vec(),
                 window: part,
                 settled,
                 series: series
@@ -146,6 +149,7 @@ mod tests {
         FetchedWindow {
             stream: s,
             window: Window::new(h(0), h(10)),
+            indicators: &s.job.indicators,
             fetched: f,
             attempts,
             fetched_at: h(fetched_at),

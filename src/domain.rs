@@ -150,14 +150,17 @@ impl WindowState {
     }
 }
 
-/// One row of the checkpoint ledger: what happened to one fetched window of one stream.
+/// One row of the checkpoint ledger: what happened to one fetched window of one stream, for one of
+/// the indicators the call asked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LedgerEntry {
-    /// The stream's name, `<job>/<granularity>`.
+    /// The stream's identity, [`Stream::key`]: what it asks, not its name.
     pub stream: String,
+    /// The requested indicator this row covers.
+    pub indicator: String,
     pub window: Window,
     pub state: WindowState,
-    /// Points stored for this window (0 for a failed one).
+    /// Points of this indicator stored for this window (0 for a failed one).
     pub points: i64,
     /// How many calls this window has cost, counting every run.
     pub attempts: i64,
@@ -170,8 +173,10 @@ pub struct LedgerEntry {
 /// A window whose fetch failed, as its `failed` ledger row records it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FailedWindow<'a> {
-    /// The stream's name, `<job>/<granularity>`.
+    /// The stream's identity, [`Stream::key`].
     pub stream: &'a str,
+    /// The indicators the failed call asked: each gets its `failed` row.
+    pub indicators: &'a [String],
     pub window: Window,
     /// The error as the user should read it.
     pub error: &'a str,
@@ -186,7 +191,11 @@ pub struct FailedWindow<'a> {
 /// transaction with its ledger row.
 #[derive(Debug, Clone)]
 pub struct WindowBatch {
+    /// The stream's identity, [`Stream::key`].
     pub stream: String,
+    /// The indicators the call asked: each gets its ledger row, counting the points whose returned
+    /// name it owns ([`owning_indicator`]).
+    pub indicators: Vec<String>,
     pub window: Window,
     /// Whether the values are final (fetched at least `settle_hours` after the window's end).
     pub settled: bool,
@@ -298,11 +307,42 @@ pub struct Job {
 /// A job at one granularity: the unit that plans and checkpoints are kept for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stream {
-    /// `<job name>/<granularity>`, the key of the ledger.
+    /// `<job name>/<granularity>`: a label for people, not the ledger's key.
     pub name: String,
+    /// What the stream asks, as the ledger keys it ([`Stream::key_of`]): renaming a job keeps it,
+    /// changing its app, room, users, product type, os, access or granularity makes a new stream.
+    pub key: String,
     pub job: Job,
     pub granularity: Granularity,
 }
+
+impl Stream {
+    /// The identity of a query at granularity `g`: a JSON object of everything a call asks except
+    /// the indicators (whose coverage is kept per indicator) and the time range.
+    pub fn key_of(job: &Job, g: Granularity) -> String {
+        serde_json::json!({
+            "app_id": job.app_id,
+            "room_id": job.room_id,
+            "user_ids": job.user_ids.join(","),
+            "product_type": job.product_type.as_str(),
+            "os": job.os.join(","),
+            "access": job.access.join(","),
+            "granularity": g.as_str(),
+        })
+        .to_string()
+    }
+
+    /// The ledger key that a database written before coverage was kept per query gave this stream:
+    /// its name. The store adopts such rows for the configured stream of that name.
+    pub fn legacy_key(name: &str) -> String {
+        format!("{LEGACY_PREFIX}{name}")
+    }
+}
+
+/// How the ledger keys rows it adopted from a database of an earlier version (`0002` migration).
+pub const LEGACY_PREFIX: &str = "legacy:";
+/// The indicator of an adopted row: the call asked every indicator the job had then.
+pub const EVERY_INDICATOR: &str = "*";
 
 impl Job {
     pub fn streams(&self) -> Vec<Stream> {
@@ -310,11 +350,22 @@ impl Job {
             .iter()
             .map(|&g| Stream {
                 name: format!("{}/{}", self.name, g.as_str()),
+                key: Stream::key_of(self, g),
                 job: self.clone(),
                 granularity: g,
             })
             .collect()
     }
+}
+
+/// The requested indicator that a returned `Name` belongs to: the one it contains
+/// (`5s_join_room_success_rate` → `join_room_success_rate`); the longest when several do.
+pub fn owning_indicator<'a>(name: &str, requested: &'a [String]) -> Option<&'a str> {
+    requested
+        .iter()
+        .filter(|r| !r.is_empty() && name.contains(r.as_str()))
+        .max_by_key(|r| r.len())
+        .map(String::as_str)
 }
 
 /// Parses a UTC offset: `+08:00`, `-05:30`, `Z` or `UTC`.

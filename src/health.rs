@@ -24,6 +24,8 @@ pub struct StreamHealth {
     /// The end of the covered range that runs unbroken from the horizon start; `None` when the
     /// horizon start itself is not covered.
     pub complete_through: Option<DateTime<Utc>>,
+    /// The same for the settled range alone: `sync_coverage.settled_through`.
+    pub settled_through: Option<DateTime<Utc>>,
     /// The end of the newest covered (settled or provisional) window inside the horizon.
     pub covered_end: Option<DateTime<Utc>>,
     /// Gaps inside `[horizon start, covered_end)` that no window covers.
@@ -32,11 +34,12 @@ pub struct StreamHealth {
     pub hole_buckets: i64,
     /// Buckets of the horizon that no window covers (holes and the uncovered tail).
     pub missing_buckets: i64,
-    /// Failed windows that no later successful window covers.
+    /// Failed windows inside the horizon that no successful window has superseded yet.
     pub failed: Vec<LedgerEntry>,
 }
 
-/// Assesses `stream` from its ledger rows (rows of other streams are ignored).
+/// Assesses `stream` from its ledger rows: rows of other streams, and of indicators it no longer asks,
+/// are ignored. A bucket counts as covered when every indicator the stream asks has it covered.
 pub fn assess(
     settings: &WindowSettings,
     stream: &Stream,
@@ -45,23 +48,51 @@ pub fn assess(
 ) -> StreamHealth {
     let g = stream.granularity;
     let horizon = planner::horizon(settings, g, now);
-    let rows: Vec<&LedgerEntry> = ledger.iter().filter(|e| e.stream == stream.name).collect();
-    let covered: Vec<Window> = rows
+    let indicators = &stream.job.indicators;
+    let rows: Vec<&LedgerEntry> = ledger
         .iter()
-        .filter(|e| e.state != WindowState::Failed)
-        .map(|e| e.window)
+        .filter(|e| e.stream == stream.key && indicators.contains(&e.indicator))
         .collect();
-    let uncovered = planner::subtract(horizon, covered.clone());
-    let covered_end = covered
-        .iter()
-        .filter(|w| w.end > horizon.start && w.start < horizon.end)
-        .map(|w| w.end.min(horizon.end))
-        .max();
-    let complete_through = match uncovered.first() {
+    // Per indicator, the windows that hold data (settled, or provisional too).
+    let covered = |indicator: &str, settled_only: bool| -> Vec<Window> {
+        rows.iter()
+            .filter(|e| e.indicator == indicator)
+            .filter(|e| match e.state {
+                WindowState::Settled => true,
+                WindowState::Provisional => !settled_only,
+                WindowState::Failed => false,
+            })
+            .map(|e| e.window)
+            .collect()
+    };
+    // What some indicator lacks.
+    let lacking = |settled_only: bool| -> Vec<Window> {
+        planner::union(
+            indicators
+                .iter()
+                .flat_map(|i| planner::subtract(horizon, covered(i, settled_only)))
+                .collect(),
+        )
+    };
+    let uncovered = lacking(false);
+    let unsettled = lacking(true);
+    let unbroken = |gaps: &[Window]| match gaps.first() {
         None => Some(horizon.end),
         Some(gap) if gap.start > horizon.start => Some(gap.start),
         Some(_) => None,
     };
+    // The newest end that every indicator reaches.
+    let covered_end = indicators
+        .iter()
+        .map(|i| {
+            covered(i, false)
+                .iter()
+                .filter(|w| w.end > horizon.start && w.start < horizon.end)
+                .map(|w| w.end.min(horizon.end))
+                .max()
+        })
+        .min()
+        .flatten();
     let holes: Vec<Window> = uncovered
         .iter()
         .filter(|gap| covered_end.is_some_and(|end| gap.end <= end))
@@ -70,19 +101,24 @@ pub fn assess(
     let buckets = |gaps: &[Window]| {
         gaps.iter().map(|w| w.duration().num_seconds()).sum::<i64>() / g.seconds()
     };
-    let failed = rows
+    // A failed row stays until a successful window supersedes it: each is open, once per window.
+    let mut failed: Vec<LedgerEntry> = Vec::new();
+    for e in rows
         .iter()
-        .filter(|e| {
-            e.state == WindowState::Failed
-                && !planner::subtract(e.window, covered.clone()).is_empty()
-        })
-        .map(|e| (*e).clone())
-        .collect();
+        .filter(|e| e.state == WindowState::Failed && e.window.end > horizon.start)
+    {
+        match failed.iter_mut().find(|f| f.window == e.window) {
+            Some(f) if f.fetched_at < e.fetched_at => *f = (*e).clone(),
+            Some(_) => {}
+            None => failed.push((*e).clone()),
+        }
+    }
     StreamHealth {
         stream: stream.name.clone(),
         horizon,
         never_synced: rows.is_empty(),
-        complete_through,
+        complete_through: unbroken(&uncovered),
+        settled_through: unbroken(&unsettled),
         covered_end,
         hole_buckets: buckets(&holes),
         missing_buckets: buckets(&uncovered),
@@ -233,9 +269,10 @@ mod tests {
         p.streams[0]
             .windows
             .iter()
-            .map(|&window| LedgerEntry {
-                stream: s.name.clone(),
-                window,
+            .map(|w| LedgerEntry {
+                stream: s.key.clone(),
+                indicator: s.job.indicators[0].clone(),
+                window: w.window,
                 state: WindowState::Settled,
                 points: 1,
                 attempts: 1,
@@ -307,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_window_counts_until_a_success_covers_it() {
+    fn a_failed_window_counts_until_a_success_supersedes_it() {
         let s = stream(Granularity::Day);
         let mut ledger = backfill(&s);
         let mut failed = ledger[2].clone();
@@ -315,10 +352,22 @@ mod tests {
         failed.last_error = Some("InternalError".into());
         failed.request_id = Some("req-1".into());
         ledger.push(failed.clone());
-        // Superseded: the same window also has a settled row.
+        // A `--refetch` of a settled window failed: the old values stay settled (no hole, the settled
+        // range does not go back), and the failure is open until a successful fetch supersedes it.
         let h = assess(&settings(), &s, &ledger, now());
-        assert!(h.failed.is_empty());
-        assert_eq!(h.problems(Duration::hours(36)), vec![]);
+        assert_eq!(h.failed, vec![failed.clone()]);
+        assert_eq!(h.settled_through, Some(h.horizon.end));
+        assert!(h.holes.is_empty());
+        let superseded: Vec<LedgerEntry> = ledger
+            .iter()
+            .filter(|e| e.state != WindowState::Failed)
+            .cloned()
+            .collect();
+        assert!(
+            assess(&settings(), &s, &superseded, now())
+                .failed
+                .is_empty()
+        );
 
         ledger.remove(2);
         let h = assess(&settings(), &s, &ledger, now());

@@ -18,9 +18,12 @@ use crate::api::client::request_for;
 use crate::api::error::{ApiError, ErrorScope};
 use crate::batch::{self, FetchedWindow};
 use crate::config::Settings;
-use crate::domain::{FailedWindow, LedgerEntry, RunCounts, RunStatus, Stream, Window, WriteCounts};
+use crate::domain::{
+    FailedWindow, LedgerEntry, RunCounts, RunStatus, Stream, Window, WindowState, WriteCounts,
+};
 use crate::error::Outcome;
 use crate::fetcher::Fetcher;
+use crate::health;
 use crate::planner::{self, Plan, PlanOptions};
 use crate::progress::{Progress, WindowDone};
 use crate::store::{Store, StoreError};
@@ -118,18 +121,21 @@ pub fn make_plan(
     now: DateTime<Utc>,
 ) -> Result<(Vec<Stream>, Plan), PipelineError> {
     let streams = select_streams(settings, &options.jobs)?;
+    // A database of an earlier version is planned as `sync` adopts it.
+    let ledger = planner::adopt_legacy(&settings.streams(), ledger.to_vec());
     let plan =
-        planner::plan(&settings.window, &streams, ledger, now, options.plan).map_err(|e| {
+        planner::plan(&settings.window, &streams, &ledger, now, options.plan).map_err(|e| {
             let (from, to) = options.range_as_typed.clone();
             e.as_typed(from, to)
         })?;
     Ok((streams, plan))
 }
 
-/// One unit of work: a window of a stream.
+/// One unit of work: a window of a stream, for the indicators that need it.
 struct Task {
     stream: Arc<Stream>,
     window: Window,
+    indicators: Vec<String>,
     /// Calls this exact window cost in earlier runs.
     prior_attempts: i64,
 }
@@ -169,11 +175,16 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
-    let ledger = store.ledger(None).await?;
+    let ledger = prepare_ledger(settings, store, options, now).await?;
     let (streams, plan) = make_plan(settings, &ledger, options, now)?;
-    let prior: HashMap<(String, Window), i64> = ledger
-        .into_iter()
-        .map(|e| ((e.stream, e.window), e.attempts))
+    let prior: HashMap<(&str, &str, Window), i64> = ledger
+        .iter()
+        .map(|e| {
+            (
+                (e.stream.as_str(), e.indicator.as_str(), e.window),
+                e.attempts,
+            )
+        })
         .collect();
 
     let stream_by_name: HashMap<String, Arc<Stream>> = streams
@@ -193,10 +204,18 @@ pub async fn run(
             },
         );
         for w in &sp.windows {
+            let prior_attempts = w
+                .indicators
+                .iter()
+                .filter_map(|i| prior.get(&(stream.key.as_str(), i.as_str(), w.window)))
+                .copied()
+                .max()
+                .unwrap_or(0);
             tasks.push(Task {
                 stream: stream.clone(),
-                window: *w,
-                prior_attempts: prior.get(&(sp.stream.clone(), *w)).copied().unwrap_or(0),
+                window: w.window,
+                indicators: w.indicators.clone(),
+                prior_attempts,
             });
         }
     }
@@ -279,6 +298,9 @@ pub async fn run(
     } else {
         RunStatus::Ok
     };
+    if store_error.is_none() {
+        assess(settings, store, &stream_by_name, now, run.fetched_at()).await?;
+    }
     store
         .finish_run(run_id, status, &counts, run.fetched_at())
         .await?;
@@ -300,6 +322,71 @@ pub async fn run(
     })
 }
 
+/// Before planning a run, under its lock: adopts an earlier version's ledger rows, names the run's
+/// streams by what they ask, and drops the failed rows no run can retry (before the horizon, or of an
+/// indicator the stream no longer asks). Returns the ledger to plan from.
+async fn prepare_ledger(
+    settings: &Settings,
+    store: &Store,
+    options: &RunOptions,
+    now: DateTime<Utc>,
+) -> Result<Vec<LedgerEntry>, PipelineError> {
+    let configured = settings.streams();
+    for (legacy, rows) in planner::adoptions(&configured, &store.ledger(None).await?) {
+        tracing::info!(
+            stream = legacy.trim_start_matches(crate::domain::LEGACY_PREFIX),
+            rows = rows.len(),
+            "adopting the checkpoints an earlier version kept for this stream; nothing is fetched again"
+        );
+        store.adopt(&legacy, &rows).await?;
+    }
+    let selected = select_streams(settings, &options.jobs)?;
+    let names: Vec<(String, String)> = selected
+        .iter()
+        .map(|s| (s.key.clone(), s.name.clone()))
+        .collect();
+    let suffix = format!(" (replaced {})", now.format("%Y-%m-%d"));
+    store.register_streams(&names, &suffix).await?;
+
+    let (dead, ledger): (Vec<LedgerEntry>, Vec<LedgerEntry>) =
+        store.ledger(None).await?.into_iter().partition(|e| {
+            e.state == WindowState::Failed
+                && selected.iter().any(|s| {
+                    s.key == e.stream
+                        && (!s.job.indicators.contains(&e.indicator)
+                            || e.window.end
+                                <= planner::horizon(&settings.window, s.granularity, now).start)
+                })
+        });
+    if !dead.is_empty() {
+        tracing::debug!(
+            rows = dead.len(),
+            "dropping failed rows no run can retry any more"
+        );
+        store.delete_ledger_rows(&dead).await?;
+    }
+    Ok(ledger)
+}
+
+/// After a run: records each of its streams' `settled_through` and `missing_buckets` at the run's
+/// `now`, for `sync_coverage`.
+async fn assess(
+    settings: &Settings,
+    store: &Store,
+    streams: &HashMap<String, Arc<Stream>>,
+    now: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let ledger = store.ledger(None).await?;
+    for s in streams.values() {
+        let h = health::assess(&settings.window, s, &ledger, now);
+        store
+            .assess_stream(&s.key, h.settled_through, h.missing_buckets, at)
+            .await?;
+    }
+    Ok(())
+}
+
 impl Run<'_> {
     /// The run's clock: `now` plus the time since the run started.
     fn fetched_at(&self) -> DateTime<Utc> {
@@ -317,7 +404,12 @@ impl Run<'_> {
                 return Ok(());
             }
         }
-        let request = request_for(stream, task.window, self.settings.window.timezone);
+        let request = request_for(
+            stream,
+            task.window,
+            &task.indicators,
+            self.settings.window.timezone,
+        );
         let outcome = tokio::select! {
             o = self.fetcher.fetch(&request) => o,
             _ = self.shutdown.cancelled() => {
@@ -337,6 +429,7 @@ impl Run<'_> {
                 let fetched_window = FetchedWindow {
                     stream,
                     window: task.window,
+                    indicators: &task.indicators,
                     fetched: &fetched,
                     attempts,
                     fetched_at,
@@ -373,7 +466,8 @@ impl Run<'_> {
                 }
                 self.store
                     .record_failure(&FailedWindow {
-                        stream: &stream.name,
+                        stream: &stream.key,
+                        indicators: &task.indicators,
                         window: task.window,
                         error: &message,
                         request_id: error.request_id(),

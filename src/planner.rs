@@ -3,8 +3,11 @@
 //! **Invariant:** no IO and no clock. `now` is passed in, so every rule of PRODUCT.md is tested
 //! with fixed clocks. The rules: the horizon starts `max_lookback_days` before `now` plus a safety
 //! margin, rounded up to the granularity in the configured offset; data is available until
-//! `now - data_delay_hours`, rounded down; what the ledger holds as settled is subtracted; each gap
-//! is cut, oldest first, into windows of at most `max_span_days`.
+//! `now - data_delay_hours`, rounded down; per requested indicator, what the ledger holds as settled
+//! for the stream's query is subtracted and its failed windows added back; each gap is cut, oldest
+//! first, into windows of at most `max_span_days`; indicators that need the same window share its call.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::Serialize;
@@ -27,6 +30,15 @@ pub struct PlanOptions {
     pub refetch: bool,
 }
 
+/// One call: a window and the indicators it asks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedWindow {
+    #[serde(flatten)]
+    pub window: Window,
+    /// The stream's indicators that need this window, in the job's order.
+    pub indicators: Vec<String>,
+}
+
 /// The windows one stream needs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StreamPlan {
@@ -35,7 +47,10 @@ pub struct StreamPlan {
     /// `[horizon start, available end)` after clipping to `--from`/`--to`.
     pub range: Option<Window>,
     /// Oldest first; half-open; each at most `max_span_days` long.
-    pub windows: Vec<Window>,
+    pub windows: Vec<PlannedWindow>,
+    /// How many indicators the stream asks.
+    #[serde(skip)]
+    pub indicators: usize,
 }
 
 /// The plan of a run.
@@ -206,37 +221,20 @@ pub fn plan(
                 granularity: g,
                 range: None,
                 windows: Vec::new(),
+                indicators: stream.job.indicators.len(),
             });
             continue;
         }
         any_range = true;
         let range = Window { start, end };
 
-        let settled: Vec<Window> = if options.refetch {
-            Vec::new()
-        } else {
-            ledger
-                .iter()
-                .filter(|e| e.stream == stream.name && e.state == WindowState::Settled)
-                .map(|e| e.window)
-                .collect()
-        };
-        let windows = subtract(range, settled)
-            .into_iter()
-            .flat_map(|gap| {
-                // Ledger rows written under another offset may not align: fetch whole buckets.
-                let gap = Window {
-                    start: floor_to(gap.start, g, settings.timezone).max(range.start),
-                    end: ceil_to(gap.end, g, settings.timezone).min(range.end),
-                };
-                cut(gap, Duration::days(settings.max_span_days))
-            })
-            .collect();
+        let windows = plan_stream(settings, stream, ledger, range, options.refetch);
         out.push(StreamPlan {
             stream: stream.name.clone(),
             granularity: g,
             range: Some(range),
             windows,
+            indicators: stream.job.indicators.len(),
         });
     }
 
@@ -266,6 +264,124 @@ pub fn plan(
         streams: out,
         warnings,
     })
+}
+
+/// What one stream needs inside `range`, per indicator, as calls: an indicator needs what its settled
+/// rows do not cover, plus its failed rows (retried even where an older settled row covers them, so
+/// that a success supersedes them). Each indicator's gaps are cut the same way, so indicators with
+/// the same history share every call: a nightly run stays one call per stream, and an added indicator
+/// costs only its own backfill.
+fn plan_stream(
+    settings: &WindowSettings,
+    stream: &Stream,
+    ledger: &[LedgerEntry],
+    range: Window,
+    refetch: bool,
+) -> Vec<PlannedWindow> {
+    let g = stream.granularity;
+    let mut calls: BTreeMap<Window, Vec<String>> = BTreeMap::new();
+    for indicator in &stream.job.indicators {
+        let rows = || {
+            ledger
+                .iter()
+                .filter(|e| e.stream == stream.key && &e.indicator == indicator)
+        };
+        let settled: Vec<Window> = if refetch {
+            Vec::new()
+        } else {
+            rows()
+                .filter(|e| e.state == WindowState::Settled)
+                .map(|e| e.window)
+                .collect()
+        };
+        let mut needed = subtract(range, settled);
+        needed.extend(
+            rows()
+                .filter(|e| e.state == WindowState::Failed)
+                .filter_map(|e| clip(e.window, range)),
+        );
+        for gap in union(needed) {
+            // Ledger rows written under another offset may not align: fetch whole buckets.
+            let gap = Window {
+                start: floor_to(gap.start, g, settings.timezone).max(range.start),
+                end: ceil_to(gap.end, g, settings.timezone).min(range.end),
+            };
+            for w in cut(gap, Duration::days(settings.max_span_days)) {
+                calls.entry(w).or_default().push(indicator.clone());
+            }
+        }
+    }
+    calls
+        .into_iter()
+        .map(|(window, indicators)| PlannedWindow { window, indicators })
+        .collect()
+}
+
+/// `w` inside `range`, if anything of it is.
+fn clip(w: Window, range: Window) -> Option<Window> {
+    let (start, end) = (w.start.max(range.start), w.end.min(range.end));
+    (start < end).then_some(Window { start, end })
+}
+
+/// The union of windows, as ordered disjoint ranges; touching ones are joined.
+pub fn union(mut ws: Vec<Window>) -> Vec<Window> {
+    ws.sort();
+    let mut out: Vec<Window> = Vec::with_capacity(ws.len());
+    for w in ws {
+        match out.last_mut() {
+            Some(last) if w.start <= last.end => last.end = last.end.max(w.end),
+            _ => out.push(w),
+        }
+    }
+    out
+}
+
+/// Ledger rows a database of an earlier version keyed by the stream's name, with no indicator,
+/// become rows of the configured stream of that name, one per indicator it asks now (the points
+/// counted on the first). Pure: `plan` and `status` see the adopted ledger before any write, and
+/// `sync` stores exactly these rows ([`adoptions`]).
+pub fn adopt_legacy(streams: &[Stream], ledger: Vec<LedgerEntry>) -> Vec<LedgerEntry> {
+    let mut out = Vec::with_capacity(ledger.len());
+    for e in ledger {
+        match streams
+            .iter()
+            .find(|s| e.stream == crate::domain::Stream::legacy_key(&s.name))
+        {
+            Some(s) => out.extend(adopted(s, &e)),
+            None => out.push(e),
+        }
+    }
+    out
+}
+
+/// For `sync`: per configured stream with legacy rows, the legacy key and the rows that replace them.
+pub fn adoptions(streams: &[Stream], ledger: &[LedgerEntry]) -> Vec<(String, Vec<LedgerEntry>)> {
+    streams
+        .iter()
+        .filter_map(|s| {
+            let legacy = crate::domain::Stream::legacy_key(&s.name);
+            let rows: Vec<LedgerEntry> = ledger
+                .iter()
+                .filter(|e| e.stream == legacy)
+                .flat_map(|e| adopted(s, e))
+                .collect();
+            (!rows.is_empty()).then_some((legacy, rows))
+        })
+        .collect()
+}
+
+fn adopted(s: &Stream, e: &LedgerEntry) -> Vec<LedgerEntry> {
+    s.job
+        .indicators
+        .iter()
+        .enumerate()
+        .map(|(i, indicator)| LedgerEntry {
+            stream: s.key.clone(),
+            indicator: indicator.clone(),
+            points: if i == 0 { e.points } else { 0 },
+            ..e.clone()
+        })
+        .collect()
 }
 
 /// `range` minus the union of `covered`, as ordered disjoint gaps.
@@ -354,7 +470,8 @@ pub(crate) mod tests {
 
     fn entry(s: &Stream, w: Window, state: WindowState) -> LedgerEntry {
         LedgerEntry {
-            stream: s.name.clone(),
+            stream: s.key.clone(),
+            indicator: s.job.indicators[0].clone(),
             window: w,
             state,
             points: 0,
@@ -363,6 +480,11 @@ pub(crate) mod tests {
             request_id: None,
             fetched_at: w.end,
         }
+    }
+
+    /// The windows of a stream's plan.
+    fn wins(p: &StreamPlan) -> Vec<Window> {
+        p.windows.iter().map(|w| w.window).collect()
     }
 
     fn plan_one(s: &Stream, ledger: &[LedgerEntry], now: DateTime<Utc>) -> StreamPlan {
@@ -382,7 +504,7 @@ pub(crate) mod tests {
     fn run(s: &Stream, ledger: &mut Vec<LedgerEntry>, now: DateTime<Utc>) -> usize {
         let p = plan_one(s, ledger, now);
         let cut = settled_until(&settings(), s.granularity, now);
-        for w in &p.windows {
+        for w in p.windows.iter().map(|w| w.window) {
             ledger.retain(|e| !(e.window.start >= w.start && e.window.end <= w.end));
             if cut > w.start {
                 ledger.push(entry(
@@ -429,22 +551,18 @@ pub(crate) mod tests {
             for hour in [0, 1, 7, 8, 9, 15, 16, 23] {
                 let now = cst(2026, 11, 27, hour, 17);
                 let s = stream(g);
-                let p = plan_one(&s, &[], now);
+                let p = wins(&plan_one(&s, &[], now));
                 let h = horizon(&settings(), g, now);
                 let span = (h.end - h.start).num_seconds();
                 let week = 7 * 86_400;
-                assert_eq!(
-                    p.windows.len() as i64,
-                    (span + week - 1) / week,
-                    "{g} at {hour}h"
-                );
+                assert_eq!(p.len() as i64, (span + week - 1) / week, "{g} at {hour}h");
                 // Contiguous, half-open, oldest first, none longer than 7 days.
-                assert_eq!(p.windows.first().unwrap().start, h.start);
-                assert_eq!(p.windows.last().unwrap().end, h.end);
-                for pair in p.windows.windows(2) {
+                assert_eq!(p.first().unwrap().start, h.start);
+                assert_eq!(p.last().unwrap().end, h.end);
+                for pair in p.windows(2) {
                     assert_eq!(pair[0].end, pair[1].start);
                 }
-                assert!(p.windows.iter().all(|w| w.duration() <= Duration::days(7)));
+                assert!(p.iter().all(|w| w.duration() <= Duration::days(7)));
             }
         }
     }
@@ -485,13 +603,13 @@ pub(crate) mod tests {
             entry(&s, Window::new(d(20), h.end), WindowState::Provisional),
             // Another stream's rows do not count.
             LedgerEntry {
-                stream: "other/1d".into(),
+                stream: "other".into(),
                 ..entry(&s, Window::new(d(20), h.end), WindowState::Settled)
             },
         ];
         let p = plan_one(&s, &ledger, now);
         assert_eq!(
-            p.windows,
+            wins(&p),
             vec![
                 Window::new(d(3), d(4)),
                 Window::new(d(10), d(12)),
@@ -515,9 +633,9 @@ pub(crate) mod tests {
             ),
             WindowState::Settled,
         )];
-        let p = plan_one(&s, &ledger, now);
-        assert_eq!(p.windows[0].start, h.start + Duration::seconds(300));
-        assert_eq!(p.windows.last().unwrap().end, h.end);
+        let p = wins(&plan_one(&s, &ledger, now));
+        assert_eq!(p[0].start, h.start + Duration::seconds(300));
+        assert_eq!(p.last().unwrap().end, h.end);
     }
 
     #[test]
@@ -532,7 +650,7 @@ pub(crate) mod tests {
         };
         let p = plan(&settings(), std::slice::from_ref(&s), &[], now, opts).unwrap();
         assert_eq!(
-            p.streams[0].windows,
+            wins(&p.streams[0]),
             vec![Window::new(h.start, h.start + Duration::days(2))]
         );
         assert_eq!(p.warnings.len(), 1);
@@ -576,7 +694,7 @@ pub(crate) mod tests {
         };
         let p = plan(&settings(), &[s], &ledger, now, opts).unwrap();
         assert_eq!(
-            p.streams[0].windows,
+            wins(&p.streams[0]),
             vec![Window::new(
                 h.start + Duration::days(5),
                 h.start + Duration::days(6)
@@ -623,5 +741,183 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(p.request_count(), 5);
         assert_eq!(p.estimated_duration(2.0), std::time::Duration::from_secs(2));
+    }
+
+    /// `s` asking `indicators`, under the name `name`.
+    fn with(s: &Stream, name: &str, indicators: &[&str]) -> Stream {
+        let mut job = s.job.clone();
+        job.name = name.into();
+        job.indicators = indicators.iter().map(|i| i.to_string()).collect();
+        job.streams()
+            .into_iter()
+            .find(|x| x.granularity == s.granularity)
+            .unwrap()
+    }
+
+    /// Runs `s` at `now` as `run` does, but with every indicator's rows, as the store writes them.
+    fn run_all(
+        s: &Stream,
+        ledger: &mut Vec<LedgerEntry>,
+        now: DateTime<Utc>,
+    ) -> Vec<PlannedWindow> {
+        let p = plan_one(s, ledger, now);
+        let cut = settled_until(&settings(), s.granularity, now);
+        for pw in &p.windows {
+            let w = pw.window;
+            for i in &pw.indicators {
+                ledger.retain(|e| {
+                    !(&e.indicator == i && e.window.start >= w.start && e.window.end <= w.end)
+                });
+                for (part, state) in [
+                    (
+                        Window {
+                            start: w.start,
+                            end: cut.clamp(w.start, w.end),
+                        },
+                        WindowState::Settled,
+                    ),
+                    (
+                        Window {
+                            start: cut.clamp(w.start, w.end),
+                            end: w.end,
+                        },
+                        WindowState::Provisional,
+                    ),
+                ] {
+                    if part.start < part.end {
+                        ledger.push(LedgerEntry {
+                            indicator: i.clone(),
+                            ..entry(s, part, state)
+                        });
+                    }
+                }
+            }
+        }
+        p.windows
+    }
+
+    #[test]
+    fn coverage_belongs_to_the_query_and_each_indicator() {
+        let g = Granularity::Day;
+        let one = with(&stream(g), "j", &["stall_rate"]);
+        let mut ledger = Vec::new();
+        let now = cst(2026, 11, 20, 2, 0);
+        let fresh = run_all(&one, &mut ledger, now).len();
+        let weeks = |h: Window| (h.duration().num_days() as usize).div_ceil(7);
+        assert_eq!(fresh, weeks(horizon(&settings(), g, now)));
+        let night = now + Duration::days(1);
+
+        // Renamed: the same query, nothing fetched again beyond the nightly tail.
+        let renamed = with(&one, "renamed", &["stall_rate"]);
+        assert_eq!(renamed.key, one.key);
+        assert_eq!(plan_one(&renamed, &ledger, night).windows.len(), 1);
+
+        // An added indicator is backfilled alone; the nightly tail still carries both in one call.
+        let two = with(&one, "j", &["stall_rate", "join_room_success_rate"]);
+        let p = plan_one(&two, &ledger, night);
+        let both: Vec<&PlannedWindow> = p
+            .windows
+            .iter()
+            .filter(|w| w.indicators.len() == 2)
+            .collect();
+        let added: Vec<&PlannedWindow> = p
+            .windows
+            .iter()
+            .filter(|w| w.indicators == ["join_room_success_rate"])
+            .collect();
+        // The others' tail: one call, with or without the added indicator.
+        let tail = p.windows.len() - added.len();
+        assert_eq!(tail, 1, "{p:?}");
+        assert!(both.len() <= 1, "{p:?}");
+        let h = horizon(&settings(), g, night);
+        let added_span: i64 = p
+            .windows
+            .iter()
+            .filter(|w| w.indicators.contains(&"join_room_success_rate".to_string()))
+            .map(|w| w.window.duration().num_days())
+            .sum();
+        assert_eq!(
+            added_span,
+            h.duration().num_days(),
+            "the added indicator's whole horizon"
+        );
+        let old_span: i64 = p
+            .windows
+            .iter()
+            .filter(|w| w.indicators.contains(&"stall_rate".to_string()))
+            .map(|w| w.window.duration().num_days())
+            .sum();
+        assert!(old_span <= 2, "stall_rate refetches only its tail: {p:?}");
+        run_all(&two, &mut ledger, night);
+        // From then on, one call per night with both indicators.
+        let next = plan_one(&two, &ledger, night + Duration::days(1));
+        assert_eq!(next.windows.len(), 1, "{next:?}");
+        assert_eq!(next.windows[0].indicators.len(), 2);
+
+        // Removing an indicator fetches nothing for it; another app is a new stream.
+        let less = with(&two, "j", &["join_room_success_rate"]);
+        assert_eq!(
+            plan_one(&less, &ledger, night + Duration::minutes(1))
+                .windows
+                .len(),
+            0
+        );
+        let mut other = two.job.clone();
+        other.app_id = "b".into();
+        let other = other.streams().remove(0);
+        assert_ne!(other.key, two.key);
+        assert_eq!(plan_one(&other, &ledger, night).windows.len(), weeks(h));
+    }
+
+    #[test]
+    fn a_failed_refetch_inside_settled_coverage_is_retried() {
+        let s = stream(Granularity::Day);
+        let mut ledger = Vec::new();
+        let now = cst(2026, 11, 20, 2, 0);
+        run_all(&s, &mut ledger, now);
+        let h = horizon(&settings(), Granularity::Day, now);
+        let f = Window::new(h.start + Duration::days(3), h.start + Duration::days(5));
+        ledger.push(entry(&s, f, WindowState::Failed));
+        let p = plan_one(&s, &ledger, now + Duration::minutes(1));
+        assert!(p.windows.iter().any(|w| w.window == f), "{p:?}");
+    }
+
+    #[test]
+    fn rows_of_an_earlier_version_are_adopted_by_name_for_every_indicator() {
+        let s = with(
+            &stream(Granularity::Day),
+            "j",
+            &["stall_rate", "join_room_success_rate"],
+        );
+        let now = cst(2026, 11, 20, 2, 0);
+        let mut ledger = Vec::new();
+        run_all(&s, &mut ledger, now);
+        // What the 0002 migration makes of an earlier version's rows: keyed by name, no indicator.
+        let legacy: Vec<LedgerEntry> = ledger
+            .iter()
+            .filter(|e| e.indicator == "stall_rate")
+            .map(|e| LedgerEntry {
+                stream: crate::domain::Stream::legacy_key(&s.name),
+                indicator: crate::domain::EVERY_INDICATOR.into(),
+                ..e.clone()
+            })
+            .collect();
+        assert_eq!(
+            plan_one(&s, &legacy, now).windows.len(),
+            plan_one(&s, &[], now).windows.len(),
+            "not adopted: everything"
+        );
+        let adopted = adopt_legacy(std::slice::from_ref(&s), legacy.clone());
+        assert_eq!(adopted.len(), ledger.len());
+        assert_eq!(
+            plan_one(&s, &adopted, now + Duration::minutes(1)),
+            plan_one(&s, &ledger, now + Duration::minutes(1))
+        );
+        let rows = adoptions(std::slice::from_ref(&s), &legacy);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].1, adopted);
+        // Another name adopts nothing.
+        let other = with(&s, "other", &["stall_rate"]);
+        assert_eq!(adopt_legacy(&[other], legacy.clone()), legacy);
     }
 }

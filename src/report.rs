@@ -12,7 +12,7 @@ use crate::domain::{LedgerEntry, RunStatus, WindowState};
 use crate::health::{self, Problem, ProblemLine};
 use crate::metrics;
 use crate::pipeline::RunReport;
-use crate::planner::Plan;
+use crate::planner::{self, Plan};
 use crate::store::{CoverageRow, RunRow, Store, StoreError};
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -53,13 +53,18 @@ pub fn plan_text(plan: &Plan, requests_per_second: f64) -> String {
             }
         }
         for w in &s.windows {
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "  {} .. {}  ({:.1} days)",
-                ts(w.start),
-                ts(w.end),
-                w.duration().num_seconds() as f64 / 86_400.0
+                ts(w.window.start),
+                ts(w.window.end),
+                w.window.duration().num_seconds() as f64 / 86_400.0
             );
+            // Name the indicators when a call asks only some of the job's.
+            if w.indicators.len() < s.indicators {
+                let _ = write!(out, "  {}", w.indicators.join(", "));
+            }
+            let _ = writeln!(out);
         }
     }
     let _ = writeln!(
@@ -281,15 +286,27 @@ impl Status {
     pub async fn load(store: &Store) -> Result<Status, StoreError> {
         let coverage = store.coverage().await?;
         let ledger = store.ledger(None).await?;
+        let labels = store.stream_labels().await?;
         let streams = coverage
             .into_iter()
-            .map(|c| StreamStatus {
-                open_windows: ledger
+            .map(|c| {
+                let keys: Vec<&str> = labels
                     .iter()
-                    .filter(|e| e.stream == c.stream && e.state != WindowState::Settled)
-                    .cloned()
-                    .collect(),
-                coverage: c,
+                    .filter(|(_, label)| *label == c.stream)
+                    .map(|(key, _)| key.as_str())
+                    .collect();
+                // One line per window, however many indicators it asked.
+                let mut seen = std::collections::HashSet::new();
+                StreamStatus {
+                    open_windows: ledger
+                        .iter()
+                        .filter(|e| keys.contains(&e.stream.as_str()))
+                        .filter(|e| e.state != WindowState::Settled)
+                        .filter(|e| seen.insert((e.window, e.state)))
+                        .cloned()
+                        .collect(),
+                    coverage: c,
+                }
             })
             .collect();
         Ok(Status {
@@ -304,6 +321,8 @@ impl Status {
     /// (stale beyond `max_age`, failed windows, holes).
     pub fn judge(&mut self, settings: &Settings, now: DateTime<Utc>, max_age: chrono::Duration) {
         let configured = settings.streams();
+        // A database of an earlier version, not synced since: judged as the next sync adopts it.
+        self.ledger = planner::adopt_legacy(&configured, std::mem::take(&mut self.ledger));
         let mut problems = Vec::new();
         for stream in &configured {
             let health = health::assess(&settings.window, stream, &self.ledger, now);
@@ -369,18 +388,26 @@ impl Status {
         }
         let _ = writeln!(
             out,
-            "{:<40} {:<21} {:>11} {:>6} {:>10} {:<21}",
-            "stream", "settled through", "provisional", "failed", "points", "last fetched"
+            "{:<40} {:<21} {:>11} {:>6} {:>8} {:>10} {:<21}",
+            "stream",
+            "settled through",
+            "provisional",
+            "failed",
+            "missing",
+            "points",
+            "last fetched"
         );
         for s in &self.streams {
             let c = &s.coverage;
             let _ = writeln!(
                 out,
-                "{:<40} {:<21} {:>11} {:>6} {:>10} {:<21}",
+                "{:<40} {:<21} {:>11} {:>6} {:>8} {:>10} {:<21}",
                 c.stream,
                 c.settled_through.map(ts).unwrap_or_else(|| "-".into()),
                 c.provisional_windows,
                 c.failed_windows,
+                c.missing_buckets
+                    .map_or_else(|| "-".into(), |m| m.to_string()),
                 c.points,
                 c.last_run_at.map(ts).unwrap_or_else(|| "-".into())
             );

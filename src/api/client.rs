@@ -51,7 +51,13 @@ impl Fetched {
 
 /// The `ListQuality` body for one window of one stream: times in the configured offset at second precision,
 /// every indicator of the job in one call, and the filters only when set.
-pub fn request_for(stream: &Stream, window: Window, tz: FixedOffset) -> ListQualityRequest {
+/// The call for `window` of `stream`, asking `indicators` (the stream's, or those that need the window).
+pub fn request_for(
+    stream: &Stream,
+    window: Window,
+    indicators: &[String],
+    tz: FixedOffset,
+) -> ListQualityRequest {
     let job = &stream.job;
     let time = |t: DateTime<Utc>| {
         t.with_timezone(&tz)
@@ -61,7 +67,7 @@ pub fn request_for(stream: &Stream, window: Window, tz: FixedOffset) -> ListQual
         app_id: job.app_id.clone(),
         start_time: time(window.start),
         end_time: time(window.end),
-        indicator: job.indicators.clone(),
+        indicator: indicators.to_vec(),
         aggregate_granularity: stream.granularity.as_str().to_string(),
         product_type: Some(job.product_type.as_str().to_string()),
         os: job.os.clone(),
@@ -417,6 +423,7 @@ mod tests {
     fn stream(room: &str, users: &[&str], os: &[&str]) -> Stream {
         Stream {
             name: "j/1d".into(),
+            key: String::new(),
             granularity: Granularity::Day,
             job: Job {
                 name: "j".into(),
@@ -442,7 +449,8 @@ mod tests {
     #[test]
     fn request_body_uses_the_configured_offset_and_omits_unset_filters() {
         let tz = FixedOffset::east_opt(8 * 3600).unwrap();
-        let req = request_for(&stream("", &[], &[]), window(), tz);
+        let s = stream("", &[], &[]);
+        let req = request_for(&s, window(), &s.job.indicators, tz);
         let json = serde_json::to_value(&req).unwrap();
         assert_eq!(
             json,
@@ -457,7 +465,8 @@ mod tests {
         );
 
         let utc = FixedOffset::east_opt(0).unwrap();
-        let req = request_for(&stream("r1", &["u1", "u2"], &["iOS"]), window(), utc);
+        let s = stream("r1", &["u1", "u2"], &["iOS"]);
+        let req = request_for(&s, window(), &s.job.indicators, utc);
         let json = serde_json::to_value(&req).unwrap();
         assert_eq!(json["StartTime"], "2021-07-23T16:00:00+00:00");
         assert_eq!(json["RoomId"], "r1");

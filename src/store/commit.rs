@@ -130,7 +130,8 @@ async fn write_window<B: Backend>(
         diff: &diff,
     };
     backend.write_points(conn, &pending).await?;
-    ledger::replace_window(B::shared(conn), batch, norm.point_count() as i64).await?;
+    let points = norm.points_of(&batch.indicators);
+    ledger::replace_window(B::shared(conn), batch, &points).await?;
     Ok(diff.counts())
 }
 

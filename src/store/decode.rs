@@ -17,6 +17,7 @@ pub(crate) trait Columns {
     fn text(&self, i: usize) -> sqlx::Result<String>;
     fn opt_text(&self, i: usize) -> sqlx::Result<Option<String>>;
     fn int(&self, i: usize) -> sqlx::Result<i64>;
+    fn opt_int(&self, i: usize) -> sqlx::Result<Option<i64>>;
     fn float(&self, i: usize) -> sqlx::Result<f64>;
     fn boolean(&self, i: usize) -> sqlx::Result<bool>;
     fn time(&self, i: usize) -> sqlx::Result<DateTime<Utc>>;
@@ -35,6 +36,9 @@ macro_rules! columns_for {
                 self.try_get(i)
             }
             fn int(&self, i: usize) -> sqlx::Result<i64> {
+                self.try_get(i)
+            }
+            fn opt_int(&self, i: usize) -> sqlx::Result<Option<i64>> {
                 self.try_get(i)
             }
             fn float(&self, i: usize) -> sqlx::Result<f64> {
@@ -78,22 +82,24 @@ pub(crate) fn stored_point(r: &impl Columns) -> Result<(i64, i64, f64, bool)> {
     decode().map_err(db("decoding stored points"))
 }
 
-/// `stream, window_start, window_end, state, points, attempts, last_error, request_id, fetched_at`.
+/// `stream, indicator, window_start, window_end, state, points, attempts, last_error, request_id,
+/// fetched_at`.
 pub(crate) fn ledger_entry(r: &impl Columns) -> Result<LedgerEntry> {
-    let state = parse_state(&r.text(3).map_err(db("decoding the ledger"))?)?;
+    let state = parse_state(&r.text(4).map_err(db("decoding the ledger"))?)?;
     let decode = || -> sqlx::Result<LedgerEntry> {
         Ok(LedgerEntry {
             stream: r.text(0)?,
+            indicator: r.text(1)?,
             window: Window {
-                start: r.time(1)?,
-                end: r.time(2)?,
+                start: r.time(2)?,
+                end: r.time(3)?,
             },
             state,
-            points: r.int(4)?,
-            attempts: r.int(5)?,
-            last_error: r.opt_text(6)?,
-            request_id: r.opt_text(7)?,
-            fetched_at: r.time(8)?,
+            points: r.int(5)?,
+            attempts: r.int(6)?,
+            last_error: r.opt_text(7)?,
+            request_id: r.opt_text(8)?,
+            fetched_at: r.time(9)?,
         })
     };
     decode().map_err(db("decoding the ledger"))
@@ -123,6 +129,12 @@ pub(crate) fn run_row(r: &impl Columns) -> Result<RunRow> {
     decode().map_err(db("decoding a run"))
 }
 
+/// `stream, label` of `sync_streams`.
+pub(crate) fn key_label(r: &impl Columns) -> Result<(String, String)> {
+    let decode = || -> sqlx::Result<(String, String)> { Ok((r.text(0)?, r.text(1)?)) };
+    decode().map_err(db("decoding sync_streams"))
+}
+
 /// Every column of `sync_coverage`, in view order.
 pub(crate) fn coverage_row(r: &impl Columns) -> Result<CoverageRow> {
     let decode = || -> sqlx::Result<CoverageRow> {
@@ -133,6 +145,7 @@ pub(crate) fn coverage_row(r: &impl Columns) -> Result<CoverageRow> {
             failed_windows: r.int(3)?,
             points: r.int(4)?,
             last_run_at: r.opt_time(5)?,
+            missing_buckets: r.opt_int(6)?,
         })
     };
     decode().map_err(db("decoding sync_coverage"))

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::domain::{SeriesKey, WindowBatch, WriteCounts};
+use crate::domain::{SeriesKey, WindowBatch, WriteCounts, owning_indicator};
 
 /// The stored `(value, settled)` per `(series id, bucket start in seconds)` of a window.
 pub(crate) type Stored = HashMap<(i64, i64), (f64, bool)>;
@@ -73,6 +73,19 @@ impl<'a> NormBatch<'a> {
 
     pub fn point_count(&self) -> usize {
         self.series.iter().map(|s| s.points.len()).sum()
+    }
+
+    /// Per requested indicator, the points of the series whose returned name it owns.
+    pub fn points_of(&self, indicators: &[String]) -> Vec<i64> {
+        let mut counts = vec![0i64; indicators.len()];
+        for s in &self.series {
+            if let Some(owner) = owning_indicator(&s.key.indicator, indicators)
+                && let Some(i) = indicators.iter().position(|r| r == owner)
+            {
+                counts[i] += s.points.len() as i64;
+            }
+        }
+        counts
     }
 }
 
@@ -143,6 +156,7 @@ mod tests {
         let t = |m: i64| Utc.timestamp_opt(1_700_000_000 + m * 300, 0).unwrap();
         let batch = WindowBatch {
             stream: "s".into(),
+            indicators: vec!["a".into()],
             window: Window::new(t(0), t(10)),
             settled: true,
             series: vec![

@@ -11,7 +11,8 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
 use super::time::{Bound, Instant};
 use super::{CoverageRow, MetricRow, Result, RunRow, StoreError, db, decode};
-use crate::domain::{FailedWindow, LedgerEntry, RunCounts, RunStatus, WindowBatch};
+use crate::domain::{FailedWindow, LedgerEntry, RunCounts, RunStatus, WindowBatch, WindowState};
+use crate::planner;
 
 /// One backend's handle for a statement written once.
 pub(super) enum On<S, P> {
@@ -23,8 +24,8 @@ pub(super) enum On<S, P> {
 pub(super) type Conn<'a> = On<&'a mut SqliteConnection, &'a mut PgConnection>;
 /// Where reads go: the reader pools.
 pub(super) type Pools<'a> = On<&'a SqlitePool, &'a PgPool>;
-/// Where writes outside a window go: SQLite's one writer connection, PostgreSQL's pool.
-pub(super) type Writer<'a> = On<&'a mut SqliteConnection, &'a PgPool>;
+/// Where writes outside a window go: SQLite's one writer connection, a pooled PostgreSQL connection.
+pub(super) type Writer<'a> = On<&'a mut SqliteConnection, &'a mut PgConnection>;
 
 /// Runs `$body` with `$e` bound to the backend's handle: one text, compiled once per backend.
 macro_rules! on {
@@ -34,6 +35,27 @@ macro_rules! on {
             On::Postgres($e) => $body,
         }
     };
+}
+
+/// Adds the ledger row `$r` on the connection `$e`; a row with the same key is kept.
+macro_rules! insert_row {
+    ($e:expr, $r:expr) => {{
+        let r: &LedgerEntry = $r;
+        sqlx::query(INSERT_ROW)
+            .bind(r.stream.as_str())
+            .bind(r.indicator.as_str())
+            .bind(Bound(r.window.start))
+            .bind(Bound(r.window.end))
+            .bind(r.state.as_str())
+            .bind(r.points)
+            .bind(r.attempts)
+            .bind(r.last_error.as_deref())
+            .bind(r.request_id.as_deref())
+            .bind(Instant(r.fetched_at))
+            .execute($e)
+            .await
+            .map_err(db("writing a ledger row"))?;
+    }};
 }
 
 /// Runs a read on either backend's pool and decodes every row with `$decode`.
@@ -46,21 +68,48 @@ macro_rules! read_all {
     };
 }
 
-const READ_LEDGER: &str = "SELECT stream, window_start, window_end, state, points, attempts, \
-     last_error, request_id, fetched_at FROM sync_ledger WHERE CAST($1 AS TEXT) IS NULL OR stream = $1 \
-     ORDER BY stream, window_start, window_end";
+const READ_LEDGER: &str = "SELECT stream, indicator, window_start, window_end, state, points, \
+     attempts, last_error, request_id, fetched_at FROM sync_ledger \
+     WHERE CAST($1 AS TEXT) IS NULL OR stream = $1 ORDER BY stream, indicator, window_start, window_end, state";
 
-const DELETE_INSIDE: &str =
-    "DELETE FROM sync_ledger WHERE stream = $1 AND window_start >= $2 AND window_end <= $3";
+const FAILED_OVERLAPPING: &str = "SELECT stream, indicator, window_start, window_end, state, points, \
+     attempts, last_error, request_id, fetched_at FROM sync_ledger \
+     WHERE stream = $1 AND indicator = $2 AND state = 'failed' AND window_start < $4 AND window_end > $3";
 
-const INSERT_WINDOW: &str = "INSERT INTO sync_ledger (stream, window_start, window_end, state, \
-     points, attempts, last_error, request_id, fetched_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8)";
+const DELETE_FAILED_OVERLAPPING: &str = "DELETE FROM sync_ledger WHERE stream = $1 AND indicator = $2 \
+     AND state = 'failed' AND window_start < $4 AND window_end > $3";
 
-const UPSERT_FAILED: &str = "INSERT INTO sync_ledger (stream, window_start, window_end, state, \
-     points, attempts, last_error, request_id, fetched_at) VALUES ($1, $2, $3, 'failed', 0, $4, $5, $6, $7) \
-     ON CONFLICT (stream, window_start, window_end) DO UPDATE SET state = 'failed', points = 0, \
+const DELETE_INSIDE: &str = "DELETE FROM sync_ledger WHERE stream = $1 AND indicator = $2 \
+     AND window_start >= $3 AND window_end <= $4";
+
+const DELETE_ROW: &str = "DELETE FROM sync_ledger WHERE stream = $1 AND indicator = $2 \
+     AND window_start = $3 AND window_end = $4 AND state = $5";
+
+const INSERT_ROW: &str = "INSERT INTO sync_ledger (stream, indicator, window_start, window_end, \
+     state, points, attempts, last_error, request_id, fetched_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING";
+
+const UPSERT_FAILED: &str = "INSERT INTO sync_ledger (stream, indicator, window_start, window_end, \
+     state, points, attempts, last_error, request_id, fetched_at) \
+     VALUES ($1, $2, $3, $4, 'failed', 0, $5, $6, $7, $8) \
+     ON CONFLICT (stream, indicator, window_start, window_end, state) DO UPDATE SET \
      attempts = excluded.attempts, last_error = excluded.last_error, \
      request_id = excluded.request_id, fetched_at = excluded.fetched_at";
+
+/// Another stream that had this label (its query changed under the same job name) keeps its rows and
+/// is relabeled, so that `status` lists it apart as no longer configured.
+const RELABEL_REPLACED: &str =
+    "UPDATE sync_streams SET label = label || $3 WHERE label = $2 AND stream <> $1";
+
+const UPSERT_STREAM: &str = "INSERT INTO sync_streams (stream, label) VALUES ($1, $2) \
+     ON CONFLICT (stream) DO UPDATE SET label = excluded.label";
+
+const DELETE_STREAM: &str = "DELETE FROM sync_streams WHERE stream = $1";
+
+const DELETE_STREAM_ROWS: &str = "DELETE FROM sync_ledger WHERE stream = $1";
+
+const ASSESS_STREAM: &str = "UPDATE sync_streams SET settled_through = $2, missing_buckets = $3, \
+     assessed_at = $4 WHERE stream = $1";
 
 const START_RUN: &str =
     "INSERT INTO sync_runs (mode, started_at, status) VALUES ($1, $2, 'running') RETURNING id";
@@ -77,8 +126,10 @@ const LAST_SUCCESSFUL_RUN: &str = "SELECT id, mode, started_at, finished_at, sta
      retries, throttled, points_inserted, points_updated, points_unchanged, windows_ok, \
      windows_failed FROM sync_runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1";
 
+const STREAM_LABELS: &str = "SELECT stream, label FROM sync_streams ORDER BY stream";
+
 const COVERAGE: &str = "SELECT stream, settled_through, provisional_windows, failed_windows, points, \
-     last_run_at FROM sync_coverage ORDER BY stream";
+     last_run_at, missing_buckets FROM sync_coverage ORDER BY stream";
 
 const SQLITE_METRICS: &str = "SELECT app_id, room_id, indicator, unit, granularity, product_type, \
      os, access, user_ids, ts, value, settled, updated_at \
@@ -100,52 +151,179 @@ pub(super) async fn read(pools: Pools<'_>, stream: Option<&str>) -> Result<Vec<L
     )
 }
 
-/// Inside a window's transaction: replaces the stream's ledger rows that lie within the batch's
-/// window with the batch's one row (`settled` or `provisional`).
-pub(super) async fn replace_window(conn: Conn<'_>, batch: &WindowBatch, points: i64) -> Result<()> {
+/// Inside a window's transaction, per indicator the call asked: the failed rows the window covers are
+/// superseded (a failed row reaching beyond the window keeps only what lies outside it), the rows that
+/// lie within the window are replaced, and the batch's row (`settled` or `provisional`) is added with
+/// the indicator's point count `points[i]`.
+pub(super) async fn replace_window(
+    conn: Conn<'_>,
+    batch: &WindowBatch,
+    points: &[i64],
+) -> Result<()> {
     let state = if batch.settled {
         "settled"
     } else {
         "provisional"
     };
+    let w = batch.window;
     on!(conn, e => {
-        sqlx::query(DELETE_INSIDE)
-            .bind(&batch.stream)
-            .bind(Bound(batch.window.start))
-            .bind(Bound(batch.window.end))
-            .execute(&mut *e)
-            .await
-            .map_err(db("replacing ledger rows"))?;
-        sqlx::query(INSERT_WINDOW)
-            .bind(&batch.stream)
-            .bind(Bound(batch.window.start))
-            .bind(Bound(batch.window.end))
-            .bind(state)
-            .bind(points)
-            .bind(batch.attempts)
-            .bind(batch.request_id.as_deref())
-            .bind(Instant(batch.fetched_at))
-            .execute(e)
-            .await
-            .map_err(db("writing the ledger row"))?;
+        for (indicator, &points) in batch.indicators.iter().zip(points) {
+            let failed = sqlx::query(FAILED_OVERLAPPING)
+                .bind(&batch.stream)
+                .bind(indicator)
+                .bind(Bound(w.start))
+                .bind(Bound(w.end))
+                .fetch_all(&mut *e)
+                .await
+                .map_err(db("reading failed ledger rows"))?
+                .iter()
+                .map(decode::ledger_entry)
+                .collect::<Result<Vec<_>>>()?;
+            sqlx::query(DELETE_FAILED_OVERLAPPING)
+                .bind(&batch.stream)
+                .bind(indicator)
+                .bind(Bound(w.start))
+                .bind(Bound(w.end))
+                .execute(&mut *e)
+                .await
+                .map_err(db("superseding failed ledger rows"))?;
+            sqlx::query(DELETE_INSIDE)
+                .bind(&batch.stream)
+                .bind(indicator)
+                .bind(Bound(w.start))
+                .bind(Bound(w.end))
+                .execute(&mut *e)
+                .await
+                .map_err(db("replacing ledger rows"))?;
+            let row = LedgerEntry {
+                stream: batch.stream.clone(),
+                indicator: indicator.clone(),
+                window: w,
+                state: if batch.settled { WindowState::Settled } else { WindowState::Provisional },
+                points,
+                attempts: batch.attempts,
+                last_error: None,
+                request_id: batch.request_id.clone(),
+                fetched_at: batch.fetched_at,
+            };
+            debug_assert_eq!(row.state.as_str(), state);
+            let rest = failed.iter().flat_map(|f| {
+                planner::subtract(f.window, vec![w])
+                    .into_iter()
+                    .map(|window| LedgerEntry { window, ..f.clone() })
+            });
+            for r in std::iter::once(row.clone()).chain(rest) {
+                insert_row!(&mut *e, &r);
+            }
+        }
     });
     Ok(())
 }
 
-/// Records a failed attempt at exactly this window; other ledger rows and the points stay.
+/// Records a failed attempt at exactly this window, one row per indicator the call asked; the other
+/// rows (a settled row of the same window too) and the points stay.
 pub(super) async fn record_failure(writer: Writer<'_>, failed: &FailedWindow<'_>) -> Result<()> {
     on!(writer, e => {
-        sqlx::query(UPSERT_FAILED)
-            .bind(failed.stream)
-            .bind(Bound(failed.window.start))
-            .bind(Bound(failed.window.end))
-            .bind(failed.attempts)
-            .bind(failed.error)
-            .bind(failed.request_id)
-            .bind(Instant(failed.fetched_at))
+        for indicator in failed.indicators {
+            sqlx::query(UPSERT_FAILED)
+                .bind(failed.stream)
+                .bind(indicator)
+                .bind(Bound(failed.window.start))
+                .bind(Bound(failed.window.end))
+                .bind(failed.attempts)
+                .bind(failed.error)
+                .bind(failed.request_id)
+                .bind(Instant(failed.fetched_at))
+                .execute(&mut *e)
+                .await
+                .map_err(db("recording a failed window"))?;
+        }
+    });
+    Ok(())
+}
+
+/// Names the run's streams by what they ask: a stream's label follows its job's name, and a stream
+/// whose label a new query of the same job takes is relabeled `<label> (replaced <date>)`.
+pub(super) async fn register_streams(
+    writer: Writer<'_>,
+    streams: &[(String, String)],
+    replaced_suffix: &str,
+) -> Result<()> {
+    on!(writer, e => {
+        for (key, label) in streams {
+            sqlx::query(RELABEL_REPLACED)
+                .bind(key)
+                .bind(label)
+                .bind(replaced_suffix)
+                .execute(&mut *e)
+                .await
+                .map_err(db("relabeling a replaced stream"))?;
+            sqlx::query(UPSERT_STREAM)
+                .bind(key)
+                .bind(label)
+                .execute(&mut *e)
+                .await
+                .map_err(db("registering a stream"))?;
+        }
+    });
+    Ok(())
+}
+
+/// Replaces the rows kept under `legacy` (a database of an earlier version) by `rows`, keyed by the
+/// configured stream's query: the new rows are added before the old ones go, so a kill in between
+/// leaves both, and the next run adopts again with the same result.
+pub(super) async fn adopt(writer: Writer<'_>, legacy: &str, rows: &[LedgerEntry]) -> Result<()> {
+    on!(writer, e => {
+        for r in rows {
+            insert_row!(&mut *e, r);
+        }
+        for sql in [DELETE_STREAM_ROWS, DELETE_STREAM] {
+            sqlx::query(sql)
+                .bind(legacy)
+                .execute(&mut *e)
+                .await
+                .map_err(db("adopting an earlier version's ledger rows"))?;
+        }
+    });
+    Ok(())
+}
+
+/// Deletes these exact ledger rows.
+pub(super) async fn delete_rows(writer: Writer<'_>, rows: &[LedgerEntry]) -> Result<()> {
+    on!(writer, e => {
+        for r in rows {
+            sqlx::query(DELETE_ROW)
+                .bind(&r.stream)
+                .bind(&r.indicator)
+                .bind(Bound(r.window.start))
+                .bind(Bound(r.window.end))
+                .bind(r.state.as_str())
+                .execute(&mut *e)
+                .await
+                .map_err(db("deleting a ledger row"))?;
+        }
+    });
+    Ok(())
+}
+
+/// Stores what a run assessed of a stream: where its settled range from the horizon start ends, and
+/// how many buckets of the horizon no window covers.
+pub(super) async fn assess_stream(
+    writer: Writer<'_>,
+    key: &str,
+    settled_through: Option<DateTime<Utc>>,
+    missing_buckets: i64,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    on!(writer, e => {
+        sqlx::query(ASSESS_STREAM)
+            .bind(key)
+            .bind(settled_through.map(Bound))
+            .bind(missing_buckets)
+            .bind(Instant(at))
             .execute(e)
             .await
-            .map_err(db("recording a failed window"))?;
+            .map_err(db("recording a stream's coverage"))?;
     });
     Ok(())
 }
@@ -215,6 +393,16 @@ pub(super) async fn last_run(pools: Pools<'_>, ok_only: bool) -> Result<Option<R
         decode::run_row
     )?;
     Ok(runs.into_iter().next())
+}
+
+/// `(key, label)` of every stream the database knows.
+pub(super) async fn stream_labels(pools: Pools<'_>) -> Result<Vec<(String, String)>> {
+    read_all!(
+        pools,
+        sqlx::query(STREAM_LABELS),
+        "reading sync_streams",
+        decode::key_label
+    )
 }
 
 /// The `sync_coverage` view, ordered by stream.

@@ -151,6 +151,45 @@ impl Store {
         ledger::record_failure(self.writer().await?.on(), failed).await
     }
 
+    /// Names the run's streams, `(key, label)`, by what they ask; another stream that had one of these
+    /// labels is relabeled with `replaced_suffix`.
+    pub async fn register_streams(
+        &self,
+        streams: &[(String, String)],
+        replaced_suffix: &str,
+    ) -> Result<()> {
+        ledger::register_streams(self.writer().await?.on(), streams, replaced_suffix).await
+    }
+
+    /// Replaces the rows an earlier version kept under `legacy` by `rows` (see
+    /// [`crate::planner::adoptions`]).
+    pub async fn adopt(&self, legacy: &str, rows: &[LedgerEntry]) -> Result<()> {
+        ledger::adopt(self.writer().await?.on(), legacy, rows).await
+    }
+
+    /// Deletes these exact ledger rows.
+    pub async fn delete_ledger_rows(&self, rows: &[LedgerEntry]) -> Result<()> {
+        ledger::delete_rows(self.writer().await?.on(), rows).await
+    }
+
+    /// Records what a run assessed of a stream for `sync_coverage`.
+    pub async fn assess_stream(
+        &self,
+        key: &str,
+        settled_through: Option<DateTime<Utc>>,
+        missing_buckets: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        ledger::assess_stream(
+            self.writer().await?.on(),
+            key,
+            settled_through,
+            missing_buckets,
+            at,
+        )
+        .await
+    }
+
     /// Adds a run in state `running` and returns its id.
     pub async fn start_run(&self, mode: &str, started_at: DateTime<Utc>) -> Result<i64> {
         ledger::start_run(self.writer().await?.on(), mode, started_at).await
@@ -176,6 +215,11 @@ impl Store {
     /// The most recently started run that ended `ok`.
     pub async fn last_successful_run(&self) -> Result<Option<RunRow>> {
         ledger::last_run(self.pools(), true).await
+    }
+
+    /// `(key, label)` of every stream the database knows.
+    pub async fn stream_labels(&self) -> Result<Vec<(String, String)>> {
+        ledger::stream_labels(self.pools()).await
     }
 
     /// The `sync_coverage` view, ordered by stream.
@@ -219,22 +263,28 @@ impl Store {
     async fn writer(&self) -> Result<WriteHandle<'_>> {
         Ok(match self {
             Store::Sqlite(s) => WriteHandle::Sqlite(commit::Backend::writer(s).await?),
-            Store::Postgres(s) => WriteHandle::Postgres(s.pool()),
+            Store::Postgres(s) => WriteHandle::Postgres(
+                s.pool()
+                    .acquire()
+                    .await
+                    .map_err(db("connecting to the database"))?,
+            ),
         })
     }
 }
 
-/// What [`Store::writer`] holds while a statement runs: the SQLite writer's lock, or nothing.
+/// What [`Store::writer`] holds while its statements run: the SQLite writer's lock, or a pooled
+/// PostgreSQL connection.
 enum WriteHandle<'a> {
     Sqlite(tokio::sync::MutexGuard<'a, sqlx::SqliteConnection>),
-    Postgres(&'a sqlx::PgPool),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
 }
 
 impl WriteHandle<'_> {
     fn on(&mut self) -> ledger::Writer<'_> {
         match self {
             WriteHandle::Sqlite(conn) => ledger::On::Sqlite(&mut **conn),
-            WriteHandle::Postgres(pool) => ledger::On::Postgres(*pool),
+            WriteHandle::Postgres(conn) => ledger::On::Postgres(&mut **conn),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::domain::{RunCounts, RunStatus, WriteCounts};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CoverageRow {
     pub stream: String,
-    /// The end of the last settled window that no provisional or failed window precedes.
+    /// The end of the settled range that runs unbroken from the horizon start, as of the last run.
     pub settled_through: Option<DateTime<Utc>>,
     pub provisional_windows: i64,
     pub failed_windows: i64,
@@ -17,6 +17,8 @@ pub struct CoverageRow {
     pub points: i64,
     /// When the stream's latest window was fetched.
     pub last_run_at: Option<DateTime<Utc>>,
+    /// Buckets of the horizon that no window covers, as of the last run (`None`: not assessed yet).
+    pub missing_buckets: Option<i64>,
 }
 
 /// One row of the `quality_metrics` view, times as `YYYY-MM-DDTHH:MM:SSZ` text on both backends.

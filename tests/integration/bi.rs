@@ -73,7 +73,7 @@ async fn load(store: &Store) -> Loaded {
     assert_eq!(report.status, RunStatus::Ok, "{report:?}");
     let points = store.metrics(None).await.unwrap();
     assert!(!points.is_empty());
-    let ledger = store.ledger(None).await.unwrap();
+    let ledger = crate::helpers::windows(store).await;
     Loaded {
         settings,
         points,

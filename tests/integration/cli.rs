@@ -285,7 +285,7 @@ async fn sigterm_commits_what_finished_and_exits_130() {
         run.windows_ok > 0,
         "windows that had arrived were committed: {run:?}"
     );
-    let ledger = store.ledger(None).await.unwrap();
+    let ledger = crate::helpers::windows(&store).await;
     let planned = 16;
     assert!(ledger.len() < planned, "the run stopped early");
     sim.shutdown().await;
@@ -518,7 +518,7 @@ async fn sync_json_and_the_run_finished_event_say_how_a_partial_run_ended() {
     assert!(summary["started_at"].as_str().unwrap().ends_with('Z'));
 
     let store = Store::connect(&db).await.unwrap();
-    let ledger = store.ledger(None).await.unwrap();
+    let ledger = crate::helpers::windows(&store).await;
     let points = store.metrics(None).await.unwrap();
     let streams = summary["streams"].as_array().unwrap();
     assert_eq!(streams.len(), 4, "{summary}");
@@ -621,9 +621,14 @@ async fn status_check_tells_an_operator_what_is_wrong(url: &str) {
 
     // A window lost from the middle of the ledger is a hole.
     let store = Store::connect(url).await.unwrap();
-    let ledger = store.ledger(Some("app-a/1d")).await.unwrap();
+    let ledger: Vec<_> = crate::helpers::windows(&store)
+        .await
+        .into_iter()
+        .filter(|e| e.stream == "app-a/1d")
+        .collect();
     let lost = &ledger[1];
-    let delete = "DELETE FROM sync_ledger WHERE stream = 'app-a/1d' AND window_start = ";
+    let delete = "DELETE FROM sync_ledger WHERE stream IN \
+         (SELECT stream FROM sync_streams WHERE label = 'app-a/1d') AND window_start = ";
     let deleted = match &store {
         Store::Sqlite(s) => sqlx::query(&format!("{delete}?"))
             .bind(lost.window.start.format("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -638,9 +643,13 @@ async fn status_check_tells_an_operator_what_is_wrong(url: &str) {
             .unwrap()
             .rows_affected(),
     };
-    assert_eq!(deleted, 1, "{lost:?}");
+    assert_eq!(deleted, 2, "one row per indicator: {lost:?}");
     assert_eq!(
-        store.ledger(Some("app-a/1d")).await.unwrap().len(),
+        crate::helpers::windows(&store)
+            .await
+            .iter()
+            .filter(|e| e.stream == "app-a/1d")
+            .count(),
         ledger.len() - 1
     );
     store.close().await;
@@ -844,10 +853,8 @@ async fn demo_never_writes_into_the_database_url_of_the_environment() {
     ))
     .await
     .unwrap();
-    let streams: std::collections::BTreeSet<String> = store
-        .ledger(None)
+    let streams: std::collections::BTreeSet<String> = crate::helpers::windows(&store)
         .await
-        .unwrap()
         .into_iter()
         .map(|e| e.stream)
         .collect();
@@ -994,7 +1001,7 @@ async fn an_unreachable_endpoint_exits_1_with_one_message() {
         "no warning per attempt: {err}"
     );
     let store = Store::connect(&db).await.unwrap();
-    let ledger = store.ledger(None).await.unwrap();
+    let ledger = crate::helpers::windows(&store).await;
     assert!(
         !ledger.is_empty() && ledger.len() <= 4,
         "only the windows in flight failed (max_in_flight = 4), each once: {ledger:?}"
@@ -1175,10 +1182,8 @@ async fn the_summary_counts_windows_not_attempted() {
     .await;
     assert_eq!(code, 2, "{err}");
     let store = Store::connect(&db).await.unwrap();
-    let failed = store
-        .ledger(None)
+    let failed = crate::helpers::windows(&store)
         .await
-        .unwrap()
         .iter()
         .filter(|e| e.state == WindowState::Failed)
         .count();

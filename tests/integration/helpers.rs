@@ -108,3 +108,26 @@ pub fn unique_name(prefix: &str) -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// The ledger as one row per window of a stream, as people read it: the stream's label for its key,
+/// and the points of every indicator the window asked summed into one row (`indicator` is `*`).
+pub async fn windows(store: &Store) -> Vec<rtc_quality_sync::domain::LedgerEntry> {
+    let labels: std::collections::HashMap<String, String> =
+        store.stream_labels().await.unwrap().into_iter().collect();
+    let mut out: Vec<rtc_quality_sync::domain::LedgerEntry> = Vec::new();
+    for e in store.ledger(None).await.unwrap() {
+        let label = labels.get(&e.stream).cloned().unwrap_or(e.stream.clone());
+        match out
+            .iter_mut()
+            .find(|o| o.stream == label && o.window == e.window && o.state == e.state)
+        {
+            Some(o) => o.points += e.points,
+            None => out.push(rtc_quality_sync::domain::LedgerEntry {
+                stream: label,
+                indicator: "*".into(),
+                ..e
+            }),
+        }
+    }
+    out
+}

@@ -137,7 +137,7 @@ async fn expected(
         while end > h.start {
             let start = (end - chrono::Duration::days(3)).max(h.start);
             let w = Window::new(start, end);
-            let req = request_for(&stream, w, settings.window.timezone);
+            let req = request_for(&stream, w, &stream.job.indicators, settings.window.timezone);
             let fetched = loop {
                 tokio::time::sleep(Duration::from_millis(60)).await;
                 match client.list_quality(&req).await {

@@ -74,8 +74,11 @@ fn batch(
     series: &[(SeriesKey, &str, f64)],
     fetched_at: DateTime<Utc>,
 ) -> WindowBatch {
+    let mut indicators: Vec<String> = series.iter().map(|(k, _, _)| k.indicator.clone()).collect();
+    indicators.dedup();
     WindowBatch {
         stream: stream.into(),
+        indicators,
         window: Window::new(t(start), t(start + 5 * buckets)),
         settled,
         series: series
@@ -143,13 +146,19 @@ const METRIC_COLUMNS: [&str; 13] = [
     "updated_at",
 ];
 
-const COVERAGE_COLUMNS: [&str; 6] = [
+/// What the failures in these tests asked.
+fn stall() -> [String; 1] {
+    ["stall_rate".to_string()]
+}
+
+const COVERAGE_COLUMNS: [&str; 7] = [
     "stream",
     "settled_through",
     "provisional_windows",
     "failed_windows",
     "points",
     "last_run_at",
+    "missing_buckets",
 ];
 
 fn column_names<R: Row>(rows: &[R]) -> Vec<String> {
@@ -213,6 +222,7 @@ async fn coverage_select_star(store: &Store) -> (Vec<String>, Vec<CoverageRow>) 
                 failed_windows: $r.get(3),
                 points: $r.get(4),
                 last_run_at: $r.get(5),
+                missing_buckets: $r.get(6),
             }
         };
     }
@@ -273,13 +283,16 @@ async fn unchanged_reupsert_writes_nothing(store: &Store) {
         "no point row was rewritten"
     );
     if let Store::Sqlite(_) = store {
-        // The ledger row's delete and insert are the only changes.
-        assert_eq!(changes_after - changes_before, 2);
+        // Each indicator's ledger row, deleted and inserted, is the only change.
+        assert_eq!(
+            changes_after - changes_before,
+            2 * first.indicators.len() as i64
+        );
     }
-    // The ledger row did move on to the new fetch.
+    // The ledger rows did move on to the new fetch, one per indicator.
     let ledger = store.ledger(None).await.unwrap();
-    assert_eq!(ledger.len(), 1);
-    assert_eq!(ledger[0].fetched_at, t(200));
+    assert_eq!(ledger.len(), first.indicators.len());
+    assert!(ledger.iter().all(|e| e.fetched_at == t(200)));
 }
 
 async fn changed_values_and_settling_are_updated(store: &Store) {
@@ -358,13 +371,13 @@ async fn failed_write_leaves_no_trace(store: &Store) {
     let (_, now) = metrics(store).await;
     assert_eq!(now, committed, "only window a's points, unchanged");
     let ledger = store.ledger(None).await.unwrap();
-    assert_eq!(ledger.len(), 1);
-    assert_eq!(ledger[0].window, a.window);
-    assert_eq!(ledger[0].fetched_at, t(10_000));
+    assert_eq!(ledger.len(), 3, "one row per indicator");
+    assert!(ledger.iter().all(|e| e.window == a.window));
+    assert!(ledger.iter().all(|e| e.fetched_at == t(10_000)));
 
     // Nothing of the failed attempt stands in the way of the retry.
     assert_eq!(store.commit_window(&b).await.unwrap(), counts(1800, 0, 0));
-    assert_eq!(store.ledger(None).await.unwrap().len(), 2);
+    assert_eq!(store.ledger(None).await.unwrap().len(), 2 * 3);
 }
 
 async fn lock_refuses_a_second_holder(store: &Store) {
@@ -434,6 +447,7 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
     let day = |d: i64| Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap() + Duration::days(d);
     let batch_a = WindowBatch {
         stream: "web/1d".into(),
+        indicators: vec!["stall_rate".into()],
         window: Window::new(day(0), day(2)),
         settled: true,
         series: vec![SeriesPoints {
@@ -456,6 +470,7 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
     };
     let batch_b = WindowBatch {
         stream: "native/5min".into(),
+        indicators: vec!["stall_rate".into()],
         window: Window::new(t(0), t(10)),
         settled: false,
         series: vec![SeriesPoints {
@@ -559,6 +574,15 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
         (key("stall_rate"), "%", 1.0),
         (key("join_room_success_rate"), "%", 90.0),
     ];
+    // Streams are keyed by what they ask; people read their labels.
+    let labels: Vec<(String, String)> = ["a", "b", "c"]
+        .iter()
+        .map(|k| (k.to_string(), format!("job-{k}/5min")))
+        .collect();
+    store
+        .register_streams(&labels, " (replaced)")
+        .await
+        .unwrap();
     // Stream a: settled, settled, then a failure, then a provisional window.
     store
         .commit_window(&batch("a", 0, 12, true, &series, t(3_000)))
@@ -568,9 +592,11 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
         .commit_window(&batch("a", 60, 12, true, &series, t(3_001)))
         .await
         .unwrap();
+    let both: Vec<String> = series.iter().map(|s| s.0.indicator.clone()).collect();
     store
         .record_failure(&FailedWindow {
             stream: "a",
+            indicators: &both,
             window: Window::new(t(120), t(180)),
             error: "http 500",
             request_id: Some("req-x"),
@@ -592,6 +618,7 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
     store
         .record_failure(&FailedWindow {
             stream: "c",
+            indicators: &stall(),
             window: Window::new(t(0), t(60)),
             error: "bad signature",
             request_id: None,
@@ -600,31 +627,40 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
         })
         .await
         .unwrap();
+    // What a run assessed of stream a (the hole at the failure stops its settled range).
+    store
+        .assess_stream("a", Some(t(120)), 12, t(3_006))
+        .await
+        .unwrap();
 
     let expected = vec![
         CoverageRow {
-            stream: "a".into(),
+            stream: "job-a/5min".into(),
             settled_through: Some(t(120)),
             provisional_windows: 1,
+            // One window, however many indicators it asked.
             failed_windows: 1,
             points: 24 + 24 + 12,
             last_run_at: Some(t(3_003)),
+            missing_buckets: Some(12),
         },
         CoverageRow {
-            stream: "b".into(),
+            stream: "job-b/5min".into(),
             settled_through: None,
             provisional_windows: 1,
             failed_windows: 0,
             points: 3,
             last_run_at: Some(t(3_004)),
+            missing_buckets: None,
         },
         CoverageRow {
-            stream: "c".into(),
+            stream: "job-c/5min".into(),
             settled_through: None,
             provisional_windows: 0,
             failed_windows: 1,
             points: 0,
             last_run_at: Some(t(3_005)),
+            missing_buckets: None,
         },
     ];
     assert_eq!(store.coverage().await.unwrap(), expected);
@@ -632,14 +668,60 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
     assert_eq!(columns, COVERAGE_COLUMNS);
     assert_eq!(rows, expected);
 
-    // Once the failed window is committed settled, stream a is settled through its last settled window.
+    // A window committed over part of the failed one supersedes that part for each indicator; the
+    // rest stays failed.
     store
-        .commit_window(&batch("a", 120, 12, true, &series, t(4_000)))
+        .commit_window(&batch("a", 120, 6, true, &series, t(4_000)))
+        .await
+        .unwrap();
+    let ledger = store.ledger(Some("a")).await.unwrap();
+    let failed: Vec<(&str, Window)> = ledger
+        .iter()
+        .filter(|e| e.state == WindowState::Failed)
+        .map(|e| (e.indicator.as_str(), e.window))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("join_room_success_rate", Window::new(t(150), t(180))),
+            ("stall_rate", Window::new(t(150), t(180))),
+        ]
+    );
+    store
+        .commit_window(&batch("a", 150, 6, true, &series, t(4_001)))
         .await
         .unwrap();
     let a = &store.coverage().await.unwrap()[0];
-    assert_eq!(a.settled_through, Some(t(180)));
     assert_eq!((a.provisional_windows, a.failed_windows), (1, 0));
+
+    // A new query under a's label takes it; the old stream keeps its rows under another label.
+    store
+        .register_streams(
+            &[("a2".into(), "job-a/5min".into())],
+            " (replaced 2024-05-02)",
+        )
+        .await
+        .unwrap();
+    store
+        .commit_window(&batch("a2", 0, 3, true, &series, t(5_000)))
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .coverage()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.stream)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "job-a/5min",
+            "job-a/5min (replaced 2024-05-02)",
+            "job-b/5min",
+            "job-c/5min"
+        ]
+    );
 }
 
 async fn commit_replaces_contained_ledger_rows(store: &Store) {
@@ -656,6 +738,7 @@ async fn commit_replaces_contained_ledger_rows(store: &Store) {
     store
         .record_failure(&FailedWindow {
             stream: "s",
+            indicators: &stall(),
             window: Window::new(t(120), t(180)),
             error: "timeout",
             request_id: None,
@@ -717,6 +800,7 @@ async fn record_failure_upserts_exactly_its_window(store: &Store) {
     store
         .record_failure(&FailedWindow {
             stream: "s",
+            indicators: &stall(),
             window: a.window,
             error: "http 503: try later",
             request_id: Some("req-1"),
@@ -728,6 +812,7 @@ async fn record_failure_upserts_exactly_its_window(store: &Store) {
     store
         .record_failure(&FailedWindow {
             stream: "s",
+            indicators: &stall(),
             window: a.window,
             error: "http 429: throttled",
             request_id: None,
@@ -737,7 +822,11 @@ async fn record_failure_upserts_exactly_its_window(store: &Store) {
         .await
         .unwrap();
     let ledger = store.ledger(Some("s")).await.unwrap();
-    assert_eq!(ledger.len(), 2);
+    assert_eq!(
+        ledger.len(),
+        3,
+        "the failure sits beside the window's provisional row"
+    );
     let failed = &ledger[0];
     assert_eq!(failed.window, a.window);
     assert_eq!(failed.state, WindowState::Failed);
@@ -747,12 +836,14 @@ async fn record_failure_upserts_exactly_its_window(store: &Store) {
     assert_eq!(failed.request_id, None);
     assert_eq!(failed.fetched_at, t(3_000));
     assert_eq!(ledger[1].state, WindowState::Provisional);
+    assert_eq!(ledger[1].window, a.window);
     assert_eq!(metrics(store).await.1, points_before);
 
     // A window that never succeeded gets its own row.
     store
         .record_failure(&FailedWindow {
             stream: "s",
+            indicators: &stall(),
             window: Window::new(t(120), t(180)),
             error: "boom",
             request_id: Some("req-2"),
@@ -762,8 +853,8 @@ async fn record_failure_upserts_exactly_its_window(store: &Store) {
         .await
         .unwrap();
     let ledger = store.ledger(Some("s")).await.unwrap();
-    assert_eq!(ledger.len(), 3);
-    assert_eq!(ledger[2].request_id.as_deref(), Some("req-2"));
+    assert_eq!(ledger.len(), 4);
+    assert_eq!(ledger[3].request_id.as_deref(), Some("req-2"));
 }
 
 async fn runs_round_trip(store: &Store) {
@@ -830,24 +921,26 @@ async fn concurrent_commits_all_land(store: &Store) {
     for r in results {
         assert_eq!(r.unwrap(), counts(60, 0, 0));
     }
-    assert_eq!(store.ledger(None).await.unwrap().len(), 8);
+    assert_eq!(store.ledger(None).await.unwrap().len(), 8 * 5);
     assert_eq!(metrics(store).await.1.len(), 480);
 }
 
 async fn an_empty_window_still_gets_its_ledger_row(store: &Store) {
-    // A window without traffic: the API returned no series at all.
-    let empty = batch("s", 0, 12, true, &[], t(500));
+    // A window without traffic: the asked indicator came back without a point.
+    let mut empty = batch("s", 0, 12, true, &[], t(500));
+    empty.indicators = vec!["stall_rate".into()];
     assert_eq!(store.commit_window(&empty).await.unwrap(), counts(0, 0, 0));
     let ledger = store.ledger(None).await.unwrap();
     assert_eq!(ledger.len(), 1);
     assert_eq!(
-        (ledger[0].state, ledger[0].points),
-        (WindowState::Settled, 0)
+        (
+            ledger[0].indicator.as_str(),
+            ledger[0].state,
+            ledger[0].points
+        ),
+        ("stall_rate", WindowState::Settled, 0)
     );
-    assert_eq!(
-        store.coverage().await.unwrap()[0].settled_through,
-        Some(t(60))
-    );
+    assert_eq!(ledger[0].window, empty.window);
 }
 
 // ---------------------------------------------------------------------------------------------
