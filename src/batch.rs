@@ -1,8 +1,14 @@
 //! The batch stage: one fetched window becomes what the store commits. Pure: no IO, no clock.
 //!
-//! It keeps the points whose bucket starts inside the window, makes one series per indicator name
-//! the API returned, and splits the window at the settle instant into a settled part and a
-//! provisional tail, each committed with its own ledger row. The settle instant comes in as data.
+//! It keeps the points whose bucket starts inside the window and on the stream's grid, makes one
+//! series per indicator name the API returned, and splits the window at the settle instant into a
+//! settled part and a provisional tail, each committed with its own ledger row. The settle instant
+//! comes in as data.
+//!
+//! A point outside the window (such as the bucket at `EndTime`) is dropped silently: asking for
+//! `[start, end]` returns it by design. A point inside the window but off the grid (`22:32:17Z` in a
+//! `5min` stream, a 5-minute point in a `1d` one) is not a bucket the stream has: storing it would
+//! leave a row beside the right one, so it is dropped and counted, for the pipeline to report.
 //!
 //! Buckets listed twice are merged in one place only, by the store as it normalizes a batch
 //! (`store::diff::NormBatch`: the later value wins), since the store must protect every caller from
@@ -10,10 +16,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::api::client::Fetched;
 use crate::domain::{Point, SeriesKey, SeriesPoints, Stream, Window, WindowBatch};
+use crate::planner::floor_to;
 
 /// One window's response, as the fetcher returned it.
 #[derive(Debug, Clone, Copy)]
@@ -26,15 +33,34 @@ pub struct FetchedWindow<'a> {
     /// Calls this window has cost, counting every run.
     pub attempts: i64,
     pub fetched_at: DateTime<Utc>,
+    /// `window.timezone`: the offset the stream's grid is drawn in (1d buckets start at its midnight).
+    pub timezone: FixedOffset,
+}
+
+/// What [`split`] made of one window's response.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// The settled part, then the provisional part, each only if it is not empty.
+    pub batches: Vec<WindowBatch>,
+    /// The points inside the window that were not on the stream's grid, and not stored.
+    pub off_grid: OffGrid,
+}
+
+/// Points dropped because their `TimeStamp` is not a bucket start of the stream's granularity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OffGrid {
+    pub count: u64,
+    /// The earliest of them, for the warning.
+    pub example: Option<DateTime<Utc>>,
 }
 
 /// The batches to commit: the part of the window before `settled_until` (settled) and the part
-/// from it on (provisional), each only if it is not empty.
-pub fn split(f: &FetchedWindow<'_>, settled_until: DateTime<Utc>) -> Vec<WindowBatch> {
+/// from it on (provisional), each only if it is not empty; and the off-grid points left out.
+pub fn split(f: &FetchedWindow<'_>, settled_until: DateTime<Utc>) -> Split {
     let window = f.window;
-    let series = by_name(f);
+    let (series, off_grid) = by_name(f);
     let cut = settled_until.clamp(window.start, window.end);
-    [(window.start, cut, true), (cut, window.end, false)]
+    let batches = [(window.start, cut, true), (cut, window.end, false)]
         .into_iter()
         .filter(|&(start, end, _)| start < end)
         .map(|(start, end, settled)| {
@@ -61,21 +87,31 @@ pub fn split(f: &FetchedWindow<'_>, settled_until: DateTime<Utc>) -> Vec<WindowB
                 fetched_at: f.fetched_at,
             }
         })
-        .collect()
+        .collect();
+    Split { batches, off_grid }
 }
 
-/// The points inside the window per indicator name, in name order; a name listed twice keeps its
-/// first unit and all its points.
-fn by_name<'a>(f: &FetchedWindow<'a>) -> BTreeMap<&'a str, (&'a str, Vec<Point>)> {
+/// The points inside the window and on the grid per indicator name, in name order (a name listed
+/// twice keeps its first unit and all its points), and the off-grid points inside the window.
+fn by_name<'a>(f: &FetchedWindow<'a>) -> (BTreeMap<&'a str, (&'a str, Vec<Point>)>, OffGrid) {
+    let g = f.stream.granularity;
     let mut by_name: BTreeMap<&str, (&str, Vec<Point>)> = BTreeMap::new();
+    let mut off_grid = OffGrid::default();
     for ind in &f.fetched.indicators {
         let (_, points) = by_name
             .entry(ind.name.as_str())
             .or_insert_with(|| (ind.unit.as_str(), Vec::new()));
         // Whether EndTime is inclusive is undocumented: keep only buckets that start inside.
-        points.extend(ind.points.iter().filter(|p| f.window.contains(p.ts)));
+        for p in ind.points.iter().filter(|p| f.window.contains(p.ts)) {
+            if floor_to(p.ts, g, f.timezone) == p.ts {
+                points.push(*p);
+            } else {
+                off_grid.count += 1;
+                off_grid.example = Some(off_grid.example.map_or(p.ts, |e| e.min(p.ts)));
+            }
+        }
     }
-    by_name
+    (by_name, off_grid)
 }
 
 /// The series key of an indicator of the stream's job: what the API returned, with the job's filters.
@@ -153,7 +189,136 @@ mod tests {
             fetched: f,
             attempts,
             fetched_at: h(fetched_at),
+            timezone: plus8(),
         }
+    }
+
+    fn plus8() -> FixedOffset {
+        FixedOffset::east_opt(8 * 3600).unwrap()
+    }
+
+    fn at(ts: DateTime<Utc>) -> Point {
+        Point { ts, value: 1.0 }
+    }
+
+    fn all_points(split: &Split) -> Vec<DateTime<Utc>> {
+        split
+            .batches
+            .iter()
+            .flat_map(|b| b.series.iter().flat_map(|s| s.points.iter().map(|p| p.ts)))
+            .collect()
+    }
+
+    #[test]
+    fn five_minute_points_off_the_grid_are_dropped_and_counted() {
+        let s = stream();
+        let sec = chrono::Duration::seconds;
+        let on = [h(0), h(1), h(1) + sec(300), h(9) + sec(3300)];
+        let off = [h(1) + sec(17), h(2) + sec(150), h(9) + sec(59)];
+        // Outside the window: dropped, on the grid or not, and never counted.
+        let outside = [h(-1), h(-1) + sec(17), h(10), h(10) + sec(17)];
+        let mut points: Vec<Point> = on
+            .iter()
+            .chain(&off)
+            .chain(&outside)
+            .map(|&t| at(t))
+            .collect();
+        points.reverse();
+        let f = fetched(vec![FetchedIndicator {
+            name: "audio_stall_rate".into(),
+            unit: "%".into(),
+            points,
+        }]);
+        // Cut in the middle, so that the window is two batches: each off-grid point counts once.
+        let out = split(&window(&s, &f, 1, 30), h(5));
+        assert_eq!(out.batches.len(), 2);
+        assert_eq!(out.off_grid.count, 3);
+        assert_eq!(out.off_grid.example, Some(h(1) + sec(17)), "the earliest");
+        let mut kept = all_points(&out);
+        kept.sort();
+        assert_eq!(kept, on.to_vec());
+    }
+
+    #[test]
+    fn a_day_stream_keeps_only_local_midnights() {
+        let mut s = stream();
+        s.granularity = Granularity::Day;
+        // Midnight at +08:00 is 16:00Z.
+        let day = |d: u32, hh: u32, mm: u32, ss: u32| {
+            Utc.with_ymd_and_hms(2026, 11, d, hh, mm, ss).unwrap()
+        };
+        let on = [day(25, 16, 0, 0), day(26, 16, 0, 0), day(27, 16, 0, 0)];
+        let off = [
+            day(26, 0, 0, 0),   // midnight UTC is 08:00 local
+            day(26, 16, 5, 0),  // a 5-minute point in a 1d answer
+            day(27, 16, 0, 17), // off by seconds
+            day(27, 16, 0, 0) + chrono::Duration::milliseconds(500), // off by half a second
+        ];
+        let outside = [day(28, 16, 0, 0), day(28, 16, 5, 0), day(25, 15, 55, 0)];
+        let f = fetched(vec![
+            FetchedIndicator {
+                name: "5s_join_room_success_rate".into(),
+                unit: "%".into(),
+                points: on
+                    .iter()
+                    .chain(&off)
+                    .chain(&outside)
+                    .map(|&t| at(t))
+                    .collect(),
+            },
+            FetchedIndicator {
+                name: "10s_join_room_success_rate".into(),
+                unit: "%".into(),
+                points: vec![at(on[0]), at(off[1])],
+            },
+        ]);
+        let fw = FetchedWindow {
+            stream: &s,
+            window: Window::new(day(25, 16, 0, 0), day(28, 16, 0, 0)),
+            indicators: &s.job.indicators,
+            fetched: &f,
+            attempts: 1,
+            fetched_at: day(30, 0, 0, 0),
+            timezone: plus8(),
+        };
+        let out = split(&fw, day(29, 16, 0, 0));
+        assert_eq!(out.batches.len(), 1);
+        assert_eq!(
+            out.off_grid.count, 5,
+            "four in one series, one in the other"
+        );
+        assert_eq!(out.off_grid.example, Some(day(26, 0, 0, 0)));
+        assert_eq!(
+            hours_of_series(&out.batches[0], 0).len(),
+            1,
+            "10s: one point"
+        );
+        assert_eq!(
+            out.batches[0].series[1]
+                .points
+                .iter()
+                .map(|p| p.ts)
+                .collect::<Vec<_>>(),
+            on.to_vec()
+        );
+
+        // The same points in a UTC stream: its midnights are the grid, +08:00's are not.
+        let fw = FetchedWindow {
+            timezone: FixedOffset::east_opt(0).unwrap(),
+            window: Window::new(day(25, 0, 0, 0), day(28, 0, 0, 0)),
+            ..fw
+        };
+        let out = split(&fw, day(29, 0, 0, 0));
+        let mut kept = all_points(&out);
+        kept.sort();
+        assert_eq!(kept, vec![day(26, 0, 0, 0)]);
+        // Inside [25th, 28th) UTC and off its grid: in 5s, 16:00Z on the 25th, 26th and 27th,
+        // 16:05Z, 16:00:17Z, 16:00:00.5Z and 15:55Z on the 25th; in 10s, 16:00Z and 16:05Z.
+        assert_eq!(out.off_grid.count, 9);
+    }
+
+    fn hours_of_series(b: &WindowBatch, series: usize) -> Vec<DateTime<Utc>> {
+        b.series[series].points.iter().map(|p| p.ts).collect()
     }
 
     fn hours_of(b: &WindowBatch, series: usize) -> Vec<i64> {
@@ -173,7 +338,7 @@ mod tests {
             &[(-1, 1.0), (0, 2.0), (9, 3.0), (10, 4.0)],
         )]);
         let fw = window(&s, &f, 1, 100);
-        let b = split(&fw, h(100));
+        let b = split(&fw, h(100)).batches;
         assert_eq!(b.len(), 1, "all settled: one batch");
         assert!(b[0].settled);
         assert_eq!(b[0].window, Window::new(h(0), h(10)));
@@ -194,7 +359,7 @@ mod tests {
             &[(0, 1.0), (3, 2.0), (4, 3.0), (9, 4.0)],
         )]);
         let fw = window(&s, &f, 2, 30);
-        let b = split(&fw, h(4));
+        let b = split(&fw, h(4)).batches;
         assert_eq!(b.len(), 2);
         assert_eq!((b[0].window, b[0].settled), (Window::new(h(0), h(4)), true));
         assert_eq!(
@@ -210,7 +375,7 @@ mod tests {
         assert!(b.iter().all(|b| b.attempts == 2 && b.fetched_at == h(30)));
 
         // A cut before the window makes it all provisional; one after it, all settled.
-        let b = split(&fw, h(-5));
+        let b = split(&fw, h(-5)).batches;
         assert_eq!(b.len(), 1);
         assert!(!b[0].settled);
         assert_eq!(b[0].window, Window::new(h(0), h(10)));
@@ -225,7 +390,7 @@ mod tests {
             indicator("b_rate", "ms", &[(3, 3.0)]),
         ]);
         let fw = window(&s, &f, 1, 100);
-        let b = split(&fw, h(100));
+        let b = split(&fw, h(100)).batches;
         let names: Vec<&str> = b[0]
             .series
             .iter()

@@ -200,7 +200,10 @@ pub struct SimulateArgs {
     /// Injected faults as KIND=RATE pairs, e.g. 500=0.05,429=0.02. A rate is the probability per
     /// accepted request; the rates add up to at most 1. Kinds: 500 (InternalError), 429
     /// (FlowLimitExceeded), 200error (HTTP 200 with an InternalServiceTimeout envelope), slow (no
-    /// answer for 120 s), close (connection closed mid-body), garbage (a body that is not JSON).
+    /// answer for 120 s), close (connection closed mid-body), garbage (a body that is not JSON),
+    /// empty (HTTP 200 with `"Result": {}`), noindicators (HTTP 200 with `"Indicators": []`), offgrid
+    /// (the right answer plus points off the granularity's grid: the first bucket + 17 s, in 1d also
+    /// + 5 min, and EndTime + 17 s).
     #[arg(long, default_value = "", value_name = "LIST")]
     pub faults: String,
     /// Seed for the data and the faults.

@@ -358,14 +358,24 @@ impl Job {
     }
 }
 
-/// The requested indicator that a returned `Name` belongs to: the one it contains
-/// (`5s_join_room_success_rate` → `join_room_success_rate`); the longest when several do.
+/// The requested indicator that a returned `Name` belongs to: the one the name contains
+/// (`5s_join_room_success_rate` → `join_room_success_rate`, `80ms_audio_stall_rate` → `stall_rate`).
+///
+/// When several requested indicators are contained in the name, the longest wins, so that a job asking
+/// for both `stall_rate` and `audio_stall_rate` gets `audio_stall_rate`'s series under the more specific
+/// one; of equally long ones, the first requested. `None` when the name contains none of them.
 pub fn owning_indicator<'a>(name: &str, requested: &'a [String]) -> Option<&'a str> {
-    requested
-        .iter()
-        .filter(|r| !r.is_empty() && name.contains(r.as_str()))
-        .max_by_key(|r| r.len())
-        .map(String::as_str)
+    let mut best: Option<&'a str> = None;
+    for r in requested {
+        // An empty indicator would be contained in every name; the config never has one.
+        if r.is_empty() || !name.contains(r.as_str()) {
+            continue;
+        }
+        if best.is_none_or(|b| r.len() > b.len()) {
+            best = Some(r.as_str());
+        }
+    }
+    best
 }
 
 /// Parses a UTC offset: `+08:00`, `-05:30`, `Z` or `UTC`.
@@ -388,4 +398,55 @@ pub fn parse_offset(s: &str) -> Option<FixedOffset> {
         return None;
     }
     FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_returned_name_belongs_to_the_requested_indicator_it_contains() {
+        let req = names(&["join_room_success_rate", "stall_rate"]);
+        for (name, owner) in [
+            ("5s_join_room_success_rate", Some("join_room_success_rate")),
+            ("10s_join_room_success_rate", Some("join_room_success_rate")),
+            ("join_room_success_rate", Some("join_room_success_rate")),
+            ("80ms_audio_stall_rate", Some("stall_rate")),
+            ("video_stall_rate", Some("stall_rate")),
+            ("stall_rate", Some("stall_rate")),
+            ("first_frame_send_success_rate", None),
+            ("stall", None),
+            ("", None),
+        ] {
+            assert_eq!(owning_indicator(name, &req), owner, "{name}");
+        }
+        assert_eq!(owning_indicator("stall_rate", &[]), None);
+    }
+
+    #[test]
+    fn of_several_contained_indicators_the_longest_wins() {
+        // In either order of the request.
+        for req in [
+            names(&["stall_rate", "audio_stall_rate"]),
+            names(&["audio_stall_rate", "stall_rate"]),
+        ] {
+            assert_eq!(
+                owning_indicator("80ms_audio_stall_rate", &req),
+                Some("audio_stall_rate")
+            );
+            assert_eq!(
+                owning_indicator("video_stall_rate", &req),
+                Some("stall_rate")
+            );
+        }
+        // Equally long: the first requested.
+        let req = names(&["ab_x", "x_cd"]);
+        assert_eq!(owning_indicator("ab_x_cd", &req), Some("ab_x"));
+        // An empty requested name owns nothing.
+        assert_eq!(owning_indicator("anything", &names(&[""])), None);
+    }
 }

@@ -50,6 +50,8 @@ pub struct StreamSummary {
     /// Windows not attempted because the job or the run stopped.
     pub windows_skipped: u64,
     pub points: WriteCounts,
+    /// Points the API returned inside a window but off the stream's grid, and not stored.
+    pub points_dropped: u64,
     pub calls: u64,
     /// The first error of the stream, if any, as the user should read it.
     pub error: Option<String>,
@@ -433,11 +435,21 @@ impl Run<'_> {
                     fetched: &fetched,
                     attempts,
                     fetched_at,
+                    timezone: self.settings.window.timezone,
                 };
                 let settled_until =
                     planner::settled_until(&self.settings.window, stream.granularity, fetched_at);
+                let split = batch::split(&fetched_window, settled_until);
+                if let Some(example) = split.off_grid.example {
+                    tracing::warn!(
+                        stream = %stream.name, window = %task.window, points = split.off_grid.count,
+                        example = %example.format("%Y-%m-%dT%H:%M:%S%.fZ"), request_id = %fetched.request_id,
+                        "dropped {} point(s) whose TimeStamp is not on the {} grid in {}",
+                        split.off_grid.count, stream.granularity, self.settings.window.timezone
+                    );
+                }
                 let mut written = WriteCounts::default();
-                for b in batch::split(&fetched_window, settled_until) {
+                for b in split.batches {
                     written += self.store.commit_window(&b).await?;
                 }
                 // The store's counts are of the points it kept: one per bucket.
@@ -452,6 +464,7 @@ impl Run<'_> {
                 s.windows_ok += 1;
                 s.calls += u64::from(outcome.attempts);
                 s.points += written;
+                s.points_dropped += split.off_grid.count;
             }
             Err(error) => {
                 let message = error.to_string();

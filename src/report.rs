@@ -214,7 +214,7 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
                 points_inserted: s.points.inserted,
                 points_updated: s.points.updated,
                 points_unchanged: s.points.unchanged,
-                points_dropped: 0,
+                points_dropped: s.points_dropped,
                 calls: s.calls,
             })
             .collect(),

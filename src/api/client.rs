@@ -220,6 +220,7 @@ impl Client {
             .and_then(|v| parse_retry_after(v, crate::clock::system_now()));
         let bytes = self.read_capped(response).await?;
         interpret(status, retry_after, &bytes)
+            .and_then(|fetched| require_requested(fetched, &req.indicator))
     }
 
     /// Reads the body chunk by chunk and stops at the cap, so a runaway response cannot exhaust memory.
@@ -384,6 +385,33 @@ pub fn interpret(
     })
 }
 
+/// Accepts an answer only if every requested indicator came back: some returned `Name` contains it
+/// (PRODUCT.md, the planner's rule 7). `Result` `{}`, no or empty `Indicators`, or names that contain
+/// none of a requested indicator make a [`ApiError::MissingIndicators`], which is retried; an
+/// indicator that came back with no data points had no traffic and is fine.
+///
+/// This is the one place the check is made, so no caller can record such an answer as fetched.
+pub fn require_requested(fetched: Fetched, requested: &[String]) -> Result<Fetched, ApiError> {
+    let missing: Vec<String> = requested
+        .iter()
+        .filter(|r| {
+            !fetched
+                .indicators
+                .iter()
+                .any(|i| i.name.contains(r.as_str()))
+        })
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(fetched);
+    }
+    Err(ApiError::MissingIndicators {
+        missing,
+        returned: fetched.indicators.into_iter().map(|i| i.name).collect(),
+        request_id: Some(fetched.request_id).filter(|id| !id.is_empty()),
+    })
+}
+
 /// Deserializes with the path of the offending field in the error.
 fn parse<T: serde::de::DeserializeOwned>(
     body: &[u8],
@@ -416,6 +444,7 @@ fn parse<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::error::ErrorScope;
     use crate::domain::Granularity;
     use crate::domain::{Job, ProductType};
     use chrono::TimeZone;
@@ -511,6 +540,83 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// What `list_quality` does with a body: parse it, then require every requested indicator.
+    fn answer(body: &str, requested: &[&str]) -> Result<Fetched, ApiError> {
+        let requested: Vec<String> = requested.iter().map(|s| s.to_string()).collect();
+        interpret(200, None, body.as_bytes()).and_then(|f| require_requested(f, &requested))
+    }
+
+    #[test]
+    fn an_answer_without_a_requested_indicator_is_retried_and_says_what_is_missing() {
+        let meta = r#""ResponseMetadata":{"RequestId":"rid-9","Action":"ListQuality"}"#;
+        let series =
+            |name: &str, data: &str| format!(r#"{{"Name":"{name}","Unit":"%","Data":{data}}}"#);
+        let point = r#"[{"TimeStamp":"2021-07-24T00:00:00+08:00","Value":1.5}]"#;
+        let requested = ["join_room_success_rate", "stall_rate"];
+        // (Result, what the message must say)
+        let cases = [
+            (
+                "{}".to_string(),
+                "no `join_room_success_rate`, `stall_rate` (returned: no indicator at all)",
+            ),
+            (
+                r#"{"AggregateGranularity":"1d"}"#.to_string(),
+                "no `join_room_success_rate`, `stall_rate` (returned: no indicator at all)",
+            ),
+            (
+                r#"{"AggregateGranularity":"1d","Indicators":[]}"#.to_string(),
+                "no `join_room_success_rate`, `stall_rate` (returned: no indicator at all)",
+            ),
+            (
+                format!(
+                    r#"{{"Indicators":[{},{}]}}"#,
+                    series("5s_join_room_success_rate", point),
+                    series("10s_join_room_success_rate", "[]")
+                ),
+                "the answer has no `stall_rate` (returned: 5s_join_room_success_rate, 10s_join_room_success_rate)",
+            ),
+            (
+                format!(r#"{{"Indicators":[{}]}}"#, series("stall", point)),
+                "no `join_room_success_rate`, `stall_rate` (returned: stall)",
+            ),
+        ];
+        for (result, want) in cases {
+            let body = format!(r#"{{{meta},"Result":{result}}}"#);
+            let e = answer(&body, &requested).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                matches!(e, ApiError::MissingIndicators { .. }),
+                "{result}: {e:?}"
+            );
+            assert!(text.contains(want), "{result}: {text:?} lacks {want:?}");
+            assert!(text.contains("(RequestId rid-9)"), "{text}");
+            assert_eq!(e.request_id(), Some("rid-9"));
+            assert!(e.is_retryable(), "{text}");
+            assert_eq!(e.scope(), ErrorScope::Window);
+        }
+
+        // Every requested indicator present, one of them with no data (no traffic), another with
+        // only null values: a complete answer.
+        let body = format!(
+            r#"{{{meta},"Result":{{"Indicators":[{},{},{}]}}}}"#,
+            series("5s_join_room_success_rate", "[]"),
+            series(
+                "80ms_audio_stall_rate",
+                r#"[{"TimeStamp":"2021-07-24T00:00:00+08:00","Value":null}]"#
+            ),
+            series("video_stall_rate", point),
+        );
+        let f = answer(&body, &requested).unwrap();
+        assert_eq!(f.point_count(), 1);
+        // A name that is not asked for does not hurt.
+        let body = format!(
+            r#"{{{meta},"Result":{{"Indicators":[{},{}]}}}}"#,
+            series("stall_rate", "[]"),
+            series("something_else", point),
+        );
+        assert!(answer(&body, &["stall_rate"]).is_ok());
     }
 
     #[test]

@@ -81,6 +81,22 @@ pub enum ApiError {
         /// as opposed to JSON of the wrong shape (the same answer would come again).
         not_json: bool,
     },
+    /// A successful answer that lacks a requested indicator: `Result` `{}`, no or empty `Indicators`, or
+    /// no returned `Name` that contains it. Retried, since the next answer may be complete; a window
+    /// that never gets one fails, rather than being recorded as fetched with no points.
+    #[error(
+        "incomplete answer: the answer has no {} (returned: {}){}; transient, retried, and the next run tries again",
+        backquoted(.missing),
+        returned_names(.returned),
+        rid(.request_id)
+    )]
+    MissingIndicators {
+        /// The requested indicators no returned `Name` contains, in the request's order.
+        missing: Vec<String>,
+        /// The `Name`s the answer returned, in its order.
+        returned: Vec<String>,
+        request_id: Option<String>,
+    },
     /// The body grew past the cap; the rest was not read.
     #[error("invalid response: body is larger than the {} cap{}; narrow the job (fewer indicators or a shorter window) or report it", human_bytes(.limit), rid(.request_id))]
     TooLarge {
@@ -98,6 +114,23 @@ fn human_bytes(n: &usize) -> String {
         format!("{} MiB", n / MIB)
     } else {
         format!("{n} byte")
+    }
+}
+
+/// `` `a`, `b` ``: indicator names as a person reads them in a message.
+fn backquoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn returned_names(names: &[String]) -> String {
+    if names.is_empty() {
+        "no indicator at all".to_string()
+    } else {
+        names.join(", ")
     }
 }
 
@@ -245,6 +278,8 @@ impl ApiError {
                     ErrorClass::Permanent
                 }
             }
+            // The service answered without a requested series; another try may bring it.
+            ApiError::MissingIndicators { .. } => ErrorClass::Retryable,
             ApiError::TooLarge { .. } | ApiError::Setup { .. } => ErrorClass::Permanent,
         }
     }
@@ -280,6 +315,7 @@ impl ApiError {
             ApiError::Api { request_id, .. }
             | ApiError::Status { request_id, .. }
             | ApiError::InvalidResponse { request_id, .. }
+            | ApiError::MissingIndicators { request_id, .. }
             | ApiError::TooLarge { request_id, .. } => {
                 request_id.as_deref().filter(|id| !id.is_empty())
             }
@@ -333,6 +369,7 @@ impl ApiError {
             ApiError::Unreachable { .. } => "unreachable".into(),
             ApiError::Timeout { .. } => "timeout".into(),
             ApiError::InvalidResponse { .. } => "invalid_response".into(),
+            ApiError::MissingIndicators { .. } => "missing_indicators".into(),
             ApiError::TooLarge { .. } => "too_large".into(),
             ApiError::Setup { .. } => "setup".into(),
         }
@@ -466,6 +503,17 @@ mod tests {
                 api(503, "SignatureDoesNotMatch"),
                 Permanent,
                 Credentials,
+                false,
+            ),
+            // A 200 that lacks a requested indicator: retried, and only its window fails.
+            (
+                ApiError::MissingIndicators {
+                    missing: vec!["stall_rate".into()],
+                    returned: vec![],
+                    request_id: Some("rid-1".into()),
+                },
+                Retryable,
+                Window,
                 false,
             ),
             // Unknown codes fall back to the status.

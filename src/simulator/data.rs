@@ -245,6 +245,44 @@ pub fn generate(seed: u64, q: &Query, data_now: DateTime<Utc>) -> ListQualityRes
     }
 }
 
+/// How many points [`add_off_grid_points`] puts inside the window of every returned series of a
+/// `granularity` answer: what a client that keeps the grid drops and counts, per series and call.
+pub fn off_grid_points_inside(granularity: Granularity) -> usize {
+    match granularity {
+        Granularity::FiveMin => 1,
+        Granularity::Day => 2,
+    }
+}
+
+/// The `offgrid` fault: appends to every returned series points that are not on the grid. Inside
+/// `[StartTime, EndTime)`: the first bucket plus 17 s and, in a `1d` answer, plus 5 minutes (a
+/// 5-minute point); after `EndTime`: `EndTime` plus 17 s, which a client drops as outside the window
+/// without counting it. Deterministic, so a test knows how many a client must drop
+/// ([`off_grid_points_inside`] per series and call).
+pub fn add_off_grid_points(result: &mut ListQualityResult, q: &Query) {
+    let Some(first) = bucket_starts(q.start, q.end, q.granularity)
+        .first()
+        .copied()
+    else {
+        return;
+    };
+    let mut stamps = vec![first + Duration::seconds(17)];
+    if q.granularity == Granularity::Day {
+        stamps.push(first + Duration::minutes(5));
+    }
+    debug_assert_eq!(stamps.len(), off_grid_points_inside(q.granularity));
+    stamps.push(q.end + Duration::seconds(17));
+    for indicator in &mut result.indicators {
+        for t in &stamps {
+            indicator.data.push(DataItem {
+                time_stamp: t.to_rfc3339_opts(SecondsFormat::Secs, false),
+                // A value, not null: a null bucket is no point, so it would not test the grid.
+                value: Some(50.0),
+            });
+        }
+    }
+}
+
 /// Independent hash streams per bucket, so that e.g. the traffic draw and the value draw are unrelated.
 #[derive(Clone, Copy)]
 enum Stream {

@@ -139,6 +139,15 @@ impl Meta {
         serde_json::to_vec(&env).expect("the envelope serializes")
     }
 
+    /// The JSON of a successful call whose `Result` is `{}` (the `empty` fault).
+    pub fn empty_result_body(&self) -> Vec<u8> {
+        let env = Envelope {
+            response_metadata: self.metadata(None),
+            result: Some(serde_json::json!({})),
+        };
+        serde_json::to_vec(&env).expect("the envelope serializes")
+    }
+
     /// The JSON of a successful call.
     pub fn result_body(&self, result: ListQualityResult) -> Vec<u8> {
         let env = Envelope {

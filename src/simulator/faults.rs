@@ -23,17 +23,28 @@ pub enum FaultKind {
     Close,
     /// HTTP 200 with a body that is not JSON (a proxy's HTML page).
     Garbage,
+    /// HTTP 200 with `"Result": {}`: no indicator at all.
+    Empty,
+    /// HTTP 200 whose `Result` has `"Indicators": []`.
+    NoIndicators,
+    /// HTTP 200 with the right answer plus, in every returned series, points off the granularity's grid
+    /// (see [`crate::simulator::data::off_grid_stamps`]): a client must drop and count them.
+    OffGrid,
 }
 
 impl FaultKind {
     /// Every kind, in the order the draw walks them.
-    pub const ALL: [FaultKind; 6] = [
+    /// New kinds go last, so that a `--faults` value draws the same faults as before they existed.
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Http500,
         FaultKind::Http429,
         FaultKind::Error200,
         FaultKind::Slow,
         FaultKind::Close,
         FaultKind::Garbage,
+        FaultKind::Empty,
+        FaultKind::NoIndicators,
+        FaultKind::OffGrid,
     ];
 
     /// The spelling `--faults` uses.
@@ -45,6 +56,9 @@ impl FaultKind {
             FaultKind::Slow => "slow",
             FaultKind::Close => "close",
             FaultKind::Garbage => "garbage",
+            FaultKind::Empty => "empty",
+            FaultKind::NoIndicators => "noindicators",
+            FaultKind::OffGrid => "offgrid",
         }
     }
 
@@ -68,6 +82,9 @@ pub struct Faults {
     pub slow: f64,
     pub close: f64,
     pub garbage: f64,
+    pub empty: f64,
+    pub no_indicators: f64,
+    pub off_grid: f64,
 }
 
 /// A `--faults` value that cannot be used, said with the part that is wrong.
@@ -76,7 +93,7 @@ pub enum FaultsError {
     #[error("--faults: {part:?} is not KIND=RATE; write e.g. 500=0.05,429=0.02")]
     NotAPair { part: String },
     #[error(
-        "--faults: unknown fault kind {kind:?}; use 500, 429, 200error, slow, close or garbage"
+        "--faults: unknown fault kind {kind:?}; use 500, 429, 200error, slow, close, garbage, empty, noindicators or offgrid"
     )]
     UnknownKind { kind: String },
     #[error("--faults: rate {rate:?} of {kind} is not a number from 0 to 1")]
@@ -108,6 +125,9 @@ impl Faults {
             FaultKind::Slow => self.slow,
             FaultKind::Close => self.close,
             FaultKind::Garbage => self.garbage,
+            FaultKind::Empty => self.empty,
+            FaultKind::NoIndicators => self.no_indicators,
+            FaultKind::OffGrid => self.off_grid,
         }
     }
 
@@ -119,6 +139,9 @@ impl Faults {
             FaultKind::Slow => &mut self.slow,
             FaultKind::Close => &mut self.close,
             FaultKind::Garbage => &mut self.garbage,
+            FaultKind::Empty => &mut self.empty,
+            FaultKind::NoIndicators => &mut self.no_indicators,
+            FaultKind::OffGrid => &mut self.off_grid,
         }
     }
 
@@ -126,7 +149,8 @@ impl Faults {
         FaultKind::ALL.iter().all(|k| self.rate(*k) == 0.0)
     }
 
-    /// Parses `500=0.05,429=0.02,200error=0.05,slow=0.02,close=0.02,garbage=0.02`; empty = none.
+    /// Parses `500=0.05,429=0.02,200error=0.05,slow=0.02,close=0.02,garbage=0.02,empty=0.02,
+    /// noindicators=0.02,offgrid=0.02`; empty = none.
     pub fn parse(spec: &str) -> Result<Self, FaultsError> {
         let mut faults = Faults::default();
         let mut seen = Vec::new();
@@ -212,6 +236,12 @@ mod tests {
         assert_eq!(f.slow, 0.02);
         assert_eq!(f.close, 0.02);
         assert_eq!(f.garbage, 0.02);
+        let f = Faults::parse("empty=0.1,noindicators=0.2,offgrid=0.3").unwrap();
+        assert_eq!((f.empty, f.no_indicators, f.off_grid), (0.1, 0.2, 0.3));
+        assert_eq!(f.to_string(), "empty=0.1,noindicators=0.2,offgrid=0.3");
+        for k in FaultKind::ALL {
+            assert_eq!(FaultKind::parse(k.as_str()), Some(k));
+        }
         assert!(Faults::parse("").unwrap().is_none());
         assert!(Faults::parse(" 500 = 1 , ").unwrap().http500 == 1.0);
     }
@@ -220,6 +250,7 @@ mod tests {
     fn errors_name_the_bad_part() {
         let e = |s: &str| Faults::parse(s).unwrap_err().to_string();
         assert!(e("500=0.1,teapot=0.1").contains("\"teapot\""));
+        assert!(e("teapot=0.1").contains("empty, noindicators or offgrid"));
         assert!(e("500=lots").contains("\"lots\""));
         assert!(e("500=1.5").contains("\"1.5\""));
         assert!(e("500").contains("\"500\""));

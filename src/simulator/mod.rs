@@ -127,7 +127,8 @@ pub struct RequestRecord {
     /// `ResponseMetadata.Error.Code`, if the answer carried one.
     pub code: Option<String>,
     pub request_id: String,
-    /// The injected fault (`500`, `429`, `200error`, `slow`, `close`, `garbage`), if any.
+    /// The injected fault (`500`, `429`, `200error`, `slow`, `close`, `garbage`, `empty`, `noindicators`,
+    /// `offgrid`), if any.
     #[serde(default)]
     pub fault: Option<String>,
 }

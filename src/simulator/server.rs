@@ -312,6 +312,28 @@ fn respond(
                 ok(StatusCode::OK),
             )
         }
+        Some(FaultKind::Empty) => (
+            json_response(StatusCode::OK, meta.empty_result_body()),
+            ok(StatusCode::OK),
+        ),
+        Some(FaultKind::NoIndicators) => {
+            let none = crate::api::wire::ListQualityResult {
+                aggregate_granularity: q.granularity.as_str().to_string(),
+                indicators: Vec::new(),
+            };
+            (
+                json_response(StatusCode::OK, meta.result_body(none)),
+                ok(StatusCode::OK),
+            )
+        }
+        Some(FaultKind::OffGrid) => {
+            let mut result = data::generate(s.config.seed, &q, data_now);
+            data::add_off_grid_points(&mut result, &q);
+            (
+                json_response(StatusCode::OK, meta.result_body(result)),
+                ok(StatusCode::OK),
+            )
+        }
         Some(FaultKind::Close) => {
             let full = meta.result_body(data::generate(s.config.seed, &q, data_now));
             (close_mid_body(full), ok(StatusCode::OK))

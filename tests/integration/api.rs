@@ -87,10 +87,15 @@ async fn the_request_is_signed_and_sent_as_documented() {
     let names: Vec<&str> = fetched.indicators.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(
         names,
-        ["5s_join_room_success_rate", "10s_join_room_success_rate"]
+        [
+            "5s_join_room_success_rate",
+            "10s_join_room_success_rate",
+            "80ms_audio_stall_rate"
+        ]
     );
     assert_eq!(fetched.indicators[0].points.len(), 2);
     assert_eq!(fetched.indicators[1].points.len(), 1);
+    assert!(fetched.indicators[2].points.is_empty(), "no traffic");
     assert_eq!(
         fetched.indicators[0].points[0].ts.to_rfc3339(),
         "2021-07-23T16:00:00+00:00"
@@ -321,6 +326,48 @@ async fn a_proxy_error_page_is_retried_only_when_transient() {
     assert_eq!(out.attempts, 1);
     assert!(matches!(e, ApiError::Status { status: 404, .. }), "{e:?}");
     assert!(e.to_string().contains("source.endpoint"), "{e}");
+}
+
+/// A 200 that lacks a requested indicator (`Result` `{}`, or no name containing `stall_rate`) is retried
+/// like a transient failure; when it never comes right, the error says what was missing and names the
+/// RequestId of the last answer.
+#[tokio::test]
+async fn an_answer_without_a_requested_indicator_is_retried_then_fails() {
+    let empty = Reply::json(
+        200,
+        serde_json::json!({"ResponseMetadata": {"RequestId": RID}, "Result": {}}),
+    );
+    let no_stall = Reply::json(
+        200,
+        serde_json::json!({
+            "ResponseMetadata": {"RequestId": RID},
+            "Result": {"Indicators": [
+                {"Name": "5s_join_room_success_rate", "Unit": "%", "Data": []}]}
+        }),
+    );
+    let api = TestApi::start(vec![empty, no_stall.clone()]);
+    let f = fast_fetcher(&api.source());
+    let out = f.fetch(&request()).await;
+    let fetched = out.result.unwrap();
+    assert_eq!(out.attempts, 3);
+    assert_eq!(fetched.request_id, "req-3");
+    assert_eq!(f.stats().retries, 2);
+
+    let api = TestApi::start(vec![no_stall; 10]);
+    let source = api.source();
+    let f = fast_fetcher(&source);
+    let out = f.fetch(&request()).await;
+    let e = out.result.unwrap_err();
+    assert_eq!(out.attempts, 1 + source.max_retries);
+    assert!(matches!(e, ApiError::MissingIndicators { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("the answer has no `stall_rate` (returned: 5s_join_room_success_rate)"),
+        "{text}"
+    );
+    let last = format!("req-{}", out.attempts);
+    assert_eq!(e.request_id(), Some(last.as_str()));
+    assert!(text.contains(&format!("RequestId {last}")), "{text}");
 }
 
 /// What a broken server can send, through the real client: an `invalid response` naming the field, never a panic.

@@ -42,7 +42,9 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// A success as the seed page shows it: two returned names for one requested indicator, and a `null` bucket.
+    /// A success as the seed page shows it: two returned names for one requested indicator, and a `null`
+    /// bucket; and a series for `stall_rate` with no data (no traffic), so that the answer has every
+    /// indicator the tests' request asks for.
     pub fn ok() -> Reply {
         Reply::json(
             200,
@@ -55,7 +57,8 @@ impl Reply {
                         {"TimeStamp": "2021-07-25T00:00:00+08:00", "Value": 98.20}]},
                     {"Name": "10s_join_room_success_rate", "Unit": "%", "Data": [
                         {"TimeStamp": "2021-07-24T00:00:00+08:00", "Value": 99.68},
-                        {"TimeStamp": "2021-07-25T00:00:00+08:00", "Value": null}]}
+                        {"TimeStamp": "2021-07-25T00:00:00+08:00", "Value": null}]},
+                    {"Name": "80ms_audio_stall_rate", "Unit": "%", "Data": []}
                 ]}
             }),
         )

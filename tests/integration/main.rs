@@ -2,6 +2,7 @@
 
 mod api;
 mod api_helpers;
+mod bad_answers;
 mod bi;
 mod cli;
 mod compose;
