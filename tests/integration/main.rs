@@ -11,4 +11,5 @@ mod kill;
 mod pipeline;
 mod sim_helpers;
 mod simulator;
+mod state;
 mod store;

@@ -69,6 +69,20 @@ fn demo_credentials() -> Credentials {
 }
 
 pub async fn sync_at(settings: &Settings, store: &Store, now: DateTime<Utc>) -> RunReport {
+    let options = RunOptions {
+        mode: "sync".into(),
+        ..Default::default()
+    };
+    sync_with(settings, store, now, &options).await
+}
+
+/// `sync_at` with the command line's options (`--from`/`--to`, `--refetch`, `--job`).
+pub async fn sync_with(
+    settings: &Settings,
+    store: &Store,
+    now: DateTime<Utc>,
+    options: &RunOptions,
+) -> RunReport {
     let client = Client::new(&settings.source, demo_credentials()).unwrap();
     // Short backoffs keep fault tests quick; the policy itself is tested in the fetcher's tests.
     let fetcher = Fetcher::with_backoff(
@@ -77,15 +91,11 @@ pub async fn sync_at(settings: &Settings, store: &Store, now: DateTime<Utc>) -> 
         Duration::from_millis(10),
         Duration::from_millis(200),
     );
-    let options = RunOptions {
-        mode: "sync".into(),
-        ..Default::default()
-    };
     pipeline::run(
         settings,
         store,
         &fetcher,
-        &options,
+        options,
         now,
         CancellationToken::new(),
         &Progress::hidden(),
@@ -123,7 +133,7 @@ pub async fn dump(store: &Store) -> BTreeMap<String, String> {
 
 /// What the simulator serves for every stream over the whole horizon, asked through windows cut
 /// differently from the planner's (newest first, 3 days each), so the comparison cannot share a bug.
-async fn expected(
+pub async fn expected(
     settings: &Settings,
     sim: &SimulatorHandle,
     now: DateTime<Utc>,
@@ -172,13 +182,13 @@ async fn expected(
     out
 }
 
-fn values(d: &BTreeMap<String, String>) -> BTreeMap<String, f64> {
+pub fn values(d: &BTreeMap<String, String>) -> BTreeMap<String, f64> {
     d.iter()
         .map(|(k, v)| (k.clone(), v.split('|').next().unwrap().parse().unwrap()))
         .collect()
 }
 
-fn now() -> DateTime<Utc> {
+pub fn now() -> DateTime<Utc> {
     // A fixed instant keeps runs comparable; the simulator follows it as its data clock.
     DateTime::parse_from_rfc3339("2026-11-20T02:17:00+08:00")
         .unwrap()
