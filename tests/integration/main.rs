@@ -13,3 +13,4 @@ mod sim_helpers;
 mod simulator;
 mod state;
 mod store;
+mod upgrade;
