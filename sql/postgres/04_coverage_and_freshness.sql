@@ -1,5 +1,6 @@
--- Coverage and freshness per stream: how far data is final, what is still open, how old the last fetch is.
-SELECT stream, settled_through, provisional_windows, failed_windows, points, last_run_at,
+-- Coverage and freshness per stream: how far data is final (a hole stops it), what is still open or missing,
+-- how old the last fetch is.
+SELECT stream, settled_through, provisional_windows, failed_windows, missing_buckets, points, last_run_at,
        round(extract(epoch FROM now() - last_run_at) / 3600.0, 1) AS hours_since_last_fetch
 FROM sync_coverage
 ORDER BY stream;

@@ -479,6 +479,11 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
             provisional as f64,
             "04: the ledger's provisional windows: {r:?}"
         );
+        assert_eq!(
+            num(r, "missing_buckets"),
+            0.0,
+            "04: a complete backfill misses nothing: {r:?}"
+        );
         // Whether the newest window is still provisional depends on the hour: a `1d` stream's newest
         // day ends at +08:00 midnight, and from 16:00 to 24:00 UTC it ended more than
         // `settle_hours` before it was fetched. `5min` streams always have a provisional tail.
