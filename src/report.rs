@@ -116,6 +116,14 @@ pub fn summary_text(r: &RunReport) -> String {
             s.points.unchanged,
             s.calls
         );
+        if s.points_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "  {} point(s) off the {} grid dropped (see the warnings)",
+                s.points_dropped,
+                s.stream.rsplit('/').next().unwrap_or("")
+            );
+        }
         // Errors that stopped a job or every job are said once, below.
         if let Some(e) = &s.error
             && r.credentials_error.is_none()
