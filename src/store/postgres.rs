@@ -124,14 +124,14 @@ impl PgStore {
     /// fresh database, the loser stops at the lock before it touches the schema.
     pub async fn connect_locked(url: &str, holder: &str) -> Result<(PgStore, PgLock)> {
         let store = PgStore::connect(url).await?;
-        let conn = store.take_advisory_lock().await?;
+        let conn = store.take_advisory_lock(false).await?;
         store.migrate().await?;
         let lock = store.hold(conn, holder).await?;
         Ok((store, lock))
     }
 
     pub async fn try_lock(&self, holder: &str) -> Result<PgLock> {
-        let conn = self.take_advisory_lock().await?;
+        let conn = self.take_advisory_lock(false).await?;
         self.hold(conn, holder).await
     }
 
@@ -171,24 +171,25 @@ impl PgStore {
              terminated); taking the lock again before the next commit"
         );
         let holder = session.holder.clone();
-        let conn = match tokio::time::timeout(LOCK_CHECK_TIMEOUT, self.take_advisory_lock()).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(StoreError::Locked { holder, since })) => {
-                // Nothing of ours to release any more: the dead session took the lock with it.
-                *slot = None;
-                return Err(StoreError::LockLost { holder, since });
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(StoreError::Connect {
-                    url: self.url.clone(),
-                    message: format!(
-                        "no answer within {}s while taking the sync lock again",
-                        LOCK_CHECK_TIMEOUT.as_secs()
-                    ),
-                });
-            }
-        };
+        let conn =
+            match tokio::time::timeout(LOCK_CHECK_TIMEOUT, self.take_advisory_lock(true)).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(StoreError::Locked { holder, since })) => {
+                    // Nothing of ours to release any more: the dead session took the lock with it.
+                    *slot = None;
+                    return Err(StoreError::LockLost { holder, since });
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(StoreError::Connect {
+                        url: self.url.clone(),
+                        message: format!(
+                            "no answer within {}s while taking the sync lock again",
+                            LOCK_CHECK_TIMEOUT.as_secs()
+                        ),
+                    });
+                }
+            };
         let conn = record_holder(conn, &holder).await?;
         tracing::warn!("took the sync lock again; the run goes on");
         *slot = Some(LockSession { conn, holder });
@@ -197,7 +198,9 @@ impl PgStore {
 
     /// The session advisory lock, on a connection of its own: the lock lives as long as this session,
     /// and must neither go back to the pool still held nor end with a pooled connection's recycling.
-    async fn take_advisory_lock(&self) -> Result<PgConnection> {
+    /// `after_loss`: this process held the lock on a session that ended, so a `sync_lock` record
+    /// with its own pid is stale and the holder is named by the server.
+    async fn take_advisory_lock(&self, after_loss: bool) -> Result<PgConnection> {
         let mut conn = PgConnection::connect_with(&self.options)
             .await
             .map_err(|e| StoreError::Connect {
@@ -221,10 +224,15 @@ impl PgStore {
                 .unwrap_or(None);
         // This process's own record is stale (its session died and someone else took the lock):
         // the server then says who holds it.
-        let own = |pid: i64, host: &str| pid == i64::from(std::process::id()) && host == hostname();
+        let own = |pid: i64, host: &str| {
+            after_loss && pid == i64::from(std::process::id()) && host == hostname()
+        };
         let session = match &row {
             Some((_, pid, host, _)) if !own(*pid, host) => None,
-            _ => session_holder(&mut conn).await,
+            // A stale record of this process's: ask the server.
+            Some(_) => session_holder(&mut conn).await,
+            None if after_loss => session_holder(&mut conn).await,
+            None => None,
         };
         let _ = conn.close().await;
         Err(match (row, session) {
