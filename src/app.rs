@@ -6,6 +6,7 @@
 mod simulate;
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use chrono::Utc;
@@ -191,14 +192,22 @@ async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
     let credentials = credentials()?;
     let client = Client::new(&settings.source, credentials)?;
     let fetcher = Fetcher::new(client, &settings.source);
-    let (store, lock) = open_locked(&settings.database_url, &options.mode).await?;
+    // From here on a signal ends the command within 5 s, whatever the database is doing.
+    let shutdown = shutdown::on_signals();
+    let opened = tokio::select! {
+        opened = open_locked(&settings.database_url, &options.mode) => opened,
+        () = shutdown.cancelled() => return Err(Error::Interrupted(anyhow!(
+            "interrupted while opening the database {}; nothing was fetched", settings.database_url
+        ))),
+    };
+    let (store, lock) = opened?;
     let outcome = run_sync(
         cli,
         &settings,
         (&store, lock),
         &fetcher,
         &options,
-        args.json,
+        (args.json, &shutdown),
     )
     .await;
     if let Some(path) = &args.metrics_file {
@@ -207,12 +216,28 @@ async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
             status.judge(&settings, now(cli), DEFAULT_MAX_AGE);
             write_metrics(path, &status, &store).await
         };
-        if let Err(e) = written.await {
-            tracing::warn!("{e:#}");
+        match shutdown::within_grace(&shutdown, AFTER_SIGNAL_GRACE, written).await {
+            Some(Err(e)) => tracing::warn!("{e:#}"),
+            None => tracing::warn!("interrupted: the metrics file was not written"),
+            Some(Ok(())) => {}
         }
     }
-    store.close().await;
+    close_store(&store, &shutdown).await;
     outcome
+}
+
+/// How long each step after the run (releasing the lock, the metrics file, closing the store) may
+/// take once a signal came: the whole command still ends within PRODUCT.md's 5 s.
+const AFTER_SIGNAL_GRACE: Duration = Duration::from_millis(300);
+
+/// Closes the store, unless a signal came and the database does not answer.
+async fn close_store(store: &Store, shutdown: &tokio_util::sync::CancellationToken) {
+    if shutdown::within_grace(shutdown, AFTER_SIGNAL_GRACE, store.close())
+        .await
+        .is_none()
+    {
+        tracing::warn!("interrupted: the database did not answer while closing; nothing is lost");
+    }
 }
 
 /// `status --check`'s default `--max-age`.
@@ -227,27 +252,42 @@ async fn write_metrics(path: &Path, status: &report::Status, store: &Store) -> a
 }
 
 /// Runs the pipeline under the lock, releases it, prints the summary (a table, or JSON with
-/// `json`), logs `run finished`, and returns the outcome.
+/// `json`), logs `run finished`, and returns the outcome. `shutdown` is cancelled by a signal.
 async fn run_sync(
     cli: &Cli,
     settings: &Settings,
     (store, lock): (&Store, StoreLock),
     fetcher: &Fetcher,
     options: &RunOptions,
-    json: bool,
+    (json, shutdown): (bool, &tokio_util::sync::CancellationToken),
 ) -> Result {
     let progress = Progress::auto(cli.quiet > 0 || json);
-    let shutdown = shutdown::on_signals();
     let started_at = now(cli);
     let result = pipeline::run(
-        settings, store, fetcher, options, started_at, shutdown, &progress,
+        settings,
+        store,
+        fetcher,
+        options,
+        started_at,
+        shutdown.clone(),
+        &progress,
     )
     .await;
-    if let Err(e) = lock.release().await {
-        tracing::warn!("releasing the lock: {e}");
+    match shutdown::within_grace(shutdown, AFTER_SIGNAL_GRACE, lock.release()).await {
+        Some(Err(e)) => tracing::warn!("releasing the lock: {e}"),
+        None => tracing::warn!("interrupted: the lock is released as the process ends"),
+        Some(Ok(())) => {}
     }
     let report = match result {
         Ok(report) => report,
+        Err(e @ pipeline::PipelineError::Interrupted) => {
+            tracing::info!(
+                status = RunStatus::Interrupted.as_str(),
+                exit_code = Outcome::Interrupted.exit_code(),
+                "run finished"
+            );
+            return Err(Error::Interrupted(e.into()));
+        }
         Err(e) => {
             let e = anyhow::Error::from(e);
             tracing::info!(
@@ -279,7 +319,7 @@ async fn run_sync(
     } else {
         emit(&report::summary_text(&report))?;
     }
-    Ok(report.status.into())
+    Ok(report.outcome())
 }
 
 async fn plan(cli: &Cli, args: &PlanArgs) -> Result {
@@ -538,9 +578,17 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result {
         ..Default::default()
     };
     let (store, lock) = open_locked(&settings.database_url, &options.mode).await?;
-    let shown = demo_run(cli, &settings, (&store, lock), &fetcher, &options).await;
+    let shutdown = shutdown::on_signals();
+    let shown = demo_run(
+        cli,
+        &settings,
+        (&store, lock),
+        &fetcher,
+        (&options, &shutdown),
+    )
+    .await;
     sim.shutdown().await;
-    store.close().await;
+    close_store(&store, &shutdown).await;
     shown
 }
 
@@ -550,9 +598,17 @@ async fn demo_run(
     settings: &Settings,
     (store, lock): (&Store, StoreLock),
     fetcher: &Fetcher,
-    options: &RunOptions,
+    (options, shutdown): (&RunOptions, &tokio_util::sync::CancellationToken),
 ) -> Result {
-    let outcome = run_sync(cli, settings, (store, lock), fetcher, options, false).await?;
+    let outcome = run_sync(
+        cli,
+        settings,
+        (store, lock),
+        fetcher,
+        options,
+        (false, shutdown),
+    )
+    .await?;
     say!("");
     emit(&report::Status::load(store).await?.text())?;
     say!("");

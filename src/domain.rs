@@ -236,6 +236,9 @@ pub enum RunStatus {
     Partial,
     Failed,
     Interrupted,
+    /// The run died without finishing (killed, crashed, its machine lost); the next run that took
+    /// the lock found it still `running` and marked it so.
+    Abandoned,
 }
 
 impl RunStatus {
@@ -246,6 +249,7 @@ impl RunStatus {
             RunStatus::Partial => "partial",
             RunStatus::Failed => "failed",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Abandoned => "abandoned",
         }
     }
 
@@ -256,6 +260,7 @@ impl RunStatus {
             "partial" => Some(RunStatus::Partial),
             "failed" => Some(RunStatus::Failed),
             "interrupted" => Some(RunStatus::Interrupted),
+            "abandoned" => Some(RunStatus::Abandoned),
             _ => None,
         }
     }

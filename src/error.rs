@@ -18,8 +18,11 @@ pub enum Outcome {
     Failed,
     /// Some windows failed; the next run retries them.
     Partial,
-    /// Stopped by a signal or a store failure; every committed window is kept.
+    /// Stopped by a signal; every committed window is kept.
     Interrupted,
+    /// Another run took the lock while this one ran (its database session was lost): it stopped
+    /// and committed nothing more.
+    LockLost,
 }
 
 impl Outcome {
@@ -29,6 +32,7 @@ impl Outcome {
             Outcome::Done => 0,
             Outcome::Failed => 1,
             Outcome::Partial => 2,
+            Outcome::LockLost => 3,
             Outcome::Interrupted => 130,
         }
     }
@@ -39,7 +43,8 @@ impl From<RunStatus> for Outcome {
         match status {
             RunStatus::Ok | RunStatus::Running => Outcome::Done,
             RunStatus::Partial => Outcome::Partial,
-            RunStatus::Failed => Outcome::Failed,
+            // A run never ends abandoned: the next one marks it so.
+            RunStatus::Failed | RunStatus::Abandoned => Outcome::Failed,
             RunStatus::Interrupted => Outcome::Interrupted,
         }
     }
@@ -55,6 +60,8 @@ pub enum Error {
     Usage(anyhow::Error),
     /// Another run holds the database's lock (exit 3).
     Locked(anyhow::Error),
+    /// Stopped by a signal before the run had started (exit 130).
+    Interrupted(anyhow::Error),
     /// Anything else (exit 1).
     Failed(anyhow::Error),
 }
@@ -68,7 +75,7 @@ impl Error {
     /// A store error, [`Error::Locked`] when another run holds the lock.
     pub fn store(e: StoreError) -> Error {
         match e {
-            StoreError::Locked { .. } => Error::Locked(e.into()),
+            StoreError::Locked { .. } | StoreError::LockLost { .. } => Error::Locked(e.into()),
             e => Error::Failed(e.into()),
         }
     }
@@ -77,6 +84,7 @@ impl Error {
         match self {
             Error::Usage(_) => 64,
             Error::Locked(_) => 3,
+            Error::Interrupted(_) => 130,
             Error::Failed(_) => 1,
         }
     }
@@ -90,7 +98,7 @@ impl<E: Into<anyhow::Error>> From<E> for Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (Error::Usage(e) | Error::Locked(e) | Error::Failed(e)) = self;
+        let (Error::Usage(e) | Error::Locked(e) | Error::Interrupted(e) | Error::Failed(e)) = self;
         write!(f, "{e:#}")
     }
 }
@@ -118,6 +126,16 @@ mod tests {
             since: "now".into(),
         };
         assert_eq!(exit_code(&Err(Error::store(locked))), 3);
+        let lost = StoreError::LockLost {
+            holder: "a PostgreSQL session (backend pid 7)".into(),
+            since: "now".into(),
+        };
+        assert_eq!(exit_code(&Err(Error::store(lost))), 3);
+        assert_eq!(exit_code(&Ok(Outcome::LockLost)), 3);
+        assert_eq!(
+            exit_code(&Err(Error::Interrupted(anyhow::anyhow!("signal")))),
+            130
+        );
         let other = StoreError::Corrupt {
             what: "run status",
             value: "x".into(),

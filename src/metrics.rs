@@ -27,7 +27,7 @@ fn exit_code(status: RunStatus) -> Option<u8> {
         RunStatus::Failed => Some(1),
         RunStatus::Partial => Some(2),
         RunStatus::Interrupted => Some(130),
-        RunStatus::Running => None,
+        RunStatus::Running | RunStatus::Abandoned => None,
     }
 }
 

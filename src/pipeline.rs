@@ -26,7 +26,14 @@ use crate::fetcher::Fetcher;
 use crate::health;
 use crate::planner::{self, Plan, PlanOptions};
 use crate::progress::{Progress, WindowDone};
+use crate::shutdown::within_grace;
 use crate::store::{Store, StoreError};
+
+/// After a signal, how long the windows already fetched may take to commit, and then how long
+/// recording the run's end may take: together well inside the 5 s PRODUCT.md allows, also when the
+/// database does not answer.
+const COMMIT_GRACE: std::time::Duration = std::time::Duration::from_millis(1200);
+const FINISH_GRACE: std::time::Duration = std::time::Duration::from_millis(800);
 
 /// What a run is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -71,13 +78,29 @@ pub struct RunReport {
     pub failed_jobs: Vec<(String, String)>,
     /// Set when every job stopped: the API refused the credentials, or the endpoint cannot be reached.
     pub credentials_error: Option<String>,
+    /// Set when the database failed mid-run and stopped it (what was committed before stays).
+    pub store_error: Option<String>,
+    /// The database session that held the sync lock ended and another run took the lock: this run
+    /// stopped before its next commit (exit 3).
+    pub lock_lost: bool,
+    /// Why the run's end could not be written to the runs table (the next run marks it abandoned).
+    pub end_not_recorded: Option<String>,
     pub warnings: Vec<String>,
 }
 
 impl RunReport {
     /// The exit code of this outcome (see [`crate::error::Outcome`]).
     pub fn exit_code(&self) -> u8 {
-        Outcome::from(self.status).exit_code()
+        self.outcome().exit_code()
+    }
+
+    /// How the run ended: its status, except that a signal wins and a lost lock is its own case.
+    pub fn outcome(&self) -> Outcome {
+        if self.lock_lost && self.status != RunStatus::Interrupted {
+            Outcome::LockLost
+        } else {
+            Outcome::from(self.status)
+        }
     }
 }
 
@@ -89,6 +112,8 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error("no job or stream matches --job {0}; the configured jobs are: {1}")]
     UnknownJob(String, String),
+    #[error("interrupted before the run started; nothing was fetched")]
+    Interrupted,
 }
 
 /// The streams a run covers: every configured stream, or those of the `--job` names.
@@ -156,7 +181,12 @@ struct Run<'a> {
     store: &'a Store,
     fetcher: &'a Fetcher,
     progress: &'a Progress,
+    /// Stops sending calls: cancelled by a signal or by a database failure.
     shutdown: &'a CancellationToken,
+    /// The signal alone: windows already fetched get [`COMMIT_GRACE`] after it to commit.
+    signal: &'a CancellationToken,
+    /// Cancelled at the first database failure: other windows' commits are given up at once.
+    db_failed: CancellationToken,
     /// The run's `now`; a window fetched later is stamped `now` plus the time since `started`.
     now: DateTime<Utc>,
     started: Instant,
@@ -177,7 +207,11 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
-    let ledger = prepare_ledger(settings, store, options, now).await?;
+    // Until the run has started, a signal stops it at once, whatever the database is doing.
+    let ledger = tokio::select! {
+        r = prepare_ledger(settings, store, options, now) => r?,
+        () = shutdown.cancelled() => return Err(PipelineError::Interrupted),
+    };
     let (streams, plan) = make_plan(settings, &ledger, options, now)?;
     let prior: HashMap<(&str, &str, Window), i64> = ledger
         .iter()
@@ -232,7 +266,14 @@ pub async fn run(
         tracing::warn!("{w}");
     }
 
-    let run_id = store.start_run(&options.mode, now).await?;
+    // This run holds the lock, so a run still `running` died without finishing.
+    for id in before_start(&shutdown, store.abandon_unfinished_runs()).await? {
+        tracing::warn!(
+            run.id = id,
+            "run {id} did not finish (killed or crashed); marked abandoned, its committed windows are kept"
+        );
+    }
+    let run_id = before_start(&shutdown, store.start_run(&options.mode, now)).await?;
     let total = tasks.len() as u64;
     tracing::info!(
         run.id = run_id,
@@ -245,18 +286,22 @@ pub async fn run(
     );
     progress.start(total);
 
+    // A store error stops the run as a signal does, but is told apart from one.
+    let stop = shutdown.child_token();
     let run = Run {
         settings,
         store,
         fetcher,
         progress,
-        shutdown: &shutdown,
+        shutdown: &stop,
+        signal: &shutdown,
+        db_failed: CancellationToken::new(),
         now,
         started,
         tally: Mutex::new(tally),
     };
     let work = futures::stream::iter(tasks)
-        .take_while(|_| futures::future::ready(!shutdown.is_cancelled()))
+        .take_while(|_| futures::future::ready(!stop.is_cancelled()))
         .map(|task| run.process(task))
         .buffer_unordered(settings.source.max_in_flight.max(1));
     futures::pin_mut!(work);
@@ -264,9 +309,10 @@ pub async fn run(
     while let Some(r) = work.next().await {
         if let Err(e) = r {
             // A dead database stops the run: nothing more could be committed.
-            tracing::error!(error = %e, "the database failed; stopping the run");
+            tracing::error!("stopping the run, committing nothing more: {e}");
             store_error.get_or_insert(e);
-            shutdown.cancel();
+            run.db_failed.cancel();
+            stop.cancel();
         }
     }
     // Whether the user or a store error stopped it, what was not reached is left for the next run.
@@ -291,8 +337,15 @@ pub async fn run(
     let any_failed = streams
         .iter()
         .any(|s| s.windows_failed > 0 || s.windows_skipped > 0);
-    let status = if interrupted || store_error.is_some() {
+    let status = if interrupted {
         RunStatus::Interrupted
+    } else if store_error.is_some() {
+        // What was committed before the database failed stays: partial, unless that was nothing.
+        if counts.windows_ok > 0 {
+            RunStatus::Partial
+        } else {
+            RunStatus::Failed
+        }
     } else if tally.credentials_error.is_some() && counts.windows_ok == 0 {
         RunStatus::Failed
     } else if any_failed {
@@ -300,15 +353,39 @@ pub async fn run(
     } else {
         RunStatus::Ok
     };
+    // What the run leaves covered, for `sync_coverage`: only when the database is sound, and
+    // bounded after a signal like every other wait.
     if store_error.is_none() {
-        assess(settings, store, &stream_by_name, now, run.fetched_at()).await?;
+        match within_grace(
+            &shutdown,
+            FINISH_GRACE,
+            assess(settings, store, &stream_by_name, now, run.fetched_at()),
+        )
+        .await
+        {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::warn!("cannot record the streams' coverage: {e}"),
+            None => tracing::warn!("the streams' coverage was not recorded before the run stopped"),
+        }
     }
-    store
-        .finish_run(run_id, status, &counts, run.fetched_at())
-        .await?;
-    if let Some(e) = store_error {
-        return Err(e.into());
+    // Recorded if the database answers (it may be back after a failure); bounded after a signal.
+    let finished = within_grace(
+        &shutdown,
+        FINISH_GRACE,
+        store.finish_run(run_id, status, &counts, run.fetched_at()),
+    )
+    .await;
+    let end_not_recorded = match finished {
+        Some(Ok(())) => None,
+        Some(Err(e)) => Some(e.to_string()),
+        None => Some("the database did not answer in time".to_string()),
+    };
+    if let Some(e) = &end_not_recorded {
+        tracing::error!(
+            "cannot record the run's end in the runs table: {e}; the next run marks it abandoned"
+        );
     }
+    let lock_lost = matches!(store_error, Some(StoreError::LockLost { .. }));
     let mut failed_jobs: Vec<(String, String)> = tally.failed_jobs.into_iter().collect();
     failed_jobs.sort();
     Ok(RunReport {
@@ -320,6 +397,9 @@ pub async fn run(
         duration_ms: started.elapsed().as_millis() as u64,
         failed_jobs,
         credentials_error: tally.credentials_error,
+        store_error: store_error.map(|e| e.to_string()),
+        lock_lost,
+        end_not_recorded,
         warnings: plan.warnings,
     })
 }
@@ -389,10 +469,30 @@ async fn assess(
     Ok(())
 }
 
+/// A database wait before the run has started: a signal ends it at once.
+async fn before_start<T>(
+    shutdown: &CancellationToken,
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, PipelineError> {
+    tokio::select! {
+        r = work => Ok(r?),
+        () = shutdown.cancelled() => Err(PipelineError::Interrupted),
+    }
+}
+
 impl Run<'_> {
     /// The run's clock: `now` plus the time since the run started.
     fn fetched_at(&self) -> DateTime<Utc> {
         self.now + Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    }
+
+    /// Runs a database write of this window, unless the database failed elsewhere (`None` at once)
+    /// or a signal came [`COMMIT_GRACE`] ago (`None` then): the window is fetched again next run.
+    async fn bounded<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            done = within_grace(self.signal, COMMIT_GRACE, work) => done,
+            () = self.db_failed.cancelled() => None,
+        }
     }
 
     /// Fetches one window and commits it, or records its failure. Only a store error is returned:
@@ -448,10 +548,18 @@ impl Run<'_> {
                         split.off_grid.count, stream.granularity, self.settings.window.timezone
                     );
                 }
-                let mut written = WriteCounts::default();
-                for b in split.batches {
-                    written += self.store.commit_window(&b).await?;
-                }
+                let commit = async {
+                    let mut written = WriteCounts::default();
+                    for b in &split.batches {
+                        written += self.store.commit_window(b).await?;
+                    }
+                    Ok::<_, StoreError>(written)
+                };
+                let Some(written) = self.bounded(commit).await else {
+                    tracing::info!(stream = %stream.name, window = %task.window, "the window was not committed before the run stopped; it is fetched again next run");
+                    return Ok(());
+                };
+                let written = written?;
                 // The store's counts are of the points it kept: one per bucket.
                 done.points = written.inserted + written.updated + written.unchanged;
                 tracing::debug!(
@@ -477,17 +585,18 @@ impl Run<'_> {
                 } else {
                     tracing::debug!(stream = %stream.name, window = %task.window, "window failed: {message}");
                 }
-                self.store
-                    .record_failure(&FailedWindow {
-                        stream: &stream.key,
-                        indicators: &task.indicators,
-                        window: task.window,
-                        error: &message,
-                        request_id: error.request_id(),
-                        attempts,
-                        fetched_at,
-                    })
-                    .await?;
+                let failure = FailedWindow {
+                    stream: &stream.key,
+                    indicators: &task.indicators,
+                    window: task.window,
+                    error: &message,
+                    request_id: error.request_id(),
+                    attempts,
+                    fetched_at,
+                };
+                if let Some(recorded) = self.bounded(self.store.record_failure(&failure)).await {
+                    recorded?;
+                }
                 let mut t = self.tally.lock().unwrap();
                 note_scope(&mut t, stream, &error);
                 let s = t.streams.get_mut(&stream.name).expect("planned stream");

@@ -164,6 +164,18 @@ pub fn summary_text(r: &RunReport) -> String {
     if let Some(e) = &r.credentials_error {
         let _ = writeln!(out, "every job stopped: {e}");
     }
+    if let Some(e) = &r.store_error {
+        let _ = writeln!(
+            out,
+            "the run stopped: {e}; the windows counted above are committed, the next run fetches the rest"
+        );
+    }
+    if let Some(e) = &r.end_not_recorded {
+        let _ = writeln!(
+            out,
+            "the run's end could not be recorded in the database ({e}); the next run marks it abandoned"
+        );
+    }
     for (job, e) in &r.failed_jobs {
         let _ = writeln!(out, "job {job} stopped: {e}");
     }
@@ -183,7 +195,7 @@ pub struct SummaryJson {
     pub retries: u64,
     pub throttled: u64,
     pub streams: Vec<StreamJson>,
-    /// Why the run failed, when it failed before it could commit anything.
+    /// Why the run failed before it could commit anything, or why the database stopped it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -226,7 +238,7 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
                 calls: s.calls,
             })
             .collect(),
-        error: None,
+        error: r.store_error.clone(),
     }
 }
 
@@ -237,8 +249,13 @@ pub fn failure_json(
     exit_code: u8,
     error: &dyn std::fmt::Display,
 ) -> SummaryJson {
+    let status = if exit_code == crate::error::Outcome::Interrupted.exit_code() {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Failed
+    };
     SummaryJson {
-        status: RunStatus::Failed.as_str(),
+        status: status.as_str(),
         exit_code,
         run_id: None,
         started_at: ts(started_at),

@@ -39,3 +39,24 @@ pub async fn signal() {
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// Runs `work` to its end, unless `token` is cancelled and `grace` passes first (`None` then).
+///
+/// PRODUCT.md promises an exit within 5 s of a signal even when the database does not answer, and
+/// a wait on it (a pooled connection, a commit, the run's end) can last much longer: every such wait
+/// goes through here, so it keeps going while the database answers and is given up `grace` after
+/// the signal.
+pub async fn within_grace<F: std::future::Future>(
+    token: &CancellationToken,
+    grace: std::time::Duration,
+    work: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        done = work => Some(done),
+        () = async {
+            token.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => None,
+    }
+}

@@ -27,6 +27,11 @@ pub enum StoreError {
     )]
     Locked { holder: String, since: String },
 
+    #[error(
+        "this run lost the lock on this database (its PostgreSQL session ended) and another run holds the lock now: {holder} since {since}; this run stopped and committed nothing more"
+    )]
+    LockLost { holder: String, since: String },
+
     #[error("cannot use the lock file {path}: {source}; check that its directory is writable")]
     LockFile {
         path: PathBuf,

@@ -118,6 +118,19 @@ const FINISH_RUN: &str = "UPDATE sync_runs SET finished_at = $2, status = $3, re
      retries = $5, throttled = $6, points_inserted = $7, points_updated = $8, points_unchanged = $9, \
      windows_ok = $10, windows_failed = $11 WHERE id = $1";
 
+// The caller holds the sync lock, so a run still `running` is dead. What can be known of it comes
+// from the ledger rows it left: those fetched since it started and before any later run started
+// (a window committed in two parts is two rows with one `fetched_at`). Its calls and point counts are
+// not known and stay 0; `finished_at` stays NULL, since when it died is not known either.
+const ABANDON_RUNS: &str = "UPDATE sync_runs SET status = 'abandoned', \
+     windows_ok = (SELECT count(DISTINCT l.stream || ' ' || CAST(l.fetched_at AS TEXT)) \
+     FROM sync_ledger l WHERE l.state <> 'failed' AND l.fetched_at >= sync_runs.started_at AND NOT EXISTS \
+     (SELECT 1 FROM sync_runs n WHERE n.id > sync_runs.id AND n.started_at <= l.fetched_at)), \
+     windows_failed = (SELECT count(*) FROM sync_ledger l \
+     WHERE l.state = 'failed' AND l.fetched_at >= sync_runs.started_at AND NOT EXISTS \
+     (SELECT 1 FROM sync_runs n WHERE n.id > sync_runs.id AND n.started_at <= l.fetched_at)) \
+     WHERE status = 'running' RETURNING id";
+
 const LAST_RUN: &str = "SELECT id, mode, started_at, finished_at, status, requests, retries, \
      throttled, points_inserted, points_updated, points_unchanged, windows_ok, windows_failed \
      FROM sync_runs ORDER BY id DESC LIMIT 1";
@@ -342,6 +355,19 @@ pub(super) async fn start_run(
             .await
             .map_err(db("recording the run's start"))
     })
+}
+
+/// Marks every run still `running` as `abandoned` (the caller holds the lock, so they are dead),
+/// with the windows their ledger rows show; returns their ids.
+pub(super) async fn abandon_unfinished_runs(writer: Writer<'_>) -> Result<Vec<i64>> {
+    let mut ids: Vec<i64> = on!(writer, e => {
+        sqlx::query_scalar(ABANDON_RUNS)
+            .fetch_all(e)
+            .await
+            .map_err(db("marking unfinished runs abandoned"))?
+    });
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Completes a run with its status and counts.

@@ -138,11 +138,15 @@ impl Store {
     ///
     /// Series are created or their unit updated; points are inserted or updated only where the value
     /// or the settled flag differ; the stream's ledger rows that lie within the window are replaced by
-    /// the batch's row.
+    /// the batch's row. A PostgreSQL store that holds the sync lock checks first that it still does
+    /// (see [`PgStore::ensure_lock`]).
     pub async fn commit_window(&self, batch: &WindowBatch) -> Result<WriteCounts> {
         match self {
             Store::Sqlite(s) => commit::commit_window(s, batch).await,
-            Store::Postgres(s) => commit::commit_window(s, batch).await,
+            Store::Postgres(s) => {
+                s.ensure_lock().await?;
+                commit::commit_window(s, batch).await
+            }
         }
     }
 
@@ -193,6 +197,12 @@ impl Store {
     /// Adds a run in state `running` and returns its id.
     pub async fn start_run(&self, mode: &str, started_at: DateTime<Utc>) -> Result<i64> {
         ledger::start_run(self.writer().await?.on(), mode, started_at).await
+    }
+
+    /// Marks the runs still `running` as `abandoned`, with the windows their ledger rows show, and
+    /// returns their ids. Only for the lock's holder: every other run is then dead.
+    pub async fn abandon_unfinished_runs(&self) -> Result<Vec<i64>> {
+        ledger::abandon_unfinished_runs(self.writer().await?.on()).await
     }
 
     /// Completes a run with its status and counts.

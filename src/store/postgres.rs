@@ -7,6 +7,7 @@
 //! ones through `COPY` into a session-local staging table and one `UPDATE ... FROM`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -36,14 +37,30 @@ const SERIES_LOCK_CLASS: i32 = 0x7274_6373;
 /// Series locks are taken on `id % SERIES_LOCK_SLOTS`, so a window with thousands of series still
 /// takes few locks (PostgreSQL's lock table is small); sharing a slot only serializes two commits.
 const SERIES_LOCK_SLOTS: i64 = 64;
+/// How long a pooled connection is waited for. A run commits at most `max_in_flight` windows at once
+/// on six connections, so a healthy server never makes it wait this long: a longer wait means the
+/// server is down, and the run should say so rather than hang.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the lock's session may take to answer the check before each commit, and a new session
+/// to connect when the lock is taken again.
+const LOCK_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PgStore {
     pool: PgPool,
     /// For the lock's dedicated connection (boxed: the options are large and `Store` holds this inline).
     options: Box<PgConnectOptions>,
     url: String,
+    /// The sync lock's session while this process holds it, shared with the [`PgLock`] handle: each
+    /// commit checks first that it is still alive (see [`PgStore::ensure_lock`]).
+    lock: Arc<tokio::sync::Mutex<Option<LockSession>>>,
     /// The test hook `Store::set_fail_after_points` sets.
     pub(super) fail: FailHook,
+}
+
+/// The connection that holds the session advisory lock, and the holder it recorded.
+struct LockSession {
+    conn: PgConnection,
+    holder: String,
 }
 
 impl PgStore {
@@ -68,12 +85,13 @@ impl PgStore {
         // reads may come in beside them; six connections cover that without crowding the server.
         let pool = PgPoolOptions::new()
             .max_connections(6)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options.clone());
         Ok(PgStore {
             pool,
             options: Box::new(options),
             url: redacted,
+            lock: Arc::default(),
             fail: FailHook::default(),
         })
     }
@@ -106,20 +124,83 @@ impl PgStore {
     /// fresh database, the loser stops at the lock before it touches the schema.
     pub async fn connect_locked(url: &str, holder: &str) -> Result<(PgStore, PgLock)> {
         let store = PgStore::connect(url).await?;
-        let conn = store.take_advisory_lock().await?;
+        let conn = store.take_advisory_lock(false).await?;
         store.migrate().await?;
-        let lock = record_holder(conn, holder).await?;
+        let lock = store.hold(conn, holder).await?;
         Ok((store, lock))
     }
 
     pub async fn try_lock(&self, holder: &str) -> Result<PgLock> {
-        let conn = self.take_advisory_lock().await?;
-        record_holder(conn, holder).await
+        let conn = self.take_advisory_lock(false).await?;
+        self.hold(conn, holder).await
+    }
+
+    /// Records the holder on the lock's session and keeps the session where commits can check it.
+    async fn hold(&self, conn: PgConnection, holder: &str) -> Result<PgLock> {
+        let conn = record_holder(conn, holder).await?;
+        *self.lock.lock().await = Some(LockSession {
+            conn,
+            holder: holder.to_string(),
+        });
+        Ok(PgLock {
+            slot: self.lock.clone(),
+        })
+    }
+
+    /// Before each commit: whether this process still holds the sync lock. The advisory lock lives
+    /// as long as its session, and a PostgreSQL restart (or `pg_terminate_backend`) ends the
+    /// session without a word to the client, so the session is asked (one round trip). A dead one
+    /// is replaced: the lock is taken again on a new session, or, when another run took it in the
+    /// meantime, [`StoreError::LockLost`] names that run and nothing more is committed.
+    pub(super) async fn ensure_lock(&self) -> Result<()> {
+        let mut slot = self.lock.lock().await;
+        let Some(session) = slot.as_mut() else {
+            // This store holds no lock (a read-only command, or a test's own store).
+            return Ok(());
+        };
+        let alive = tokio::time::timeout(
+            LOCK_CHECK_TIMEOUT,
+            sqlx::query("SELECT 1").execute(&mut session.conn),
+        )
+        .await;
+        if matches!(alive, Ok(Ok(_))) {
+            return Ok(());
+        }
+        tracing::warn!(
+            "the session that held the sync lock ended (a PostgreSQL restart, or the session was \
+             terminated); taking the lock again before the next commit"
+        );
+        let holder = session.holder.clone();
+        let conn =
+            match tokio::time::timeout(LOCK_CHECK_TIMEOUT, self.take_advisory_lock(true)).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(StoreError::Locked { holder, since })) => {
+                    // Nothing of ours to release any more: the dead session took the lock with it.
+                    *slot = None;
+                    return Err(StoreError::LockLost { holder, since });
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(StoreError::Connect {
+                        url: self.url.clone(),
+                        message: format!(
+                            "no answer within {}s while taking the sync lock again",
+                            LOCK_CHECK_TIMEOUT.as_secs()
+                        ),
+                    });
+                }
+            };
+        let conn = record_holder(conn, &holder).await?;
+        tracing::warn!("took the sync lock again; the run goes on");
+        *slot = Some(LockSession { conn, holder });
+        Ok(())
     }
 
     /// The session advisory lock, on a connection of its own: the lock lives as long as this session,
     /// and must neither go back to the pool still held nor end with a pooled connection's recycling.
-    async fn take_advisory_lock(&self) -> Result<PgConnection> {
+    /// `after_loss`: this process held the lock on a session that ended, so a `sync_lock` record
+    /// with its own pid is stale and the holder is named by the server.
+    async fn take_advisory_lock(&self, after_loss: bool) -> Result<PgConnection> {
         let mut conn = PgConnection::connect_with(&self.options)
             .await
             .map_err(|e| StoreError::Connect {
@@ -141,14 +222,27 @@ impl PgStore {
                 .fetch_optional(&mut conn)
                 .await
                 .unwrap_or(None);
+        // This process's own record is stale (its session died and someone else took the lock):
+        // the server then says who holds it.
+        let own = |pid: i64, host: &str| {
+            after_loss && pid == i64::from(std::process::id()) && host == hostname()
+        };
+        let session = match &row {
+            Some((_, pid, host, _)) if !own(*pid, host) => None,
+            // A stale record of this process's: ask the server.
+            Some(_) => session_holder(&mut conn).await,
+            None if after_loss => session_holder(&mut conn).await,
+            None => None,
+        };
         let _ = conn.close().await;
-        Err(match row {
-            Some((holder, pid, host, since)) => StoreError::Locked {
+        Err(match (row, session) {
+            (_, Some((holder, since))) => StoreError::Locked { holder, since },
+            (Some((holder, pid, host, since)), None) => StoreError::Locked {
                 holder: describe_holder(&holder, pid, &host),
                 since: since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             },
             // The holder took the lock a moment ago and has not written its row yet.
-            None => StoreError::Locked {
+            (None, None) => StoreError::Locked {
                 holder: "an unknown run".into(),
                 since: "an unknown time".into(),
             },
@@ -399,8 +493,40 @@ fn from_secs(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// The session that holds the sync lock, as the server knows it: `(holder, connected since)`.
+async fn session_holder(conn: &mut PgConnection) -> Option<(String, String)> {
+    // A one-key advisory lock on a bigint shows its high half as `classid`, its low half as `objid`.
+    let row: Option<(i32, String, String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
+         coalesce(host(a.client_addr), 'a local socket'), a.backend_start \
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND l.classid::int8 = $1 AND l.objid::int8 = $2 LIMIT 1",
+    )
+    .bind(SYNC_LOCK_KEY >> 32)
+    .bind(SYNC_LOCK_KEY & 0xffff_ffff)
+    .fetch_optional(conn)
+    .await
+    .ok()
+    .flatten();
+    let (pid, app, user, from, since) = row?;
+    let app = if app.is_empty() {
+        String::new()
+    } else {
+        format!("application {app}, ")
+    };
+    Some((
+        format!("a PostgreSQL session (backend pid {pid}, {app}user {user}, from {from})"),
+        format!(
+            "{} (when it connected)",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+    ))
+}
+
 /// Writes the holder's row on the lock's own session.
-async fn record_holder(mut conn: PgConnection, holder: &str) -> Result<PgLock> {
+async fn record_holder(mut conn: PgConnection, holder: &str) -> Result<PgConnection> {
     sqlx::query(
         "INSERT INTO sync_lock (id, holder, pid, hostname, since) VALUES (1, $1, $2, $3, now()) \
          ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, \
@@ -412,18 +538,28 @@ async fn record_holder(mut conn: PgConnection, holder: &str) -> Result<PgLock> {
     .execute(&mut conn)
     .await
     .map_err(db("recording the lock holder"))?;
-    Ok(PgLock { conn: Some(conn) })
+    Ok(conn)
 }
 
-/// Holds the sync's advisory lock on a connection of its own; dropping it ends the session, which
-/// releases the lock on the server.
+/// Holds the sync's advisory lock on a connection of its own, which the store shares to check it
+/// before each commit; dropping this ends the session, which releases the lock on the server.
 pub struct PgLock {
-    conn: Option<PgConnection>,
+    slot: Arc<tokio::sync::Mutex<Option<LockSession>>>,
+}
+
+impl Drop for PgLock {
+    fn drop(&mut self) {
+        // Released already, or a commit is checking it right now (then the store drops it later).
+        if let Ok(mut slot) = self.slot.try_lock() {
+            slot.take();
+        }
+    }
 }
 
 impl PgLock {
-    pub async fn release(mut self) -> Result<()> {
-        if let Some(mut conn) = self.conn.take() {
+    pub async fn release(self) -> Result<()> {
+        let session = self.slot.lock().await.take();
+        if let Some(LockSession { mut conn, .. }) = session {
             // Clear the record while still holding the lock, so a new holder's is never erased.
             sqlx::query("DELETE FROM sync_lock")
                 .execute(&mut conn)

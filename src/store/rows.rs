@@ -96,7 +96,14 @@ impl std::fmt::Display for RunRow {
             self.points_inserted,
             self.points_updated,
             self.points_unchanged
-        )
+        )?;
+        if self.status == RunStatus::Abandoned {
+            write!(
+                f,
+                " (it never finished: killed or crashed; the windows it committed are kept, its calls and points were not recorded)"
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ mod compose;
 mod helpers;
 mod kill;
 mod pipeline;
+mod run_state;
 mod sim_helpers;
 mod simulator;
 mod state;
