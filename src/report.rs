@@ -320,16 +320,30 @@ impl Status {
                     .filter(|(_, label)| *label == c.stream)
                     .map(|(key, _)| key.as_str())
                     .collect();
-                // One line per window, however many indicators it asked.
-                let mut seen = std::collections::HashSet::new();
+                // One line per window, however many indicators it asked: their points summed and
+                // their names listed; people read the stream's label, the key is the ledger's business.
+                let mut open: Vec<LedgerEntry> = Vec::new();
+                for e in ledger
+                    .iter()
+                    .filter(|e| keys.contains(&e.stream.as_str()))
+                    .filter(|e| e.state != WindowState::Settled)
+                {
+                    match open
+                        .iter_mut()
+                        .find(|o| o.window == e.window && o.state == e.state)
+                    {
+                        Some(o) => {
+                            o.points += e.points;
+                            o.indicator = format!("{},{}", o.indicator, e.indicator);
+                        }
+                        None => open.push(LedgerEntry {
+                            stream: c.stream.clone(),
+                            ..e.clone()
+                        }),
+                    }
+                }
                 StreamStatus {
-                    open_windows: ledger
-                        .iter()
-                        .filter(|e| keys.contains(&e.stream.as_str()))
-                        .filter(|e| e.state != WindowState::Settled)
-                        .filter(|e| seen.insert((e.window, e.state)))
-                        .cloned()
-                        .collect(),
+                    open_windows: open,
                     coverage: c,
                 }
             })
