@@ -455,15 +455,24 @@ impl Status {
                 .iter()
                 .filter(|e| e.state == WindowState::Failed)
             {
-                let _ = writeln!(
+                let error = e.last_error.as_deref().unwrap_or("?");
+                let _ = write!(
                     out,
-                    "  failed {} .. {} after {} attempts: {} (RequestId {})",
+                    "  failed {} .. {} after {} attempt{}: {error}",
                     ts(e.window.start),
                     ts(e.window.end),
                     e.attempts,
-                    e.last_error.as_deref().unwrap_or("?"),
-                    e.request_id.as_deref().unwrap_or("-")
+                    if e.attempts == 1 { "" } else { "s" },
                 );
+                // The client's errors name the RequestId already; say it once.
+                match e.request_id.as_deref().filter(|id| !error.contains(id)) {
+                    Some(id) => {
+                        let _ = writeln!(out, " (RequestId {id})");
+                    }
+                    None => {
+                        let _ = writeln!(out);
+                    }
+                }
             }
         }
         for name in &self.never_synced {
