@@ -182,7 +182,7 @@ impl Client {
                 path: &self.path,
                 query: &self.query,
                 body: &body,
-                content_type: CONTENT_TYPE,
+                content_type: Some(CONTENT_TYPE),
                 x_date: &x_date,
                 region: &self.region,
                 service: wire::SERVICE,
