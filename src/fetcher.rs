@@ -496,8 +496,12 @@ mod tests {
         let mut tasks = Vec::new();
         for (kind, pacer) in pacers.iter().enumerate() {
             for _ in 0..5 {
-                let (pacer, in_flight, peak, times) =
-                    (pacer.clone(), in_flight.clone(), peak.clone(), times.clone());
+                let (pacer, in_flight, peak, times) = (
+                    pacer.clone(),
+                    in_flight.clone(),
+                    peak.clone(),
+                    times.clone(),
+                );
                 tasks.push(tokio::spawn(async move {
                     let (_slot, _) = pacer.acquire().await;
                     times.lock().unwrap().push((kind, Instant::now() - t0));

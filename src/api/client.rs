@@ -184,9 +184,7 @@ impl Client {
         req: &ListQualityDistributionRequest,
     ) -> Result<FetchedDistribution, ApiError> {
         let body = serialize(req)?;
-        let (status, retry_after, bytes) = self
-            .post(distribution::ACTION, body)
-            .await?;
+        let (status, retry_after, bytes) = self.post(distribution::ACTION, body).await?;
         distribution::interpret(status, retry_after, &bytes)
             .and_then(|fetched| distribution::require_requested(fetched, &req.indicator))
     }

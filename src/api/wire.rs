@@ -121,18 +121,10 @@ pub struct DistributionIndicator {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DistributionItem {
     /// The dimension's value as returned, in any script: `广东`, `US`, `iOS`, `wifi`.
-    #[serde(
-        rename = "Dimension",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "Dimension", default, skip_serializing_if = "Option::is_none")]
     pub dimension: Option<String>,
     /// RFC 3339; which grid it follows is not documented.
-    #[serde(
-        rename = "TimeStamp",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "TimeStamp", default, skip_serializing_if = "Option::is_none")]
     pub time_stamp: Option<String>,
     /// `null` when that value had no traffic.
     #[serde(rename = "Value", default)]

@@ -110,7 +110,8 @@ pub fn distribution_days(
     let off = i64::from(DAY_OFFSET_SECS);
     // Rounded up to whole seconds, so that a fractional StartTime never gets an earlier day.
     let local = start.timestamp() + off + i64::from(start.timestamp_subsec_nanos() > 0);
-    let mut t = local.div_euclid(DAY) * DAY + if local.rem_euclid(DAY) == 0 { 0 } else { DAY } - off;
+    let mut t =
+        local.div_euclid(DAY) * DAY + if local.rem_euclid(DAY) == 0 { 0 } else { DAY } - off;
     let mut out = Vec::new();
     while t < end.timestamp() {
         out.push(
@@ -377,7 +378,11 @@ mod tests {
             let q = DistributionQuery {
                 start,
                 end: start + Duration::days(7),
-                ..query(Dimension::Province, "2024-01-01T00:00:00+08:00", "2024-01-08T00:00:00+08:00")
+                ..query(
+                    Dimension::Province,
+                    "2024-01-01T00:00:00+08:00",
+                    "2024-01-08T00:00:00+08:00",
+                )
             };
             let r = generate_distribution(1, &q, now);
             for i in &r.indicators {

@@ -310,11 +310,11 @@ impl Checked {
                 aggregate_granularity: q.granularity.as_str().to_string(),
                 indicators: Vec::new(),
             }),
-            Checked::Distribution(_) => meta.result_body(
-                crate::api::wire::ListQualityDistributionResult {
+            Checked::Distribution(_) => {
+                meta.result_body(crate::api::wire::ListQualityDistributionResult {
                     indicators: Vec::new(),
-                },
-            ),
+                })
+            }
         }
     }
 
