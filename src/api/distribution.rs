@@ -1,5 +1,5 @@
 //! `ListQualityDistribution` (volc-openapi.md section 5): the body of one call and its answer, checked
-//! field by field. The call itself is [`crate::api::client::Client::list_quality_distribution`], which
+//! field by field. The call itself is `Client::list_quality_distribution` (in `api::client`), which
 //! shares `ListQuality`'s signing, size cap, envelope check and error classification.
 //!
 //! **Invariant:** a broken answer is an `invalid response` error naming the field, never a panic; a
@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::api::client::{check_envelope, parse, require_names};
+use crate::api::answer::{check_envelope, parse, require_names};
 use crate::api::error::ApiError;
 use crate::api::wire::{Envelope, ListQualityDistributionResult};
 use crate::domain::Dimension;
