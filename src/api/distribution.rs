@@ -8,13 +8,13 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::api::answer::{check_envelope, parse, require_names};
 use crate::api::error::ApiError;
 use crate::api::wire::{Envelope, ListQualityDistributionResult};
-use crate::domain::Dimension;
+use crate::domain::{Dimension, ProductType, Window};
 
 pub const ACTION: &str = "ListQualityDistribution";
 
@@ -35,6 +35,34 @@ pub struct ListQualityDistributionRequest {
     /// Documented inconsistently; left out unless configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+}
+
+impl ListQualityDistributionRequest {
+    /// The call for `window` (one local day, PRODUCT.md) of one indicator and one dimension: times in
+    /// `tz` at second precision, the product type always sent, the platform only when set.
+    pub fn for_window(
+        app_id: &str,
+        window: Window,
+        tz: FixedOffset,
+        indicator: &str,
+        dimension: Dimension,
+        product_type: ProductType,
+        platform: Option<&str>,
+    ) -> ListQualityDistributionRequest {
+        let time = |t: DateTime<Utc>| {
+            t.with_timezone(&tz)
+                .to_rfc3339_opts(SecondsFormat::Secs, false)
+        };
+        ListQualityDistributionRequest {
+            app_id: app_id.to_string(),
+            start_time: time(window.start),
+            end_time: time(window.end),
+            indicator: indicator.to_string(),
+            dimension,
+            product_type: Some(product_type.as_str().to_string()),
+            platform: platform.filter(|p| !p.is_empty()).map(str::to_string),
+        }
+    }
 }
 
 /// What one successful call returned, checked and converted.
@@ -207,6 +235,36 @@ mod tests {
         assert_eq!(json["Platform"], "ios");
         assert!(json.get("ProductType").is_none());
         assert!(json.get("AggregateGranularity").is_none());
+    }
+
+    #[test]
+    fn a_day_is_asked_in_the_configured_offset() {
+        let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+        let day = Window::new(utc(2024, 1, 14, 16), utc(2024, 1, 15, 16));
+        let req = ListQualityDistributionRequest::for_window(
+            "5f3e1b2c9d8a7f6e5d4c3b2a",
+            day,
+            tz,
+            "stall_rate",
+            Dimension::Province,
+            ProductType::Native,
+            Some(""),
+        );
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"AppId":"5f3e1b2c9d8a7f6e5d4c3b2a","StartTime":"2024-01-15T00:00:00+08:00","EndTime":"2024-01-16T00:00:00+08:00","Indicator":"stall_rate","Dimension":"Province","ProductType":"native"}"#
+        );
+        let req = ListQualityDistributionRequest::for_window(
+            "a",
+            day,
+            tz,
+            "x",
+            Dimension::Access,
+            ProductType::Web,
+            Some("web"),
+        );
+        assert_eq!(req.product_type.as_deref(), Some("web"));
+        assert_eq!(req.platform.as_deref(), Some("web"));
     }
 
     #[test]
