@@ -293,6 +293,47 @@ impl ProductType {
     }
 }
 
+/// What `ListQualityDistribution` groups by (volc-openapi.md section 5): `Province` (first-level
+/// divisions, HK/MO/TW included), `Country`, device `OS` or network `Access`. Spelled as the API spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Dimension {
+    Province,
+    Country,
+    #[serde(rename = "OS")]
+    Os,
+    Access,
+}
+
+impl Dimension {
+    /// The four, in the order PRODUCT.md lists them (the configuration's default).
+    pub const ALL: [Dimension; 4] = [
+        Dimension::Province,
+        Dimension::Country,
+        Dimension::Os,
+        Dimension::Access,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Province => "Province",
+            Dimension::Country => "Country",
+            Dimension::Os => "OS",
+            Dimension::Access => "Access",
+        }
+    }
+
+    /// Exactly the API's spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        Dimension::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+impl fmt::Display for Dimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One configured query. Filters are normalized: sorted by byte order, deduplicated,
 /// and `os`/`access` emptied for `web` (the API ignores them there).
 #[derive(Debug, Clone, PartialEq)]

@@ -1,10 +1,14 @@
-//! The fetcher: every `ListQuality` call of a run goes through here, paced, bounded and retried.
+//! The fetcher: every API call of a run goes through here, paced, bounded and retried.
 //!
-//! **Invariant:** one [`Fetcher`] per credential, shared (cloned) by every task. Every attempt, retries
-//! included, waits for a slot (`max_in_flight`) and then for the one rate limiter, so the calls leaving
-//! this process never exceed `requests_per_second` in any one-second window. Only retryable errors
-//! (see `api::error::classify`) are retried, at most `max_retries` times.
+//! **Invariant:** one [`Fetcher`] per credential and action quota, shared (cloned) by every task. Every
+//! attempt, retries included, waits for a slot (`max_in_flight`, an [`InFlight`] bound that several
+//! fetchers may share) and then for its fetcher's one rate limiter, so the calls of one kind leaving this
+//! process never exceed that fetcher's rate in any one-second window. `ListQuality` and
+//! `ListQualityDistribution` have separate quotas, so each gets its own fetcher (its own limiter, its own
+//! `Retry-After` hold) over one shared [`InFlight`]. Only retryable errors (see `api::error::classify`)
+//! are retried, at most `max_retries` times.
 
+use std::future::Future;
 use std::ops::Add;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +25,9 @@ use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use crate::api::client::{Client, Fetched};
+use crate::api::distribution::{self, FetchedDistribution, ListQualityDistributionRequest};
 use crate::api::error::ApiError;
-use crate::api::wire::ListQualityRequest;
+use crate::api::wire::{self, ListQualityRequest};
 use crate::config::SourceSettings;
 
 /// Calls are spaced this much wider than `1 / requests_per_second`. The gateway counts arrivals, not sends:
@@ -35,11 +40,66 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// No retry waits longer than this, jitter included, unless the server's `Retry-After` asks for more.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
+/// One kind of call the fetcher can send: the request body, and which client method sends it.
+pub trait Call: Sync {
+    /// What a successful attempt returns.
+    type Output: Send;
+    /// The API action, for logs.
+    const ACTION: &'static str;
+    fn app_id(&self) -> &str;
+    /// The window's start as sent (RFC 3339), for logs.
+    fn start_time(&self) -> &str;
+    /// One attempt: one HTTP request.
+    fn send(&self, client: &Client) -> impl Future<Output = Result<Self::Output, ApiError>> + Send;
+}
+
+impl Call for ListQualityRequest {
+    type Output = Fetched;
+    const ACTION: &'static str = wire::ACTION;
+    fn app_id(&self) -> &str {
+        &self.app_id
+    }
+    fn start_time(&self) -> &str {
+        &self.start_time
+    }
+    fn send(&self, client: &Client) -> impl Future<Output = Result<Fetched, ApiError>> + Send {
+        client.list_quality(self)
+    }
+}
+
+impl Call for ListQualityDistributionRequest {
+    type Output = FetchedDistribution;
+    const ACTION: &'static str = distribution::ACTION;
+    fn app_id(&self) -> &str {
+        &self.app_id
+    }
+    fn start_time(&self) -> &str {
+        &self.start_time
+    }
+    fn send(
+        &self,
+        client: &Client,
+    ) -> impl Future<Output = Result<FetchedDistribution, ApiError>> + Send {
+        client.list_quality_distribution(self)
+    }
+}
+
+/// The bound on calls in flight at once. Cheap to clone; fetchers built with clones of one `InFlight`
+/// share it, so `source.max_in_flight` bounds the calls of every kind together.
+#[derive(Debug, Clone)]
+pub struct InFlight(Arc<Semaphore>);
+
+impl InFlight {
+    pub fn new(max_in_flight: usize) -> InFlight {
+        InFlight(Arc::new(Semaphore::new(max_in_flight.max(1))))
+    }
+}
+
 /// What one logical call came to.
 #[derive(Debug)]
-pub struct FetchOutcome {
+pub struct FetchOutcome<T = Fetched> {
     /// The last attempt's result.
-    pub result: Result<Fetched, ApiError>,
+    pub result: Result<T, ApiError>,
     /// Requests sent for this call, retries included (at least 1).
     pub attempts: u32,
     /// Of those, the ones the API throttled (HTTP 429 or `FlowLimitExceeded*`).
@@ -69,7 +129,7 @@ struct Counters {
     rate_wait_ms: AtomicU64,
 }
 
-/// Paced, retried `ListQuality` calls for one credential. Cheap to clone; clones share the limiter,
+/// Paced, retried calls for one credential and one quota. Cheap to clone; clones share the limiter,
 /// the slots and the counters.
 #[derive(Clone)]
 pub struct Fetcher {
@@ -96,6 +156,7 @@ impl std::fmt::Debug for Fetcher {
 }
 
 impl Fetcher {
+    /// `ListQuality`'s fetcher: `source.requests_per_second`, its own `max_in_flight` slots.
     pub fn new(client: Client, source: &SourceSettings) -> Fetcher {
         Fetcher::with_backoff(client, source, BACKOFF_MIN, BACKOFF_MAX)
     }
@@ -104,6 +165,29 @@ impl Fetcher {
     pub fn with_backoff(
         client: Client,
         source: &SourceSettings,
+        min: Duration,
+        max: Duration,
+    ) -> Fetcher {
+        let in_flight = InFlight::new(source.max_in_flight);
+        Fetcher::with_pace(
+            client,
+            source,
+            source.requests_per_second,
+            in_flight,
+            min,
+            max,
+        )
+    }
+
+    /// A fetcher with its own limiter at `requests_per_second` (and its own `Retry-After` hold and
+    /// counters) whose attempts take their slots from `in_flight`, with `source`'s retry policy. For
+    /// `ListQualityDistribution`, whose quota is its own: pass the `ListQuality` fetcher's
+    /// [`Fetcher::in_flight`], so both run at their full rate and `max_in_flight` bounds them together.
+    pub fn with_pace(
+        client: Client,
+        source: &SourceSettings,
+        requests_per_second: f64,
+        in_flight: InFlight,
         min: Duration,
         max: Duration,
     ) -> Fetcher {
@@ -116,7 +200,7 @@ impl Fetcher {
         Fetcher {
             inner: Arc::new(Inner {
                 client,
-                pacer: Pacer::new(source.requests_per_second, source.max_in_flight),
+                pacer: Pacer::with_slots(requests_per_second, in_flight),
                 max_retries: source.max_retries,
                 backoff,
                 backoff_max: max,
@@ -125,8 +209,13 @@ impl Fetcher {
         }
     }
 
+    /// The in-flight bound this fetcher's attempts take their slots from, to share with another.
+    pub fn in_flight(&self) -> InFlight {
+        self.inner.pacer.slots.clone()
+    }
+
     /// One logical call: attempts until success, a permanent error, or `max_retries` retries.
-    pub async fn fetch(&self, req: &ListQualityRequest) -> FetchOutcome {
+    pub async fn fetch<R: Call>(&self, req: &R) -> FetchOutcome<R::Output> {
         let inner = &*self.inner;
         let mut backoff = inner.backoff.build();
         let mut attempts: u32 = 0;
@@ -144,7 +233,7 @@ impl Fetcher {
                     .rate_wait_ms
                     .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
                 inner.stats.requests.fetch_add(1, Ordering::Relaxed);
-                inner.client.list_quality(req).await
+                req.send(&inner.client).await
             };
             let error = match result {
                 Ok(fetched) => {
@@ -188,10 +277,11 @@ impl Fetcher {
                 delay_ms = delay.as_millis() as u64,
                 code = %error.label(),
                 request_id = error.request_id().unwrap_or(""),
-                app_id = %req.app_id,
-                window.start = %utc_text(&req.start_time),
+                app_id = %req.app_id(),
+                window.start = %utc_text(req.start_time()),
                 error = %error,
-                "ListQuality call failed; retrying"
+                "{} call failed; retrying",
+                R::ACTION
             );
             tokio::time::sleep(delay).await;
         }
@@ -242,7 +332,7 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<T
 
 /// Slots and pace: at most `max_in_flight` calls at once, and sends spaced by the rate with its margin.
 pub struct Pacer {
-    slots: Semaphore,
+    slots: InFlight,
     limiter: Limiter,
     /// No send before this instant: set when the server asks everyone to wait (`Retry-After`).
     hold_until: Mutex<Option<Instant>>,
@@ -250,6 +340,11 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(requests_per_second: f64, max_in_flight: usize) -> Pacer {
+        Pacer::with_slots(requests_per_second, InFlight::new(max_in_flight))
+    }
+
+    /// A pacer with its own limiter whose slots come from a (possibly shared) bound.
+    pub fn with_slots(requests_per_second: f64, slots: InFlight) -> Pacer {
         let period = Duration::from_secs_f64(PACING_MARGIN / requests_per_second)
             .max(Duration::from_micros(1));
         // Burst 1: a fresh or idle limiter must not let two calls out back to back.
@@ -257,37 +352,42 @@ impl Pacer {
             .expect("the period is positive")
             .allow_burst(std::num::NonZeroU32::MIN);
         Pacer {
-            slots: Semaphore::new(max_in_flight.max(1)),
+            slots,
             limiter: RateLimiter::direct_with_clock(quota, TokioClock),
             hold_until: Mutex::new(None),
         }
     }
 
-    /// Waits for a slot, then for the limiter; returns the slot (hold it until the call is done) and how
-    /// long the limiter made it wait. The slot comes first so that at most `max_in_flight` tasks contend
-    /// for the limiter, and the limiter is checked last so nothing but sending follows it.
+    /// Waits for a slot and the limiter; returns the slot (hold it until the call is done) and how
+    /// long the limiter (or a `Retry-After` hold) made it wait. The limiter is checked last, with the
+    /// slot in hand, so nothing but sending follows it. A task that the limiter (or a hold) turns
+    /// away gives its slot back while it waits: slots may be shared with another pacer at another
+    /// rate, and a task waiting for its own pace must not keep the other kind from calling.
     pub async fn acquire(&self) -> (SemaphorePermit<'_>, Duration) {
-        let slot = self
-            .slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
-        let started = Instant::now();
+        let mut waited = Duration::ZERO;
         loop {
+            let slot = self
+                .slots
+                .0
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
             let hold = *self.hold_until.lock().await;
-            if let Some(until) = hold.filter(|&t| t > Instant::now()) {
-                tokio::time::sleep_until(until).await;
-                continue;
-            }
-            match self.limiter.check() {
-                Ok(()) => break,
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(TokioClock.now());
-                    tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+            let wait = if let Some(until) = hold.filter(|&t| t > Instant::now()) {
+                until - Instant::now()
+            } else {
+                match self.limiter.check() {
+                    Ok(()) => return (slot, waited),
+                    Err(not_until) => not_until
+                        .wait_time_from(TokioClock.now())
+                        .max(Duration::from_millis(1)),
                 }
-            }
+            };
+            drop(slot);
+            let started = Instant::now();
+            tokio::time::sleep(wait).await;
+            waited += started.elapsed();
         }
-        (slot, started.elapsed())
     }
 
     /// Holds every send back for `d` from now (never shortens an existing hold).
@@ -378,5 +478,91 @@ mod tests {
         pacer.hold_for(Duration::from_secs(1)).await; // does not shorten the hold
         drop(pacer.acquire().await);
         assert!(Instant::now() - t0 >= Duration::from_secs(3));
+    }
+
+    /// Two pacers over one small `InFlight`, many tasks each: every pacer keeps its own rate as if it
+    /// were alone (a task waiting for its pace holds no slot), and the slots are never exceeded.
+    #[tokio::test(start_paused = true)]
+    async fn two_pacers_over_shared_slots_keep_their_own_rates() {
+        let shared = InFlight::new(2);
+        let pacers = [
+            Arc::new(Pacer::with_slots(2.0, shared.clone())),
+            Arc::new(Pacer::with_slots(2.0, shared.clone())),
+        ];
+        let in_flight = Arc::new(AtomicU64::new(0));
+        let peak = Arc::new(AtomicU64::new(0));
+        let times = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        for (kind, pacer) in pacers.iter().enumerate() {
+            for _ in 0..5 {
+                let (pacer, in_flight, peak, times) = (
+                    pacer.clone(),
+                    in_flight.clone(),
+                    peak.clone(),
+                    times.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let (_slot, _) = pacer.acquire().await;
+                    times.lock().unwrap().push((kind, Instant::now() - t0));
+                    let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(peak.load(Ordering::SeqCst) <= 2);
+        let period = Duration::from_secs_f64(PACING_MARGIN / 2.0);
+        let times = times.lock().unwrap().clone();
+        for kind in 0..2 {
+            let mut mine: Vec<Duration> = times
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, t)| *t)
+                .collect();
+            mine.sort();
+            assert_eq!(mine.len(), 5);
+            for w in mine.windows(2) {
+                assert!(w[1] - w[0] >= period, "{kind}: {mine:?}");
+            }
+            // Four periods, as if it were alone: the other kind took none of its pace.
+            assert!(
+                mine[4] <= period * 4 + Duration::from_millis(20),
+                "{kind}: {mine:?}"
+            );
+        }
+    }
+
+    /// Long calls of two fast pacers over one `InFlight`: together never more than its bound.
+    #[tokio::test(start_paused = true)]
+    async fn shared_slots_bound_both_pacers_together() {
+        let shared = InFlight::new(3);
+        let pacers = [
+            Arc::new(Pacer::with_slots(1000.0, shared.clone())),
+            Arc::new(Pacer::with_slots(1000.0, shared.clone())),
+        ];
+        let in_flight = Arc::new(AtomicU64::new(0));
+        let peak = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for pacer in &pacers {
+            for _ in 0..4 {
+                let (pacer, in_flight, peak) = (pacer.clone(), in_flight.clone(), peak.clone());
+                tasks.push(tokio::spawn(async move {
+                    let (_slot, _) = pacer.acquire().await;
+                    let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                }));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
     }
 }

@@ -1,7 +1,9 @@
-//! The `ListQuality` client: one signed call, its body read under a size cap and checked field by field.
+//! The OpenAPI client: one signed call, its body read under a size cap and checked field by field.
+//! `ListQuality` is here; `ListQualityDistribution`'s body and answer are in `api::distribution`, and
+//! both go through the same signing, size cap, envelope check and error classification.
 //!
-//! **Invariant:** one call of [`Client::list_quality`] is one HTTP request; pacing and retries belong to
-//! the fetcher. The body is serialized once and the same bytes are hashed, signed and sent; the URL's
+//! **Invariant:** one call of [`Client::list_quality`] (or [`Client::list_quality_distribution`]) is one
+//! HTTP request; pacing and retries belong to the fetcher. The body is serialized once and the same bytes are hashed, signed and sent; the URL's
 //! query is the canonical query string itself, so the server sees exactly what was signed.
 
 use std::fmt;
@@ -9,8 +11,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use reqwest::header::{self, HeaderValue};
-use serde::de::IgnoredAny;
 
+use crate::api::answer::{check_envelope, parse, require_names};
+use crate::api::distribution::{self, FetchedDistribution, ListQualityDistributionRequest};
 use crate::api::error::{ApiError, parse_retry_after};
 use crate::api::sign::{self, SignInput};
 use crate::api::wire::{self, Envelope, ListQualityRequest, ListQualityResult};
@@ -82,12 +85,13 @@ pub fn request_for(
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
-    /// The endpoint with the canonical query string as its query.
+    /// The endpoint as configured, without a query.
+    endpoint: url::Url,
+    /// `ListQuality`'s URL: the endpoint with the canonical query string as its query.
     url: url::Url,
     /// The host as signed: with its port unless it is the scheme's default.
     host: String,
     path: String,
-    query: Vec<(String, String)>,
     region: String,
     timeout: Duration,
     credentials: Credentials,
@@ -127,13 +131,10 @@ impl Client {
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
         };
-        let query = vec![
-            ("Action".to_string(), wire::ACTION.to_string()),
-            ("Version".to_string(), wire::VERSION.to_string()),
-        ];
-        let mut url = endpoint.clone();
-        url.set_fragment(None);
-        url.set_query(Some(&sign::canonical_query(&query)));
+        let mut base = endpoint.clone();
+        base.set_fragment(None);
+        base.set_query(None);
+        let (_, url) = action_url(&base, wire::ACTION);
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .timeout(source.timeout)
@@ -147,8 +148,8 @@ impl Client {
             http,
             host,
             path: url.path().to_string(),
+            endpoint: base,
             url,
-            query,
             region: source.region.clone(),
             timeout: source.timeout,
             credentials,
@@ -170,9 +171,36 @@ impl Client {
     /// One attempt: sign, send, read at most the body cap, check. A failure is a non-2xx status
     /// or a `ResponseMetadata.Error`, whichever the server chose.
     pub async fn list_quality(&self, req: &ListQualityRequest) -> Result<Fetched, ApiError> {
-        let body = serde_json::to_vec(req).map_err(|e| ApiError::Setup {
-            message: format!("cannot serialize the request: {e}"),
-        })?;
+        let body = serialize(req)?;
+        let (status, retry_after, bytes) = self.post(wire::ACTION, body).await?;
+        interpret(status, retry_after, &bytes)
+            .and_then(|fetched| require_requested(fetched, &req.indicator))
+    }
+
+    /// One `ListQualityDistribution` attempt, signed, capped and checked like [`Client::list_quality`];
+    /// an answer without the requested indicator is a retried [`ApiError::MissingIndicators`].
+    pub async fn list_quality_distribution(
+        &self,
+        req: &ListQualityDistributionRequest,
+    ) -> Result<FetchedDistribution, ApiError> {
+        let body = serialize(req)?;
+        let (status, retry_after, bytes) = self.post(distribution::ACTION, body).await?;
+        distribution::interpret(status, retry_after, &bytes)
+            .and_then(|fetched| distribution::require_requested(fetched, &req.indicator))
+    }
+
+    /// Signs `body` for `action`, sends exactly those bytes, and reads the answer under the cap:
+    /// the HTTP status, the server's `Retry-After` and the body.
+    async fn post(
+        &self,
+        action: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), ApiError> {
+        let (query, url) = if action == wire::ACTION {
+            (action_query(action), self.url.clone())
+        } else {
+            action_url(&self.endpoint, action)
+        };
         let x_date = crate::clock::now().format("%Y%m%dT%H%M%SZ").to_string();
         let token = self.credentials.token();
         let signature = sign::sign(
@@ -180,9 +208,9 @@ impl Client {
                 method: "POST",
                 host: &self.host,
                 path: &self.path,
-                query: &self.query,
+                query: &query,
                 body: &body,
-                content_type: CONTENT_TYPE,
+                content_type: Some(CONTENT_TYPE),
                 x_date: &x_date,
                 region: &self.region,
                 service: wire::SERVICE,
@@ -194,7 +222,7 @@ impl Client {
 
         let mut request = self
             .http
-            .post(self.url.clone())
+            .post(url)
             .header(header::CONTENT_TYPE, CONTENT_TYPE)
             .header(header::ACCEPT, CONTENT_TYPE)
             .header("X-Date", &x_date)
@@ -219,8 +247,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, crate::clock::system_now()));
         let bytes = self.read_capped(response).await?;
-        interpret(status, retry_after, &bytes)
-            .and_then(|fetched| require_requested(fetched, &req.indicator))
+        Ok((status, retry_after, bytes))
     }
 
     /// Reads the body chunk by chunk and stops at the cap, so a runaway response cannot exhaust memory.
@@ -271,6 +298,28 @@ impl Client {
     }
 }
 
+/// The body, serialized once: these bytes are hashed, signed and sent.
+fn serialize<T: serde::Serialize>(req: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(req).map_err(|e| ApiError::Setup {
+        message: format!("cannot serialize the request: {e}"),
+    })
+}
+
+fn action_query(action: &str) -> Vec<(String, String)> {
+    vec![
+        ("Action".to_string(), action.to_string()),
+        ("Version".to_string(), wire::VERSION.to_string()),
+    ]
+}
+
+/// The signed query of `action` and the URL that carries exactly it.
+fn action_url(base: &url::Url, action: &str) -> (Vec<(String, String)>, url::Url) {
+    let query = action_query(action);
+    let mut url = base.clone();
+    url.set_query(Some(&sign::canonical_query(&query)));
+    (query, url)
+}
+
 /// A header value that `Debug` output of the request never shows.
 fn sensitive(value: &str, what: &str) -> Result<HeaderValue, ApiError> {
     let mut v = HeaderValue::from_str(value).map_err(|_| ApiError::Setup {
@@ -301,39 +350,8 @@ pub fn interpret(
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> Result<Fetched, ApiError> {
-    let success = (200..300).contains(&status);
-
-    // First the envelope alone: an error must be reported as such even when `Result` is malformed.
-    let meta = match parse::<Envelope<IgnoredAny>>(body, None) {
-        Ok(envelope) => envelope.response_metadata,
-        Err(_) if !success => {
-            return Err(ApiError::Status {
-                status,
-                request_id: None,
-                retry_after,
-            });
-        }
-        Err(e) => return Err(e),
-    };
-    let request_id = Some(meta.request_id.clone()).filter(|id| !id.is_empty());
-    if let Some(error) = meta.error {
-        return Err(ApiError::Api {
-            status,
-            code: error.code,
-            code_n: error.code_n,
-            message: error.message,
-            request_id,
-            retry_after,
-        });
-    }
-    if !success {
-        return Err(ApiError::Status {
-            status,
-            request_id,
-            retry_after,
-        });
-    }
-
+    let request_id = check_envelope(status, retry_after, body)?;
+    let request_id = Some(request_id).filter(|id| !id.is_empty());
     let envelope = parse::<Envelope<ListQualityResult>>(body, request_id.as_deref())?;
     let invalid = |path: String, what: String| ApiError::InvalidResponse {
         path,
@@ -344,6 +362,7 @@ pub fn interpret(
     let result = envelope
         .result
         .ok_or_else(|| invalid("Result".into(), "missing from a successful response".into()))?;
+    let meta = envelope.response_metadata;
 
     let mut indicators = Vec::with_capacity(result.indicators.len());
     for (i, indicator) in result.indicators.into_iter().enumerate() {
@@ -392,53 +411,9 @@ pub fn interpret(
 ///
 /// This is the one place the check is made, so no caller can record such an answer as fetched.
 pub fn require_requested(fetched: Fetched, requested: &[String]) -> Result<Fetched, ApiError> {
-    let missing: Vec<String> = requested
-        .iter()
-        .filter(|r| {
-            !fetched
-                .indicators
-                .iter()
-                .any(|i| i.name.contains(r.as_str()))
-        })
-        .cloned()
-        .collect();
-    if missing.is_empty() {
-        return Ok(fetched);
-    }
-    Err(ApiError::MissingIndicators {
-        missing,
-        returned: fetched.indicators.into_iter().map(|i| i.name).collect(),
-        request_id: Some(fetched.request_id).filter(|id| !id.is_empty()),
-    })
-}
-
-/// Deserializes with the path of the offending field in the error.
-fn parse<T: serde::de::DeserializeOwned>(
-    body: &[u8],
-    request_id: Option<&str>,
-) -> Result<T, ApiError> {
-    let error = |path: String, e: serde_json::Error| {
-        let not_json = !e.is_data();
-        ApiError::InvalidResponse {
-            path: if not_json || path == "." {
-                "body".to_string()
-            } else {
-                path
-            },
-            what: if not_json {
-                format!("not JSON ({e})")
-            } else {
-                e.to_string()
-            },
-            request_id: request_id.map(str::to_string),
-            not_json,
-        }
-    };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| error(e.path().to_string(), e.into_inner()))?;
-    de.end().map_err(|e| error(String::new(), e))?;
-    Ok(value)
+    let returned: Vec<&str> = fetched.indicators.iter().map(|i| i.name.as_str()).collect();
+    require_names(&returned, requested, &fetched.request_id)?;
+    Ok(fetched)
 }
 
 #[cfg(test)]

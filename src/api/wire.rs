@@ -1,4 +1,5 @@
-//! Wire types: the JSON that `ListQuality` speaks, exactly as documented, kept apart from domain types.
+//! Wire types: the JSON that `ListQuality` (and `ListQualityDistribution`'s answer) speaks, exactly as
+//! documented, kept apart from domain types.
 //!
 //! Field names follow the API (PascalCase). Both the client and the simulator use these types.
 
@@ -95,5 +96,37 @@ pub struct DataItem {
     pub time_stamp: String,
     /// `null` when the bucket had no traffic.
     #[serde(rename = "Value")]
+    pub value: Option<f64>,
+}
+
+/// The `Result` of a `ListQualityDistribution` call (volc-openapi.md section 5). Every field is optional
+/// in the official model; there is no `Unit` and no `AggregateGranularity`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListQualityDistributionResult {
+    #[serde(default)]
+    pub indicators: Vec<DistributionIndicator>,
+}
+
+/// One returned series of a distribution: `Name` as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DistributionIndicator {
+    pub name: String,
+    #[serde(default)]
+    pub data: Vec<DistributionItem>,
+}
+
+/// One (dimension value, time stamp) of a distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistributionItem {
+    /// The dimension's value as returned, in any script: `广东`, `US`, `iOS`, `wifi`.
+    #[serde(rename = "Dimension", default, skip_serializing_if = "Option::is_none")]
+    pub dimension: Option<String>,
+    /// RFC 3339; which grid it follows is not documented.
+    #[serde(rename = "TimeStamp", default, skip_serializing_if = "Option::is_none")]
+    pub time_stamp: Option<String>,
+    /// `null` when that value had no traffic.
+    #[serde(rename = "Value", default)]
     pub value: Option<f64>,
 }

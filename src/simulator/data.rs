@@ -285,7 +285,7 @@ pub fn add_off_grid_points(result: &mut ListQualityResult, q: &Query) {
 
 /// Independent hash streams per bucket, so that e.g. the traffic draw and the value draw are unrelated.
 #[derive(Clone, Copy)]
-enum Stream {
+pub(super) enum Stream {
     Traffic = 1,
     Form = 2,
     Final = 3,
@@ -294,10 +294,10 @@ enum Stream {
 }
 
 /// One series, hashed once so that each point costs a few multiplications.
-struct Series {
-    hash: u64,
+pub(super) struct Series {
+    pub(super) hash: u64,
     /// Success rates live in 90..100 and lean towards 100; anything else (stall rates) in 0..10, leaning to 0.
-    success: bool,
+    pub(super) success: bool,
 }
 
 impl Series {
@@ -326,11 +326,11 @@ impl Series {
         }
     }
 
-    fn bits(&self, t: DateTime<Utc>, stream: Stream) -> u64 {
+    pub(super) fn bits(&self, t: DateTime<Utc>, stream: Stream) -> u64 {
         mix(&[self.hash, t.timestamp() as u64, stream as u64])
     }
 
-    fn value(&self, t: DateTime<Utc>, stage: BucketStage) -> Option<f64> {
+    pub(super) fn value(&self, t: DateTime<Utc>, stage: BucketStage) -> Option<f64> {
         if stage == BucketStage::Future
             || unit_interval(self.bits(t, Stream::Traffic)) < NO_TRAFFIC_RATE
         {

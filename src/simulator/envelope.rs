@@ -149,7 +149,7 @@ impl Meta {
     }
 
     /// The JSON of a successful call.
-    pub fn result_body(&self, result: ListQualityResult) -> Vec<u8> {
+    pub fn result_body<T: serde::Serialize>(&self, result: T) -> Vec<u8> {
         let env = Envelope {
             response_metadata: self.metadata(None),
             result: Some(result),

@@ -1,4 +1,5 @@
-//! A faithful local emulation of the `ListQuality` API, served over real HTTP on loopback.
+//! A faithful local emulation of the `ListQuality` and `ListQualityDistribution` APIs, served over real
+//! HTTP on loopback.
 //!
 //! It checks what the gateway checks (auth headers, clock skew, access key, signature, Action/Version,
 //! rate limit) and what the RTC service checks (the body), answers with the documented envelope and
@@ -6,11 +7,13 @@
 //! faults on request. The integration tests, the benchmarks, `simulate` and `demo` all run against it.
 //!
 //! Modules: `auth` (the gateway's signature check), `request` (the body's validation), `limiter` (the
-//! sliding one-second rate limit), `data` (the seeded data function), `faults` (injected
+//! sliding one-second rate limit, one per action), `data` (the seeded data function),
+//! `distribution` (its `ListQualityDistribution` counterpart: per-day values per dimension value), `faults` (injected
 //! misbehaviour), `envelope` (codes and JSON), `server` (the router and one request's path).
 
 mod auth;
 pub mod data;
+pub mod distribution;
 mod envelope;
 pub mod faults;
 mod limiter;
@@ -35,6 +38,10 @@ pub use data::{
     BucketStage, Query, bucket_stage, bucket_starts, expand_indicator, expand_indicators,
     final_value, served_value,
 };
+pub use distribution::{
+    DistributionKey, DistributionQuery, dimension_values, distribution_days,
+    distribution_final_value, distribution_served_value,
+};
 pub use faults::{FaultKind, Faults, FaultsError};
 
 /// The access key the simulator accepts when none is configured: a documented, useless demo key.
@@ -43,7 +50,7 @@ pub const DEMO_ACCESS_KEY: &str = "AKLTsimulatordemokey";
 pub const DEMO_SECRET_KEY: &str = "c2ltdWxhdG9yLWRlbW8tc2VjcmV0";
 
 /// How the simulator behaves. `Default` accepts the demo key pair, knows every app id, adds no
-/// latency and no faults, and allows ListQuality's 2 requests per second.
+/// latency and no faults, and allows 2 requests per second of each action.
 #[derive(Clone)]
 pub struct SimulatorConfig {
     /// The one access key it accepts (`InvalidAccessKey` for any other).
@@ -60,6 +67,9 @@ pub struct SimulatorConfig {
     pub seed: u64,
     /// Admitted requests in any one-second window; ListQuality allows 2. Tests may raise it.
     pub rate_limit_per_sec: u32,
+    /// Admitted `ListQualityDistribution` requests in any one-second window, counted apart from
+    /// `ListQuality`'s (each action has its own quota); 2 by default.
+    pub distribution_rate_limit_per_sec: u32,
     /// The clock `X-Date` is checked against (±15 minutes); `None`: the system clock.
     pub fixed_signing_time: Option<DateTime<Utc>>,
     /// The "now" that data, provisional values and the 30-day check follow; `None`: the system clock.
@@ -79,6 +89,7 @@ impl Default for SimulatorConfig {
             faults: Faults::none(),
             seed: 1,
             rate_limit_per_sec: 2,
+            distribution_rate_limit_per_sec: 2,
             fixed_signing_time: None,
             data_now: None,
             slow_delay: Duration::from_secs(120),
@@ -97,6 +108,10 @@ impl fmt::Debug for SimulatorConfig {
             .field("faults", &self.faults)
             .field("seed", &self.seed)
             .field("rate_limit_per_sec", &self.rate_limit_per_sec)
+            .field(
+                "distribution_rate_limit_per_sec",
+                &self.distribution_rate_limit_per_sec,
+            )
             .field("fixed_signing_time", &self.fixed_signing_time)
             .field("data_now", &self.data_now)
             .field("slow_delay", &self.slow_delay)
@@ -131,6 +146,9 @@ pub struct RequestRecord {
     /// `offgrid`), if any.
     #[serde(default)]
     pub fault: Option<String>,
+    /// The `Action` of the query (`ListQuality`, `ListQualityDistribution`, or whatever was sent).
+    #[serde(default)]
+    pub action: String,
 }
 
 /// Serves until `shutdown` completes, then stops accepting, lets running requests finish (a `slow`

@@ -6,17 +6,25 @@
 //! `EndTime` (`InvalidParameter.StartTimeAfterEndTime`), a span over 7 days or a start older than 30 days
 //! (`InvalidParameter.OutofTimeRange`), more than 20 user ids, an unknown granularity or product type
 //! (`InvalidParameter`). All are HTTP 400.
+//!
+//! [`validate_distribution`] checks a `ListQualityDistribution` body in the same order, with the same
+//! codes, then the call's own rules: `Indicator` is one string (an array is `InvalidParameter`) and
+//! `Dimension` one of `Province`, `Country`, `OS`, `Access` (anything else is `InvalidParameter`).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde_json::{Map, Value};
 
 use super::data::Query;
+use super::distribution::DistributionQuery;
 use super::envelope::ApiError;
-use crate::domain::Granularity;
+use crate::domain::{Dimension, Granularity};
 
 pub const MAX_SPAN: Duration = Duration::days(7);
 pub const MAX_LOOKBACK: Duration = Duration::days(30);
 pub const MAX_USER_IDS: usize = 20;
+
+const REQUIRED_DISTRIBUTION: [&str; 5] =
+    ["AppId", "StartTime", "EndTime", "Indicator", "Dimension"];
 
 const REQUIRED: [&str; 5] = [
     "AppId",
@@ -28,18 +36,7 @@ const REQUIRED: [&str; 5] = [
 
 /// Validates a body against the API's rules. `apps` empty: every app id is known.
 pub fn validate(body: &[u8], apps: &[String], data_now: DateTime<Utc>) -> Result<Query, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid_parameter(
-            "InvalidParameter.BodyIsEmpty",
-            "the request body is empty; send the ListQuality parameters as a JSON object",
-        ));
-    }
-    let obj = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => return Err(unmarshal("the body is JSON but not an object")),
-        Err(e) => return Err(unmarshal(&format!("the body is not valid JSON ({e})"))),
-    };
-
+    let obj = object(body)?;
     let missing: Vec<&str> = REQUIRED
         .into_iter()
         .filter(|k| match obj.get(*k) {
@@ -68,13 +65,139 @@ pub fn validate(body: &[u8], apps: &[String], data_now: DateTime<Utc>) -> Result
     // The docs' own example sends UserId as a string, so one string is taken as one id.
     let user_ids = strings(&obj, "UserId", true)?;
 
-    if !apps.is_empty() && !apps.contains(&app_id) {
+    known_app(&app_id, apps)?;
+    let (start, end) = window(&start_s, &end_s, data_now)?;
+    if user_ids.len() > MAX_USER_IDS {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter",
+            format!("UserId lists {} users; give at most 20", user_ids.len()),
+        ));
+    }
+    let granularity = Granularity::parse(&granularity_s).ok_or_else(|| {
+        ApiError::invalid_parameter(
+            "InvalidParameter",
+            format!("AggregateGranularity {granularity_s:?} is not supported; use 1d or 5min"),
+        )
+    })?;
+    let product_type = product(product_type)?;
+
+    Ok(Query {
+        app_id,
+        room_id,
+        product_type,
+        os,
+        access,
+        user_ids,
+        indicators,
+        granularity,
+        start,
+        end,
+    })
+}
+
+/// Validates a `ListQualityDistribution` body. `apps` empty: every app id is known.
+pub fn validate_distribution(
+    body: &[u8],
+    apps: &[String],
+    data_now: DateTime<Utc>,
+) -> Result<DistributionQuery, ApiError> {
+    let obj = object(body)?;
+    // An array is not "missing": it is the wrong shape, which is said below.
+    let missing: Vec<&str> = REQUIRED_DISTRIBUTION
+        .into_iter()
+        .filter(|k| match obj.get(*k) {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.trim().is_empty(),
+            Some(_) => false,
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::missing_parameter(format!(
+            "missing required parameter {}; AppId, StartTime, EndTime, Indicator and Dimension are required",
+            missing.join(", ")
+        )));
+    }
+    let app_id = string(&obj, "AppId")?.unwrap_or_default();
+    let start_s = string(&obj, "StartTime")?.unwrap_or_default();
+    let end_s = string(&obj, "EndTime")?.unwrap_or_default();
+    let indicator = match obj.get("Indicator") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(_)) => {
+            return Err(ApiError::invalid_parameter(
+                "InvalidParameter",
+                "Indicator is an array; ListQualityDistribution takes one indicator as a string, e.g. \"stall_rate\": one call per indicator",
+            ));
+        }
+        _ => return Err(unmarshal("Indicator is not a string")),
+    };
+    let dimension_s = string(&obj, "Dimension")?.unwrap_or_default();
+    let product_type = string(&obj, "ProductType")?.filter(|s| !s.is_empty());
+    let platform = string(&obj, "Platform")?.unwrap_or_default();
+
+    known_app(&app_id, apps)?;
+    let (start, end) = window(&start_s, &end_s, data_now)?;
+    let dimension = Dimension::parse(&dimension_s).ok_or_else(|| {
+        ApiError::invalid_parameter(
+            "InvalidParameter",
+            format!(
+                "Dimension {dimension_s:?} is not supported; use Province, Country, OS or Access"
+            ),
+        )
+    })?;
+    let product_type = product(product_type)?;
+    Ok(DistributionQuery {
+        app_id,
+        product_type,
+        platform,
+        indicator,
+        dimension,
+        start,
+        end,
+    })
+}
+
+/// An empty body, a body that is not JSON, or JSON that is not an object, each with its code.
+fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter.BodyIsEmpty",
+            "the request body is empty; send the parameters as a JSON object",
+        ));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(unmarshal("the body is JSON but not an object")),
+        Err(e) => Err(unmarshal(&format!("the body is not valid JSON ({e})"))),
+    }
+}
+
+fn known_app(app_id: &str, apps: &[String]) -> Result<(), ApiError> {
+    if !apps.is_empty() && !apps.iter().any(|a| a == app_id) {
         return Err(ApiError::invalid_parameter(
             "InvalidParameter.NotExistAppId",
             format!("AppId {app_id:?} does not exist; use an app id of this account"),
         ));
     }
+    Ok(())
+}
 
+fn product(product_type: Option<String>) -> Result<String, ApiError> {
+    let product_type = product_type.unwrap_or_else(|| "native".to_string());
+    if product_type != "native" && product_type != "web" {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter",
+            format!("ProductType {product_type:?} is not supported; use native or web"),
+        ));
+    }
+    Ok(product_type)
+}
+
+/// `StartTime` and `EndTime`: readable, in order, at most 7 days apart, not older than 30 days.
+fn window(
+    start_s: &str,
+    end_s: &str,
+    data_now: DateTime<Utc>,
+) -> Result<(DateTime<FixedOffset>, DateTime<FixedOffset>), ApiError> {
     let time = |name: &str, s: &str| {
         DateTime::parse_from_rfc3339(s).map_err(|_| {
             ApiError::invalid_parameter(
@@ -85,8 +208,8 @@ pub fn validate(body: &[u8], apps: &[String], data_now: DateTime<Utc>) -> Result
             )
         })
     };
-    let start = time("StartTime", &start_s)?;
-    let end = time("EndTime", &end_s)?;
+    let start = time("StartTime", start_s)?;
+    let end = time("EndTime", end_s)?;
     if start >= end {
         return Err(ApiError::invalid_parameter(
             "InvalidParameter.StartTimeAfterEndTime",
@@ -111,44 +234,13 @@ pub fn validate(body: &[u8], apps: &[String], data_now: DateTime<Utc>) -> Result
             ),
         ));
     }
-    if user_ids.len() > MAX_USER_IDS {
-        return Err(ApiError::invalid_parameter(
-            "InvalidParameter",
-            format!("UserId lists {} users; give at most 20", user_ids.len()),
-        ));
-    }
-    let granularity = Granularity::parse(&granularity_s).ok_or_else(|| {
-        ApiError::invalid_parameter(
-            "InvalidParameter",
-            format!("AggregateGranularity {granularity_s:?} is not supported; use 1d or 5min"),
-        )
-    })?;
-    let product_type = product_type.unwrap_or_else(|| "native".to_string());
-    if product_type != "native" && product_type != "web" {
-        return Err(ApiError::invalid_parameter(
-            "InvalidParameter",
-            format!("ProductType {product_type:?} is not supported; use native or web"),
-        ));
-    }
-
-    Ok(Query {
-        app_id,
-        room_id,
-        product_type,
-        os,
-        access,
-        user_ids,
-        indicators,
-        granularity,
-        start,
-        end,
-    })
+    Ok((start, end))
 }
 
 fn unmarshal(what: &str) -> ApiError {
     ApiError::invalid_parameter(
         "InvalidParameter.Unmarshal",
-        format!("{what}; send the ListQuality parameters as a JSON object"),
+        format!("{what}; send the parameters as a JSON object"),
     )
 }
 
@@ -282,6 +374,101 @@ mod tests {
         assert_eq!(
             code(&body(r#","ProductType":"tv""#), &[]),
             "InvalidParameter"
+        );
+    }
+
+    fn dist(extra: &str) -> Vec<u8> {
+        format!(
+            r#"{{"AppId":"app","StartTime":"2024-01-15T00:00:00+08:00","EndTime":"2024-01-16T00:00:00+08:00"{extra}}}"#
+        )
+        .into_bytes()
+    }
+
+    fn dist_code(b: &[u8], apps: &[&str]) -> &'static str {
+        let apps: Vec<String> = apps.iter().map(|s| s.to_string()).collect();
+        validate_distribution(b, &apps, now()).unwrap_err().code
+    }
+
+    #[test]
+    fn a_distribution_body_is_read_and_each_rule_has_its_code() {
+        let q = validate_distribution(
+            &dist(r#","Indicator":"stall_rate","Dimension":"OS","Platform":"ios""#),
+            &[],
+            now(),
+        )
+        .unwrap();
+        assert_eq!(q.indicator, "stall_rate");
+        assert_eq!(q.dimension, Dimension::Os);
+        assert_eq!(q.product_type, "native");
+        assert_eq!(q.platform, "ios");
+
+        let ok = r#","Indicator":"stall_rate","Dimension":"Province""#;
+        assert_eq!(dist_code(b" ", &[]), "InvalidParameter.BodyIsEmpty");
+        assert_eq!(dist_code(b"{", &[]), "InvalidParameter.Unmarshal");
+        assert_eq!(
+            dist_code(&dist(r#","Indicator":"stall_rate""#), &[]),
+            "MissingParameter"
+        );
+        assert_eq!(
+            dist_code(&dist(r#","Indicator":"","Dimension":"OS""#), &[]),
+            "MissingParameter"
+        );
+        // One string, not an array (not even an empty or a one-element one).
+        for indicator in [r#"["stall_rate"]"#, "[]"] {
+            assert_eq!(
+                dist_code(
+                    &dist(&format!(r#","Indicator":{indicator},"Dimension":"OS""#)),
+                    &[]
+                ),
+                "InvalidParameter",
+                "{indicator}"
+            );
+        }
+        assert_eq!(
+            dist_code(&dist(r#","Indicator":5,"Dimension":"OS""#), &[]),
+            "InvalidParameter.Unmarshal"
+        );
+        for dimension in ["City", "os", "province", " OS"] {
+            assert_eq!(
+                dist_code(
+                    &dist(&format!(r#","Indicator":"x","Dimension":"{dimension}""#)),
+                    &[]
+                ),
+                "InvalidParameter",
+                "{dimension}"
+            );
+        }
+        assert_eq!(
+            dist_code(&dist(ok), &["other"]),
+            "InvalidParameter.NotExistAppId"
+        );
+        assert_eq!(
+            dist_code(&dist(&format!(r#"{ok},"ProductType":"tv""#)), &[]),
+            "InvalidParameter"
+        );
+        let span = |s: &str, e: &str| {
+            format!(
+                r#"{{"AppId":"app","StartTime":"{s}","EndTime":"{e}","Indicator":"x","Dimension":"Access"}}"#
+            )
+            .into_bytes()
+        };
+        assert_eq!(
+            dist_code(
+                &span("2024-01-16T00:00:00+08:00", "2024-01-15T00:00:00+08:00"),
+                &[]
+            ),
+            "InvalidParameter.StartTimeAfterEndTime"
+        );
+        assert_eq!(
+            dist_code(
+                &span("2024-01-08T00:00:00+08:00", "2024-01-15T00:00:01+08:00"),
+                &[]
+            ),
+            "InvalidParameter.OutofTimeRange"
+        );
+        assert_eq!(
+            dist_code(&span("2023-12-20T00:00:00Z", "2023-12-21T00:00:00Z"), &[]),
+            "InvalidParameter.OutofTimeRange"
         );
     }
 

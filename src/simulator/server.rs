@@ -3,7 +3,9 @@
 //!
 //! **Invariant:** checks run in the gateway's order (auth headers, timestamp, access key, signature,
 //! Action/Version and method, rate limit, then the service's body validation), and faults are drawn
-//! only for requests that passed every check, so a fault never hides a real error.
+//! only for requests that passed every check, so a fault never hides a real error. `ListQuality` and
+//! `ListQualityDistribution` share every check but the rate limit (each action has its own quota) and
+//! the body validation.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,12 +25,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, Arrived};
 use super::data::{self, mix};
+use super::distribution::{self, DistributionQuery};
 use super::envelope::{ApiError, Meta};
 use super::faults::FaultKind;
 use super::limiter::SlidingLimiter;
 use super::request;
 use super::{RequestRecord, SimulatorConfig};
-use crate::api::wire::{ACTION, VERSION};
+use crate::api::distribution::ACTION as DISTRIBUTION_ACTION;
+use crate::api::wire::{ACTION, ListQualityResult, VERSION};
 
 /// Everything the handlers share; the handle keeps a reference so tests can read the log and move time.
 pub(crate) struct Shared {
@@ -36,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) log: Mutex<Vec<RequestRecord>>,
     pub(crate) data_now: Mutex<Option<DateTime<Utc>>>,
     limiter: Mutex<SlidingLimiter>,
+    /// `ListQualityDistribution`'s own quota, apart from `ListQuality`'s.
+    distribution_limiter: Mutex<SlidingLimiter>,
     /// How often each body (by hash) passed every check: the fault draw's key, so a retry draws anew.
     seen: Mutex<HashMap<u64, u64>>,
     sequence: AtomicU64,
@@ -47,6 +53,9 @@ impl Shared {
     pub(crate) fn new(config: SimulatorConfig) -> Self {
         Shared {
             limiter: Mutex::new(SlidingLimiter::new(config.rate_limit_per_sec)),
+            distribution_limiter: Mutex::new(SlidingLimiter::new(
+                config.distribution_rate_limit_per_sec,
+            )),
             data_now: Mutex::new(config.data_now),
             config,
             log: Mutex::new(Vec::new()),
@@ -96,7 +105,7 @@ async fn unknown_path(uri: Uri) -> Response {
         region: auth::DEFAULT_REGION.to_string(),
     };
     let e = ApiError::invalid_action_or_version(format!(
-        "no API at path {}; call POST /?Action=ListQuality&Version=2020-12-01",
+        "no API at path {}; call POST /?Action=ListQuality&Version=2020-12-01 (or Action=ListQualityDistribution)",
         uri.path()
     ));
     json_response(e.status, meta.error_body(&e))
@@ -189,6 +198,7 @@ async fn list_quality(
             code: outcome.code,
             request_id,
             fault: outcome.fault.map(|f| f.as_str().to_string()),
+            action: meta.action.clone(),
         });
 
     // Logged before waiting, so that a test sees a slow request while the client is still waiting.
@@ -217,7 +227,7 @@ fn check(
     body: &[u8],
     arrived: Instant,
     data_now: DateTime<Utc>,
-) -> Result<data::Query, ApiError> {
+) -> Result<Checked, ApiError> {
     let req = Arrived {
         method: method.as_str(),
         path: uri.path(),
@@ -231,30 +241,98 @@ fn check(
         s.config.secret_key.expose_secret(),
         s.signing_clock(),
     )?;
-    if meta.action != ACTION || meta.version != VERSION {
-        return Err(ApiError::invalid_action_or_version(format!(
-            "Action {:?} Version {:?} is not an API here; call Action=ListQuality&Version=2020-12-01",
-            meta.action, meta.version
-        )));
-    }
+    let distribution = match meta.action.as_str() {
+        ACTION if meta.version == VERSION => false,
+        DISTRIBUTION_ACTION if meta.version == VERSION => true,
+        _ => {
+            return Err(ApiError::invalid_action_or_version(format!(
+                "Action {:?} Version {:?} is not an API here; call Action=ListQuality or Action=ListQualityDistribution with Version=2020-12-01",
+                meta.action, meta.version
+            )));
+        }
+    };
     if method != Method::POST {
         return Err(ApiError::invalid_action_or_version(format!(
-            "ListQuality is called with POST, not {method}"
+            "{} is called with POST, not {method}",
+            meta.action
         )));
     }
-    // Counted only now, for validly signed ListQuality calls, at the instant each one arrived.
-    let admitted = s
-        .limiter
+    // Counted only now, for validly signed calls, at the instant each one arrived; each action
+    // against its own quota.
+    let (limiter, n) = if distribution {
+        (
+            &s.distribution_limiter,
+            s.config.distribution_rate_limit_per_sec,
+        )
+    } else {
+        (&s.limiter, s.config.rate_limit_per_sec)
+    };
+    let admitted = limiter
         .lock()
         .expect("the limiter lock is never poisoned")
         .try_admit(arrived);
     if !admitted {
-        let n = s.config.rate_limit_per_sec;
         return Err(ApiError::flow_limit_exceeded(format!(
-            "more than {n} requests in one second; send at most {n} per second and retry later"
+            "more than {n} {} requests in one second; send at most {n} per second and retry later",
+            meta.action
         )));
     }
-    request::validate(body, &s.config.apps, data_now)
+    if distribution {
+        request::validate_distribution(body, &s.config.apps, data_now).map(Checked::Distribution)
+    } else {
+        request::validate(body, &s.config.apps, data_now).map(Checked::Quality)
+    }
+}
+
+/// A request that passed every check, by action.
+enum Checked {
+    Quality(data::Query),
+    Distribution(DistributionQuery),
+}
+
+impl Checked {
+    /// The body of the right answer at `data_now`.
+    fn answer(&self, s: &Shared, meta: &Meta, data_now: DateTime<Utc>) -> Vec<u8> {
+        match self {
+            Checked::Quality(q) => meta.result_body(data::generate(s.config.seed, q, data_now)),
+            Checked::Distribution(q) => meta.result_body(distribution::generate_distribution(
+                s.config.seed,
+                q,
+                data_now,
+            )),
+        }
+    }
+
+    /// The `noindicators` fault: a `Result` with `"Indicators": []`.
+    fn no_indicators(&self, meta: &Meta) -> Vec<u8> {
+        match self {
+            Checked::Quality(q) => meta.result_body(ListQualityResult {
+                aggregate_granularity: q.granularity.as_str().to_string(),
+                indicators: Vec::new(),
+            }),
+            Checked::Distribution(_) => {
+                meta.result_body(crate::api::wire::ListQualityDistributionResult {
+                    indicators: Vec::new(),
+                })
+            }
+        }
+    }
+
+    /// The `offgrid` fault: the right answer plus points a client must drop.
+    fn off_grid(&self, s: &Shared, meta: &Meta, data_now: DateTime<Utc>) -> Vec<u8> {
+        match self {
+            Checked::Quality(q) => {
+                let mut result = data::generate(s.config.seed, q, data_now);
+                data::add_off_grid_points(&mut result, q);
+                meta.result_body(result)
+            }
+            Checked::Distribution(q) => {
+                let mut result = distribution::generate_distribution(s.config.seed, q, data_now);
+                distribution::add_outside_points(&mut result, q);
+                meta.result_body(result)
+            }
+        }
+    }
 }
 
 /// A request that passed every check: a drawn fault, or the data. A `slow` fault's wait is the caller's.
@@ -262,7 +340,7 @@ fn respond(
     s: &Shared,
     meta: &Meta,
     body: &[u8],
-    q: data::Query,
+    q: Checked,
     data_now: DateTime<Utc>,
 ) -> (Response, Outcome) {
     let fault = if s.config.faults.is_none() {
@@ -316,36 +394,22 @@ fn respond(
             json_response(StatusCode::OK, meta.empty_result_body()),
             ok(StatusCode::OK),
         ),
-        Some(FaultKind::NoIndicators) => {
-            let none = crate::api::wire::ListQualityResult {
-                aggregate_granularity: q.granularity.as_str().to_string(),
-                indicators: Vec::new(),
-            };
-            (
-                json_response(StatusCode::OK, meta.result_body(none)),
-                ok(StatusCode::OK),
-            )
-        }
-        Some(FaultKind::OffGrid) => {
-            let mut result = data::generate(s.config.seed, &q, data_now);
-            data::add_off_grid_points(&mut result, &q);
-            (
-                json_response(StatusCode::OK, meta.result_body(result)),
-                ok(StatusCode::OK),
-            )
-        }
-        Some(FaultKind::Close) => {
-            let full = meta.result_body(data::generate(s.config.seed, &q, data_now));
-            (close_mid_body(full), ok(StatusCode::OK))
-        }
-        Some(FaultKind::Slow) => {
-            let full = meta.result_body(data::generate(s.config.seed, &q, data_now));
-            (json_response(StatusCode::OK, full), ok(StatusCode::OK))
-        }
-        None => {
-            let full = meta.result_body(data::generate(s.config.seed, &q, data_now));
-            (json_response(StatusCode::OK, full), ok(StatusCode::OK))
-        }
+        Some(FaultKind::NoIndicators) => (
+            json_response(StatusCode::OK, q.no_indicators(meta)),
+            ok(StatusCode::OK),
+        ),
+        Some(FaultKind::OffGrid) => (
+            json_response(StatusCode::OK, q.off_grid(s, meta, data_now)),
+            ok(StatusCode::OK),
+        ),
+        Some(FaultKind::Close) => (
+            close_mid_body(q.answer(s, meta, data_now)),
+            ok(StatusCode::OK),
+        ),
+        Some(FaultKind::Slow) | None => (
+            json_response(StatusCode::OK, q.answer(s, meta, data_now)),
+            ok(StatusCode::OK),
+        ),
     }
 }
 

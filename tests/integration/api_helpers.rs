@@ -318,7 +318,7 @@ pub fn verify_signature(r: &Received, secret_key: &str) -> Result<(), String> {
             path: &r.path,
             query: &query,
             body: &r.body,
-            content_type: r.header("content-type").unwrap_or(""),
+            content_type: r.header("content-type"),
             x_date,
             region: REGION,
             service: "rtc",

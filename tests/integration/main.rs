@@ -6,6 +6,7 @@ mod bad_answers;
 mod bi;
 mod cli;
 mod compose;
+mod distribution;
 mod helpers;
 mod kill;
 mod pipeline;

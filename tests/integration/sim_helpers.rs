@@ -86,7 +86,7 @@ impl Call {
                 path: "/",
                 query: &self.query,
                 body: &self.body,
-                content_type: "application/json",
+                content_type: Some("application/json"),
                 x_date: &x_date,
                 region: &self.region,
                 service: "rtc",

@@ -1,0 +1,392 @@
+//! `ListQualityDistribution` (volc-openapi.md section 5): the body of one call and its answer, checked
+//! field by field. The call itself is `Client::list_quality_distribution` (in `api::client`), which
+//! shares `ListQuality`'s signing, size cap, envelope check and error classification.
+//!
+//! **Invariant:** a broken answer is an `invalid response` error naming the field, never a panic; a
+//! `null` value is no traffic (not a point, not an error); an answer without the requested indicator
+//! never leaves [`require_requested`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::api::answer::{check_envelope, parse, require_names};
+use crate::api::error::ApiError;
+use crate::api::wire::{Envelope, ListQualityDistributionResult};
+use crate::domain::{Dimension, ProductType, Window};
+
+pub const ACTION: &str = "ListQualityDistribution";
+
+/// The body of a `ListQualityDistribution` call: ONE indicator (a string, not an array), one dimension,
+/// no granularity. `ProductType` and `Platform` are sent only when set. The field order is the official
+/// SDK's (the signing vector's body), so a request serializes to the bytes it signs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListQualityDistributionRequest {
+    pub app_id: String,
+    /// RFC 3339 with offset, second precision.
+    pub start_time: String,
+    pub end_time: String,
+    pub indicator: String,
+    pub dimension: Dimension,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_type: Option<String>,
+    /// Documented inconsistently; left out unless configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+impl ListQualityDistributionRequest {
+    /// The call for `window` (one local day, PRODUCT.md) of one indicator and one dimension: times in
+    /// `tz` at second precision, the product type always sent, the platform only when set.
+    pub fn for_window(
+        app_id: &str,
+        window: Window,
+        tz: FixedOffset,
+        indicator: &str,
+        dimension: Dimension,
+        product_type: ProductType,
+        platform: Option<&str>,
+    ) -> ListQualityDistributionRequest {
+        let time = |t: DateTime<Utc>| {
+            t.with_timezone(&tz)
+                .to_rfc3339_opts(SecondsFormat::Secs, false)
+        };
+        ListQualityDistributionRequest {
+            app_id: app_id.to_string(),
+            start_time: time(window.start),
+            end_time: time(window.end),
+            indicator: indicator.to_string(),
+            dimension,
+            product_type: Some(product_type.as_str().to_string()),
+            platform: platform.filter(|p| !p.is_empty()).map(str::to_string),
+        }
+    }
+}
+
+/// What one successful call returned, checked and converted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchedDistribution {
+    /// `ResponseMetadata.RequestId` (empty if the server sent none).
+    pub request_id: String,
+    /// One entry per returned `Name`, in the order the API sent them.
+    pub series: Vec<DistributionSeries>,
+}
+
+/// One returned series: `name` is what the API returned (it contains the indicator asked for).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistributionSeries {
+    pub name: String,
+    /// In the order the API sent them; `null` values (no traffic) are left out.
+    pub points: Vec<DistributionPoint>,
+}
+
+/// One value of one dimension value at one time stamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistributionPoint {
+    /// As returned, untouched: `广东`, `US`, `iOS`, `wifi`.
+    pub dimension_value: String,
+    /// The returned `TimeStamp`, in UTC.
+    pub ts: DateTime<Utc>,
+    /// Always finite.
+    pub value: f64,
+}
+
+impl FetchedDistribution {
+    pub fn point_count(&self) -> usize {
+        self.series.iter().map(|s| s.points.len()).sum()
+    }
+}
+
+/// Turns a status and a body into the result of a call. Pure, so every malformed answer is tested
+/// without a server. Errors in the envelope win over a malformed `Result`, as for `ListQuality`.
+pub fn interpret(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<FetchedDistribution, ApiError> {
+    let request_id = check_envelope(status, retry_after, body)?;
+    let rid = Some(request_id.clone()).filter(|id| !id.is_empty());
+    let envelope = parse::<Envelope<ListQualityDistributionResult>>(body, rid.as_deref())?;
+    let invalid = |path: String, what: String| ApiError::InvalidResponse {
+        path,
+        what,
+        request_id: rid.clone(),
+        not_json: false,
+    };
+    let result = envelope
+        .result
+        .ok_or_else(|| invalid("Result".into(), "missing from a successful response".into()))?;
+
+    let mut series = Vec::with_capacity(result.indicators.len());
+    for (i, indicator) in result.indicators.into_iter().enumerate() {
+        if indicator.name.trim().is_empty() {
+            return Err(invalid(
+                format!("Result.Indicators[{i}].Name"),
+                "empty; every series needs a name".into(),
+            ));
+        }
+        let mut points = Vec::with_capacity(indicator.data.len());
+        for (j, item) in indicator.data.into_iter().enumerate() {
+            let at = |field: &str| format!("Result.Indicators[{i}].Data[{j}].{field}");
+            // A null value had no traffic: not a point, whatever else the item lacks.
+            let Some(value) = item.value else { continue };
+            if !value.is_finite() {
+                return Err(invalid(
+                    at("Value"),
+                    format!("{value} is not a finite number"),
+                ));
+            }
+            let Some(dimension_value) = item.dimension else {
+                return Err(invalid(
+                    at("Dimension"),
+                    "missing; a value needs the dimension value it belongs to".into(),
+                ));
+            };
+            let Some(stamp) = item.time_stamp else {
+                return Err(invalid(
+                    at("TimeStamp"),
+                    "missing; a value needs its time".into(),
+                ));
+            };
+            let ts = DateTime::parse_from_rfc3339(stamp.trim())
+                .map_err(|e| {
+                    invalid(
+                        at("TimeStamp"),
+                        format!("{stamp:?} is not an RFC 3339 time ({e})"),
+                    )
+                })?
+                .with_timezone(&Utc);
+            points.push(DistributionPoint {
+                dimension_value,
+                ts,
+                value,
+            });
+        }
+        series.push(DistributionSeries {
+            name: indicator.name,
+            points,
+        });
+    }
+    Ok(FetchedDistribution { request_id, series })
+}
+
+/// Accepts an answer only if the requested indicator came back (some returned `Name` contains it), as
+/// the planner's rule 7 asks of `ListQuality`: otherwise a retried [`ApiError::MissingIndicators`].
+pub fn require_requested(
+    fetched: FetchedDistribution,
+    requested: &str,
+) -> Result<FetchedDistribution, ApiError> {
+    let returned: Vec<&str> = fetched.series.iter().map(|s| s.name.as_str()).collect();
+    require_names(&returned, &[requested.to_string()], &fetched.request_id)?;
+    Ok(fetched)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::error::ErrorScope;
+    use chrono::TimeZone;
+
+    fn body(result: &str) -> Vec<u8> {
+        format!(
+            r#"{{"ResponseMetadata":{{"RequestId":"rid-3","Action":"ListQualityDistribution","Version":"2020-12-01"}},"Result":{result}}}"#
+        )
+        .into_bytes()
+    }
+
+    fn utc(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn the_body_is_the_sdk_vector_byte_for_byte() {
+        let v: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../tests/data/sign-vectors-more.json")).unwrap();
+        let vector = v
+            .iter()
+            .find(|v| v["name"] == "post_list_quality_distribution")
+            .unwrap();
+        let req = ListQualityDistributionRequest {
+            app_id: "5f3e1b2c9d8a7f6e5d4c3b2a".into(),
+            start_time: "2024-01-15T00:00:00+08:00".into(),
+            end_time: "2024-01-16T00:00:00+08:00".into(),
+            indicator: "stall_rate".into(),
+            dimension: Dimension::Province,
+            product_type: Some("native".into()),
+            platform: None,
+        };
+        let bytes = serde_json::to_vec(&req).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            vector["body"].as_str().unwrap()
+        );
+
+        let with_platform = ListQualityDistributionRequest {
+            dimension: Dimension::Os,
+            product_type: None,
+            platform: Some("ios".into()),
+            ..req
+        };
+        let json = serde_json::to_value(&with_platform).unwrap();
+        assert_eq!(json["Dimension"], "OS");
+        assert_eq!(json["Indicator"], "stall_rate", "one string, not an array");
+        assert_eq!(json["Platform"], "ios");
+        assert!(json.get("ProductType").is_none());
+        assert!(json.get("AggregateGranularity").is_none());
+    }
+
+    #[test]
+    fn a_day_is_asked_in_the_configured_offset() {
+        let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+        let day = Window::new(utc(2024, 1, 14, 16), utc(2024, 1, 15, 16));
+        let req = ListQualityDistributionRequest::for_window(
+            "5f3e1b2c9d8a7f6e5d4c3b2a",
+            day,
+            tz,
+            "stall_rate",
+            Dimension::Province,
+            ProductType::Native,
+            Some(""),
+        );
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"AppId":"5f3e1b2c9d8a7f6e5d4c3b2a","StartTime":"2024-01-15T00:00:00+08:00","EndTime":"2024-01-16T00:00:00+08:00","Indicator":"stall_rate","Dimension":"Province","ProductType":"native"}"#
+        );
+        let req = ListQualityDistributionRequest::for_window(
+            "a",
+            day,
+            tz,
+            "x",
+            Dimension::Access,
+            ProductType::Web,
+            Some("web"),
+        );
+        assert_eq!(req.product_type.as_deref(), Some("web"));
+        assert_eq!(req.platform.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn chinese_dimension_values_nulls_and_a_missing_unit_are_read() {
+        let f = interpret(
+            200,
+            None,
+            &body(
+                r#"{"Indicators":[{"Name":"stall_rate","Data":[
+                    {"Dimension":"广东","TimeStamp":"2024-01-15T00:00:00+08:00","Value":1.25},
+                    {"Dimension":"北京","TimeStamp":"2024-01-15T00:00:00+08:00","Value":null},
+                    {"Dimension":"香港","TimeStamp":"2024-01-15T00:00:00+08:00"},
+                    {"TimeStamp":"2024-01-15T00:00:00+08:00","Value":null},
+                    {"Dimension":"","TimeStamp":"2024-01-14T16:00:00Z","Value":0},
+                    {"Dimension":"US","TimeStamp":"2024-01-15T00:00:00-05:00","Value":3.5,"Extra":1}
+                ]}]}"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(f.request_id, "rid-3");
+        assert_eq!(f.series.len(), 1);
+        assert_eq!(f.series[0].name, "stall_rate");
+        let p = |d: &str, ts, value| DistributionPoint {
+            dimension_value: d.into(),
+            ts,
+            value,
+        };
+        assert_eq!(
+            f.series[0].points,
+            vec![
+                p("广东", utc(2024, 1, 14, 16), 1.25),
+                p("", utc(2024, 1, 14, 16), 0.0),
+                p("US", utc(2024, 1, 15, 5), 3.5),
+            ]
+        );
+        assert_eq!(f.point_count(), 3);
+    }
+
+    #[test]
+    fn missing_fields_are_tolerated_where_they_carry_nothing() {
+        // No Indicators, no Data: an answer without the indicator (rejected by require_requested only).
+        let f = interpret(200, None, &body("{}")).unwrap();
+        assert!(f.series.is_empty());
+        let f = interpret(200, None, &body(r#"{"Indicators":[{"Name":"x"}]}"#)).unwrap();
+        assert_eq!(f.series[0].points, vec![]);
+    }
+
+    #[test]
+    fn broken_items_name_the_field_and_the_request_id() {
+        let cases = [
+            (
+                r#"{"Indicators":[{"Name":"s","Data":[{"TimeStamp":"2024-01-15T00:00:00+08:00","Value":1}]}]}"#,
+                "invalid response: Result.Indicators[0].Data[0].Dimension: missing",
+            ),
+            (
+                r#"{"Indicators":[{"Name":"s","Data":[{"Dimension":"广东","Value":1}]}]}"#,
+                "invalid response: Result.Indicators[0].Data[0].TimeStamp: missing",
+            ),
+            (
+                r#"{"Indicators":[{"Name":"s","Data":[{"Dimension":"广东","TimeStamp":"today","Value":1}]}]}"#,
+                "Result.Indicators[0].Data[0].TimeStamp: \"today\" is not an RFC 3339 time",
+            ),
+            (
+                r#"{"Indicators":[{"Name":"s","Data":[{"Dimension":5,"TimeStamp":"2024-01-15T00:00:00Z","Value":1}]}]}"#,
+                "invalid response: Result.Indicators[0].Data[0].Dimension: invalid type",
+            ),
+            (
+                r#"{"Indicators":[{"Name":" ","Data":[]}]}"#,
+                "invalid response: Result.Indicators[0].Name: empty",
+            ),
+            (
+                r#"{"Indicators":[{"Data":[]}]}"#,
+                "invalid response: Result.Indicators[0]: missing field `Name`",
+            ),
+        ];
+        for (result, want) in cases {
+            let e = interpret(200, None, &body(result)).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains(want), "{text:?} lacks {want:?}");
+            assert!(text.contains("RequestId rid-3"), "{text}");
+            // The wrong shape would come again, as for ListQuality.
+            assert!(!e.is_retryable(), "{text}");
+        }
+        let e = interpret(200, None, br#"{"ResponseMetadata":{"RequestId":"r"}}"#).unwrap_err();
+        assert!(e.to_string().contains("Result: missing"), "{e}");
+    }
+
+    #[test]
+    fn an_error_envelope_is_the_error_and_classified_as_for_list_quality() {
+        let e = interpret(
+            400,
+            None,
+            br#"{"ResponseMetadata":{"RequestId":"rid-4","Error":{"Code":"InvalidParameter","Message":"Indicator must be a string"}},"Result":"x"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), Some("InvalidParameter"));
+        assert_eq!(e.request_id(), Some("rid-4"));
+        assert!(!e.is_retryable());
+        let e = interpret(429, None, b"<html/>").unwrap_err();
+        assert!(e.is_throttled() && e.is_retryable());
+    }
+
+    #[test]
+    fn an_answer_without_the_requested_indicator_is_retried() {
+        let f = interpret(
+            200,
+            None,
+            &body(r#"{"Indicators":[{"Name":"join_room_success_rate","Data":[]}]}"#),
+        )
+        .unwrap();
+        let e = require_requested(f.clone(), "stall_rate").unwrap_err();
+        assert!(matches!(e, ApiError::MissingIndicators { .. }), "{e:?}");
+        assert!(e.is_retryable());
+        assert_eq!(e.scope(), ErrorScope::Window);
+        assert!(
+            e.to_string().contains("returned: join_room_success_rate"),
+            "{e}"
+        );
+        // A returned name containing the requested one is it (`5s_join_room_success_rate`).
+        assert!(require_requested(f, "join_room_success_rate").is_ok());
+        let empty = interpret(200, None, &body("{}")).unwrap();
+        let e = require_requested(empty, "stall_rate").unwrap_err();
+        assert!(e.to_string().contains("no indicator at all"), "{e}");
+    }
+}
