@@ -178,9 +178,9 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result {
 }
 
 async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
-    let settings = load_settings(cli)?;
-    let options = plan_options(&args.range, &settings);
     if args.dry_run {
+        let settings = load_settings(cli)?;
+        let options = plan_options(&args.range, &settings);
         let ledger = read_ledger(&settings.database_url).await?;
         let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
         emit(&report::plan_text(
@@ -189,18 +189,23 @@ async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
         ))?;
         return Ok(Outcome::Done);
     }
-    let credentials = credentials()?;
-    let client = Client::new(&settings.source, credentials)?;
-    let fetcher = Fetcher::new(client, &settings.source);
-    // From here on a signal ends the command within 5 s, whatever the database is doing.
-    let shutdown = shutdown::on_signals();
-    let opened = tokio::select! {
-        opened = open_locked(&settings.database_url, &options.mode) => opened,
-        () = shutdown.cancelled() => return Err(Error::Interrupted(anyhow!(
-            "interrupted while opening the database {}; nothing was fetched", settings.database_url
-        ))),
+    // A run that cannot start (the configuration, the credentials, the lock, the database) ends
+    // with its `run finished` event too, so a log-based alert sees every run.
+    let (settings, options, fetcher, shutdown, store, lock) = match sync_start(cli, args).await {
+        Ok(started) => started,
+        Err(e) => {
+            let status = match e {
+                Error::Interrupted(_) => RunStatus::Interrupted,
+                _ => RunStatus::Failed,
+            };
+            tracing::info!(
+                status = status.as_str(),
+                exit_code = e.exit_code(),
+                "run finished"
+            );
+            return Err(e);
+        }
     };
-    let (store, lock) = opened?;
     let outcome = run_sync(
         cli,
         &settings,
@@ -224,6 +229,39 @@ async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
     }
     close_store(&store, &shutdown).await;
     outcome
+}
+
+/// What a run needs before it starts: the settings, its options, the fetcher, the signal token,
+/// and the store opened under its lock.
+async fn sync_start(
+    cli: &Cli,
+    args: &SyncArgs,
+) -> std::result::Result<
+    (
+        Settings,
+        RunOptions,
+        Fetcher,
+        tokio_util::sync::CancellationToken,
+        Store,
+        StoreLock,
+    ),
+    Error,
+> {
+    let settings = load_settings(cli)?;
+    let options = plan_options(&args.range, &settings);
+    let credentials = credentials()?;
+    let client = Client::new(&settings.source, credentials)?;
+    let fetcher = Fetcher::new(client, &settings.source);
+    // From here on a signal ends the command within 5 s, whatever the database is doing.
+    let shutdown = shutdown::on_signals();
+    let opened = tokio::select! {
+        opened = open_locked(&settings.database_url, &options.mode) => opened,
+        () = shutdown.cancelled() => return Err(Error::Interrupted(anyhow!(
+            "interrupted while opening the database {}; nothing was fetched", settings.database_url
+        ))),
+    };
+    let (store, lock) = opened?;
+    Ok((settings, options, fetcher, shutdown, store, lock))
 }
 
 /// How long each step after the run (releasing the lock, the metrics file, closing the store) may

@@ -332,6 +332,12 @@ async fn a_second_run_on_the_same_database_exits_3_naming_the_holder() {
         err.contains("another run holds the lock") && err.contains("pid"),
         "{err}"
     );
+    // The refused run ends with its `run finished` event too, for log-based alerts.
+    assert!(
+        err.lines()
+            .any(|l| l.contains("run finished") && l.contains("exit_code=3")),
+        "{err}"
+    );
     let status = first.wait().await.unwrap();
     assert_eq!(status.code(), Some(0));
     sim.shutdown().await;
