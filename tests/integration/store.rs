@@ -62,6 +62,8 @@ fn key(indicator: &str) -> SeriesKey {
         os: String::new(),
         access: String::new(),
         user_ids: String::new(),
+        dimension: String::new(),
+        dimension_value: String::new(),
     }
 }
 
@@ -438,6 +440,8 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
         os: String::new(),
         access: String::new(),
         user_ids: "u1,u2".into(),
+        dimension: String::new(),
+        dimension_value: String::new(),
     };
     let native = SeriesKey {
         os: "android,iOS".into(),
