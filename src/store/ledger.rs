@@ -154,15 +154,16 @@ const POSTGRES_METRICS: &str = "SELECT app_id, room_id, indicator, unit, granula
      settled, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
      FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT $1";
 
-// `quality_distribution` in the same two dialects. Ordered by its whole unique key, in byte order on
-// both backends (PostgreSQL's `C` collation is SQLite's `BINARY`), so the two return the same order.
+// `quality_distribution` in the same two dialects: `updated_at` with microseconds, exactly the text SQLite
+// stores. Ordered by its whole unique key, in byte order on both backends (PostgreSQL's `C` collation is
+// SQLite's `BINARY`), so the two return the same order.
 const SQLITE_DISTRIBUTION: &str = "SELECT app_id, indicator, dimension, dimension_value, product_type, \
      ts, value, settled, updated_at FROM quality_distribution \
      ORDER BY ts DESC, app_id, indicator, dimension, dimension_value, product_type LIMIT $1";
 
 const POSTGRES_DISTRIBUTION: &str = "SELECT app_id, indicator, dimension, dimension_value, \
      product_type, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), value, settled, \
-     to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
+     to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
      FROM quality_distribution ORDER BY ts DESC, app_id COLLATE \"C\", indicator COLLATE \"C\", \
      dimension COLLATE \"C\", dimension_value COLLATE \"C\", product_type COLLATE \"C\" LIMIT $1";
 
