@@ -135,6 +135,8 @@ impl Data {
                 },
                 access: String::new(),
                 user_ids: String::new(),
+                dimension: String::new(),
+                dimension_value: String::new(),
             })
             .collect();
         let base = Utc.with_ymd_and_hms(2024, 4, 1, 0, 0, 0).unwrap();

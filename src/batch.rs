@@ -126,6 +126,8 @@ fn key(stream: &Stream, indicator: &str) -> SeriesKey {
         os: job.os.join(","),
         access: job.access.join(","),
         user_ids: job.user_ids.join(","),
+        dimension: String::new(),
+        dimension_value: String::new(),
     }
 }
 

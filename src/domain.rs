@@ -87,7 +87,8 @@ impl fmt::Display for Window {
 /// Everything a point is unique by except its bucket start.
 ///
 /// The filter fields are stored as comma lists sorted by byte order, `''` for none, exactly as
-/// PRODUCT.md's `quality_metrics` lists them.
+/// PRODUCT.md's `quality_metrics` lists them. A `ListQualityDistribution` series has a non-empty
+/// `dimension` and is shown in `quality_distribution` instead (see [`SeriesKey::distribution`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
     pub app_id: String,
@@ -100,6 +101,41 @@ pub struct SeriesKey {
     pub os: String,
     pub access: String,
     pub user_ids: String,
+    /// `''` for a `ListQuality` series; for a `ListQualityDistribution` series what it groups by
+    /// (`Province`, `Country`, `OS` or `Access`, [`Dimension::as_str`]).
+    pub dimension: String,
+    /// `''` for a `ListQuality` series; the dimension's value as the API returned it (e.g. `广东`).
+    pub dimension_value: String,
+}
+
+impl SeriesKey {
+    /// The key of a `ListQualityDistribution` series: one returned `Name` and one value of one
+    /// dimension, per day (`1d`); room, filters and users do not apply and are `''`.
+    pub fn distribution(
+        app_id: &str,
+        product_type: &str,
+        indicator: &str,
+        dimension: Dimension,
+        dimension_value: &str,
+    ) -> SeriesKey {
+        SeriesKey {
+            app_id: app_id.to_string(),
+            room_id: String::new(),
+            indicator: indicator.to_string(),
+            granularity: Granularity::Day,
+            product_type: product_type.to_string(),
+            os: String::new(),
+            access: String::new(),
+            user_ids: String::new(),
+            dimension: dimension.as_str().to_string(),
+            dimension_value: dimension_value.to_string(),
+        }
+    }
+
+    /// Whether this is a `ListQualityDistribution` series (shown in `quality_distribution`).
+    pub fn is_distribution(&self) -> bool {
+        !self.dimension.is_empty()
+    }
 }
 
 /// One value of one series: the bucket that starts at `ts`.

@@ -187,6 +187,8 @@ impl Query {
             } else {
                 comma_list(&self.user_ids)
             },
+            dimension: String::new(),
+            dimension_value: String::new(),
         }
     }
 }
@@ -407,6 +409,8 @@ mod tests {
             os: String::new(),
             access: String::new(),
             user_ids: String::new(),
+            dimension: String::new(),
+            dimension_value: String::new(),
         }
     }
 

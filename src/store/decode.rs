@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::time::parse_bucket;
-use super::{CoverageRow, MetricRow, Result, RunRow, StoreError, db};
+use super::{CoverageRow, DistributionRow, MetricRow, Result, RunRow, StoreError, db};
 use crate::domain::{LedgerEntry, RunStatus, Window, WindowState};
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
@@ -171,6 +171,24 @@ pub(crate) fn metric_row(r: &impl Columns) -> Result<MetricRow> {
         })
     };
     decode().map_err(db("decoding quality_metrics"))
+}
+
+/// Every column of `quality_distribution`, in view order, times already rendered as text by the query.
+pub(crate) fn distribution_row(r: &impl Columns) -> Result<DistributionRow> {
+    let decode = || -> sqlx::Result<DistributionRow> {
+        Ok(DistributionRow {
+            app_id: r.text(0)?,
+            indicator: r.text(1)?,
+            dimension: r.text(2)?,
+            dimension_value: r.text(3)?,
+            product_type: r.text(4)?,
+            ts: r.text(5)?,
+            value: r.float(6)?,
+            settled: r.boolean(7)?,
+            updated_at: r.text(8)?,
+        })
+    };
+    decode().map_err(db("decoding quality_distribution"))
 }
 
 fn parse_state(s: &str) -> Result<WindowState> {

@@ -148,6 +148,8 @@ mod tests {
             os: String::new(),
             access: String::new(),
             user_ids: String::new(),
+            dimension: String::new(),
+            dimension_value: String::new(),
         }
     }
 

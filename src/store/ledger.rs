@@ -10,7 +10,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
 use super::time::{Bound, Instant};
-use super::{CoverageRow, MetricRow, Result, RunRow, StoreError, db, decode};
+use super::{CoverageRow, DistributionRow, MetricRow, Result, RunRow, StoreError, db, decode};
 use crate::domain::{FailedWindow, LedgerEntry, RunCounts, RunStatus, WindowBatch, WindowState};
 use crate::planner;
 
@@ -153,6 +153,19 @@ const POSTGRES_METRICS: &str = "SELECT app_id, room_id, indicator, unit, granula
      os, access, user_ids, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), value, \
      settled, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
      FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT $1";
+
+// `quality_distribution` in the same two dialects: `updated_at` with microseconds, exactly the text SQLite
+// stores. Ordered by its whole unique key, in byte order on both backends (PostgreSQL's `C` collation is
+// SQLite's `BINARY`), so the two return the same order.
+const SQLITE_DISTRIBUTION: &str = "SELECT app_id, indicator, dimension, dimension_value, product_type, \
+     ts, value, settled, updated_at FROM quality_distribution \
+     ORDER BY ts DESC, app_id, indicator, dimension, dimension_value, product_type LIMIT $1";
+
+const POSTGRES_DISTRIBUTION: &str = "SELECT app_id, indicator, dimension, dimension_value, \
+     product_type, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), value, settled, \
+     to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
+     FROM quality_distribution ORDER BY ts DESC, app_id COLLATE \"C\", indicator COLLATE \"C\", \
+     dimension COLLATE \"C\", dimension_value COLLATE \"C\", product_type COLLATE \"C\" LIMIT $1";
 
 /// The ledger rows, of one stream or all, ordered by stream and window start.
 pub(super) async fn read(pools: Pools<'_>, stream: Option<&str>) -> Result<Vec<LedgerEntry>> {
@@ -454,5 +467,24 @@ pub(super) async fn metrics(pools: Pools<'_>, limit: Option<i64>) -> Result<Vec<
         sqlx::query(sql).bind(limit),
         "reading quality_metrics",
         decode::metric_row
+    )
+}
+
+/// Rows of the `quality_distribution` view, newest first; all of them when `limit` is `None`. Times
+/// are rendered as SQLite stores them, so both backends compare equal.
+pub(super) async fn distribution(
+    pools: Pools<'_>,
+    limit: Option<i64>,
+) -> Result<Vec<DistributionRow>> {
+    let sql = match pools {
+        On::Sqlite(_) => SQLITE_DISTRIBUTION,
+        On::Postgres(_) => POSTGRES_DISTRIBUTION,
+    };
+    let limit = limit.unwrap_or(i64::MAX);
+    read_all!(
+        pools,
+        sqlx::query(sql).bind(limit),
+        "reading quality_distribution",
+        decode::distribution_row
     )
 }

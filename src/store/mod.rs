@@ -38,7 +38,7 @@ pub(crate) use error::db;
 pub use error::{Result, StoreError};
 pub use lock::StoreLock;
 pub use postgres::{PgLock, PgStore};
-pub use rows::{CoverageRow, MetricRow, RunRow};
+pub use rows::{CoverageRow, DistributionRow, MetricRow, RunRow};
 pub use sqlite::{FileLock, SqliteStore};
 
 /// Which backend a URL names.
@@ -240,6 +240,12 @@ impl Store {
     /// Rows of the `quality_metrics` view, newest first; all of them when `limit` is `None`.
     pub async fn metrics(&self, limit: Option<i64>) -> Result<Vec<MetricRow>> {
         ledger::metrics(self.pools(), limit).await
+    }
+
+    /// Rows of the `quality_distribution` view, newest first, then by app, indicator, dimension,
+    /// dimension value and product type in byte order; all of them when `limit` is `None`.
+    pub async fn distribution(&self, limit: Option<i64>) -> Result<Vec<DistributionRow>> {
+        ledger::distribution(self.pools(), limit).await
     }
 
     /// Test hook: makes the next commits fail once they have written `n` points (inside their

@@ -272,12 +272,14 @@ impl Backend for PgStore {
     ) -> Result<()> {
         let sql = "SELECT i.ord, s.id, s.unit \
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-             $7::text[], $8::text[]) WITH ORDINALITY \
-             AS i(app_id, room_id, indicator, granularity, product_type, os, access, user_ids, ord) \
+             $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY \
+             AS i(app_id, room_id, indicator, granularity, product_type, os, access, user_ids, \
+             dimension, dimension_value, ord) \
              JOIN series s ON s.app_id = i.app_id AND s.room_id = i.room_id \
              AND s.indicator = i.indicator AND s.granularity = i.granularity \
              AND s.product_type = i.product_type AND s.os = i.os AND s.access = i.access \
-             AND s.user_ids = i.user_ids";
+             AND s.user_ids = i.user_ids AND s.dimension = i.dimension \
+             AND s.dimension_value = i.dimension_value";
         let mut q = sqlx::query_as(sql);
         for column in key_columns(batch, which) {
             q = q.bind(column);
@@ -307,9 +309,9 @@ impl Backend for PgStore {
         // DO NOTHING: a concurrent commit that added the same series first wins, and the lookup
         // that follows (a new snapshot) finds its row.
         let sql = "INSERT INTO series (app_id, room_id, indicator, granularity, product_type, os, \
-             access, user_ids, unit) \
+             access, user_ids, dimension, dimension_value, unit) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::text[]) \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) \
              ON CONFLICT ON CONSTRAINT series_key DO NOTHING";
         let mut q = sqlx::query(sql);
         for column in key_columns(batch, &order) {
@@ -423,8 +425,8 @@ impl Backend for PgStore {
     }
 }
 
-/// The eight key columns of the series `which`, in table order: one text array each.
-fn key_columns<'a>(batch: &NormBatch<'a>, which: &[usize]) -> [Vec<&'a str>; 8] {
+/// The ten key columns of the series `which`, in table order: one text array each.
+fn key_columns<'a>(batch: &NormBatch<'a>, which: &[usize]) -> [Vec<&'a str>; 10] {
     let col = |f: for<'x> fn(&'x SeriesKey) -> &'x str| -> Vec<&'a str> {
         which.iter().map(|&i| f(batch.series[i].key)).collect()
     };
@@ -437,6 +439,8 @@ fn key_columns<'a>(batch: &NormBatch<'a>, which: &[usize]) -> [Vec<&'a str>; 8] 
         col(|k| &k.os),
         col(|k| &k.access),
         col(|k| &k.user_ids),
+        col(|k| &k.dimension),
+        col(|k| &k.dimension_value),
     ]
 }
 

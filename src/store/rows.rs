@@ -1,4 +1,5 @@
-//! The rows the store returns to `status`, `demo` and the tests: coverage, runs and metrics.
+//! The rows the store returns to `status`, `demo` and the tests: coverage, runs, metrics and
+//! distribution points.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -50,6 +51,43 @@ impl std::fmt::Display for MetricRow {
             self.ts,
             self.value,
             self.unit,
+            if self.settled {
+                "settled"
+            } else {
+                "provisional"
+            }
+        )
+    }
+}
+
+/// One row of the `quality_distribution` view, times as `YYYY-MM-DDTHH:MM:SSZ` text on both backends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DistributionRow {
+    pub app_id: String,
+    /// The `Name` the API returned.
+    pub indicator: String,
+    /// `Province`, `Country`, `OS` or `Access`.
+    pub dimension: String,
+    /// As the API returned it, e.g. `广东`.
+    pub dimension_value: String,
+    pub product_type: String,
+    pub ts: String,
+    pub value: f64,
+    pub settled: bool,
+    pub updated_at: String,
+}
+
+impl std::fmt::Display for DistributionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {}={} {} {} ({})",
+            self.app_id,
+            self.indicator,
+            self.dimension,
+            self.dimension_value,
+            self.ts,
+            self.value,
             if self.settled {
                 "settled"
             } else {

@@ -33,7 +33,7 @@ use crate::redact::{redact_url, scrub};
 /// a power of two so that any remainder splits into the few smaller powers of two, which keeps the
 /// set of statement texts small and every one of them prepared once per connection.
 const POINT_CHUNK: usize = 1024;
-/// Series per lookup or insert statement (9 binds each).
+/// Series per lookup or insert statement (11 binds each).
 const SERIES_CHUNK: usize = 1000;
 
 pub struct SqliteStore {
@@ -218,14 +218,15 @@ impl Backend for SqliteStore {
         for chunk in which.chunks(SERIES_CHUNK) {
             let mut sql = String::from(
                 "WITH input (ord, app_id, room_id, indicator, granularity, product_type, os, access, \
-                 user_ids) AS (VALUES ",
+                 user_ids, dimension, dimension_value) AS (VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 9);
+            push_placeholders(&mut sql, chunk.len(), 11);
             sql.push_str(
                 ") SELECT input.ord, s.id, s.unit FROM input JOIN series s ON s.app_id = input.app_id \
                  AND s.room_id = input.room_id AND s.indicator = input.indicator \
                  AND s.granularity = input.granularity AND s.product_type = input.product_type \
-                 AND s.os = input.os AND s.access = input.access AND s.user_ids = input.user_ids",
+                 AND s.os = input.os AND s.access = input.access AND s.user_ids = input.user_ids \
+                 AND s.dimension = input.dimension AND s.dimension_value = input.dimension_value",
             );
             let mut q = sqlx::query(&sql);
             for &i in chunk {
@@ -254,9 +255,9 @@ impl Backend for SqliteStore {
         for chunk in which.chunks(SERIES_CHUNK) {
             let mut sql = String::from(
                 "INSERT INTO series (app_id, room_id, indicator, granularity, product_type, os, \
-                 access, user_ids, unit) VALUES ",
+                 access, user_ids, dimension, dimension_value, unit) VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 9);
+            push_placeholders(&mut sql, chunk.len(), 11);
             let mut q = sqlx::query(&sql);
             for &i in chunk {
                 q = bind_key(q, batch.series[i].key).bind(batch.series[i].unit);
@@ -336,7 +337,7 @@ impl Backend for SqliteStore {
     }
 }
 
-/// Binds a series key's eight columns in table order.
+/// Binds a series key's ten columns in table order.
 fn bind_key<'q>(
     q: Query<'q, Sqlite, SqliteArguments<'q>>,
     k: &'q SeriesKey,
@@ -349,6 +350,8 @@ fn bind_key<'q>(
         .bind(&k.os)
         .bind(&k.access)
         .bind(&k.user_ids)
+        .bind(&k.dimension)
+        .bind(&k.dimension_value)
 }
 
 /// How many rows the next statement writes: a full chunk, else the largest power of two that fits.

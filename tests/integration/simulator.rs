@@ -419,6 +419,8 @@ fn key(name: &str, g: Granularity) -> SeriesKey {
         os: String::new(),
         access: String::new(),
         user_ids: String::new(),
+        dimension: String::new(),
+        dimension_value: String::new(),
     }
 }
 

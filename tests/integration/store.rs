@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rtc_quality_sync::domain::{
-    FailedWindow, Granularity, Point, RunCounts, RunStatus, SeriesKey, SeriesPoints, Window,
-    WindowBatch, WindowState, WriteCounts,
+    Dimension, FailedWindow, Granularity, Point, RunCounts, RunStatus, SeriesKey, SeriesPoints,
+    Window, WindowBatch, WindowState, WriteCounts,
 };
-use rtc_quality_sync::store::{CoverageRow, Store, StoreError};
+use rtc_quality_sync::store::{CoverageRow, DistributionRow, Store, StoreError};
 use sqlx::{Column, Row};
 
 /// Generates `mod NAME { sqlite(), postgres() }` running `async fn NAME(&Store)` on each backend.
@@ -42,6 +42,8 @@ on_both_backends!(
     runs_round_trip,
     concurrent_commits_all_land,
     an_empty_window_still_gets_its_ledger_row,
+    quality_distribution_is_exactly_the_distribution_points,
+    unchanged_distribution_reupsert_writes_nothing,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -62,6 +64,8 @@ fn key(indicator: &str) -> SeriesKey {
         os: String::new(),
         access: String::new(),
         user_ids: String::new(),
+        dimension: String::new(),
+        dimension_value: String::new(),
     }
 }
 
@@ -438,6 +442,8 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
         os: String::new(),
         access: String::new(),
         user_ids: "u1,u2".into(),
+        dimension: String::new(),
+        dimension_value: String::new(),
     };
     let native = SeriesKey {
         os: "android,iOS".into(),
@@ -1026,4 +1032,661 @@ async fn sqlite_creates_a_missing_file_and_reopens_it() {
         Store::Postgres(_) => unreachable!(),
     };
     assert_eq!(mode, "wal");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Distribution points (ListQualityDistribution): the same series and points, their own view
+
+/// Local (+08:00) midnight of 2024-05-01 plus `d` days, as UTC: a distribution day's `ts`.
+fn day(d: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 4, 30, 16, 0, 0).unwrap() + Duration::days(d)
+}
+
+/// Two indicators by two dimensions, Chinese values among them, over two days: 12 points.
+/// `(key, unit, [value of day 0, value of day 1])`.
+fn distribution_series() -> Vec<(SeriesKey, &'static str, [f64; 2])> {
+    let d =
+        |ind: &str, dim: Dimension, v: &str| SeriesKey::distribution("app1", "native", ind, dim, v);
+    vec![
+        (
+            d("stall_rate", Dimension::Province, "广东"),
+            "%",
+            [1.5, 2.25],
+        ),
+        (
+            d("stall_rate", Dimension::Province, "北京"),
+            "%",
+            [0.5, 0.75],
+        ),
+        (d("stall_rate", Dimension::Os, "Android"), "%", [3.0, 3.125]),
+        (
+            d("5s_join_room_success_rate", Dimension::Province, "广东"),
+            "%",
+            [99.5, 98.0],
+        ),
+        (
+            d("5s_join_room_success_rate", Dimension::Province, "香港"),
+            "%",
+            [97.25, 96.5],
+        ),
+        (
+            d("5s_join_room_success_rate", Dimension::Os, "iOS"),
+            "%",
+            [95.0, 94.5],
+        ),
+    ]
+}
+
+fn distribution_batch(settled: bool, fetched_at: DateTime<Utc>) -> WindowBatch {
+    WindowBatch {
+        stream: "where/distribution".into(),
+        indicators: vec!["stall_rate".into(), "join_room_success_rate".into()],
+        window: Window::new(day(0), day(2)),
+        settled,
+        series: distribution_series()
+            .into_iter()
+            .map(|(key, unit, values)| SeriesPoints {
+                key,
+                unit: unit.into(),
+                points: (0..2)
+                    .map(|i| Point {
+                        ts: day(i),
+                        value: values[i as usize],
+                    })
+                    .collect(),
+            })
+            .collect(),
+        attempts: 1,
+        request_id: Some("req-dist".into()),
+        fetched_at,
+    }
+}
+
+/// What `quality_distribution` must hold after `distribution_batch(settled, at)`, in
+/// `Store::distribution`'s order: newest day first, then the key in byte order.
+fn expected_distribution(settled: bool, at: DateTime<Utc>) -> Vec<DistributionRow> {
+    let mut rows: Vec<DistributionRow> = distribution_series()
+        .into_iter()
+        .flat_map(|(k, _, values)| {
+            (0..2).map(move |i| DistributionRow {
+                app_id: k.app_id.clone(),
+                indicator: k.indicator.clone(),
+                dimension: k.dimension.clone(),
+                dimension_value: k.dimension_value.clone(),
+                product_type: k.product_type.clone(),
+                ts: day(i).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                value: values[i as usize],
+                settled,
+                updated_at: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.ts.cmp(&a.ts).then_with(|| {
+            (
+                &a.app_id,
+                &a.indicator,
+                &a.dimension,
+                &a.dimension_value,
+                &a.product_type,
+            )
+                .cmp(&(
+                    &b.app_id,
+                    &b.indicator,
+                    &b.dimension,
+                    &b.dimension_value,
+                    &b.product_type,
+                ))
+        })
+    });
+    rows
+}
+
+const DISTRIBUTION_COLUMNS: [&str; 9] = [
+    "app_id",
+    "indicator",
+    "dimension",
+    "dimension_value",
+    "product_type",
+    "ts",
+    "value",
+    "settled",
+    "updated_at",
+];
+
+/// `SELECT * FROM quality_distribution` as BI reads it: the column names and the rows as
+/// [`DistributionRow`]s (PostgreSQL's timestamptz formatted as SQLite stores them), sorted as
+/// `Store::distribution` orders them.
+async fn distribution_select_star(store: &Store) -> (Vec<String>, Vec<DistributionRow>) {
+    let sql = "SELECT * FROM quality_distribution";
+    macro_rules! row {
+        ($r:expr, $ts:expr, $at:expr) => {
+            DistributionRow {
+                app_id: $r.get(0),
+                indicator: $r.get(1),
+                dimension: $r.get(2),
+                dimension_value: $r.get(3),
+                product_type: $r.get(4),
+                ts: $ts,
+                value: $r.get(6),
+                settled: $r.get(7),
+                updated_at: $at,
+            }
+        };
+    }
+    let (columns, mut rows) = match store {
+        Store::Sqlite(s) => {
+            let rows = sqlx::query(sql).fetch_all(s.pool()).await.unwrap();
+            let out: Vec<_> = rows.iter().map(|r| row!(r, r.get(5), r.get(8))).collect();
+            (column_names(&rows), out)
+        }
+        Store::Postgres(s) => {
+            let rows = sqlx::query(sql).fetch_all(s.pool()).await.unwrap();
+            let out: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    let ts: DateTime<Utc> = r.get(5);
+                    let at: DateTime<Utc> = r.get(8);
+                    row!(
+                        r,
+                        ts.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                    )
+                })
+                .collect();
+            (column_names(&rows), out)
+        }
+    };
+    rows.sort_by(|a, b| {
+        b.ts.cmp(&a.ts).then_with(|| {
+            (
+                &a.app_id,
+                &a.indicator,
+                &a.dimension,
+                &a.dimension_value,
+                &a.product_type,
+            )
+                .cmp(&(
+                    &b.app_id,
+                    &b.indicator,
+                    &b.dimension,
+                    &b.dimension_value,
+                    &b.product_type,
+                ))
+        })
+    });
+    (columns, rows)
+}
+
+async fn quality_distribution_is_exactly_the_distribution_points(store: &Store) {
+    // A ListQuality `1d` series of the same app, indicator and product type on the same days: its key
+    // differs from the distribution series' only by the dimension, so only a key that includes the
+    // dimension keeps them apart.
+    let list_key = SeriesKey {
+        granularity: Granularity::Day,
+        ..key("stall_rate")
+    };
+    let list = WindowBatch {
+        stream: "job/1d".into(),
+        indicators: vec!["stall_rate".into()],
+        window: Window::new(day(0), day(2)),
+        settled: true,
+        series: vec![SeriesPoints {
+            key: list_key,
+            unit: "%".into(),
+            points: vec![
+                Point {
+                    ts: day(0),
+                    value: 7.0,
+                },
+                Point {
+                    ts: day(1),
+                    value: 8.0,
+                },
+            ],
+        }],
+        attempts: 1,
+        request_id: None,
+        fetched_at: t(100),
+    };
+    assert_eq!(store.commit_window(&list).await.unwrap(), counts(2, 0, 0));
+    let dist = distribution_batch(true, t(200));
+    assert_eq!(store.commit_window(&dist).await.unwrap(), counts(12, 0, 0));
+
+    // quality_metrics: exactly the ListQuality points, its columns as before.
+    let (columns, rows) = metrics(store).await;
+    assert_eq!(columns, METRIC_COLUMNS);
+    let metric = |ts: DateTime<Utc>, value| Metric {
+        app_id: "app1".into(),
+        room_id: String::new(),
+        indicator: "stall_rate".into(),
+        unit: "%".into(),
+        granularity: "1d".into(),
+        product_type: "native".into(),
+        os: String::new(),
+        access: String::new(),
+        user_ids: String::new(),
+        ts: ts.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        value,
+        settled: true,
+        updated_at: t(100),
+    };
+    assert_eq!(rows, vec![metric(day(0), 7.0), metric(day(1), 8.0)]);
+    assert_eq!(
+        store.metrics(None).await.unwrap().len(),
+        2,
+        "Store::metrics reads only quality_metrics"
+    );
+
+    // quality_distribution: exactly the distribution points, as BI reads them and as the store does.
+    let expected = expected_distribution(true, t(200));
+    assert_eq!(expected.len(), 12);
+    let (columns, rows) = distribution_select_star(store).await;
+    assert_eq!(columns, DISTRIBUTION_COLUMNS);
+    assert_eq!(rows, expected);
+    assert_eq!(store.distribution(None).await.unwrap(), expected);
+    assert_eq!(store.distribution(Some(3)).await.unwrap(), expected[..3]);
+    // Byte order, not a locale's: 北 (E5 8C 97) < 广 (E5 B9 BF) < 香 (E9 A6 99).
+    let provinces: Vec<&str> = expected[..6]
+        .iter()
+        .filter(|r| r.dimension == "Province")
+        .map(|r| r.dimension_value.as_str())
+        .collect();
+    assert_eq!(provinces, ["广东", "香港", "北京", "广东"]);
+
+    // The ledger counted the distribution points per requested indicator.
+    let ledger = store.ledger(Some("where/distribution")).await.unwrap();
+    let points: Vec<(String, i64)> = ledger
+        .iter()
+        .map(|e| (e.indicator.clone(), e.points))
+        .collect();
+    assert_eq!(
+        points,
+        [
+            ("join_room_success_rate".to_string(), 6),
+            ("stall_rate".to_string(), 6)
+        ]
+    );
+}
+
+async fn unchanged_distribution_reupsert_writes_nothing(store: &Store) {
+    let first = distribution_batch(false, t(100));
+    assert_eq!(store.commit_window(&first).await.unwrap(), counts(12, 0, 0));
+    let before = store.distribution(None).await.unwrap();
+    assert_eq!(before, expected_distribution(false, t(100)));
+    let (versions_before, changes_before) = write_evidence(store).await;
+    assert_eq!(
+        versions_before.len(),
+        if let Store::Postgres(_) = store {
+            12
+        } else {
+            0
+        }
+    );
+
+    // The same values fetched again later: nothing to write, not even updated_at.
+    let again = distribution_batch(false, t(300));
+    assert_eq!(store.commit_window(&again).await.unwrap(), counts(0, 0, 12));
+    assert_eq!(store.distribution(None).await.unwrap(), before);
+    let (versions_after, changes_after) = write_evidence(store).await;
+    assert_eq!(
+        versions_after, versions_before,
+        "no point row was rewritten"
+    );
+    if let Store::Sqlite(_) = store {
+        // Each indicator's ledger row, deleted and inserted, is the only change.
+        assert_eq!(changes_after - changes_before, 2 * 2);
+    }
+
+    // Settling them is a write again: the flag and updated_at of every point.
+    let settled = distribution_batch(true, t(400));
+    assert_eq!(
+        store.commit_window(&settled).await.unwrap(),
+        counts(0, 12, 0)
+    );
+    assert_eq!(
+        store.distribution(None).await.unwrap(),
+        expected_distribution(true, t(400))
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upgrading a database migrated to 0002 to 0003
+
+/// A temp dir holding only the migrations up to and including `0002`, of one backend.
+fn migrations_to_0002(backend: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(backend);
+    let mut copied = 0;
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.starts_with("0001") || name.starts_with("0002") {
+            std::fs::copy(&path, dir.path().join(&name)).unwrap();
+            copied += 1;
+        }
+    }
+    assert_eq!(copied, 2);
+    dir
+}
+
+/// What the store reads back after the upgrade, every id with every column.
+type SeriesRow = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
+const SERIES_SQL: &str = "SELECT id, app_id, room_id, indicator, unit, granularity, product_type, os, \
+     access, user_ids, dimension, dimension_value FROM series ORDER BY id";
+
+/// Rows written at 0002, with ids that are neither dense nor from 1, and the points that refer to them.
+const SERIES_0002: &str = "INSERT INTO series (id, app_id, room_id, indicator, unit, granularity, \
+     product_type, os, access, user_ids) VALUES \
+     (3, 'app1', '', 'stall_rate', '%', '1d', 'native', '', '', ''), \
+     (7, 'app1', 'room-1', 'stall_rate', 'ms', '5min', 'native', 'android,iOS', '4g,wifi', 'u1,u2'), \
+     (42, 'app2', '', '5s_join_room_success_rate', '%', '1d', 'web', '', '', '')";
+
+fn expected_series() -> Vec<SeriesRow> {
+    let s = |id,
+             app: &str,
+             room: &str,
+             ind: &str,
+             unit: &str,
+             g: &str,
+             pt: &str,
+             os: &str,
+             ac: &str,
+             u: &str| {
+        (
+            id,
+            app.into(),
+            room.into(),
+            ind.into(),
+            unit.into(),
+            g.into(),
+            pt.into(),
+            os.into(),
+            ac.into(),
+            u.into(),
+            String::new(),
+            String::new(),
+        )
+    };
+    vec![
+        s(3, "app1", "", "stall_rate", "%", "1d", "native", "", "", ""),
+        s(
+            7,
+            "app1",
+            "room-1",
+            "stall_rate",
+            "ms",
+            "5min",
+            "native",
+            "android,iOS",
+            "4g,wifi",
+            "u1,u2",
+        ),
+        s(
+            42,
+            "app2",
+            "",
+            "5s_join_room_success_rate",
+            "%",
+            "1d",
+            "web",
+            "",
+            "",
+            "",
+        ),
+    ]
+}
+
+/// `(series_id, ts, value, settled)` of the points written at 0002.
+fn expected_points() -> Vec<(i64, String, f64, bool)> {
+    vec![
+        (3, "2024-04-30T16:00:00Z".into(), 1.5, true),
+        (3, "2024-05-01T16:00:00Z".into(), 2.5, false),
+        (7, "2024-05-01T00:05:00Z".into(), 0.125, true),
+        (42, "2024-04-30T16:00:00Z".into(), 99.0, true),
+    ]
+}
+
+/// After the upgrade: the same series ids keep their points, the same key finds the same id, a
+/// distribution series of the same key gets a new one, and both views read what they should.
+async fn after_upgrade(store: &Store, points: Vec<(i64, String, f64, bool)>) {
+    assert_eq!(points, expected_points());
+    let metrics = store.metrics(None).await.unwrap();
+    assert_eq!(metrics.len(), 4);
+    assert!(store.distribution(None).await.unwrap().is_empty());
+
+    // The stored day of series 3 again, unchanged: found by its key, nothing written.
+    let same = WindowBatch {
+        stream: "job/1d".into(),
+        indicators: vec!["stall_rate".into()],
+        window: Window::new(day(0), day(1)),
+        settled: true,
+        series: vec![SeriesPoints {
+            key: SeriesKey {
+                granularity: Granularity::Day,
+                ..key("stall_rate")
+            },
+            unit: "%".into(),
+            points: vec![Point {
+                ts: day(0),
+                value: 1.5,
+            }],
+        }],
+        attempts: 1,
+        request_id: None,
+        fetched_at: t(900),
+    };
+    assert_eq!(store.commit_window(&same).await.unwrap(), counts(0, 0, 1));
+    let dist = WindowBatch {
+        stream: "where/distribution".into(),
+        series: vec![SeriesPoints {
+            key: SeriesKey::distribution(
+                "app1",
+                "native",
+                "stall_rate",
+                Dimension::Province,
+                "广东",
+            ),
+            unit: "%".into(),
+            points: vec![Point {
+                ts: day(0),
+                value: 4.0,
+            }],
+        }],
+        ..same.clone()
+    };
+    assert_eq!(store.commit_window(&dist).await.unwrap(), counts(1, 0, 0));
+    let got = store.distribution(None).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (
+            got[0].dimension.as_str(),
+            got[0].dimension_value.as_str(),
+            got[0].value
+        ),
+        ("Province", "广东", 4.0)
+    );
+    assert_eq!(store.metrics(None).await.unwrap().len(), 4);
+}
+
+mod upgrade_0002_to_0003 {
+    use super::*;
+    use sqlx::ConnectOptions;
+    use sqlx::migrate::Migrator;
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        let migrations = migrations_to_0002("sqlite");
+        {
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .foreign_keys(true)
+                .connect()
+                .await
+                .unwrap();
+            Migrator::new(migrations.path())
+                .await
+                .unwrap()
+                .run(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(SERIES_0002).execute(&mut conn).await.unwrap();
+            sqlx::query(
+                "INSERT INTO points (series_id, ts, value, settled, updated_at) VALUES \
+                 (3, '2024-04-30T16:00:00Z', 1.5, 1, '2024-05-02T00:00:00.000000Z'), \
+                 (3, '2024-05-01T16:00:00Z', 2.5, 0, '2024-05-02T00:00:00.000000Z'), \
+                 (7, '2024-05-01T00:05:00Z', 0.125, 1, '2024-05-02T00:00:00.000000Z'), \
+                 (42, '2024-04-30T16:00:00Z', 99.0, 1, '2024-05-02T00:00:00.000000Z')",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            let has_view: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'quality_distribution'",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(has_view, 0, "built at 0002");
+        }
+        let store = Store::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        let Store::Sqlite(s) = &store else {
+            unreachable!()
+        };
+        let series: Vec<SeriesRow> = sqlx::query_as(SERIES_SQL)
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(series, expected_series());
+        let points: Vec<(i64, String, f64, bool)> = sqlx::query_as(
+            "SELECT series_id, ts, value, settled FROM points ORDER BY series_id, ts",
+        )
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+        // The rebuilt tables keep their index, their foreign key (to the renamed table) and no orphan.
+        let index: Vec<String> = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'series_indicator'",
+        )
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            index,
+            ["CREATE INDEX series_indicator ON series (indicator)"]
+        );
+        let orphans: Vec<(String, Option<i64>, String, i64)> =
+            sqlx::query_as("PRAGMA foreign_key_check")
+                .fetch_all(s.pool())
+                .await
+                .unwrap();
+        assert!(orphans.is_empty(), "{orphans:?}");
+        let refers: String =
+            sqlx::query_scalar("SELECT \"table\" FROM pragma_foreign_key_list('points')")
+                .fetch_one(s.pool())
+                .await
+                .unwrap();
+        assert_eq!(refers, "series");
+        let orphan = sqlx::query(
+            "INSERT INTO points (series_id, ts, value, settled, updated_at) \
+             VALUES (999, '2024-05-01T00:00:00Z', 1.0, 1, 'x')",
+        )
+        .execute(s.pool())
+        .await;
+        assert!(orphan.is_err(), "the foreign key still holds");
+        after_upgrade(&store, points).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some(db) = crate::helpers::pg_empty_db().await else {
+            return;
+        };
+        let migrations = migrations_to_0002("postgres");
+        {
+            let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+            Migrator::new(migrations.path())
+                .await
+                .unwrap()
+                .run(&pool)
+                .await
+                .unwrap();
+            sqlx::query(&SERIES_0002.replace("VALUES", "OVERRIDING SYSTEM VALUE VALUES"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO points (series_id, ts, value, settled, updated_at) VALUES \
+                 (3, '2024-04-30T16:00:00Z', 1.5, true, '2024-05-02T00:00:00Z'), \
+                 (3, '2024-05-01T16:00:00Z', 2.5, false, '2024-05-02T00:00:00Z'), \
+                 (7, '2024-05-01T00:05:00Z', 0.125, true, '2024-05-02T00:00:00Z'), \
+                 (42, '2024-04-30T16:00:00Z', 99.0, true, '2024-05-02T00:00:00Z')",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            let has_view: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_views WHERE viewname = 'quality_distribution'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert_eq!(has_view, 0, "built at 0002");
+            pool.close().await;
+        }
+        let store = Store::connect(&db.url()).await.unwrap();
+        let Store::Postgres(s) = &store else {
+            unreachable!()
+        };
+        let series: Vec<SeriesRow> = sqlx::query_as(SERIES_SQL)
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(series, expected_series());
+        let points: Vec<(i64, String, f64, bool)> = sqlx::query_as(
+            "SELECT series_id, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
+             value, settled FROM points ORDER BY series_id, ts",
+        )
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'series' ORDER BY indexname",
+        )
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+        assert_eq!(indexes, ["series_indicator", "series_key", "series_pkey"]);
+        after_upgrade(&store, points).await;
+        // The old ids stayed; the distribution series is one more.
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM series ORDER BY id")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 4);
+        assert!([3, 7, 42].iter().all(|id| ids.contains(id)), "{ids:?}");
+        store.close().await;
+    }
 }
