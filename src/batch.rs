@@ -19,7 +19,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::api::client::Fetched;
-use crate::domain::{Point, SeriesKey, SeriesPoints, Stream, Window, WindowBatch};
+use crate::api::distribution::FetchedDistribution;
+use crate::domain::{Dimension, Point, SeriesKey, SeriesPoints, Stream, Window, WindowBatch};
 use crate::planner::floor_to;
 
 /// One window's response, as the fetcher returned it.
@@ -128,6 +129,62 @@ fn key(stream: &Stream, indicator: &str) -> SeriesKey {
         user_ids: job.user_ids.join(","),
         dimension: String::new(),
         dimension_value: String::new(),
+    }
+}
+
+/// One fetched `ListQualityDistribution` call: one local day of one indicator by one dimension.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchedDay<'a> {
+    /// The distribution stream's ledger key.
+    pub stream: &'a str,
+    pub app_id: &'a str,
+    pub product_type: &'a str,
+    /// The indicator asked for.
+    pub indicator: &'a str,
+    pub dimension: Dimension,
+    /// The local day asked for, `[midnight, next midnight)` in the configured offset.
+    pub day: Window,
+    pub fetched: &'a FetchedDistribution,
+    /// Calls this day has cost, counting every run.
+    pub attempts: i64,
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// The batch to commit for a fetched day: one series per returned name and dimension value, settled
+/// when the day ends at or before `settled_until`.
+///
+/// The API's time grid for this call is not documented, so every `TimeStamp` inside the day is kept
+/// as returned; points outside the day (such as the next midnight) are dropped, and not counted.
+pub fn distribution_batch(f: &FetchedDay<'_>, settled_until: DateTime<Utc>) -> WindowBatch {
+    let mut series: BTreeMap<(&str, &str), Vec<Point>> = BTreeMap::new();
+    for s in &f.fetched.series {
+        for p in s.points.iter().filter(|p| f.day.contains(p.ts)) {
+            series
+                .entry((s.name.as_str(), p.dimension_value.as_str()))
+                .or_default()
+                .push(Point {
+                    ts: p.ts,
+                    value: p.value,
+                });
+        }
+    }
+    WindowBatch {
+        stream: f.stream.to_string(),
+        indicators: vec![f.indicator.to_string()],
+        window: f.day,
+        settled: f.day.end <= settled_until,
+        series: series
+            .into_iter()
+            .map(|((name, value), points)| SeriesPoints {
+                key: SeriesKey::distribution(f.app_id, f.product_type, name, f.dimension, value),
+                // ListQualityDistribution returns no unit.
+                unit: String::new(),
+                points,
+            })
+            .collect(),
+        attempts: f.attempts,
+        request_id: Some(f.fetched.request_id.clone()),
+        fetched_at: f.fetched_at,
     }
 }
 
@@ -405,5 +462,72 @@ mod tests {
         assert_eq!(b_rate.key.os, "android,iOS");
         assert_eq!(b_rate.key.granularity, Granularity::FiveMin);
         assert_eq!(b_rate.key.product_type, "native");
+    }
+
+    #[test]
+    fn a_distribution_day_keeps_what_lies_inside_it_as_returned() {
+        use crate::api::distribution::{DistributionPoint, DistributionSeries};
+        let day = Window::new(h(-8), h(16));
+        let p = |v: &str, ts: DateTime<Utc>, value: f64| DistributionPoint {
+            dimension_value: v.into(),
+            ts,
+            value,
+        };
+        let fetched = FetchedDistribution {
+            request_id: "req-1".into(),
+            series: vec![DistributionSeries {
+                name: "80ms_audio_stall_rate".into(),
+                points: vec![
+                    p("广东", h(-8), 1.5),
+                    // Off any grid, but inside the asked day: kept as returned.
+                    p("广东", h(3), 1.25),
+                    p("北京", h(-8), 2.0),
+                    // The next midnight belongs to the next day.
+                    p("北京", h(16), 9.0),
+                ],
+            }],
+        };
+        let f = FetchedDay {
+            stream: "key",
+            app_id: "app1",
+            product_type: "native",
+            indicator: "stall_rate",
+            dimension: Dimension::Province,
+            day,
+            fetched: &fetched,
+            attempts: 2,
+            fetched_at: h(60),
+        };
+        let b = distribution_batch(&f, h(40));
+        assert!(b.settled);
+        assert_eq!(b.indicators, ["stall_rate"]);
+        assert_eq!((b.window, b.attempts), (day, 2));
+        let got: Vec<(&str, &str, Vec<f64>)> = b
+            .series
+            .iter()
+            .map(|s| {
+                (
+                    s.key.dimension.as_str(),
+                    s.key.dimension_value.as_str(),
+                    s.points.iter().map(|p| p.value).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Province", "北京", vec![2.0]),
+                ("Province", "广东", vec![1.5, 1.25]),
+            ]
+        );
+        assert!(
+            b.series
+                .iter()
+                .all(|s| s.key.indicator == "80ms_audio_stall_rate"
+                    && s.key.granularity == Granularity::Day
+                    && s.unit.is_empty())
+        );
+        // Fetched too early to be final.
+        assert!(!distribution_batch(&f, h(15)).settled);
     }
 }

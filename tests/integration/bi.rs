@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Timelike, Utc};
 use rtc_quality_sync::config::Settings;
 use rtc_quality_sync::domain::{LedgerEntry, RunStatus, WindowState};
 use rtc_quality_sync::planner;
-use rtc_quality_sync::store::{MetricRow, Store};
+use rtc_quality_sync::store::{DistributionRow, MetricRow, Store};
 use serde_json::Value;
 use sqlx::{Column, Connection, Row, TypeInfo, ValueRef};
 
@@ -23,13 +23,16 @@ use crate::pipeline::{config_text, settings, simulator, sync_at};
 /// 0/1 stay numbers), times RFC 3339 text.
 type ResultRow = BTreeMap<String, Value>;
 
-/// The five files, in order; a new file must get a check here.
-const QUERIES: [&str; 5] = [
+/// The eight files, in order; a new file must get a check here.
+const QUERIES: [&str; 8] = [
     "01_daily_trend.sql",
     "02_worst_rooms_this_week.sql",
     "03_five_minute_drilldown.sql",
     "04_coverage_and_freshness.sql",
     "05_still_provisional.sql",
+    "06_stall_rate_by_province.sql",
+    "07_worst_network_types.sql",
+    "08_join_success_by_country.sql",
 ];
 
 /// Rooms for "worst rooms this week", beside `room-b` (app_b/room-1) of the shared test config.
@@ -60,6 +63,8 @@ granularity = "1d"
 struct Loaded {
     settings: Settings,
     points: Vec<MetricRow>,
+    /// The `quality_distribution` rows.
+    distribution: Vec<DistributionRow>,
     ledger: Vec<LedgerEntry>,
     now: DateTime<Utc>,
 }
@@ -73,13 +78,138 @@ async fn load(store: &Store) -> Loaded {
     assert_eq!(report.status, RunStatus::Ok, "{report:?}");
     let points = store.metrics(None).await.unwrap();
     assert!(!points.is_empty());
+    load_distribution(&settings, store, now).await;
+    let distribution = store.distribution(None).await.unwrap();
+    assert!(!distribution.is_empty());
     let ledger = crate::helpers::windows(store).await;
+    sim.shutdown().await;
     Loaded {
         settings,
         points,
+        distribution,
         ledger,
         now,
     }
+}
+
+/// The last 9 local days of app_a's distributions (stall rate by province and by network type, join
+/// success by country), one call per day, indicator and dimension, fetched from the simulator over
+/// HTTP and committed as `sync` commits a window.
+async fn load_distribution(settings: &Settings, store: &Store, now: DateTime<Utc>) {
+    use rtc_quality_sync::api::client::Client;
+    use rtc_quality_sync::api::distribution::ListQualityDistributionRequest;
+    use rtc_quality_sync::batch::{FetchedDay, distribution_batch};
+    use rtc_quality_sync::domain::{Dimension, Granularity, ProductType};
+
+    let client = Client::new(&settings.source, crate::pipeline::demo_credentials()).unwrap();
+    let tz = settings.window.timezone;
+    let end = planner::horizon(&settings.window, Granularity::Day, now).end;
+    for (indicator, dimension) in [
+        ("stall_rate", Dimension::Province),
+        ("stall_rate", Dimension::Access),
+        ("join_room_success_rate", Dimension::Country),
+    ] {
+        for d in 1..=9 {
+            let day = rtc_quality_sync::domain::Window::new(
+                end - Duration::days(d),
+                end - Duration::days(d - 1),
+            );
+            let req = ListQualityDistributionRequest::for_window(
+                "app_a",
+                day,
+                tz,
+                indicator,
+                dimension,
+                ProductType::Native,
+                None,
+            );
+            let fetched = loop {
+                match client.list_quality_distribution(&req).await {
+                    Ok(f) => break f,
+                    Err(e) if e.is_retryable() => {
+                        tokio::time::sleep(std::time::Duration::from_millis(300)).await
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            let batch = distribution_batch(
+                &FetchedDay {
+                    stream: "bi-distribution",
+                    app_id: "app_a",
+                    product_type: "native",
+                    indicator,
+                    dimension,
+                    day,
+                    fetched: &fetched,
+                    attempts: 1,
+                    fetched_at: now,
+                },
+                planner::settled_until(&settings.window, Granularity::Day, now),
+            );
+            store.commit_window(&batch).await.unwrap();
+        }
+    }
+}
+
+/// What a distribution query over the last 7 days should answer: per (app, product type, indicator,
+/// dimension value) of `dimension` whose indicator ends with `suffix`, the mean rounded to 2 places
+/// and the day count, as `(app, product type, indicator, value, mean, days)`.
+fn distribution_means(
+    loaded: &Loaded,
+    dimension: &str,
+    suffix: &str,
+) -> Vec<(String, String, String, String, f64, i64)> {
+    let since = loaded.now - Duration::days(7);
+    let mut groups: BTreeMap<(String, String, String, String), Vec<f64>> = BTreeMap::new();
+    for r in &loaded.distribution {
+        let ts = DateTime::parse_from_rfc3339(&r.ts)
+            .unwrap()
+            .with_timezone(&Utc);
+        if r.dimension == dimension && r.indicator.ends_with(suffix) && ts >= since {
+            groups
+                .entry((
+                    r.app_id.clone(),
+                    r.product_type.clone(),
+                    r.indicator.clone(),
+                    r.dimension_value.clone(),
+                ))
+                .or_default()
+                .push(r.value);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((app, product, indicator, value), values)| {
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            (
+                app,
+                product,
+                indicator,
+                value,
+                (mean * 100.0).round() / 100.0,
+                values.len() as i64,
+            )
+        })
+        .collect()
+}
+
+/// The rows of a distribution query as `distribution_means` gives them, in the query's order.
+fn distribution_rows(
+    rows: &[ResultRow],
+    value_column: &str,
+) -> Vec<(String, String, String, String, f64, i64)> {
+    rows.iter()
+        .map(|r| {
+            (
+                text(r, "app_id").to_string(),
+                text(r, "product_type").to_string(),
+                text(r, "indicator").to_string(),
+                text(r, value_column).to_string(),
+                num(r, "avg_value"),
+                num(r, "days") as i64,
+            )
+        })
+        .collect()
 }
 
 /// The clock the queries read (`now()`): PostgreSQL's server clock, or for SQLite this process's.
@@ -240,12 +370,91 @@ fn local_day(t: DateTime<Utc>) -> NaiveDate {
         .date_naive()
 }
 
+/// A query's `(app, product type, indicator, value, mean, days)` rows against the expected ones:
+/// the same groups and day counts, means equal to 0.01 (the database rounds an exact mean, the test a
+/// float one), `limit` rows at most (the highest means, `desc`), in the query's order by mean.
+fn assert_means(
+    name: &str,
+    got: &[(String, String, String, String, f64, i64)],
+    expected: &[(String, String, String, String, f64, i64)],
+    desc: bool,
+    limit: Option<usize>,
+) {
+    type Key = (String, String, String, String);
+    let key = |r: &(String, String, String, String, f64, i64)| -> Key {
+        (r.0.clone(), r.1.clone(), r.2.clone(), r.3.clone())
+    };
+    let want: BTreeMap<Key, (f64, i64)> = expected.iter().map(|r| (key(r), (r.4, r.5))).collect();
+    assert_eq!(
+        got.len(),
+        limit.map_or(want.len(), |l| l.min(want.len())),
+        "{name}: {got:?}"
+    );
+    for r in got {
+        let (mean, days) = want
+            .get(&key(r))
+            .unwrap_or_else(|| panic!("{name}: unexpected row {r:?}"));
+        assert!(
+            (r.4 - mean).abs() <= 0.0101,
+            "{name}: {r:?}, expected {mean}"
+        );
+        assert_eq!(r.5, *days, "{name}: {r:?}");
+        assert!((1..=7).contains(&r.5), "{name}: at most 7 days: {r:?}");
+    }
+    // Ordered by mean within each series (06, 08) or overall (07, with `limit`).
+    let series = |r: &(String, String, String, String, f64, i64)| {
+        if limit.is_some() {
+            (String::new(), String::new(), String::new())
+        } else {
+            (r.0.clone(), r.1.clone(), r.2.clone())
+        }
+    };
+    for w in got.windows(2) {
+        if series(&w[0]) == series(&w[1]) {
+            let ordered = if desc {
+                w[0].4 >= w[1].4
+            } else {
+                w[0].4 <= w[1].4
+            };
+            assert!(ordered, "{name}: order: {:?} then {:?}", w[0], w[1]);
+        }
+    }
+    if let (Some(_), Some(last)) = (limit, got.last()) {
+        // Nothing left out ranks above what was shown.
+        let shown: BTreeSet<Key> = got.iter().map(key).collect();
+        for r in expected.iter().filter(|r| !shown.contains(&key(r))) {
+            assert!(r.4 <= last.4 + 0.0101, "{name}: {r:?} ranks above {last:?}");
+        }
+    }
+}
+
+/// 06 to 08: where quality is bad, from the distribution streams.
+fn check_distribution(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded) {
+    // 06: every province, per series, its mean over the last 7 days; the worst first per series.
+    let got = distribution_rows(&results["06_stall_rate_by_province.sql"], "province");
+    assert!(got.iter().any(|r| r.3 == "广东"), "06: {got:?}");
+    let expected = distribution_means(loaded, "Province", "stall_rate");
+    assert_means("06", &got, &expected, true, None);
+
+    // 07: the ten highest (series, network type) means.
+    let got = distribution_rows(&results["07_worst_network_types.sql"], "access");
+    let expected = distribution_means(loaded, "Access", "stall_rate");
+    assert_means("07", &got, &expected, true, Some(10));
+
+    // 08: every country, per series, the weakest join success first.
+    let got = distribution_rows(&results["08_join_success_by_country.sql"], "country");
+    let expected = distribution_means(loaded, "Country", "join_room_success_rate");
+    assert_means("08", &got, &expected, false, None);
+}
+
 fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &str) {
+    check_distribution(results, loaded);
     let Loaded {
         settings,
         points,
         ledger,
         now,
+        ..
     } = loaded;
     let now = *now;
     for (name, rows) in results {

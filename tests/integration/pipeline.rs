@@ -64,7 +64,7 @@ pub async fn simulator(rps: u32, faults: &str, now: DateTime<Utc>) -> SimulatorH
     sim
 }
 
-fn demo_credentials() -> Credentials {
+pub fn demo_credentials() -> Credentials {
     Credentials::new(simulator::DEMO_ACCESS_KEY, simulator::DEMO_SECRET_KEY, None)
 }
 

@@ -1,0 +1,11 @@
+-- Stall rate by province over the last 7 days (distribution streams, ListQualityDistribution).
+-- Each app's, product type's and indicator's days are averaged per province, never across apps.
+SELECT app_id, product_type, indicator, dimension_value AS province,
+       round(avg(value)::numeric, 2) AS avg_value, count(*) AS days
+FROM quality_distribution
+WHERE dimension = 'Province'
+  AND indicator LIKE '%stall_rate'
+  AND ts >= now() - interval '7 days'
+GROUP BY app_id, product_type, indicator, dimension_value
+-- Ties in byte order, as SQLite sorts: the same rows in the same order on both backends.
+ORDER BY app_id, product_type, indicator, avg_value DESC, dimension_value COLLATE "C";
