@@ -604,7 +604,7 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result {
         .unwrap_or_else(|| "sqlite://demo.db".to_string());
     let settings = demo_settings(&sim.endpoint(), &url, args.streams)?;
     say!(
-        "demo: simulator at {}, database {}, {} streams, 30 days at 2 calls/s",
+        "demo: simulator at {}, database {}, {} streams, 30 days at 2 calls/s per API",
         sim.endpoint(),
         settings.database_url,
         settings.streams().len()
@@ -669,7 +669,8 @@ pub fn demo_settings(
     database_url: &str,
     streams: usize,
 ) -> anyhow::Result<Settings> {
-    // Exactly `streams` streams: each app at 1d and 5min, the last at 1d alone when `streams` is odd.
+    // Exactly `streams` ListQuality streams: each app at 1d and 5min, the last at 1d alone when
+    // `streams` is odd.
     let streams = streams.max(1);
     let jobs: String = (0..streams.div_ceil(2))
         .map(|i| {
@@ -684,8 +685,11 @@ pub fn demo_settings(
             )
         })
         .collect();
+    // And one distribution stream (stall rate by province), paced by its own quota beside them.
+    let distribution = "[[distributions]]\nname = \"demo-where\"\napp_id = \"demo_app_0\"\n\
+                        indicators = [\"stall_rate\"]\ndimensions = [\"Province\"]\n";
     let text = format!(
-        "[source]\nendpoint = \"{endpoint}\"\n[storage]\ndatabase_url = \"{database_url}\"\n{jobs}"
+        "[source]\nendpoint = \"{endpoint}\"\n[storage]\ndatabase_url = \"{database_url}\"\n{jobs}{distribution}"
     );
     Ok(Settings::parse(&text, Path::new("(demo)"))?)
 }

@@ -212,11 +212,15 @@ pub struct SimulateArgs {
     /// Requests per second it accepts before answering FlowLimitExceeded (ListQuality: 2).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub rate_limit: u32,
+    /// The same for ListQualityDistribution, whose quota is its own (2).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub distribution_rate_limit: u32,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Streams to backfill (each a job at one granularity).
+    /// ListQuality streams to backfill (each a job at one granularity); one distribution stream
+    /// (stall rate by province) runs beside them on its own quota.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub streams: usize,
 }

@@ -396,6 +396,70 @@ pub struct Stream {
     pub key: String,
     pub job: Job,
     pub granularity: Granularity,
+    /// Set for a `ListQualityDistribution` stream: one indicator (`job.indicators[0]`) by one
+    /// dimension, fetched one local day per call.
+    pub distribution: Option<Distribution>,
+}
+
+/// What a distribution stream asks beyond its app, product type and indicator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distribution {
+    pub dimension: Dimension,
+    /// Sent only when not empty.
+    pub platform: String,
+}
+
+/// One configured `[[distributions]]` table: an app's indicators by dimensions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistributionJob {
+    pub name: String,
+    pub app_id: String,
+    pub indicators: Vec<String>,
+    pub dimensions: Vec<Dimension>,
+    pub product_type: ProductType,
+    /// Empty: not sent.
+    pub platform: String,
+}
+
+impl DistributionJob {
+    /// One stream per (indicator, dimension), labelled `<name>/<indicator>/<dimension>`.
+    pub fn streams(&self) -> Vec<Stream> {
+        let mut out = Vec::new();
+        for indicator in &self.indicators {
+            for &dimension in &self.dimensions {
+                let job = Job {
+                    name: self.name.clone(),
+                    app_id: self.app_id.clone(),
+                    indicators: vec![indicator.clone()],
+                    granularities: vec![Granularity::Day],
+                    product_type: self.product_type,
+                    os: Vec::new(),
+                    access: Vec::new(),
+                    room_id: String::new(),
+                    user_ids: Vec::new(),
+                };
+                out.push(Stream {
+                    name: format!("{}/{indicator}/{}", self.name, dimension.as_str()),
+                    key: serde_json::json!({
+                        "api": "ListQualityDistribution",
+                        "app_id": self.app_id,
+                        "product_type": self.product_type.as_str(),
+                        "platform": self.platform,
+                        "indicator": indicator,
+                        "dimension": dimension.as_str(),
+                    })
+                    .to_string(),
+                    job,
+                    granularity: Granularity::Day,
+                    distribution: Some(Distribution {
+                        dimension,
+                        platform: self.platform.clone(),
+                    }),
+                });
+            }
+        }
+        out
+    }
 }
 
 impl Stream {
@@ -435,6 +499,7 @@ impl Job {
                 key: Stream::key_of(self, g),
                 job: self.clone(),
                 granularity: g,
+                distribution: None,
             })
             .collect()
     }

@@ -209,6 +209,22 @@ impl Fetcher {
         }
     }
 
+    /// A fetcher for another quota of the same account (`ListQualityDistribution`'s): the same client
+    /// and retry policy, its own limiter at `requests_per_second`, this one's in-flight slots.
+    pub fn sibling(&self, requests_per_second: f64) -> Fetcher {
+        let i = &self.inner;
+        Fetcher {
+            inner: Arc::new(Inner {
+                client: i.client.clone(),
+                pacer: Pacer::with_slots(requests_per_second, self.in_flight()),
+                max_retries: i.max_retries,
+                backoff: i.backoff,
+                backoff_max: i.backoff_max,
+                stats: Counters::default(),
+            }),
+        }
+    }
+
     /// The in-flight bound this fetcher's attempts take their slots from, to share with another.
     pub fn in_flight(&self) -> InFlight {
         self.inner.pacer.slots.clone()

@@ -15,14 +15,17 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::client::request_for;
+use crate::api::distribution::{FetchedDistribution, ListQualityDistributionRequest};
 use crate::api::error::{ApiError, ErrorScope};
+use crate::batch::FetchedDay;
 use crate::batch::{self, FetchedWindow};
 use crate::config::Settings;
+use crate::domain::Dimension;
 use crate::domain::{
     FailedWindow, LedgerEntry, RunCounts, RunStatus, Stream, Window, WindowState, WriteCounts,
 };
 use crate::error::Outcome;
-use crate::fetcher::Fetcher;
+use crate::fetcher::{FetchOutcome, Fetcher};
 use crate::health;
 use crate::planner::{self, Plan, PlanOptions};
 use crate::progress::{Progress, WindowDone};
@@ -180,6 +183,8 @@ struct Run<'a> {
     settings: &'a Settings,
     store: &'a Store,
     fetcher: &'a Fetcher,
+    /// `ListQualityDistribution`'s own quota, sharing `fetcher`'s in-flight slots.
+    distribution_fetcher: Fetcher,
     progress: &'a Progress,
     /// Stops sending calls: cancelled by a signal or by a database failure.
     shutdown: &'a CancellationToken,
@@ -292,6 +297,7 @@ pub async fn run(
         settings,
         store,
         fetcher,
+        distribution_fetcher: fetcher.sibling(settings.source.distribution_requests_per_second),
         progress,
         shutdown: &stop,
         signal: &shutdown,
@@ -320,11 +326,11 @@ pub async fn run(
     progress.finish();
 
     let tally = std::mem::take(&mut *run.tally.lock().unwrap());
-    let stats = fetcher.stats();
+    let (stats, more) = (fetcher.stats(), run.distribution_fetcher.stats());
     let mut counts = RunCounts {
-        requests: stats.requests,
-        retries: stats.retries,
-        throttled: stats.throttled,
+        requests: stats.requests + more.requests,
+        retries: stats.retries + more.retries,
+        throttled: stats.throttled + more.throttled,
         ..Default::default()
     };
     let mut streams: Vec<StreamSummary> = tally.streams.into_values().collect();
@@ -480,7 +486,50 @@ async fn before_start<T>(
     }
 }
 
+/// A successful call's answer, of either API.
+enum Answer {
+    Quality(crate::api::client::Fetched),
+    Distribution(FetchedDistribution, Dimension),
+}
+
 impl Run<'_> {
+    /// Sends the task's call through its API's fetcher: `ListQuality` for the window's indicators,
+    /// or `ListQualityDistribution` for one local day of a distribution stream.
+    async fn fetch(&self, task: &Task) -> FetchOutcome<Answer> {
+        let stream = &task.stream;
+        let tz = self.settings.window.timezone;
+        match &stream.distribution {
+            None => {
+                let request = request_for(stream, task.window, &task.indicators, tz);
+                let o = self.fetcher.fetch(&request).await;
+                FetchOutcome {
+                    result: o.result.map(Answer::Quality),
+                    attempts: o.attempts,
+                    throttled: o.throttled,
+                    rate_wait: o.rate_wait,
+                }
+            }
+            Some(d) => {
+                let request = ListQualityDistributionRequest::for_window(
+                    &stream.job.app_id,
+                    task.window,
+                    tz,
+                    &stream.job.indicators[0],
+                    d.dimension,
+                    stream.job.product_type,
+                    Some(d.platform.as_str()),
+                );
+                let o = self.distribution_fetcher.fetch(&request).await;
+                FetchOutcome {
+                    result: o.result.map(|f| Answer::Distribution(f, d.dimension)),
+                    attempts: o.attempts,
+                    throttled: o.throttled,
+                    rate_wait: o.rate_wait,
+                }
+            }
+        }
+    }
+
     /// The run's clock: `now` plus the time since the run started.
     fn fetched_at(&self) -> DateTime<Utc> {
         self.now + Duration::from_std(self.started.elapsed()).unwrap_or_default()
@@ -506,14 +555,8 @@ impl Run<'_> {
                 return Ok(());
             }
         }
-        let request = request_for(
-            stream,
-            task.window,
-            &task.indicators,
-            self.settings.window.timezone,
-        );
         let outcome = tokio::select! {
-            o = self.fetcher.fetch(&request) => o,
+            o = self.fetch(&task) => o,
             _ = self.shutdown.cancelled() => {
                 tracing::info!(stream = %stream.name, window = %task.window, "interrupted before the window arrived; it is fetched again next run");
                 return Ok(());
@@ -527,30 +570,55 @@ impl Run<'_> {
             throttled: u64::from(outcome.throttled),
         };
         match outcome.result {
-            Ok(fetched) => {
-                let fetched_window = FetchedWindow {
-                    stream,
-                    window: task.window,
-                    indicators: &task.indicators,
-                    fetched: &fetched,
-                    attempts,
-                    fetched_at,
-                    timezone: self.settings.window.timezone,
-                };
+            Ok(answer) => {
                 let settled_until =
                     planner::settled_until(&self.settings.window, stream.granularity, fetched_at);
-                let split = batch::split(&fetched_window, settled_until);
-                if let Some(example) = split.off_grid.example {
-                    tracing::warn!(
-                        stream = %stream.name, window = %task.window, points = split.off_grid.count,
-                        example = %example.format("%Y-%m-%dT%H:%M:%S%.fZ"), request_id = %fetched.request_id,
-                        "dropped {} point(s) whose TimeStamp is not on the {} grid in {}",
-                        split.off_grid.count, stream.granularity, self.settings.window.timezone
-                    );
-                }
+                let (batches, dropped, request_id) = match &answer {
+                    Answer::Quality(fetched) => {
+                        let split = batch::split(
+                            &FetchedWindow {
+                                stream,
+                                window: task.window,
+                                indicators: &task.indicators,
+                                fetched,
+                                attempts,
+                                fetched_at,
+                                timezone: self.settings.window.timezone,
+                            },
+                            settled_until,
+                        );
+                        if let Some(example) = split.off_grid.example {
+                            tracing::warn!(
+                                stream = %stream.name, window = %task.window, points = split.off_grid.count,
+                                example = %example.format("%Y-%m-%dT%H:%M:%S%.fZ"), request_id = %fetched.request_id,
+                                "dropped {} point(s) whose TimeStamp is not on the {} grid in {}",
+                                split.off_grid.count, stream.granularity, self.settings.window.timezone
+                            );
+                        }
+                        (split.batches, split.off_grid.count, &fetched.request_id)
+                    }
+                    Answer::Distribution(fetched, dimension) => {
+                        let day = FetchedDay {
+                            stream: &stream.key,
+                            app_id: &stream.job.app_id,
+                            product_type: stream.job.product_type.as_str(),
+                            indicator: &stream.job.indicators[0],
+                            dimension: *dimension,
+                            day: task.window,
+                            fetched,
+                            attempts,
+                            fetched_at,
+                        };
+                        (
+                            vec![batch::distribution_batch(&day, settled_until)],
+                            0,
+                            &fetched.request_id,
+                        )
+                    }
+                };
                 let commit = async {
                     let mut written = WriteCounts::default();
-                    for b in &split.batches {
+                    for b in &batches {
                         written += self.store.commit_window(b).await?;
                     }
                     Ok::<_, StoreError>(written)
@@ -565,14 +633,14 @@ impl Run<'_> {
                 tracing::debug!(
                     stream = %stream.name, window = %task.window, rows = done.points,
                     inserted = written.inserted, updated = written.updated, unchanged = written.unchanged,
-                    request_id = %fetched.request_id, "window committed"
+                    request_id = %request_id, "window committed"
                 );
                 let mut t = self.tally.lock().unwrap();
                 let s = t.streams.get_mut(&stream.name).expect("planned stream");
                 s.windows_ok += 1;
                 s.calls += u64::from(outcome.attempts);
                 s.points += written;
-                s.points_dropped += split.off_grid.count;
+                s.points_dropped += dropped;
             }
             Err(error) => {
                 let message = error.to_string();

@@ -279,6 +279,12 @@ fn plan_stream(
     refetch: bool,
 ) -> Vec<PlannedWindow> {
     let g = stream.granularity;
+    // A distribution call asks one local day, so every day's values are well defined.
+    let span = if stream.distribution.is_some() {
+        Duration::days(1)
+    } else {
+        Duration::days(settings.max_span_days)
+    };
     let mut calls: BTreeMap<Window, Vec<String>> = BTreeMap::new();
     for indicator in &stream.job.indicators {
         let rows = || {
@@ -306,7 +312,7 @@ fn plan_stream(
                 start: floor_to(gap.start, g, settings.timezone).max(range.start),
                 end: ceil_to(gap.end, g, settings.timezone).min(range.end),
             };
-            for w in cut(gap, Duration::days(settings.max_span_days)) {
+            for w in cut(gap, span) {
                 calls.entry(w).or_default().push(indicator.clone());
             }
         }

@@ -429,6 +429,7 @@ mod tests {
             name: "j/1d".into(),
             key: String::new(),
             granularity: Granularity::Day,
+            distribution: None,
             job: Job {
                 name: "j".into(),
                 app_id: "app".into(),

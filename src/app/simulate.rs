@@ -28,7 +28,7 @@ pub enum SimulatorError {
     HalfAKeyPair,
     #[error("{0}")]
     Credentials(#[from] ConfigError),
-    #[error("--rate-limit must be at least 1 request per second")]
+    #[error("--rate-limit and --distribution-rate-limit must be at least 1 request per second")]
     ZeroRateLimit,
 }
 
@@ -55,7 +55,7 @@ pub fn config_from_args_with(
     env: Option<Credentials>,
 ) -> Result<(SimulatorConfig, KeySource), SimulatorError> {
     let faults = Faults::parse(&args.faults)?;
-    if args.rate_limit == 0 {
+    if args.rate_limit == 0 || args.distribution_rate_limit == 0 {
         return Err(SimulatorError::ZeroRateLimit);
     }
     let (access_key, secret_key, source) = match (&args.access_key, &args.secret_key, env) {
@@ -80,6 +80,7 @@ pub fn config_from_args_with(
         faults,
         seed: args.seed,
         rate_limit_per_sec: args.rate_limit,
+        distribution_rate_limit_per_sec: args.distribution_rate_limit,
         ..SimulatorConfig::default()
     };
     Ok((config, source))
@@ -112,7 +113,8 @@ pub async fn run(
         faults = %config.faults,
         latency_ms = config.latency.as_millis() as u64,
         rate_limit_per_sec = config.rate_limit_per_sec,
-        "simulator listening; POST /?Action=ListQuality&Version=2020-12-01, log at GET /_simulator/requests"
+        distribution_rate_limit_per_sec = config.distribution_rate_limit_per_sec,
+        "simulator listening; POST /?Action=ListQuality and ?Action=ListQualityDistribution (&Version=2020-12-01), log at GET /_simulator/requests"
     );
     simulator::serve(listener, config, shutdown)
         .await
@@ -136,6 +138,7 @@ mod tests {
             faults: faults.into(),
             seed: 9,
             rate_limit: 2,
+            distribution_rate_limit: 2,
         }
     }
 

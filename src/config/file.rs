@@ -17,6 +17,8 @@ pub(super) struct RawConfig {
     pub(super) window: RawWindow,
     #[serde(default)]
     pub(super) jobs: Vec<RawJob>,
+    #[serde(default)]
+    pub(super) distributions: Vec<RawDistribution>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -25,6 +27,7 @@ pub(super) struct RawSource {
     pub(super) endpoint: String,
     pub(super) region: String,
     pub(super) requests_per_second: f64,
+    pub(super) distribution_requests_per_second: f64,
     pub(super) max_in_flight: i64,
     pub(super) timeout_secs: f64,
     pub(super) max_retries: i64,
@@ -36,6 +39,7 @@ impl Default for RawSource {
             endpoint: "https://rtc.volcengineapi.com".into(),
             region: "cn-north-1".into(),
             requests_per_second: 2.0,
+            distribution_requests_per_second: 2.0,
             max_in_flight: 4,
             timeout_secs: 30.0,
             max_retries: 6,
@@ -105,6 +109,21 @@ pub(super) struct RawJob {
     pub(super) room_id: String,
     #[serde(default)]
     pub(super) user_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDistribution {
+    #[serde(default)]
+    pub(super) name: Option<String>,
+    pub(super) app_id: String,
+    pub(super) indicators: Vec<String>,
+    #[serde(default)]
+    pub(super) dimensions: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) product_type: Option<String>,
+    #[serde(default)]
+    pub(super) platform: String,
 }
 
 /// Parses config text into the raw tables; `path` is only used in messages.

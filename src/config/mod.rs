@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 
-use crate::domain::{Job, Stream};
+use crate::domain::{DistributionJob, Job, Stream};
 use crate::redact::redact_url;
 
 pub use credentials::Credentials;
@@ -89,6 +89,8 @@ pub struct SourceSettings {
     pub region: String,
     /// Calls per second, counted at send time; ListQuality allows 2.
     pub requests_per_second: f64,
+    /// The same for `ListQualityDistribution`, whose quota is its own.
+    pub distribution_requests_per_second: f64,
     /// Calls in flight at once, to hide latency behind the rate limit.
     pub max_in_flight: usize,
     /// Per request, connection to last byte.
@@ -117,14 +119,20 @@ pub struct Settings {
     pub database_url: DatabaseUrl,
     pub window: WindowSettings,
     pub jobs: Vec<Job>,
+    /// `[[distributions]]`: where quality is bad, by dimension.
+    pub distributions: Vec<DistributionJob>,
     /// Things that are allowed but probably not meant; the caller logs them.
     pub warnings: Vec<String>,
 }
 
 impl Settings {
-    /// Every stream of every job, in configuration order.
+    /// Every stream of every job, then of every distribution job, in configuration order.
     pub fn streams(&self) -> Vec<Stream> {
-        self.jobs.iter().flat_map(Job::streams).collect()
+        self.jobs
+            .iter()
+            .flat_map(Job::streams)
+            .chain(self.distributions.iter().flat_map(DistributionJob::streams))
+            .collect()
     }
 
     /// Reads and validates a config file.

@@ -5,9 +5,9 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use super::file::{OneOrMany, RawConfig, RawJob};
+use super::file::{OneOrMany, RawConfig, RawDistribution, RawJob};
 use super::{ConfigError, DatabaseUrl, Settings, SourceSettings, WindowSettings};
-use crate::domain::{Granularity, Job, ProductType, parse_offset};
+use crate::domain::{Dimension, DistributionJob, Granularity, Job, ProductType, parse_offset};
 use crate::redact::redact_url;
 
 /// Validates the raw tables; `path` is only used in messages.
@@ -56,6 +56,13 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
             "a number from 0.01 to 100 is expected; ListQuality allows 2.0",
         ));
     }
+    if !(0.01..=100.0).contains(&s.distribution_requests_per_second) {
+        return Err(invalid(
+            "source.distribution_requests_per_second",
+            &s.distribution_requests_per_second,
+            "a number from 0.01 to 100 is expected; ListQualityDistribution allows 2.0",
+        ));
+    }
     if s.requests_per_second > 2.0 {
         warnings.push(format!(
             "{p}: source.requests_per_second = {} is above ListQuality's documented limit of 2.0; the API will throttle",
@@ -87,6 +94,7 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         endpoint,
         region: s.region.trim().to_string(),
         requests_per_second: s.requests_per_second,
+        distribution_requests_per_second: s.distribution_requests_per_second,
         max_in_flight: s.max_in_flight as usize,
         timeout: Duration::from_secs_f64(s.timeout_secs),
         max_retries: s.max_retries as u32,
@@ -152,7 +160,7 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
     };
 
     // [[jobs]]
-    if raw.jobs.is_empty() {
+    if raw.jobs.is_empty() && raw.distributions.is_empty() {
         return Err(invalid(
             "jobs",
             &"[]",
@@ -175,13 +183,117 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         jobs.push(job);
     }
 
+    // [[distributions]]
+    let mut distributions: Vec<DistributionJob> = Vec::with_capacity(raw.distributions.len());
+    for (i, d) in raw.distributions.into_iter().enumerate() {
+        let job = validate_distribution(i, d, &p)?;
+        if jobs.iter().any(|o| o.name == job.name)
+            || distributions.iter().any(|o| o.name == job.name)
+        {
+            return Err(invalid(
+                &format!("distributions[{i}].name"),
+                &format!("{:?}", job.name),
+                "names must be unique among [[jobs]] and [[distributions]] (set name = \"...\")",
+            ));
+        }
+        distributions.push(job);
+    }
+
     Ok(Settings {
         path: path.to_path_buf(),
         source,
         database_url,
         window,
         jobs,
+        distributions,
         warnings,
+    })
+}
+
+fn validate_distribution(
+    i: usize,
+    d: RawDistribution,
+    p: &str,
+) -> Result<DistributionJob, ConfigError> {
+    let invalid = |key: &str, value: &dyn fmt::Display, allowed: &str| ConfigError::Invalid {
+        path: p.to_string(),
+        key: format!("distributions[{i}].{key}"),
+        value: value.to_string(),
+        allowed: allowed.to_string(),
+    };
+    for (key, value) in [("app_id", &d.app_id), ("platform", &d.platform)]
+        .into_iter()
+        .chain(d.name.iter().map(|n| ("name", n)))
+        .chain(d.indicators.iter().map(|v| ("indicators", v)))
+    {
+        no_control_characters(&invalid, key, value)?;
+    }
+    let app_id = d.app_id.trim().to_string();
+    if app_id.is_empty() {
+        return Err(invalid(
+            "app_id",
+            &"\"\"",
+            "the RTC AppId is required (console: RTC > Applications)",
+        ));
+    }
+    let mut indicators: Vec<String> = d.indicators.iter().map(|s| s.trim().to_string()).collect();
+    if indicators.is_empty() || indicators.iter().any(String::is_empty) {
+        return Err(invalid(
+            "indicators",
+            &format!("{:?}", d.indicators),
+            "a non-empty list of indicator names is required, e.g. [\"join_room_success_rate\", \"stall_rate\"]",
+        ));
+    }
+    indicators.dedup();
+    let dimensions = match &d.dimensions {
+        None => Dimension::ALL.to_vec(),
+        Some(names) => {
+            let mut out = Vec::new();
+            for n in names {
+                let parsed = Dimension::parse(n.trim()).ok_or_else(|| {
+                    invalid(
+                        "dimensions",
+                        &format!("{n:?}"),
+                        "each of Province, Country, OS, Access is allowed",
+                    )
+                })?;
+                if !out.contains(&parsed) {
+                    out.push(parsed);
+                }
+            }
+            if out.is_empty() {
+                return Err(invalid(
+                    "dimensions",
+                    &"[]",
+                    "leave it out for all four, or list some of Province, Country, OS, Access",
+                ));
+            }
+            out
+        }
+    };
+    let product_type = match d.product_type.as_deref().map(str::trim) {
+        None | Some("native") => ProductType::Native,
+        Some("web") => ProductType::Web,
+        Some(other) => {
+            return Err(invalid(
+                "product_type",
+                &format!("{other:?}"),
+                "\"native\" or \"web\" is expected",
+            ));
+        }
+    };
+    let name = d
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("{app_id}-distribution"));
+    Ok(DistributionJob {
+        name,
+        app_id,
+        indicators,
+        dimensions,
+        product_type,
+        platform: d.platform.trim().to_string(),
     })
 }
 

@@ -295,6 +295,7 @@ async fn network_errors_are_retried_then_reported() {
         endpoint: url::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
         region: "cn-north-1".into(),
         requests_per_second: 50.0,
+        distribution_requests_per_second: 2.0,
         max_in_flight: 1,
         timeout: Duration::from_secs(2),
         max_retries: 2,

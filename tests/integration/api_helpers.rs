@@ -204,6 +204,7 @@ impl TestApi {
             endpoint: self.endpoint(),
             region: REGION.into(),
             requests_per_second: 2.0,
+            distribution_requests_per_second: 2.0,
             max_in_flight: 4,
             timeout: Duration::from_secs(5),
             max_retries: 3,

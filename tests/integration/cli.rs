@@ -866,8 +866,13 @@ async fn demo_never_writes_into_the_database_url_of_the_environment() {
         .collect();
     assert_eq!(
         streams.into_iter().collect::<Vec<_>>(),
-        ["demo-app-0/1d", "demo-app-0/5min", "demo-app-1/1d"],
-        "--streams 3 is three streams"
+        [
+            "demo-app-0/1d",
+            "demo-app-0/5min",
+            "demo-app-1/1d",
+            "demo-where/stall_rate/Province"
+        ],
+        "--streams 3 is three ListQuality streams, and the demo's distribution stream"
     );
     store.close().await;
 }

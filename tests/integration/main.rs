@@ -7,6 +7,7 @@ mod bi;
 mod cli;
 mod compose;
 mod distribution;
+mod distribution_sync;
 mod helpers;
 mod kill;
 mod pipeline;
