@@ -4,6 +4,12 @@
 //! Prints calls made vs the plan's minimum, achieved calls/s vs the limit, throttled responses and
 //! the sync process's peak memory, then one summary line:
 //! `pipeline calls=100 min_calls=100 rate_ratio=0.97 throttled=0 peak_rss_mib=41`.
+//!
+//! Then both APIs at once: 12 five-minute ListQuality streams and 2 distribution streams (one local
+//! day per call), each API paced at its own 2 calls/s, in one run:
+//! `distribution calls=… min_calls=… rate_ratio=… quality_rate_ratio=… throttled=… time_ratio=…`,
+//! where each rate ratio is that API's calls/s over its own quota, and `time_ratio` the run's
+//! duration over the longer of the two APIs' own spans (1.0: the slower one alone sets the pace).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -39,6 +45,107 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// 12 five-minute jobs and one distribution job of 2 streams: about 60 calls of each API.
+fn both_config_text(endpoint: &str) -> String {
+    let mut text = format!(
+        "[source]\nendpoint = \"{endpoint}\"\nrequests_per_second = 2.0\n\
+         distribution_requests_per_second = 2.0\nmax_in_flight = 4\n"
+    );
+    for i in 0..12 {
+        text.push_str(&format!(
+            "[[jobs]]\nname = \"bench-{i}\"\napp_id = \"bench_app_{i}\"\n\
+             indicators = [\"stall_rate\"]\ngranularity = \"5min\"\n"
+        ));
+    }
+    text.push_str(
+        "[[distributions]]\nname = \"where\"\napp_id = \"bench_app_0\"\n\
+         indicators = [\"stall_rate\", \"join_room_success_rate\"]\ndimensions = [\"Province\"]\n",
+    );
+    text
+}
+
+/// Calls per second over a request log's span.
+fn rate_of(log: &[&simulator::RequestRecord]) -> f64 {
+    let span =
+        (log.last().unwrap().at - log.first().unwrap().at).num_milliseconds() as f64 / 1000.0;
+    (log.len() - 1) as f64 / span
+}
+
+async fn both_apis_at_once(now: DateTime<Utc>) {
+    let sim = simulator::spawn(SimulatorConfig {
+        latency: Duration::from_millis(300),
+        rate_limit_per_sec: 2,
+        distribution_rate_limit_per_sec: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("the simulator starts");
+    sim.set_data_now(now);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config = dir.path().join("bench.toml");
+    let text = both_config_text(&sim.endpoint());
+    std::fs::write(&config, &text).unwrap();
+    let settings = Settings::parse(&text, Path::new("bench.toml")).unwrap();
+    let plan = planner::plan(
+        &settings.window,
+        &settings.streams(),
+        &[],
+        now,
+        Default::default(),
+    )
+    .unwrap();
+    let min_calls: usize = plan
+        .streams
+        .iter()
+        .filter(|s| s.stream.starts_with("where/"))
+        .map(|s| s.windows.len())
+        .sum();
+    let db = dir.path().join("bench.db");
+    let started = Instant::now();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_rtc-quality-sync"))
+        .args(["sync", "--quiet", "--config"])
+        .arg(&config)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.display()))
+        .args(["--now", &now.to_rfc3339()])
+        .env("VOLC_ACCESSKEY", simulator::DEMO_ACCESS_KEY)
+        .env("VOLC_SECRETKEY", simulator::DEMO_SECRET_KEY)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("the binary runs");
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(status.success(), "sync failed: {status}");
+    let log = sim.requests();
+    let dist: Vec<_> = log
+        .iter()
+        .filter(|r| r.action == "ListQualityDistribution")
+        .collect();
+    let quality: Vec<_> = log
+        .iter()
+        .filter(|r| r.action != "ListQualityDistribution")
+        .collect();
+    let throttled = log.iter().filter(|r| r.status == 429).count();
+    // Each API alone would take its calls' span at its own rate; together the run is as long as the
+    // longer of the two.
+    let longer = ((dist.len() - 1) as f64 / 2.0).max((quality.len() - 1) as f64 / 2.0);
+    let span =
+        (log.last().unwrap().at - log.first().unwrap().at).num_milliseconds() as f64 / 1000.0;
+    println!(
+        "both APIs at once: {} ListQuality and {} ListQualityDistribution calls in {elapsed:.1} s \
+         (calls spanning {span:.1} s; each API alone at its 2 calls/s: {longer:.1} s), {throttled} throttled",
+        quality.len(),
+        dist.len()
+    );
+    println!(
+        "distribution calls={} min_calls={min_calls} rate_ratio={:.3} quality_rate_ratio={:.3} throttled={throttled} time_ratio={:.3}",
+        dist.len(),
+        rate_of(&dist) / 2.0,
+        rate_of(&quality) / 2.0,
+        span / longer
+    );
+    sim.shutdown().await;
 }
 
 fn main() {
@@ -118,5 +225,6 @@ fn main() {
             (peak_kib as f64 / 1024.0).round() as u64
         );
         sim.shutdown().await;
+        both_apis_at_once(now).await;
     });
 }

@@ -183,10 +183,7 @@ async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
         let options = plan_options(&args.range, &settings);
         let ledger = read_ledger(&settings.database_url).await?;
         let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
-        emit(&report::plan_text(
-            &plan,
-            settings.source.requests_per_second,
-        ))?;
+        emit(&report::plan_text(&plan, &settings.source))?;
         return Ok(Outcome::Done);
     }
     // A run that cannot start (the configuration, the credentials, the lock, the database) ends
@@ -368,16 +365,10 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> Result {
     if args.json {
         say!(
             "{}",
-            serde_json::to_string_pretty(&report::plan_json(
-                &plan,
-                settings.source.requests_per_second
-            ))?
+            serde_json::to_string_pretty(&report::plan_json(&plan, &settings.source))?
         );
     } else {
-        emit(&report::plan_text(
-            &plan,
-            settings.source.requests_per_second,
-        ))?;
+        emit(&report::plan_text(&plan, &settings.source))?;
     }
     Ok(Outcome::Done)
 }

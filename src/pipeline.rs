@@ -2,8 +2,8 @@
 //!
 //! **Invariant:** each part of a window (settled, provisional) is committed with its ledger row in
 //! one store transaction, so a kill at any instant loses no committed part and half-writes none.
-//! **Invariant:** memory is bounded by `max_in_flight` windows, however long the backfill: windows
-//! are streamed through, never collected for the whole run.
+//! **Invariant:** memory is bounded by `max_in_flight` windows per API, however long the backfill:
+//! windows are streamed through, never collected for the whole run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -285,7 +285,10 @@ pub async fn run(
         streams = plan.streams.len(),
         windows = total,
         estimated_s = plan
-            .estimated_duration(settings.source.requests_per_second)
+            .estimated_duration(
+                settings.source.requests_per_second,
+                settings.source.distribution_requests_per_second,
+            )
             .as_secs(),
         "sync started"
     );
@@ -306,10 +309,19 @@ pub async fn run(
         started,
         tally: Mutex::new(tally),
     };
-    let work = futures::stream::iter(tasks)
-        .take_while(|_| futures::future::ready(!stop.is_cancelled()))
-        .map(|task| run.process(task))
-        .buffer_unordered(settings.source.max_in_flight.max(1));
+    // One queue per API, each as deep as `max_in_flight`: a queue waiting on its own quota never
+    // holds back the other's, and the fetchers' shared slots still bound the calls in flight.
+    let (distribution, quality): (Vec<Task>, Vec<Task>) = tasks
+        .into_iter()
+        .partition(|t| t.stream.distribution.is_some());
+    let depth = settings.source.max_in_flight.max(1);
+    let queue = |tasks: Vec<Task>| {
+        futures::stream::iter(tasks)
+            .take_while(|_| futures::future::ready(!stop.is_cancelled()))
+            .map(|task| run.process(task))
+            .buffer_unordered(depth)
+    };
+    let work = futures::stream::select(queue(quality), queue(distribution));
     futures::pin_mut!(work);
     let mut store_error = None;
     while let Some(r) = work.next().await {

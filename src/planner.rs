@@ -51,6 +51,9 @@ pub struct StreamPlan {
     /// How many indicators the stream asks.
     #[serde(skip)]
     pub indicators: usize,
+    /// A `ListQualityDistribution` stream, paced by its own quota.
+    #[serde(skip)]
+    pub distribution: bool,
 }
 
 /// The plan of a run.
@@ -66,13 +69,29 @@ impl Plan {
         self.streams.iter().map(|s| s.windows.len()).sum()
     }
 
-    /// How long the calls take at `requests_per_second`, the first one sent at once.
-    pub fn estimated_duration(&self, requests_per_second: f64) -> std::time::Duration {
-        let n = self.request_count();
-        if n <= 1 {
-            return std::time::Duration::ZERO;
-        }
-        std::time::Duration::from_secs_f64((n - 1) as f64 / requests_per_second)
+    /// Calls of `ListQualityDistribution` streams, which are paced by their own quota.
+    pub fn distribution_request_count(&self) -> usize {
+        self.streams
+            .iter()
+            .filter(|s| s.distribution)
+            .map(|s| s.windows.len())
+            .sum()
+    }
+
+    /// How long the calls take, each API at its own rate (`requests_per_second` for ListQuality,
+    /// `distribution_requests_per_second` for ListQualityDistribution) and both at once, the first
+    /// call of each sent at once.
+    pub fn estimated_duration(
+        &self,
+        requests_per_second: f64,
+        distribution_requests_per_second: f64,
+    ) -> std::time::Duration {
+        let d = self.distribution_request_count();
+        let q = self.request_count() - d;
+        let secs = |n: usize, rate: f64| n.saturating_sub(1) as f64 / rate;
+        std::time::Duration::from_secs_f64(
+            secs(q, requests_per_second).max(secs(d, distribution_requests_per_second)),
+        )
     }
 }
 
@@ -222,6 +241,7 @@ pub fn plan(
                 range: None,
                 windows: Vec::new(),
                 indicators: stream.job.indicators.len(),
+                distribution: stream.distribution.is_some(),
             });
             continue;
         }
@@ -235,6 +255,7 @@ pub fn plan(
             range: Some(range),
             windows,
             indicators: stream.job.indicators.len(),
+            distribution: stream.distribution.is_some(),
         });
     }
 
@@ -746,7 +767,10 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(p.request_count(), 5);
-        assert_eq!(p.estimated_duration(2.0), std::time::Duration::from_secs(2));
+        assert_eq!(
+            p.estimated_duration(2.0, 2.0),
+            std::time::Duration::from_secs(2)
+        );
     }
 
     /// `s` asking `indicators`, under the name `name`.

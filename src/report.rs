@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::Settings;
+use crate::config::{Settings, SourceSettings};
 use crate::domain::{LedgerEntry, RunStatus, WindowState};
 use crate::health::{self, Problem, ProblemLine};
 use crate::metrics;
@@ -31,7 +31,7 @@ fn human_duration(d: std::time::Duration) -> String {
 }
 
 /// The plan as a table: one line per window, then the totals.
-pub fn plan_text(plan: &Plan, requests_per_second: f64) -> String {
+pub fn plan_text(plan: &Plan, source: &SourceSettings) -> String {
     let mut out = String::new();
     for w in &plan.warnings {
         let _ = writeln!(out, "warning: {w}");
@@ -67,13 +67,27 @@ pub fn plan_text(plan: &Plan, requests_per_second: f64) -> String {
             let _ = writeln!(out);
         }
     }
-    let _ = writeln!(
-        out,
-        "{} requests, about {} at {} requests/s",
-        plan.request_count(),
-        human_duration(plan.estimated_duration(requests_per_second)),
-        requests_per_second
+    let estimate = plan.estimated_duration(
+        source.requests_per_second,
+        source.distribution_requests_per_second,
     );
+    let _ = match plan.distribution_request_count() {
+        0 => writeln!(
+            out,
+            "{} requests, about {} at {} requests/s",
+            plan.request_count(),
+            human_duration(estimate),
+            source.requests_per_second
+        ),
+        d => writeln!(
+            out,
+            "{} requests ({d} of them ListQualityDistribution), about {} at {} and {} requests/s at once",
+            plan.request_count(),
+            human_duration(estimate),
+            source.requests_per_second,
+            source.distribution_requests_per_second
+        ),
+    };
     out
 }
 
@@ -82,15 +96,25 @@ pub struct PlanJson<'a> {
     pub requests: usize,
     pub estimated_seconds: f64,
     pub requests_per_second: f64,
+    /// `ListQualityDistribution`'s calls and rate, paced apart.
+    pub distribution_requests: usize,
+    pub distribution_requests_per_second: f64,
     pub warnings: &'a [String],
     pub streams: &'a [crate::planner::StreamPlan],
 }
 
-pub fn plan_json(plan: &Plan, requests_per_second: f64) -> PlanJson<'_> {
+pub fn plan_json<'a>(plan: &'a Plan, source: &SourceSettings) -> PlanJson<'a> {
     PlanJson {
         requests: plan.request_count(),
-        estimated_seconds: plan.estimated_duration(requests_per_second).as_secs_f64(),
-        requests_per_second,
+        estimated_seconds: plan
+            .estimated_duration(
+                source.requests_per_second,
+                source.distribution_requests_per_second,
+            )
+            .as_secs_f64(),
+        requests_per_second: source.requests_per_second,
+        distribution_requests: plan.distribution_request_count(),
+        distribution_requests_per_second: source.distribution_requests_per_second,
         warnings: &plan.warnings,
         streams: &plan.streams,
     }

@@ -627,7 +627,10 @@ user_ids = ["u1"]
                                 PlanOptions::default(),
                             )
                             .expect("a plan");
-                            p.estimated_duration(settings.source.requests_per_second)
+                            p.estimated_duration(
+                                settings.source.requests_per_second,
+                                settings.source.distribution_requests_per_second,
+                            )
                         }));
                         let estimate =
                             planned.unwrap_or_else(|_| panic!("{case}: planning panicked"));
