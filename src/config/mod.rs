@@ -185,6 +185,47 @@ indicators = ["stall_rate"]
     }
 
     #[test]
+    fn distribution_tables_are_validated_by_key() {
+        let base = "[[jobs]]\napp_id = \"a\"\nindicators = [\"stall_rate\"]\n";
+        let s = parse(&format!(
+            "{base}[[distributions]]\napp_id = \"a\"\nindicators = [\"stall_rate\", \"join_room_success_rate\"]\n"
+        ))
+        .unwrap();
+        let names: Vec<String> = s.streams().into_iter().map(|s| s.name).collect();
+        assert_eq!(names.len(), 1 + 2 * 4, "{names:?}");
+        assert!(names.contains(&"a-distribution/stall_rate/Province".to_string()));
+        assert_eq!(s.source.distribution_requests_per_second, 2.0);
+        for (table, key, allowed) in [
+            (
+                "dimensions = [\"City\"]",
+                "distributions[0].dimensions",
+                "Province, Country, OS, Access",
+            ),
+            ("dimensions = []", "distributions[0].dimensions", "all four"),
+            (
+                "product_type = \"app\"",
+                "distributions[0].product_type",
+                "native",
+            ),
+            ("name = \"a\"", "distributions[0].name", "unique"),
+        ] {
+            let e = err(&format!(
+                "{base}name = \"a\"\n[[distributions]]\napp_id = \"a\"\nindicators = [\"stall_rate\"]\n{table}\n"
+            ));
+            assert!(
+                e.contains("test.toml") && e.contains(key) && e.contains(allowed),
+                "{table}: {e}"
+            );
+        }
+        let e = err(&format!(
+            "[source]\ndistribution_requests_per_second = 0\n{base}"
+        ));
+        assert!(e.contains("source.distribution_requests_per_second"), "{e}");
+        let e = err("[[distributions]]\napp_id = \"a\"\nindicators = []\n");
+        assert!(e.contains("distributions[0].indicators"), "{e}");
+    }
+
+    #[test]
     fn the_shipped_default_config_is_valid_and_complete() {
         let text = include_str!("../../config/default.toml");
         let s = parse(text).unwrap();

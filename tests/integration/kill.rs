@@ -54,9 +54,32 @@ async fn assert_consistent(store: &Store) {
             .with_timezone(&Utc);
         (format!("{job}/{}", f[3]), ts)
     };
+    // The distribution stream's points too (one indicator, one dimension: see `with_distribution`).
+    let distribution: Vec<(String, DateTime<Utc>)> = store
+        .distribution(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let ts = DateTime::parse_from_rfc3339(&r.ts)
+                .unwrap()
+                .with_timezone(&Utc);
+            (
+                format!(
+                    "where/stall_rate/{}|{}|{}",
+                    r.dimension, r.dimension_value, r.indicator
+                ),
+                ts,
+            )
+        })
+        .collect();
     let mut counted: BTreeMap<usize, i64> = BTreeMap::new();
-    for key in points.keys() {
-        let (stream, ts) = stream_of(key);
+    let keys = points.keys().map(|k| (k.clone(), stream_of(k))).chain(
+        distribution
+            .iter()
+            .map(|(k, ts)| (k.clone(), (k.split('|').next().unwrap().to_string(), *ts))),
+    );
+    for (key, (stream, ts)) in keys {
         let row = ledger
             .iter()
             .position(|e| {
@@ -80,6 +103,7 @@ async fn assert_consistent(store: &Store) {
 async fn sigkill_at_any_point_loses_nothing_and_rerun_converges() {
     let sim = simulator::spawn(SimulatorConfig {
         rate_limit_per_sec: 20,
+        distribution_rate_limit_per_sec: 20,
         latency: Duration::from_millis(40),
         ..Default::default()
     })
@@ -88,7 +112,11 @@ async fn sigkill_at_any_point_loses_nothing_and_rerun_converges() {
     sim.set_data_now(now());
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, config_text(&sim.endpoint(), 8.0, "")).unwrap();
+    std::fs::write(
+        &config,
+        with_distribution(&config_text(&sim.endpoint(), 8.0, "")),
+    )
+    .unwrap();
 
     // The uninterrupted reference.
     let reference_url = format!("sqlite://{}", dir.path().join("reference.db").display());
@@ -104,6 +132,8 @@ async fn sigkill_at_any_point_loses_nothing_and_rerun_converges() {
     let reference = Store::connect(&reference_url).await.unwrap();
     let want = dump(&reference).await;
     assert!(!want.is_empty());
+    let want_distribution = distribution_values(&reference).await;
+    assert!(!want_distribution.is_empty());
 
     let url = format!("sqlite://{}", dir.path().join("killed.db").display());
     let mut kills = 0;
@@ -130,5 +160,39 @@ async fn sigkill_at_any_point_loses_nothing_and_rerun_converges() {
     let store = Store::connect(&url).await.unwrap();
     assert_consistent(&store).await;
     assert_eq!(dump(&store).await, want);
+    assert_eq!(distribution_values(&store).await, want_distribution);
     sim.shutdown().await;
+}
+
+/// The test config plus one distribution stream (stall rate by province), paced at 8 calls/s.
+fn with_distribution(config: &str) -> String {
+    let config = config.replace(
+        "max_in_flight = 4\n",
+        "max_in_flight = 4\ndistribution_requests_per_second = 8\n",
+    );
+    assert!(config.contains("distribution_requests_per_second"));
+    format!(
+        "{config}\n[[distributions]]\nname = \"where\"\napp_id = \"app_a\"\n\
+         indicators = [\"stall_rate\"]\ndimensions = [\"Province\"]\n"
+    )
+}
+
+/// `quality_distribution` without `updated_at`.
+async fn distribution_values(store: &Store) -> Vec<(String, String, String, String, f64, bool)> {
+    store
+        .distribution(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.indicator,
+                r.dimension_value,
+                r.ts,
+                r.product_type,
+                r.value,
+                r.settled,
+            )
+        })
+        .collect()
 }
