@@ -9,8 +9,9 @@ use rtc_quality_sync::api::client::Client;
 use rtc_quality_sync::api::distribution::ListQualityDistributionRequest;
 use rtc_quality_sync::config::Settings;
 use rtc_quality_sync::domain::{Granularity, RunStatus};
+use rtc_quality_sync::metrics;
 use rtc_quality_sync::planner;
-use rtc_quality_sync::report::Status;
+use rtc_quality_sync::report::{self, Status};
 use rtc_quality_sync::simulator::{self, SimulatorConfig, SimulatorHandle};
 use rtc_quality_sync::store::Store;
 
