@@ -201,6 +201,27 @@ async fn distribution_streams_are_synced_exactly(store: Store, faults: &str) {
         "{:?}",
         status.problems
     );
+    // `sync --json` and the metrics file speak of them too.
+    let summary = serde_json::to_value(report::summary_json(&report)).unwrap();
+    let listed: Vec<&str> = summary["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stream"].as_str().unwrap())
+        .collect();
+    assert!(
+        listed.contains(&"where/join_room_success_rate/Country"),
+        "{listed:?}"
+    );
+    let text = metrics::render(&status.metrics_snapshot(None));
+    for dimension in ["Province", "Country", "OS", "Access"] {
+        assert!(
+            text.contains(&format!(
+                "rtc_quality_sync_stream_missing_buckets{{stream=\"where/stall_rate/{dimension}\"}} 0"
+            )),
+            "{text}"
+        );
+    }
     sim.shutdown().await;
 }
 
