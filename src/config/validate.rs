@@ -210,6 +210,49 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
     })
 }
 
+/// How a job's or a distribution's key is reported: its table's key, the value, what is allowed.
+type Invalid<'a> = dyn Fn(&str, &dyn fmt::Display, &str) -> ConfigError + 'a;
+
+/// `app_id`, trimmed: required.
+fn app_id(invalid: &Invalid<'_>, raw: &str) -> Result<String, ConfigError> {
+    let app_id = raw.trim().to_string();
+    if app_id.is_empty() {
+        return Err(invalid(
+            "app_id",
+            &"\"\"",
+            "the RTC AppId is required (console: RTC > Applications)",
+        ));
+    }
+    Ok(app_id)
+}
+
+/// `indicators`, trimmed and deduplicated: a non-empty list of non-empty names.
+fn indicators(invalid: &Invalid<'_>, raw: &[String]) -> Result<Vec<String>, ConfigError> {
+    let mut indicators: Vec<String> = raw.iter().map(|s| s.trim().to_string()).collect();
+    if indicators.is_empty() || indicators.iter().any(String::is_empty) {
+        return Err(invalid(
+            "indicators",
+            &format!("{raw:?}"),
+            "a non-empty list of indicator names is required, e.g. [\"join_room_success_rate\", \"stall_rate\"]",
+        ));
+    }
+    indicators.dedup();
+    Ok(indicators)
+}
+
+/// `product_type`: `native` (the default) or `web`.
+fn product_type(invalid: &Invalid<'_>, raw: Option<&str>) -> Result<ProductType, ConfigError> {
+    match raw.map(str::trim) {
+        None | Some("native") => Ok(ProductType::Native),
+        Some("web") => Ok(ProductType::Web),
+        Some(other) => Err(invalid(
+            "product_type",
+            &format!("{other:?}"),
+            "\"native\" or \"web\" is expected",
+        )),
+    }
+}
+
 fn validate_distribution(
     i: usize,
     d: RawDistribution,
@@ -228,23 +271,8 @@ fn validate_distribution(
     {
         no_control_characters(&invalid, key, value)?;
     }
-    let app_id = d.app_id.trim().to_string();
-    if app_id.is_empty() {
-        return Err(invalid(
-            "app_id",
-            &"\"\"",
-            "the RTC AppId is required (console: RTC > Applications)",
-        ));
-    }
-    let mut indicators: Vec<String> = d.indicators.iter().map(|s| s.trim().to_string()).collect();
-    if indicators.is_empty() || indicators.iter().any(String::is_empty) {
-        return Err(invalid(
-            "indicators",
-            &format!("{:?}", d.indicators),
-            "a non-empty list of indicator names is required, e.g. [\"join_room_success_rate\", \"stall_rate\"]",
-        ));
-    }
-    indicators.dedup();
+    let app_id = app_id(&invalid, &d.app_id)?;
+    let indicators = indicators(&invalid, &d.indicators)?;
     let dimensions = match &d.dimensions {
         None => Dimension::ALL.to_vec(),
         Some(names) => {
@@ -271,17 +299,7 @@ fn validate_distribution(
             out
         }
     };
-    let product_type = match d.product_type.as_deref().map(str::trim) {
-        None | Some("native") => ProductType::Native,
-        Some("web") => ProductType::Web,
-        Some(other) => {
-            return Err(invalid(
-                "product_type",
-                &format!("{other:?}"),
-                "\"native\" or \"web\" is expected",
-            ));
-        }
-    };
+    let product_type = product_type(&invalid, d.product_type.as_deref())?;
     let name = d
         .name
         .map(|n| n.trim().to_string())
@@ -337,23 +355,8 @@ fn validate_job(
     {
         no_control_characters(&invalid, key, value)?;
     }
-    let app_id = j.app_id.trim().to_string();
-    if app_id.is_empty() {
-        return Err(invalid(
-            "app_id",
-            &"\"\"",
-            "the RTC AppId is required (console: RTC > Applications)",
-        ));
-    }
-    let mut indicators: Vec<String> = j.indicators.iter().map(|s| s.trim().to_string()).collect();
-    if indicators.is_empty() || indicators.iter().any(String::is_empty) {
-        return Err(invalid(
-            "indicators",
-            &format!("{:?}", j.indicators),
-            "a non-empty list of indicator names is required, e.g. [\"join_room_success_rate\", \"stall_rate\"]",
-        ));
-    }
-    indicators.dedup();
+    let app_id = app_id(&invalid, &j.app_id)?;
+    let indicators = indicators(&invalid, &j.indicators)?;
 
     let granularity_names = match j.granularity {
         None => vec!["1d".to_string()],
@@ -381,17 +384,7 @@ fn validate_job(
         }
     }
 
-    let product_type = match j.product_type.as_deref().map(str::trim) {
-        None | Some("native") => ProductType::Native,
-        Some("web") => ProductType::Web,
-        Some(other) => {
-            return Err(invalid(
-                "product_type",
-                &format!("{other:?}"),
-                "\"native\" or \"web\" is expected",
-            ));
-        }
-    };
+    let product_type = product_type(&invalid, j.product_type.as_deref())?;
 
     let mut os = Vec::new();
     for v in &j.os {
