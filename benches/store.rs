@@ -137,6 +137,7 @@ impl Data {
                 user_ids: String::new(),
                 dimension: String::new(),
                 dimension_value: String::new(),
+                grid_timezone: String::new(),
             })
             .collect();
         let base = Utc.with_ymd_and_hms(2024, 4, 1, 0, 0, 0).unwrap();
@@ -149,8 +150,12 @@ impl Data {
                     WindowBatch {
                         stream: "bench/5min".into(),
                         indicators: vec!["stall_rate".into()],
+                        owners: vec!["stall_rate".into()],
                         window: Window::new(start, end),
-                        settled: true,
+                        // Every bucket settled.
+                        settled_until: end,
+                        scope: keys[0].clone(),
+                        timezone: "+08:00".into(),
                         series: keys
                             .iter()
                             .enumerate()
@@ -199,16 +204,19 @@ const ALL_NEW: WriteCounts = WriteCounts {
     inserted: TOTAL_POINTS as u64,
     updated: 0,
     unchanged: 0,
+    deleted: 0,
 };
 const ALL_SAME: WriteCounts = WriteCounts {
     inserted: 0,
     updated: 0,
     unchanged: TOTAL_POINTS as u64,
+    deleted: 0,
 };
 const ALL_CHANGED: WriteCounts = WriteCounts {
     inserted: 0,
     updated: TOTAL_POINTS as u64,
     unchanged: 0,
+    deleted: 0,
 };
 
 // -------------------------------------------------------------------------------------------------
@@ -316,7 +324,7 @@ async fn pg_ceiling(pg: &PgStore, batches: &[WindowBatch]) -> f64 {
                 enc.int8(s as i64 + 1);
                 enc.timestamptz(p.ts);
                 enc.float8(p.value);
-                enc.bool(b.settled);
+                enc.bool(true);
                 enc.timestamptz(b.fetched_at);
             }
         }
@@ -479,7 +487,7 @@ async fn sqlite_ceiling(s: &SqliteStore, batches: &[WindowBatch]) -> f64 {
                     .bind(id)
                     .bind(format_bucket(ts))
                     .bind(value)
-                    .bind(b.settled)
+                    .bind(true)
                     .bind(updated_at.as_str());
             }
             q.execute(&mut *tx).await.expect("insert");

@@ -122,13 +122,18 @@ async fn open_locked(url: &DatabaseUrl, mode: &str) -> Result<(Store, StoreLock)
     }
 }
 
-/// The checkpoint ledger, for commands that only read it: a SQLite file that does not exist yet has
-/// an empty ledger and is not created.
-async fn read_ledger(url: &DatabaseUrl) -> anyhow::Result<Vec<crate::domain::LedgerEntry>> {
+/// The checkpoint ledger as the next `sync` plans from it (an earlier version's rows adopted), for
+/// commands that only read it: a SQLite file that does not exist yet has an empty ledger and is not
+/// created.
+async fn read_ledger(settings: &Settings) -> anyhow::Result<Vec<crate::domain::LedgerEntry>> {
+    let url = &settings.database_url;
     if crate::store::sqlite::file_missing(url.expose()) {
         return Ok(Vec::new());
     }
-    Ok(open_store(url).await?.ledger(None).await?)
+    let store = open_store(url).await?;
+    let ledger = pipeline::adopted_ledger(settings, &store).await;
+    store.close().await;
+    Ok(ledger?.0)
 }
 
 fn credentials() -> anyhow::Result<Credentials> {
@@ -158,6 +163,7 @@ fn plan_options(range: &RangeArgs, settings: &Settings) -> RunOptions {
         } else {
             "sync".into()
         },
+        account: None,
     }
 }
 
@@ -181,7 +187,7 @@ async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
     if args.dry_run {
         let settings = load_settings(cli)?;
         let options = plan_options(&args.range, &settings);
-        let ledger = read_ledger(&settings.database_url).await?;
+        let ledger = read_ledger(&settings).await?;
         let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
         emit(&report::plan_text(&plan, &settings.source))?;
         return Ok(Outcome::Done);
@@ -214,7 +220,7 @@ async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
     .await;
     if let Some(path) = &args.metrics_file {
         let written = async {
-            let mut status = report::Status::load(&store).await?;
+            let mut status = report::Status::load(&store, Some(&settings)).await?;
             status.judge(&settings, now(cli), DEFAULT_MAX_AGE);
             write_metrics(path, &status, &store).await
         };
@@ -245,8 +251,9 @@ async fn sync_start(
     Error,
 > {
     let settings = load_settings(cli)?;
-    let options = plan_options(&args.range, &settings);
+    let mut options = plan_options(&args.range, &settings);
     let credentials = credentials()?;
+    options.account = Some(credentials.account_id());
     let client = Client::new(&settings.source, credentials)?;
     let fetcher = Fetcher::new(client, &settings.source);
     // From here on a signal ends the command within 5 s, whatever the database is doing.
@@ -360,7 +367,7 @@ async fn run_sync(
 async fn plan(cli: &Cli, args: &PlanArgs) -> Result {
     let settings = load_settings(cli)?;
     let options = plan_options(&args.range, &settings);
-    let ledger = read_ledger(&settings.database_url).await?;
+    let ledger = read_ledger(&settings).await?;
     let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
     if args.json {
         say!(
@@ -392,8 +399,17 @@ async fn status(cli: &Cli, args: &StatusArgs) -> Result {
     } else {
         Some(open_store(&url).await?)
     };
+    if args.check
+        && let Some(store) = &store
+    {
+        // A health check that reads a damaged file must not call it healthy.
+        store
+            .quick_check()
+            .await
+            .with_context(|| format!("cannot use the database {url}"))?;
+    }
     let mut status = match &store {
-        Some(store) => report::Status::load(store).await?,
+        Some(store) => report::Status::load(store, settings.as_ref()).await?,
         None => report::Status::default(),
     };
     if let Some(settings) = &settings {
@@ -486,12 +502,17 @@ async fn check(cli: &Cli) -> Result {
             return Ok(Outcome::Failed);
         }
     };
-    match open_store(&settings.database_url).await {
-        Ok(store) => say!(
-            "ok    database {} ({})",
-            settings.database_url,
-            store.backend_name()
-        ),
+    let opened = async {
+        let store = open_store(&settings.database_url).await?;
+        // Every page read once: a damaged file is found before a run meets it.
+        let checked = store.quick_check().await;
+        store.close().await;
+        checked
+            .with_context(|| format!("cannot use the database {}", settings.database_url))
+            .map(|()| store.backend_name())
+    };
+    match opened.await {
+        Ok(backend) => say!("ok    database {} ({backend})", settings.database_url),
         Err(e) => {
             ok = false;
             say!("FAIL  database: {e:#}");
@@ -539,7 +560,7 @@ async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow:
             say!("{verdict}  {label}: the same app and product type as job {first}");
             continue;
         }
-        let stream = &job.streams()[0];
+        let stream = &job.streams(settings.window.timezone)[0];
         let h = crate::planner::horizon(&settings.window, stream.granularity, now(cli));
         let day = chrono::Duration::days(1).min(h.end - h.start);
         let window = crate::domain::Window::new(h.end - day, h.end);
@@ -639,7 +660,7 @@ async fn demo_run(
     )
     .await?;
     say!("");
-    emit(&report::Status::load(store).await?.text())?;
+    emit(&report::Status::load(store, Some(settings)).await?.text())?;
     say!("");
     const SAMPLE: &str = "SELECT app_id, indicator, granularity, ts, value, unit, settled \
                           FROM quality_metrics ORDER BY ts DESC LIMIT 5";

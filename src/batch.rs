@@ -1,18 +1,18 @@
 //! The batch stage: one fetched window becomes what the store commits. Pure: no IO, no clock.
 //!
 //! It keeps the points whose bucket starts inside the window and on the stream's grid, makes one
-//! series per indicator name the API returned, and splits the window at the settle instant into a
-//! settled part and a provisional tail, each committed with its own ledger row. The settle instant
-//! comes in as data.
+//! series per indicator name the API returned, and marks where the window's settled part ends and
+//! its provisional tail begins: the store commits both parts, each with its own ledger row, in one
+//! transaction. The settle instant comes in as data.
 //!
 //! A point outside the window (such as the bucket at `EndTime`) is dropped silently: asking for
 //! `[start, end]` returns it by design. A point inside the window but off the grid (`22:32:17Z` in a
 //! `5min` stream, a 5-minute point in a `1d` one) is not a bucket the stream has: storing it would
 //! leave a row beside the right one, so it is dropped and counted, for the pipeline to report.
 //!
-//! Buckets listed twice are merged in one place only, by the store as it normalizes a batch
-//! (`store::diff::NormBatch`: the later value wins), since the store must protect every caller from
-//! writing one row twice.
+//! An answer with two different values for one bucket never gets here: the API boundary refuses it
+//! (`api::answer`). The store still merges a bucket listed twice (`store::diff::NormBatch`), since it
+//! must protect every caller from writing one row twice.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +20,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::api::client::Fetched;
 use crate::api::distribution::FetchedDistribution;
-use crate::domain::{Dimension, Point, SeriesKey, SeriesPoints, Stream, Window, WindowBatch};
+use crate::domain::{Point, SeriesKey, SeriesPoints, Stream, Window, WindowBatch, offset_text};
 use crate::planner::floor_to;
 
 /// One window's response, as the fetcher returned it.
@@ -41,8 +41,8 @@ pub struct FetchedWindow<'a> {
 /// What [`split`] made of one window's response.
 #[derive(Debug, Clone)]
 pub struct Split {
-    /// The settled part, then the provisional part, each only if it is not empty.
-    pub batches: Vec<WindowBatch>,
+    /// The window's points and ledger rows, committed in one transaction.
+    pub batch: WindowBatch,
     /// The points inside the window that were not on the stream's grid, and not stored.
     pub off_grid: OffGrid,
 }
@@ -55,41 +55,34 @@ pub struct OffGrid {
     pub example: Option<DateTime<Utc>>,
 }
 
-/// The batches to commit: the part of the window before `settled_until` (settled) and the part
-/// from it on (provisional), each only if it is not empty; and the off-grid points left out.
+/// The batch to commit: the points inside the window and on the grid, settled before
+/// `settled_until` and provisional from it on; and the off-grid points left out.
 pub fn split(f: &FetchedWindow<'_>, settled_until: DateTime<Utc>) -> Split {
-    let window = f.window;
     let (series, off_grid) = by_name(f);
-    let cut = settled_until.clamp(window.start, window.end);
-    let batches = [(window.start, cut, true), (cut, window.end, false)]
-        .into_iter()
-        .filter(|&(start, end, _)| start < end)
-        .map(|(start, end, settled)| {
-            let part = Window { start, end };
-            WindowBatch {
-                stream: f.stream.key.clone(),
-                indicators: f.indicators.to_vec(),
-                window: part,
-                settled,
-                series: series
-                    .iter()
-                    .map(|(name, (unit, points))| SeriesPoints {
-                        key: key(f.stream, name),
-                        unit: unit.to_string(),
-                        points: points
-                            .iter()
-                            .filter(|p| part.contains(p.ts))
-                            .copied()
-                            .collect(),
-                    })
-                    .collect(),
-                attempts: f.attempts,
-                request_id: Some(f.fetched.request_id.clone()),
-                fetched_at: f.fetched_at,
-            }
-        })
-        .collect();
-    Split { batches, off_grid }
+    let batch = WindowBatch {
+        stream: f.stream.key.clone(),
+        indicators: f.indicators.to_vec(),
+        owners: f.stream.job.indicators.clone(),
+        window: f.window,
+        settled_until: settled_until.clamp(f.window.start, f.window.end),
+        scope: f.stream.scope(),
+        timezone: offset_text(f.timezone),
+        series: series
+            .into_iter()
+            .map(|(name, (unit, points))| SeriesPoints {
+                key: SeriesKey {
+                    indicator: name.to_string(),
+                    ..f.stream.scope()
+                },
+                unit: unit.to_string(),
+                points,
+            })
+            .collect(),
+        attempts: f.attempts,
+        request_id: Some(f.fetched.request_id.clone()),
+        fetched_at: f.fetched_at,
+    };
+    Split { batch, off_grid }
 }
 
 /// The points inside the window and on the grid per indicator name, in name order (a name listed
@@ -115,33 +108,11 @@ fn by_name<'a>(f: &FetchedWindow<'a>) -> (BTreeMap<&'a str, (&'a str, Vec<Point>
     (by_name, off_grid)
 }
 
-/// The series key of an indicator of the stream's job: what the API returned, with the job's filters.
-fn key(stream: &Stream, indicator: &str) -> SeriesKey {
-    let job = &stream.job;
-    SeriesKey {
-        app_id: job.app_id.clone(),
-        room_id: job.room_id.clone(),
-        indicator: indicator.to_string(),
-        granularity: stream.granularity,
-        product_type: job.product_type.as_str().to_string(),
-        os: job.os.join(","),
-        access: job.access.join(","),
-        user_ids: job.user_ids.join(","),
-        dimension: String::new(),
-        dimension_value: String::new(),
-    }
-}
-
 /// One fetched `ListQualityDistribution` call: one local day of one indicator by one dimension.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchedDay<'a> {
-    /// The distribution stream's ledger key.
-    pub stream: &'a str,
-    pub app_id: &'a str,
-    pub product_type: &'a str,
-    /// The indicator asked for.
-    pub indicator: &'a str,
-    pub dimension: Dimension,
+    /// The distribution stream: its key, indicator, dimension and grid.
+    pub stream: &'a Stream,
     /// The local day asked for, `[midnight, next midnight)` in the configured offset.
     pub day: Window,
     pub fetched: &'a FetchedDistribution,
@@ -156,6 +127,8 @@ pub struct FetchedDay<'a> {
 /// The API's time grid for this call is not documented, so every `TimeStamp` inside the day is kept
 /// as returned; points outside the day (such as the next midnight) are dropped, and not counted.
 pub fn distribution_batch(f: &FetchedDay<'_>, settled_until: DateTime<Utc>) -> WindowBatch {
+    let stream = f.stream;
+    let scope = stream.scope();
     let mut series: BTreeMap<(&str, &str), Vec<Point>> = BTreeMap::new();
     for s in &f.fetched.series {
         for p in s.points.iter().filter(|p| f.day.contains(p.ts)) {
@@ -169,19 +142,31 @@ pub fn distribution_batch(f: &FetchedDay<'_>, settled_until: DateTime<Utc>) -> W
         }
     }
     WindowBatch {
-        stream: f.stream.to_string(),
-        indicators: vec![f.indicator.to_string()],
+        stream: stream.key.clone(),
+        indicators: stream.job.indicators.clone(),
+        owners: stream.job.indicators.clone(),
         window: f.day,
-        settled: f.day.end <= settled_until,
+        // A day's values are one answer: the whole day is settled, or none of it.
+        settled_until: if f.day.end <= settled_until {
+            f.day.end
+        } else {
+            f.day.start
+        },
+        timezone: offset_text(stream.timezone),
         series: series
             .into_iter()
             .map(|((name, value), points)| SeriesPoints {
-                key: SeriesKey::distribution(f.app_id, f.product_type, name, f.dimension, value),
+                key: SeriesKey {
+                    indicator: name.to_string(),
+                    dimension_value: value.to_string(),
+                    ..scope.clone()
+                },
                 // ListQualityDistribution returns no unit.
                 unit: String::new(),
                 points,
             })
             .collect(),
+        scope,
         attempts: f.attempts,
         request_id: Some(f.fetched.request_id.clone()),
         fetched_at: f.fetched_at,
@@ -194,7 +179,7 @@ mod tests {
 
     use super::*;
     use crate::api::client::FetchedIndicator;
-    use crate::domain::{Granularity, Job, ProductType};
+    use crate::domain::{Granularity, Job, ProductType, WindowState};
 
     /// 2026-11-26T00:00:00Z plus `hours`.
     fn h(hours: i64) -> DateTime<Utc> {
@@ -213,7 +198,7 @@ mod tests {
             room_id: String::new(),
             user_ids: vec![],
         };
-        job.streams().remove(0)
+        job.streams(plus8()).remove(0)
     }
 
     fn indicator(name: &str, unit: &str, hours: &[(i64, f64)]) -> FetchedIndicator {
@@ -262,9 +247,10 @@ mod tests {
 
     fn all_points(split: &Split) -> Vec<DateTime<Utc>> {
         split
-            .batches
+            .batch
+            .series
             .iter()
-            .flat_map(|b| b.series.iter().flat_map(|s| s.points.iter().map(|p| p.ts)))
+            .flat_map(|s| s.points.iter().map(|p| p.ts))
             .collect()
     }
 
@@ -288,9 +274,9 @@ mod tests {
             unit: "%".into(),
             points,
         }]);
-        // Cut in the middle, so that the window is two batches: each off-grid point counts once.
+        // Cut in the middle, so that the window has two parts: each off-grid point counts once.
         let out = split(&window(&s, &f, 1, 30), h(5));
-        assert_eq!(out.batches.len(), 2);
+        assert_eq!(out.batch.parts().len(), 2);
         assert_eq!(out.off_grid.count, 3);
         assert_eq!(out.off_grid.example, Some(h(1) + sec(17)), "the earliest");
         let mut kept = all_points(&out);
@@ -341,19 +327,15 @@ mod tests {
             timezone: plus8(),
         };
         let out = split(&fw, day(29, 16, 0, 0));
-        assert_eq!(out.batches.len(), 1);
+        assert_eq!(out.batch.parts().len(), 1);
         assert_eq!(
             out.off_grid.count, 5,
             "four in one series, one in the other"
         );
         assert_eq!(out.off_grid.example, Some(day(26, 0, 0, 0)));
+        assert_eq!(hours_of_series(&out.batch, 0).len(), 1, "10s: one point");
         assert_eq!(
-            hours_of_series(&out.batches[0], 0).len(),
-            1,
-            "10s: one point"
-        );
-        assert_eq!(
-            out.batches[0].series[1]
+            out.batch.series[1]
                 .points
                 .iter()
                 .map(|p| p.ts)
@@ -397,16 +379,26 @@ mod tests {
             &[(-1, 1.0), (0, 2.0), (9, 3.0), (10, 4.0)],
         )]);
         let fw = window(&s, &f, 1, 100);
-        let b = split(&fw, h(100)).batches;
-        assert_eq!(b.len(), 1, "all settled: one batch");
-        assert!(b[0].settled);
-        assert_eq!(b[0].window, Window::new(h(0), h(10)));
+        let b = split(&fw, h(100)).batch;
         assert_eq!(
-            hours_of(&b[0], 0),
+            b.parts(),
+            [(Window::new(h(0), h(10)), WindowState::Settled)],
+            "all settled: one part"
+        );
+        assert_eq!(
+            hours_of(&b, 0),
             vec![0, 9],
             "a bucket at EndTime is dropped"
         );
-        assert_eq!(b[0].request_id.as_deref(), Some("req-1"));
+        assert_eq!(b.request_id.as_deref(), Some("req-1"));
+        assert_eq!(b.owners, s.job.indicators);
+        assert_eq!(
+            b.scope,
+            SeriesKey {
+                indicator: String::new(),
+                ..b.series[0].key.clone()
+            }
+        );
     }
 
     #[test]
@@ -418,26 +410,28 @@ mod tests {
             &[(0, 1.0), (3, 2.0), (4, 3.0), (9, 4.0)],
         )]);
         let fw = window(&s, &f, 2, 30);
-        let b = split(&fw, h(4)).batches;
-        assert_eq!(b.len(), 2);
-        assert_eq!((b[0].window, b[0].settled), (Window::new(h(0), h(4)), true));
+        let b = split(&fw, h(4)).batch;
         assert_eq!(
-            (b[1].window, b[1].settled),
-            (Window::new(h(4), h(10)), false)
+            b.parts(),
+            [
+                (Window::new(h(0), h(4)), WindowState::Settled),
+                (Window::new(h(4), h(10)), WindowState::Provisional)
+            ]
         );
-        assert_eq!(hours_of(&b[0], 0), vec![0, 3]);
         assert_eq!(
-            hours_of(&b[1], 0),
-            vec![4, 9],
-            "the bucket at the cut is provisional"
+            hours_of(&b, 0),
+            vec![0, 3, 4, 9],
+            "one batch, one transaction"
         );
-        assert!(b.iter().all(|b| b.attempts == 2 && b.fetched_at == h(30)));
+        assert_eq!(b.cut(), h(4), "the bucket at the cut is provisional");
+        assert!(b.attempts == 2 && b.fetched_at == h(30));
 
         // A cut before the window makes it all provisional; one after it, all settled.
-        let b = split(&fw, h(-5)).batches;
-        assert_eq!(b.len(), 1);
-        assert!(!b[0].settled);
-        assert_eq!(b[0].window, Window::new(h(0), h(10)));
+        let b = split(&fw, h(-5)).batch;
+        assert_eq!(
+            b.parts(),
+            [(Window::new(h(0), h(10)), WindowState::Provisional)]
+        );
     }
 
     #[test]
@@ -449,19 +443,27 @@ mod tests {
             indicator("b_rate", "ms", &[(3, 3.0)]),
         ]);
         let fw = window(&s, &f, 1, 100);
-        let b = split(&fw, h(100)).batches;
-        let names: Vec<&str> = b[0]
-            .series
-            .iter()
-            .map(|s| s.key.indicator.as_str())
-            .collect();
+        let b = split(&fw, h(100)).batch;
+        let names: Vec<&str> = b.series.iter().map(|s| s.key.indicator.as_str()).collect();
         assert_eq!(names, vec!["a_rate", "b_rate"], "in name order");
-        let b_rate = &b[0].series[1];
+        let b_rate = &b.series[1];
         assert_eq!(b_rate.unit, "%", "the first unit of a name wins");
-        assert_eq!(hours_of(&b[0], 1), vec![1, 3]);
+        assert_eq!(hours_of(&b, 1), vec![1, 3]);
         assert_eq!(b_rate.key.os, "android,iOS");
         assert_eq!(b_rate.key.granularity, Granularity::FiveMin);
         assert_eq!(b_rate.key.product_type, "native");
+        assert_eq!(
+            b_rate.key.grid_timezone, "",
+            "a 5min grid is the same in every offset"
+        );
+        assert_eq!(b.timezone, "+08:00", "but it shows the configured one");
+
+        // A day series is keyed by its grid's offset.
+        let mut day = s.clone();
+        day.granularity = Granularity::Day;
+        let fw = FetchedWindow { stream: &day, ..fw };
+        let b = split(&fw, h(100)).batch;
+        assert!(b.series.iter().all(|s| s.key.grid_timezone == "+08:00"));
     }
 
     #[test]
@@ -487,19 +489,24 @@ mod tests {
                 ],
             }],
         };
+        let job = crate::domain::DistributionJob {
+            name: "where".into(),
+            app_id: "app1".into(),
+            indicators: vec!["stall_rate".into()],
+            dimensions: vec![crate::domain::Dimension::Province],
+            product_type: ProductType::Native,
+            platform: String::new(),
+        };
+        let stream = job.streams(plus8()).remove(0);
         let f = FetchedDay {
-            stream: "key",
-            app_id: "app1",
-            product_type: "native",
-            indicator: "stall_rate",
-            dimension: Dimension::Province,
+            stream: &stream,
             day,
             fetched: &fetched,
             attempts: 2,
             fetched_at: h(60),
         };
         let b = distribution_batch(&f, h(40));
-        assert!(b.settled);
+        assert_eq!(b.parts(), [(day, WindowState::Settled)]);
         assert_eq!(b.indicators, ["stall_rate"]);
         assert_eq!((b.window, b.attempts), (day, 2));
         let got: Vec<(&str, &str, Vec<f64>)> = b
@@ -525,9 +532,13 @@ mod tests {
                 .iter()
                 .all(|s| s.key.indicator == "80ms_audio_stall_rate"
                     && s.key.granularity == Granularity::Day
+                    && s.key.grid_timezone == "+08:00"
                     && s.unit.is_empty())
         );
-        // Fetched too early to be final.
-        assert!(!distribution_batch(&f, h(15)).settled);
+        // Fetched too early to be final: the whole day is provisional, never half of it.
+        assert_eq!(
+            distribution_batch(&f, h(15)).parts(),
+            [(day, WindowState::Provisional)]
+        );
     }
 }

@@ -106,6 +106,10 @@ pub struct SeriesKey {
     pub dimension: String,
     /// `''` for a `ListQuality` series; the dimension's value as the API returned it (e.g. `广东`).
     pub dimension_value: String,
+    /// The offset of a `1d` (or distribution) series' day grid, e.g. `+08:00`: part of its identity,
+    /// so a changed `window.timezone` makes new series beside the old grid's. `''` for `5min`,
+    /// whose grid is the same in every offset the configuration allows.
+    pub grid_timezone: String,
 }
 
 impl SeriesKey {
@@ -117,6 +121,7 @@ impl SeriesKey {
         indicator: &str,
         dimension: Dimension,
         dimension_value: &str,
+        timezone: FixedOffset,
     ) -> SeriesKey {
         SeriesKey {
             app_id: app_id.to_string(),
@@ -129,6 +134,7 @@ impl SeriesKey {
             user_ids: String::new(),
             dimension: dimension.as_str().to_string(),
             dimension_value: dimension_value.to_string(),
+            grid_timezone: offset_text(timezone),
         }
     }
 
@@ -165,6 +171,9 @@ pub enum WindowState {
     Provisional,
     /// The last attempt failed; the next run tries again.
     Failed,
+    /// Marked by `sync --refetch` before its first call: fetched again by every run until a
+    /// successful fetch of the window supersedes it, so an interrupted refetch is finished.
+    Refetch,
 }
 
 impl WindowState {
@@ -173,6 +182,7 @@ impl WindowState {
             WindowState::Settled => "settled",
             WindowState::Provisional => "provisional",
             WindowState::Failed => "failed",
+            WindowState::Refetch => "refetch",
         }
     }
 
@@ -181,6 +191,7 @@ impl WindowState {
             "settled" => Some(WindowState::Settled),
             "provisional" => Some(WindowState::Provisional),
             "failed" => Some(WindowState::Failed),
+            "refetch" => Some(WindowState::Refetch),
             _ => None,
         }
     }
@@ -223,18 +234,29 @@ pub struct FailedWindow<'a> {
     pub fetched_at: DateTime<Utc>,
 }
 
-/// A fetched window, or the settled or provisional part of one, ready to be committed in one
-/// transaction with its ledger row.
+/// A fetched window, ready to be committed in one transaction with its ledger rows: the points of
+/// the indicators it asked replace what is stored for them inside the window.
 #[derive(Debug, Clone)]
 pub struct WindowBatch {
     /// The stream's identity, [`Stream::key`].
     pub stream: String,
-    /// The indicators the call asked: each gets its ledger row, counting the points whose returned
-    /// name it owns ([`owning_indicator`]).
+    /// The indicators the call asked: each gets its ledger rows, counting the points whose returned
+    /// name it owns ([`owning_indicator`] among [`WindowBatch::owners`]).
     pub indicators: Vec<String>,
+    /// Every indicator the stream asks: a returned name belongs to the one of these it contains
+    /// (the longest), and only names owned by an asked indicator are replaced.
+    pub owners: Vec<String>,
     pub window: Window,
-    /// Whether the values are final (fetched at least `settle_hours` after the window's end).
-    pub settled: bool,
+    /// Buckets that start before this instant are settled (their values are final), the rest are
+    /// provisional: the window's ledger gets a settled row for `[start, cut)` and a provisional
+    /// one for `[cut, end)`, each only if not empty. Clamped to the window.
+    pub settled_until: DateTime<Utc>,
+    /// What every stored series of the stream's query shares: a [`SeriesKey`] whose `indicator`
+    /// and `dimension_value` are ignored. The stored series in this scope whose names an asked
+    /// indicator owns lose the points inside the window that the answer no longer has.
+    pub scope: SeriesKey,
+    /// The configured offset (`+08:00`), shown with new series and every `5min` one.
+    pub timezone: String,
     pub series: Vec<SeriesPoints>,
     pub attempts: i64,
     pub request_id: Option<String>,
@@ -245,6 +267,24 @@ impl WindowBatch {
     pub fn point_count(&self) -> usize {
         self.series.iter().map(|s| s.points.len()).sum()
     }
+
+    /// The settle instant inside the window.
+    pub fn cut(&self) -> DateTime<Utc> {
+        self.settled_until.clamp(self.window.start, self.window.end)
+    }
+
+    /// The settled part, then the provisional part, each only if it is not empty.
+    pub fn parts(&self) -> Vec<(Window, WindowState)> {
+        let cut = self.cut();
+        [
+            (self.window.start, cut, WindowState::Settled),
+            (cut, self.window.end, WindowState::Provisional),
+        ]
+        .into_iter()
+        .filter(|&(start, end, _)| start < end)
+        .map(|(start, end, state)| (Window { start, end }, state))
+        .collect()
+    }
 }
 
 /// What an upsert did, point by point.
@@ -253,6 +293,8 @@ pub struct WriteCounts {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// Stored points that a fetched window no longer has (null or absent): deleted.
+    pub deleted: u64,
 }
 
 impl std::ops::AddAssign for WriteCounts {
@@ -260,6 +302,7 @@ impl std::ops::AddAssign for WriteCounts {
         self.inserted += o.inserted;
         self.updated += o.updated;
         self.unchanged += o.unchanged;
+        self.deleted += o.deleted;
     }
 }
 
@@ -399,6 +442,12 @@ pub struct Stream {
     /// Set for a `ListQualityDistribution` stream: one indicator (`job.indicators[0]`) by one
     /// dimension, fetched one local day per call.
     pub distribution: Option<Distribution>,
+    /// `window.timezone`: the grid of a `1d` or distribution stream (part of its key), and the
+    /// offset its request times are written in.
+    pub timezone: FixedOffset,
+    /// The labels of other configured streams that ask exactly this query (rule 6): planned as one
+    /// with this stream, under its label, which is the first in configuration order.
+    pub aliases: Vec<String>,
 }
 
 /// What a distribution stream asks beyond its app, product type and indicator.
@@ -422,8 +471,9 @@ pub struct DistributionJob {
 }
 
 impl DistributionJob {
-    /// One stream per (indicator, dimension), labelled `<name>/<indicator>/<dimension>`.
-    pub fn streams(&self) -> Vec<Stream> {
+    /// One stream per (indicator, dimension), labelled `<name>/<indicator>/<dimension>`, on the
+    /// day grid of `timezone`.
+    pub fn streams(&self, timezone: FixedOffset) -> Vec<Stream> {
         let mut out = Vec::new();
         for indicator in &self.indicators {
             for &dimension in &self.dimensions {
@@ -438,23 +488,26 @@ impl DistributionJob {
                     room_id: String::new(),
                     user_ids: Vec::new(),
                 };
+                let mut key = serde_json::json!({
+                    "api": "ListQualityDistribution",
+                    "app_id": self.app_id,
+                    "product_type": self.product_type.as_str(),
+                    "platform": self.platform,
+                    "indicator": indicator,
+                    "dimension": dimension.as_str(),
+                });
+                key["timezone"] = offset_text(timezone).into();
                 out.push(Stream {
                     name: format!("{}/{indicator}/{}", self.name, dimension.as_str()),
-                    key: serde_json::json!({
-                        "api": "ListQualityDistribution",
-                        "app_id": self.app_id,
-                        "product_type": self.product_type.as_str(),
-                        "platform": self.platform,
-                        "indicator": indicator,
-                        "dimension": dimension.as_str(),
-                    })
-                    .to_string(),
+                    key: key.to_string(),
                     job,
                     granularity: Granularity::Day,
                     distribution: Some(Distribution {
                         dimension,
                         platform: self.platform.clone(),
                     }),
+                    timezone,
+                    aliases: Vec::new(),
                 });
             }
         }
@@ -464,9 +517,10 @@ impl DistributionJob {
 
 impl Stream {
     /// The identity of a query at granularity `g`: a JSON object of everything a call asks except
-    /// the indicators (whose coverage is kept per indicator) and the time range.
-    pub fn key_of(job: &Job, g: Granularity) -> String {
-        serde_json::json!({
+    /// the indicators (whose coverage is kept per indicator) and the time range; for `1d`, also the
+    /// offset whose midnights its buckets start at. Keys are sorted, so the text is canonical.
+    pub fn key_of(job: &Job, g: Granularity, timezone: FixedOffset) -> String {
+        let mut key = serde_json::json!({
             "app_id": job.app_id,
             "room_id": job.room_id,
             "user_ids": job.user_ids.join(","),
@@ -474,8 +528,60 @@ impl Stream {
             "os": job.os.join(","),
             "access": job.access.join(","),
             "granularity": g.as_str(),
-        })
-        .to_string()
+        });
+        if g == Granularity::Day {
+            key["timezone"] = offset_text(timezone).into();
+        }
+        key.to_string()
+    }
+
+    /// The key a database of the version before time zones were part of a `1d` stream's identity
+    /// gave this stream (`None` for `5min`, whose key did not change). Such rows are adopted as
+    /// they are, under the configured offset (PRODUCT.md, rule 6).
+    pub fn key_before_timezones(&self) -> Option<String> {
+        if self.granularity != Granularity::Day {
+            return None;
+        }
+        let mut key: serde_json::Value = serde_json::from_str(&self.key).ok()?;
+        key.as_object_mut()?.remove("timezone")?;
+        Some(key.to_string())
+    }
+
+    /// Every label this stream answers to: its own, then its aliases'.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+
+    /// What every series this stream stores shares ([`WindowBatch::scope`]).
+    pub fn scope(&self) -> SeriesKey {
+        let job = &self.job;
+        let grid_timezone = match self.granularity {
+            Granularity::Day => offset_text(self.timezone),
+            Granularity::FiveMin => String::new(),
+        };
+        match &self.distribution {
+            Some(d) => SeriesKey::distribution(
+                &job.app_id,
+                job.product_type.as_str(),
+                "",
+                d.dimension,
+                "",
+                self.timezone,
+            ),
+            None => SeriesKey {
+                app_id: job.app_id.clone(),
+                room_id: job.room_id.clone(),
+                indicator: String::new(),
+                granularity: self.granularity,
+                product_type: job.product_type.as_str().to_string(),
+                os: job.os.join(","),
+                access: job.access.join(","),
+                user_ids: job.user_ids.join(","),
+                dimension: String::new(),
+                dimension_value: String::new(),
+                grid_timezone,
+            },
+        }
     }
 
     /// The ledger key that a database written before coverage was kept per query gave this stream:
@@ -491,18 +597,26 @@ pub const LEGACY_PREFIX: &str = "legacy:";
 pub const EVERY_INDICATOR: &str = "*";
 
 impl Job {
-    pub fn streams(&self) -> Vec<Stream> {
+    /// One stream per granularity, labelled `<name>/<granularity>`; `timezone` draws the `1d` grid.
+    pub fn streams(&self, timezone: FixedOffset) -> Vec<Stream> {
         self.granularities
             .iter()
             .map(|&g| Stream {
                 name: format!("{}/{}", self.name, g.as_str()),
-                key: Stream::key_of(self, g),
+                key: Stream::key_of(self, g, timezone),
                 job: self.clone(),
                 granularity: g,
                 distribution: None,
+                timezone,
+                aliases: Vec::new(),
             })
             .collect()
     }
+}
+
+/// An offset as the tables show it: `+08:00`, `-05:30`, `+00:00`.
+pub fn offset_text(timezone: FixedOffset) -> String {
+    timezone.to_string()
 }
 
 /// The requested indicator that a returned `Name` belongs to: the one the name contains

@@ -60,7 +60,7 @@ pub fn assess(
             .filter(|e| match e.state {
                 WindowState::Settled => true,
                 WindowState::Provisional => !settled_only,
-                WindowState::Failed => false,
+                WindowState::Failed | WindowState::Refetch => false,
             })
             .map(|e| e.window)
             .collect()

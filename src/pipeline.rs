@@ -20,7 +20,6 @@ use crate::api::error::{ApiError, ErrorScope};
 use crate::batch::FetchedDay;
 use crate::batch::{self, FetchedWindow};
 use crate::config::Settings;
-use crate::domain::Dimension;
 use crate::domain::{
     FailedWindow, LedgerEntry, RunCounts, RunStatus, Stream, Window, WindowState, WriteCounts,
 };
@@ -48,6 +47,9 @@ pub struct RunOptions {
     pub mode: String,
     /// `--from` and `--to` as typed, for messages.
     pub range_as_typed: (Option<String>, Option<String>),
+    /// The account that asks (a hash of its access key id, `Credentials::account_id`), recorded
+    /// with the streams so that `prune` never removes another account's.
+    pub account: Option<String>,
 }
 
 /// The counts of one stream in one run.
@@ -125,8 +127,14 @@ pub fn select_streams(settings: &Settings, jobs: &[String]) -> Result<Vec<Stream
     if jobs.is_empty() {
         return Ok(all);
     }
-    // A name is a job's (`app-wide`) or a stream's, as `status` shows it (`app-wide/1d`).
-    let selects = |s: &Stream, name: &str| s.job.name == name || s.name == name;
+    // A name is a job's (`app-wide`) or a stream's, as `status` shows it (`app-wide/1d`); a stream
+    // that another job asks too (rule 6) answers to that job's names as well.
+    let selects = |s: &Stream, name: &str| {
+        s.job.name == name
+            || s.labels().any(|label| {
+                label == name || label.rsplit_once('/').is_some_and(|(job, _)| job == name)
+            })
+    };
     for j in jobs {
         if !all.iter().any(|s| selects(s, j)) {
             let names: Vec<&str> = settings.jobs.iter().map(|j| j.name.as_str()).collect();
@@ -143,7 +151,7 @@ pub fn select_streams(settings: &Settings, jobs: &[String]) -> Result<Vec<Stream
         .collect())
 }
 
-/// Plans the run's streams from a ledger: pure, no IO.
+/// Plans the run's streams from a ledger (as [`adopted_ledger`] reads it): pure, no IO.
 pub fn make_plan(
     settings: &Settings,
     ledger: &[LedgerEntry],
@@ -151,14 +159,27 @@ pub fn make_plan(
     now: DateTime<Utc>,
 ) -> Result<(Vec<Stream>, Plan), PipelineError> {
     let streams = select_streams(settings, &options.jobs)?;
-    // A database of an earlier version is planned as `sync` adopts it.
-    let ledger = planner::adopt_legacy(&settings.streams(), ledger.to_vec());
     let plan =
-        planner::plan(&settings.window, &streams, &ledger, now, options.plan).map_err(|e| {
+        planner::plan(&settings.window, &streams, ledger, now, options.plan).map_err(|e| {
             let (from, to) = options.range_as_typed.clone();
             e.as_typed(from, to)
         })?;
     Ok((streams, plan))
+}
+
+/// The ledger as planning and `status` read it: the stored rows, with an earlier version's rows
+/// adopted as `sync` adopts them ([`planner::adoptions`]), and the adoptions themselves.
+pub async fn adopted_ledger(
+    settings: &Settings,
+    store: &Store,
+) -> Result<(Vec<LedgerEntry>, Vec<planner::Adoption>), StoreError> {
+    let ledger = store.ledger(None).await?;
+    let streams = settings.streams();
+    let evidence = store
+        .evidence(&planner::legacy_windows(&streams, &ledger))
+        .await?;
+    let adoptions = planner::adoptions(&streams, &ledger, &evidence);
+    Ok((planner::adopted_view(ledger, &adoptions), adoptions))
 }
 
 /// One unit of work: a window of a stream, for the indicators that need it.
@@ -270,6 +291,26 @@ pub async fn run(
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
+    if options.plan.refetch {
+        // Marked before the first call, so a run cut short leaves the rest to the next run.
+        let marks: Vec<LedgerEntry> = tasks
+            .iter()
+            .flat_map(|t| {
+                t.indicators.iter().map(|i| LedgerEntry {
+                    stream: t.stream.key.clone(),
+                    indicator: i.clone(),
+                    window: t.window,
+                    state: WindowState::Refetch,
+                    points: 0,
+                    attempts: t.prior_attempts,
+                    last_error: None,
+                    request_id: None,
+                    fetched_at: now,
+                })
+            })
+            .collect();
+        before_start(&shutdown, store.mark_refetch(&marks)).await?;
+    }
 
     // This run holds the lock, so a run still `running` died without finishing.
     for id in before_start(&shutdown, store.abandon_unfinished_runs()).await? {
@@ -279,6 +320,9 @@ pub async fn run(
         );
     }
     let run_id = before_start(&shutdown, store.start_run(&options.mode, now)).await?;
+    if let Err(e) = before_start(&shutdown, store.record_lock_run(run_id)).await {
+        tracing::warn!("cannot add the run's id to the lock's record: {e}");
+    }
     let total = tasks.len() as u64;
     tracing::info!(
         run.id = run_id,
@@ -347,7 +391,10 @@ pub async fn run(
     };
     let mut streams: Vec<StreamSummary> = tally.streams.into_values().collect();
     for s in &mut streams {
-        s.windows_skipped = s.windows_planned - s.windows_ok - s.windows_failed;
+        // Saturating: a count can never wrap into billions of "not attempted" windows.
+        s.windows_skipped = s
+            .windows_planned
+            .saturating_sub(s.windows_ok + s.windows_failed);
         counts.points += s.points;
         counts.windows_ok += s.windows_ok;
         counts.windows_failed += s.windows_failed;
@@ -355,11 +402,21 @@ pub async fn run(
     let any_failed = streams
         .iter()
         .any(|s| s.windows_failed > 0 || s.windows_skipped > 0);
+    // A SQLite file removed or replaced while the run wrote it: the commits went into a file
+    // that no path names any more, so nothing of this run was kept.
+    if store_error.is_none()
+        && !interrupted
+        && let Some(Err(e)) = within_grace(&shutdown, FINISH_GRACE, store.verify_file()).await
+    {
+        tracing::error!("{e}");
+        store_error = Some(e);
+    }
     let status = if interrupted {
         RunStatus::Interrupted
-    } else if store_error.is_some() {
-        // What was committed before the database failed stays: partial, unless that was nothing.
-        if counts.windows_ok > 0 {
+    } else if let Some(e) = &store_error {
+        // What was committed before the database failed stays: partial, unless that was nothing,
+        // or the database itself is lost or damaged.
+        if counts.windows_ok > 0 && !e.is_lost_database() {
             RunStatus::Partial
         } else {
             RunStatus::Failed
@@ -422,35 +479,42 @@ pub async fn run(
     })
 }
 
-/// Before planning a run, under its lock: adopts an earlier version's ledger rows, names the run's
-/// streams by what they ask, and drops the failed rows no run can retry (before the horizon, or of an
-/// indicator the stream no longer asks). Returns the ledger to plan from.
+/// Before planning a run, under its lock: gives the series stored before time zones were recorded
+/// the configured offset, adopts an earlier version's ledger rows, names the run's streams by what
+/// they ask (and the account that asks them), and drops the failed rows and refetch marks no run
+/// can fetch any more (before the horizon, or of an indicator the stream no longer asks). Returns
+/// the ledger to plan from.
 async fn prepare_ledger(
     settings: &Settings,
     store: &Store,
     options: &RunOptions,
     now: DateTime<Utc>,
 ) -> Result<Vec<LedgerEntry>, PipelineError> {
-    let configured = settings.streams();
-    for (legacy, rows) in planner::adoptions(&configured, &store.ledger(None).await?) {
+    store.adopt_timezone(settings.window.timezone).await?;
+    let (_, adoptions) = adopted_ledger(settings, store).await?;
+    for a in &adoptions {
         tracing::info!(
-            stream = legacy.trim_start_matches(crate::domain::LEGACY_PREFIX),
-            rows = rows.len(),
-            "adopting the checkpoints an earlier version kept for this stream; nothing is fetched again"
+            stream = a.from.trim_start_matches(crate::domain::LEGACY_PREFIX),
+            rows = a.adopted.len(),
+            kept_apart = a.retired.as_ref().map_or(0, |(_, _, rows)| rows.len()),
+            "adopting the checkpoints an earlier version kept; what the stored points cannot prove is \
+             kept apart and fetched again"
         );
-        store.adopt(&legacy, &rows).await?;
+        store.adopt(a).await?;
     }
     let selected = select_streams(settings, &options.jobs)?;
-    let names: Vec<(String, String)> = selected
+    let names: Vec<(String, String, Vec<String>)> = selected
         .iter()
-        .map(|s| (s.key.clone(), s.name.clone()))
+        .map(|s| (s.key.clone(), s.name.clone(), s.aliases.clone()))
         .collect();
     let suffix = format!(" (replaced {})", now.format("%Y-%m-%d"));
-    store.register_streams(&names, &suffix).await?;
+    store
+        .register_streams(&names, &suffix, options.account.as_deref())
+        .await?;
 
     let (dead, ledger): (Vec<LedgerEntry>, Vec<LedgerEntry>) =
         store.ledger(None).await?.into_iter().partition(|e| {
-            e.state == WindowState::Failed
+            matches!(e.state, WindowState::Failed | WindowState::Refetch)
                 && selected.iter().any(|s| {
                     s.key == e.stream
                         && (!s.job.indicators.contains(&e.indicator)
@@ -501,7 +565,7 @@ async fn before_start<T>(
 /// A successful call's answer, of either API.
 enum Answer {
     Quality(crate::api::client::Fetched),
-    Distribution(FetchedDistribution, Dimension),
+    Distribution(FetchedDistribution),
 }
 
 impl Run<'_> {
@@ -533,7 +597,7 @@ impl Run<'_> {
                 );
                 let o = self.distribution_fetcher.fetch(&request).await;
                 FetchOutcome {
-                    result: o.result.map(|f| Answer::Distribution(f, d.dimension)),
+                    result: o.result.map(Answer::Distribution),
                     attempts: o.attempts,
                     throttled: o.throttled,
                     rate_wait: o.rate_wait,
@@ -585,7 +649,7 @@ impl Run<'_> {
             Ok(answer) => {
                 let settled_until =
                     planner::settled_until(&self.settings.window, stream.granularity, fetched_at);
-                let (batches, dropped, request_id) = match &answer {
+                let (batch, dropped, request_id) = match &answer {
                     Answer::Quality(fetched) => {
                         let split = batch::split(
                             &FetchedWindow {
@@ -607,34 +671,25 @@ impl Run<'_> {
                                 split.off_grid.count, stream.granularity, self.settings.window.timezone
                             );
                         }
-                        (split.batches, split.off_grid.count, &fetched.request_id)
+                        (split.batch, split.off_grid.count, &fetched.request_id)
                     }
-                    Answer::Distribution(fetched, dimension) => {
+                    Answer::Distribution(fetched) => {
                         let day = FetchedDay {
-                            stream: &stream.key,
-                            app_id: &stream.job.app_id,
-                            product_type: stream.job.product_type.as_str(),
-                            indicator: &stream.job.indicators[0],
-                            dimension: *dimension,
+                            stream,
                             day: task.window,
                             fetched,
                             attempts,
                             fetched_at,
                         };
                         (
-                            vec![batch::distribution_batch(&day, settled_until)],
+                            batch::distribution_batch(&day, settled_until),
                             0,
                             &fetched.request_id,
                         )
                     }
                 };
-                let commit = async {
-                    let mut written = WriteCounts::default();
-                    for b in &batches {
-                        written += self.store.commit_window(b).await?;
-                    }
-                    Ok::<_, StoreError>(written)
-                };
+                // The whole window (its settled part and its provisional tail) in one transaction.
+                let commit = self.store.commit_window(&batch);
                 let Some(written) = self.bounded(commit).await else {
                     tracing::info!(stream = %stream.name, window = %task.window, "the window was not committed before the run stopped; it is fetched again next run");
                     return Ok(());
@@ -645,6 +700,7 @@ impl Run<'_> {
                 tracing::debug!(
                     stream = %stream.name, window = %task.window, rows = done.points,
                     inserted = written.inserted, updated = written.updated, unchanged = written.unchanged,
+                    deleted = written.deleted,
                     request_id = %request_id, "window committed"
                 );
                 let mut t = self.tally.lock().unwrap();

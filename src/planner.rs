@@ -7,13 +7,13 @@
 //! for the stream's query is subtracted and its failed windows added back; each gap is cut, oldest
 //! first, into windows of at most `max_span_days`; indicators that need the same window share its call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::Serialize;
 
 use crate::config::WindowSettings;
-use crate::domain::{Granularity, LedgerEntry, Stream, Window, WindowState};
+use crate::domain::{Granularity, LEGACY_PREFIX, LedgerEntry, Stream, Window, WindowState};
 
 /// How much later than planning the oldest window may still be sent and accepted: the API refuses a
 /// `StartTime` older than 30 days, and a long backfill sends its oldest windows last.
@@ -288,8 +288,8 @@ pub fn plan(
 }
 
 /// What one stream needs inside `range`, per indicator, as calls: an indicator needs what its settled
-/// rows do not cover, plus its failed rows (retried even where an older settled row covers them, so
-/// that a success supersedes them). Each indicator's gaps are cut the same way, so indicators with
+/// rows do not cover, plus its failed and refetch-marked rows (fetched even where an older settled
+/// row covers them, so that a success supersedes them). Each indicator's gaps are cut the same way, so indicators with
 /// the same history share every call: a nightly run stays one call per stream, and an added indicator
 /// costs only its own backfill.
 fn plan_stream(
@@ -322,9 +322,11 @@ fn plan_stream(
                 .collect()
         };
         let mut needed = subtract(range, settled);
+        // Failed windows, and windows an interrupted `--refetch` marked, are fetched again even
+        // where a settled row covers them, until a successful fetch supersedes them.
         needed.extend(
             rows()
-                .filter(|e| e.state == WindowState::Failed)
+                .filter(|e| matches!(e.state, WindowState::Failed | WindowState::Refetch))
                 .filter_map(|e| clip(e.window, range)),
         );
         for gap in union(needed) {
@@ -363,52 +365,153 @@ pub fn union(mut ws: Vec<Window>) -> Vec<Window> {
     out
 }
 
-/// Ledger rows a database of an earlier version keyed by the stream's name, with no indicator,
-/// become rows of the configured stream of that name, one per indicator it asks now (the points
-/// counted on the first). Pure: `plan` and `status` see the adopted ledger before any write, and
-/// `sync` stores exactly these rows ([`adoptions`]).
-pub fn adopt_legacy(streams: &[Stream], ledger: Vec<LedgerEntry>) -> Vec<LedgerEntry> {
-    let mut out = Vec::with_capacity(ledger.len());
-    for e in ledger {
-        match streams
-            .iter()
-            .find(|s| e.stream == crate::domain::Stream::legacy_key(&s.name))
-        {
-            Some(s) => out.extend(adopted(s, &e)),
-            None => out.push(e),
+/// What the stored series hold inside the windows of rows an earlier version keyed by a stream's
+/// name: per (legacy key, window), the returned names of the stream's query that have points there,
+/// with their counts. The store reads it ([`legacy_windows`] says which to read); the planner judges.
+pub type Evidence = HashMap<(String, Window), Vec<(String, i64)>>;
+
+/// The windows whose evidence [`adoptions`] needs: per configured stream that has rows under a
+/// legacy key of one of its labels, `(legacy key, stream, windows)`.
+pub fn legacy_windows<'a>(
+    streams: &'a [Stream],
+    ledger: &[LedgerEntry],
+) -> Vec<(String, &'a Stream, Vec<Window>)> {
+    let mut out = Vec::new();
+    for s in streams {
+        for label in s.labels() {
+            let legacy = Stream::legacy_key(label);
+            let mut windows: Vec<Window> = ledger
+                .iter()
+                .filter(|e| e.stream == legacy)
+                .map(|e| e.window)
+                .collect();
+            windows.sort();
+            windows.dedup();
+            if !windows.is_empty() {
+                out.push((legacy, s, windows));
+            }
         }
     }
     out
 }
 
-/// For `sync`: per configured stream with legacy rows, the legacy key and the rows that replace them.
-pub fn adoptions(streams: &[Stream], ledger: &[LedgerEntry]) -> Vec<(String, Vec<LedgerEntry>)> {
-    streams
-        .iter()
-        .filter_map(|s| {
-            let legacy = crate::domain::Stream::legacy_key(&s.name);
-            let rows: Vec<LedgerEntry> = ledger
-                .iter()
-                .filter(|e| e.stream == legacy)
-                .flat_map(|e| adopted(s, e))
-                .collect();
-            (!rows.is_empty()).then_some((legacy, rows))
-        })
-        .collect()
+/// Rows of an earlier version, and where they go: to the configured stream's key, or (what cannot
+/// be attributed with certainty) to a retired stream that nothing adopts again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adoption {
+    /// The key the rows are stored under now.
+    pub from: String,
+    /// The rows that replace them under the configured stream's key.
+    pub adopted: Vec<LedgerEntry>,
+    /// The rows kept apart, with the retired stream's key and label.
+    pub retired: Option<(String, String, Vec<LedgerEntry>)>,
 }
 
-fn adopted(s: &Stream, e: &LedgerEntry) -> Vec<LedgerEntry> {
-    s.job
-        .indicators
-        .iter()
-        .enumerate()
-        .map(|(i, indicator)| LedgerEntry {
-            stream: s.key.clone(),
-            indicator: indicator.clone(),
-            points: if i == 0 { e.points } else { 0 },
-            ..e.clone()
-        })
-        .collect()
+/// How a database of an earlier version is adopted (PRODUCT.md, rule 6). Pure: `plan` and `status`
+/// read the ledger as it will be ([`adopted_view`]) before any write, and `sync` stores exactly
+/// these rows (`Store::adopt`).
+///
+/// - Rows keyed by query before time zones were part of a `1d` stream's identity are adopted as they
+///   are, under the configured offset.
+/// - Rows keyed by a stream's name (the first version's, one row per window for every indicator) are
+///   adopted per indicator only where the stored series prove the window was fetched for the query
+///   asked today: a series of the query whose name the indicator owns has a point in the window.
+///   What cannot be proven (a job edited in the same upgrade, a window without traffic, a failed
+///   window) is never adopted: it stays with a retired stream, and the window is fetched again.
+pub fn adoptions(streams: &[Stream], ledger: &[LedgerEntry], evidence: &Evidence) -> Vec<Adoption> {
+    let mut out = Vec::new();
+    for s in streams {
+        if let Some(before) = s.key_before_timezones() {
+            let rows: Vec<LedgerEntry> = ledger
+                .iter()
+                .filter(|e| e.stream == before)
+                .map(|e| LedgerEntry {
+                    stream: s.key.clone(),
+                    ..e.clone()
+                })
+                .collect();
+            if !rows.is_empty() {
+                out.push(Adoption {
+                    from: before,
+                    adopted: rows,
+                    retired: None,
+                });
+            }
+        }
+    }
+    for (legacy, s, _) in legacy_windows(streams, ledger) {
+        let (mut adopted, mut unproven) = (Vec::new(), Vec::new());
+        for e in ledger.iter().filter(|e| e.stream == legacy) {
+            let found = evidence
+                .get(&(legacy.clone(), e.window))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let mut any = false;
+            for indicator in &s.job.indicators {
+                let points: i64 = found
+                    .iter()
+                    .filter(|(name, _)| {
+                        crate::domain::owning_indicator(name, &s.job.indicators)
+                            == Some(indicator.as_str())
+                    })
+                    .map(|(_, n)| n)
+                    .sum();
+                if points > 0 && e.state != WindowState::Failed {
+                    any = true;
+                    adopted.push(LedgerEntry {
+                        stream: s.key.clone(),
+                        indicator: indicator.clone(),
+                        points,
+                        ..e.clone()
+                    });
+                }
+            }
+            // A window proven for some indicators only is refetched for the others; the old row
+            // stays apart too, so nothing it said is lost.
+            if !any
+                || adopted.iter().filter(|a| a.window == e.window).count() < s.job.indicators.len()
+            {
+                unproven.push(e.clone());
+            }
+        }
+        let retired = (!unproven.is_empty()).then(|| {
+            let key = format!("{legacy}#unproven");
+            let label = format!(
+                "{} (before the upgrade: not adopted)",
+                legacy.trim_start_matches(LEGACY_PREFIX)
+            );
+            let rows = unproven
+                .into_iter()
+                .map(|e| LedgerEntry {
+                    stream: key.clone(),
+                    ..e
+                })
+                .collect();
+            (key, label, rows)
+        });
+        out.push(Adoption {
+            from: legacy,
+            adopted,
+            retired,
+        });
+    }
+    out
+}
+
+/// The ledger as it reads once `adoptions` are stored.
+pub fn adopted_view(ledger: Vec<LedgerEntry>, adoptions: &[Adoption]) -> Vec<LedgerEntry> {
+    let from: std::collections::HashSet<&str> = adoptions.iter().map(|a| a.from.as_str()).collect();
+    let mut out: Vec<LedgerEntry> = ledger
+        .into_iter()
+        .filter(|e| !from.contains(e.stream.as_str()))
+        .collect();
+    for a in adoptions {
+        out.extend(a.adopted.iter().cloned());
+        if let Some((_, _, rows)) = &a.retired {
+            out.extend(rows.iter().cloned());
+        }
+    }
+    out
 }
 
 /// `range` minus the union of `covered`, as ordered disjoint gaps.
@@ -483,7 +586,7 @@ pub(crate) mod tests {
             room_id: String::new(),
             user_ids: vec![],
         };
-        job.streams().remove(0)
+        job.streams(settings().timezone).remove(0)
     }
 
     /// A local time in +08:00.
@@ -778,7 +881,7 @@ pub(crate) mod tests {
         let mut job = s.job.clone();
         job.name = name.into();
         job.indicators = indicators.iter().map(|i| i.to_string()).collect();
-        job.streams()
+        job.streams(settings().timezone)
             .into_iter()
             .find(|x| x.granularity == s.granularity)
             .unwrap()
@@ -894,7 +997,7 @@ pub(crate) mod tests {
         );
         let mut other = two.job.clone();
         other.app_id = "b".into();
-        let other = other.streams().remove(0);
+        let other = other.streams(settings().timezone).remove(0);
         assert_ne!(other.key, two.key);
         assert_eq!(plan_one(&other, &ledger, night).windows.len(), weeks(h));
     }
@@ -913,7 +1016,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn rows_of_an_earlier_version_are_adopted_by_name_for_every_indicator() {
+    fn rows_of_an_earlier_version_are_adopted_only_where_the_stored_points_prove_them() {
         let s = with(
             &stream(Granularity::Day),
             "j",
@@ -923,31 +1026,160 @@ pub(crate) mod tests {
         let mut ledger = Vec::new();
         run_all(&s, &mut ledger, now);
         // What the 0002 migration makes of an earlier version's rows: keyed by name, no indicator.
+        let legacy_key = Stream::legacy_key(&s.name);
         let legacy: Vec<LedgerEntry> = ledger
             .iter()
             .filter(|e| e.indicator == "stall_rate")
             .map(|e| LedgerEntry {
-                stream: crate::domain::Stream::legacy_key(&s.name),
+                stream: legacy_key.clone(),
                 indicator: crate::domain::EVERY_INDICATOR.into(),
                 ..e.clone()
             })
             .collect();
+        let windows: Vec<Window> = legacy.iter().map(|e| e.window).collect();
+        assert!(windows.len() >= 3, "{windows:?}");
         assert_eq!(
-            plan_one(&s, &legacy, now).windows.len(),
-            plan_one(&s, &[], now).windows.len(),
-            "not adopted: everything"
+            legacy_windows(std::slice::from_ref(&s), &legacy)[0].2,
+            windows
         );
-        let adopted = adopt_legacy(std::slice::from_ref(&s), legacy.clone());
-        assert_eq!(adopted.len(), ledger.len());
+        // The stored points: both indicators in the first windows, only stall_rate's names in the
+        // second to last (join_room_success_rate was added in the same upgrade), nothing in the last
+        // (no traffic).
+        let mut evidence = Evidence::new();
+        let n = windows.len();
+        for (i, w) in windows.iter().enumerate() {
+            let found = if i < n - 2 {
+                vec![
+                    ("80ms_audio_stall_rate".to_string(), 3),
+                    ("5s_join_room_success_rate".to_string(), 2),
+                ]
+            } else if i == n - 2 {
+                vec![("video_stall_rate".to_string(), 1)]
+            } else {
+                vec![]
+            };
+            evidence.insert((legacy_key.clone(), *w), found);
+        }
+        let a = adoptions(std::slice::from_ref(&s), &legacy, &evidence);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].from, legacy_key);
+        let adopted = &a[0].adopted;
+        assert_eq!(adopted.len(), 2 * (n - 2) + 1);
+        assert!(adopted.iter().all(|e| e.stream == s.key));
+        assert!(
+            adopted.iter().any(|e| e.window == windows[n - 2]
+                && e.indicator == "stall_rate"
+                && e.points == 1)
+        );
+        assert!(!adopted.iter().any(|e| e.window == windows[n - 1]));
+        // What is not proven for every indicator is kept apart, under a retired stream.
+        let (key, label, rows) = a[0].retired.clone().unwrap();
+        assert_eq!(key, format!("{legacy_key}#unproven"));
+        assert!(
+            label.starts_with(&s.name) && label.contains("not adopted"),
+            "{label}"
+        );
         assert_eq!(
-            plan_one(&s, &adopted, now + Duration::minutes(1)),
-            plan_one(&s, &ledger, now + Duration::minutes(1))
+            rows.iter().map(|e| e.window).collect::<Vec<_>>(),
+            windows[n - 2..]
         );
-        let rows = adoptions(std::slice::from_ref(&s), &legacy);
-        assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0].1, adopted);
-        // Another name adopts nothing.
+        // Planned from the adopted view: the unproven windows are fetched again, for what they lack.
+        let view = adopted_view(legacy.clone(), &a);
+        assert_eq!(view.len(), adopted.len() + rows.len());
+        let p = plan_one(&s, &view, now + Duration::minutes(1));
+        let needs = |w: Window, i: &str| {
+            p.windows.iter().any(|pw| {
+                pw.window.start <= w.start
+                    && pw.window.end >= w.end
+                    && pw.indicators.iter().any(|x| x == i)
+            })
+        };
+        assert!(needs(windows[n - 2], "join_room_success_rate"));
+        assert!(
+            !needs(windows[n - 2], "stall_rate")
+                || windows[n - 2].end > settled_until(&settings(), Granularity::Day, now)
+        );
+        assert!(
+            needs(windows[n - 1], "stall_rate") && needs(windows[n - 1], "join_room_success_rate")
+        );
+        assert!(
+            !needs(windows[0], "stall_rate"),
+            "a proven window is not fetched again"
+        );
+
+        // Another name adopts nothing; the retired key is never adopted again.
         let other = with(&s, "other", &["stall_rate"]);
-        assert_eq!(adopt_legacy(&[other], legacy.clone()), legacy);
+        assert!(adoptions(&[other], &legacy, &evidence).is_empty());
+        let again = adopted_view(legacy, &a);
+        assert!(
+            adoptions(std::slice::from_ref(&s), &again, &evidence)
+                .iter()
+                .all(|x| x.from != key)
+        );
+    }
+
+    #[test]
+    fn rows_keyed_by_query_before_time_zones_are_adopted_as_they_are() {
+        let s = stream(Granularity::Day);
+        let now = cst(2026, 11, 20, 2, 0);
+        let mut ledger = Vec::new();
+        run_all(&s, &mut ledger, now);
+        let before = s.key_before_timezones().unwrap();
+        assert!(!before.contains("timezone") && s.key.contains("\"timezone\":\"+08:00\""));
+        let old: Vec<LedgerEntry> = ledger
+            .iter()
+            .map(|e| LedgerEntry {
+                stream: before.clone(),
+                ..e.clone()
+            })
+            .collect();
+        let a = adoptions(std::slice::from_ref(&s), &old, &Evidence::new());
+        assert_eq!(a.len(), 1);
+        assert!(a[0].retired.is_none());
+        assert_eq!(adopted_view(old, &a), ledger);
+        // A 5min stream's key did not change.
+        assert_eq!(stream(Granularity::FiveMin).key_before_timezones(), None);
+        // Another offset is another stream: nothing of the +08:00 grid is its.
+        let mut tokyo = settings();
+        tokyo.timezone = FixedOffset::east_opt(9 * 3600).unwrap();
+        let t = s.job.streams(tokyo.timezone).remove(0);
+        assert_ne!(t.key, s.key);
+        assert_eq!(t.key_before_timezones(), s.key_before_timezones());
+        let p = plan(
+            &tokyo,
+            std::slice::from_ref(&t),
+            &ledger,
+            now,
+            PlanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            p.streams[0].windows.len(),
+            plan(
+                &tokyo,
+                std::slice::from_ref(&t),
+                &[],
+                now,
+                PlanOptions::default()
+            )
+            .unwrap()
+            .streams[0]
+                .windows
+                .len(),
+            "a changed offset backfills the new grid"
+        );
+    }
+
+    #[test]
+    fn windows_marked_by_an_interrupted_refetch_are_planned_until_superseded() {
+        let s = stream(Granularity::Day);
+        let mut ledger = Vec::new();
+        let now = cst(2026, 11, 20, 2, 0);
+        run_all(&s, &mut ledger, now);
+        let h = horizon(&settings(), Granularity::Day, now);
+        let marked = Window::new(h.start + Duration::days(2), h.start + Duration::days(9));
+        ledger.push(entry(&s, marked, WindowState::Refetch));
+        let p = plan_one(&s, &ledger, now + Duration::minutes(1));
+        assert!(p.windows.iter().any(|w| w.window == marked), "{p:?}");
     }
 }

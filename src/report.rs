@@ -12,7 +12,7 @@ use crate::domain::{LedgerEntry, RunStatus, WindowState};
 use crate::health::{self, Problem, ProblemLine};
 use crate::metrics;
 use crate::pipeline::RunReport;
-use crate::planner::{self, Plan};
+use crate::planner::Plan;
 use crate::store::{CoverageRow, RunRow, Store, StoreError};
 
 fn ts(t: DateTime<Utc>) -> String {
@@ -140,6 +140,13 @@ pub fn summary_text(r: &RunReport) -> String {
             s.points.unchanged,
             s.calls
         );
+        if s.points.deleted > 0 {
+            let _ = writeln!(
+                out,
+                "  {} point(s) deleted: re-fetched windows no longer had them",
+                s.points.deleted
+            );
+        }
         if s.points_dropped > 0 {
             let _ = writeln!(
                 out,
@@ -171,7 +178,7 @@ pub fn summary_text(r: &RunReport) -> String {
     };
     let _ = writeln!(
         out,
-        "run {} {}: {} windows ok, {} failed{not_attempted}; points {} inserted, {} updated, {} unchanged; \
+        "run {} {}: {} windows ok, {} failed{not_attempted}; points {} inserted, {} updated, {} unchanged{}; \
          {} calls{rate}, {} retries, {} throttled; {}",
         r.run_id,
         r.status.as_str(),
@@ -180,6 +187,10 @@ pub fn summary_text(r: &RunReport) -> String {
         c.points.inserted,
         c.points.updated,
         c.points.unchanged,
+        match c.points.deleted {
+            0 => String::new(),
+            n => format!(", {n} deleted"),
+        },
         c.requests,
         c.retries,
         c.throttled,
@@ -232,6 +243,8 @@ pub struct StreamJson {
     pub points_inserted: u64,
     pub points_updated: u64,
     pub points_unchanged: u64,
+    /// Stored points that a re-fetched window no longer had (null or absent), deleted.
+    pub points_deleted: u64,
     /// Points the API returned that were not stored (off the stream's grid); points outside the
     /// window, such as the bucket at `EndTime`, are not counted.
     pub points_dropped: u64,
@@ -258,6 +271,7 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
                 points_inserted: s.points.inserted,
                 points_updated: s.points.updated,
                 points_unchanged: s.points.unchanged,
+                points_deleted: s.points.deleted,
                 points_dropped: s.points_dropped,
                 calls: s.calls,
             })
@@ -331,10 +345,14 @@ pub struct StreamProblem {
 }
 
 impl Status {
-    /// What the database holds; an empty status for a database that does not exist yet.
-    pub async fn load(store: &Store) -> Result<Status, StoreError> {
+    /// What the database holds; with the configuration, its ledger is read as the next `sync`
+    /// adopts an earlier version's (`pipeline::adopted_ledger`).
+    pub async fn load(store: &Store, settings: Option<&Settings>) -> Result<Status, StoreError> {
         let coverage = store.coverage().await?;
-        let ledger = store.ledger(None).await?;
+        let ledger = match settings {
+            Some(settings) => crate::pipeline::adopted_ledger(settings, store).await?.0,
+            None => store.ledger(None).await?,
+        };
         let labels = store.stream_labels().await?;
         let streams = coverage
             .into_iter()
@@ -384,8 +402,6 @@ impl Status {
     /// (stale beyond `max_age`, failed windows, holes).
     pub fn judge(&mut self, settings: &Settings, now: DateTime<Utc>, max_age: chrono::Duration) {
         let configured = settings.streams();
-        // A database of an earlier version, not synced since: judged as the next sync adopts it.
-        self.ledger = planner::adopt_legacy(&configured, std::mem::take(&mut self.ledger));
         let mut problems = Vec::new();
         for stream in &configured {
             let health = health::assess(&settings.window, stream, &self.ledger, now);
@@ -497,6 +513,20 @@ impl Status {
                         let _ = writeln!(out);
                     }
                 }
+            }
+            let marked: Vec<&LedgerEntry> = s
+                .open_windows
+                .iter()
+                .filter(|e| e.state == WindowState::Refetch)
+                .collect();
+            if let (Some(first), Some(last)) = (marked.first(), marked.last()) {
+                let _ = writeln!(
+                    out,
+                    "  {} window(s) of an unfinished --refetch, {} .. {}: the next `sync` fetches them again",
+                    marked.len(),
+                    ts(first.window.start),
+                    ts(last.window.end)
+                );
             }
         }
         for name in &self.never_synced {

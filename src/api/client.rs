@@ -430,6 +430,8 @@ mod tests {
             key: String::new(),
             granularity: Granularity::Day,
             distribution: None,
+            timezone: FixedOffset::east_opt(8 * 3600).unwrap(),
+            aliases: Vec::new(),
             job: Job {
                 name: "j".into(),
                 app_id: "app".into(),

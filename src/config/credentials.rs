@@ -43,6 +43,14 @@ impl Credentials {
         self.session_token.as_ref().map(|t| t.expose_secret())
     }
 
+    /// How the database names the account: the first 16 hex digits of the SHA-256 of the access key
+    /// id. It tells accounts apart without storing the key (PRODUCT.md, `prune`).
+    pub fn account_id(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.access_key_id.as_bytes());
+        hex::encode(&digest[..8])
+    }
+
     /// Reads `VOLC_ACCESSKEY`/`VOLC_SECRETKEY` or `VOLCENGINE_ACCESS_KEY`/`VOLCENGINE_SECRET_KEY`
     /// (+ `VOLCENGINE_SESSION_TOKEN`). `Ok(None)` when neither family is set.
     pub fn from_env() -> Result<Option<Credentials>, ConfigError> {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::FixedOffset;
 
 use crate::domain::{DistributionJob, Job, Stream};
+
 use crate::redact::redact_url;
 
 pub use credentials::Credentials;
@@ -126,12 +127,48 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Every stream of every job, then of every distribution job, in configuration order.
+    /// Every stream of every job, then of every distribution job, in configuration order. Streams
+    /// that ask the same query are one (PRODUCT.md, rule 6): the first keeps its label and takes the
+    /// others' indicators, and their labels become its [`Stream::aliases`].
     pub fn streams(&self) -> Vec<Stream> {
-        self.jobs
+        let tz = self.window.timezone;
+        let mut out: Vec<Stream> = Vec::new();
+        let all = self
+            .jobs
             .iter()
-            .flat_map(Job::streams)
-            .chain(self.distributions.iter().flat_map(DistributionJob::streams))
+            .flat_map(|j| j.streams(tz))
+            .chain(self.distributions.iter().flat_map(|d| d.streams(tz)));
+        for s in all {
+            match out.iter_mut().find(|o| o.key == s.key) {
+                Some(first) => {
+                    for i in s.job.indicators {
+                        if !first.job.indicators.contains(&i) {
+                            first.job.indicators.push(i);
+                        }
+                    }
+                    first.aliases.push(s.name);
+                }
+                None => out.push(s),
+            }
+        }
+        out
+    }
+
+    /// A warning per stream that asks the same query as an earlier one (rule 6).
+    fn same_query_warnings(&self) -> Vec<String> {
+        self.streams()
+            .iter()
+            .flat_map(|s| {
+                s.aliases.iter().map(move |alias| {
+                    format!(
+                        "{}: {alias} asks the same query as {}: both are planned as one stream, \
+                         fetched once under {} (its indicators are asked together)",
+                        self.path.display(),
+                        s.name,
+                        s.name
+                    )
+                })
+            })
             .collect()
     }
 
@@ -161,7 +198,10 @@ impl Settings {
     /// Validates config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
         let raw = file::parse(text, &path.display().to_string())?;
-        validate::settings(raw, path)
+        let mut settings = validate::settings(raw, path)?;
+        let warnings = settings.same_query_warnings();
+        settings.warnings.extend(warnings);
+        Ok(settings)
     }
 }
 

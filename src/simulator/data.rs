@@ -182,6 +182,8 @@ impl Query {
             } else {
                 comma_list(&self.access)
             },
+            // The data does not depend on the grid's offset: a bucket's start says it all.
+            grid_timezone: String::new(),
             user_ids: if self.room_id.is_empty() {
                 String::new()
             } else {
@@ -411,6 +413,7 @@ mod tests {
             user_ids: String::new(),
             dimension: String::new(),
             dimension_value: String::new(),
+            grid_timezone: String::new(),
         }
     }
 

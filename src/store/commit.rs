@@ -1,5 +1,5 @@
-//! A window's commit, written once: normalize → series ids → lock → read stored → diff → write →
-//! ledger row, all in one transaction.
+//! A window's commit, written once: normalize → series ids → the series it replaces → lock → read
+//! stored → diff → write and delete → ledger rows, all in one transaction.
 //!
 //! What differs between the backends is behind [`Backend`]: how the writer is reached and the
 //! transaction begun (SQLite's one connection with `BEGIN IMMEDIATE`, a pooled PostgreSQL
@@ -7,9 +7,12 @@
 //! points are bulk-written (multi-row upserts, binary `COPY`). Times are encoded per backend by
 //! `store::time`.
 //!
-//! **Invariant:** the window's points and its ledger row are committed together or not at all; a
-//! point whose stored value and settled flag equal the batch's is never written.
+//! **Invariant:** the window's points and its ledger rows (its settled part and its provisional
+//! tail) are committed together or not at all; a point whose stored value and settled flag equal
+//! the batch's is never written; a stored point of an asked indicator that the answer no longer has
+//! is deleted.
 
+use std::collections::HashSet;
 use std::ops::DerefMut;
 
 use futures::TryStreamExt;
@@ -17,10 +20,10 @@ use futures::stream::BoxStream;
 use sqlx::{Connection, Database};
 
 use super::decode::{self, Columns};
-use super::diff::{Diff, NormBatch, Stored};
+use super::diff::{Diff, NormBatch, Stored, owned_by};
 use super::ledger;
 use super::{Result, StoreError, db};
-use crate::domain::{WindowBatch, WriteCounts};
+use crate::domain::{SeriesKey, WindowBatch, WriteCounts};
 
 /// The connection type of a backend.
 pub(super) type Conn<B> = <<B as Backend>::DB as Database>::Connection;
@@ -61,11 +64,12 @@ pub(super) trait Backend: Sync {
     ) -> Result<()>;
 
     /// Adds the series `which`, none of which was stored a moment ago (a concurrent commit may have
-    /// added some since).
+    /// added some since), showing `timezone` (a `1d` series shows its grid's offset instead).
     async fn insert_series(
         conn: &mut Conn<Self>,
         batch: &NormBatch<'_>,
         which: &[usize],
+        timezone: &str,
     ) -> Result<()>;
 
     /// Sets the unit of each `(series id, unit)`.
@@ -81,14 +85,18 @@ pub(super) trait Backend: Sync {
         range: (i64, i64),
     ) -> BoxStream<'c, sqlx::Result<Row<Self>>>;
 
-    /// Writes the diff's new and changed points with the batch's settled flag and `fetched_at`.
+    /// Writes the diff's new and changed points, each with its settled flag, and the batch's
+    /// `fetched_at` as their `updated_at`.
     async fn write_points(&self, conn: &mut Conn<Self>, pending: &Pending<'_>) -> Result<()>;
+
+    /// Deletes these `(series id, bucket start in seconds)` points.
+    async fn delete_points(conn: &mut Conn<Self>, points: &[(i64, i64)]) -> Result<()>;
 
     /// The connection, for the statements written once for both backends.
     fn shared(conn: &mut Conn<Self>) -> ledger::Conn<'_>;
 }
 
-/// Writes one window's points and its ledger row in one transaction.
+/// Writes one window's points and its ledger rows in one transaction.
 pub(super) async fn commit_window<B: Backend>(
     backend: &B,
     batch: &WindowBatch,
@@ -119,10 +127,21 @@ async fn write_window<B: Backend>(
     batch: &WindowBatch,
     norm: &NormBatch<'_>,
 ) -> Result<WriteCounts> {
-    let ids = series_ids::<B>(conn, norm).await?;
-    B::lock_series(conn, &ids).await?;
-    let stored = read_stored::<B>(conn, &ids, norm.range).await?;
-    let diff = Diff::compute(norm, &ids, &stored, batch.settled);
+    let ids = series_ids::<B>(conn, norm, &batch.timezone).await?;
+    // Every stored series of the query whose name an asked indicator owns: the answer replaces
+    // their points inside the window, including series it no longer returns at all.
+    let replaced: HashSet<i64> = ledger::scope_series(B::shared(conn), &batch.scope)
+        .await?
+        .into_iter()
+        .filter(|(_, name)| owned_by(name, &batch.owners, &batch.indicators).is_some())
+        .map(|(id, _)| id)
+        .collect();
+    let mut touched: Vec<i64> = ids.iter().chain(&replaced).copied().collect();
+    touched.sort_unstable();
+    touched.dedup();
+    B::lock_series(conn, &touched).await?;
+    let stored = read_stored::<B>(conn, &touched, norm.range).await?;
+    let diff = Diff::compute(norm, &ids, &stored, &replaced);
     let pending = Pending {
         batch,
         norm,
@@ -130,21 +149,48 @@ async fn write_window<B: Backend>(
         diff: &diff,
     };
     backend.write_points(conn, &pending).await?;
-    let points = norm.points_of(&batch.indicators);
-    ledger::replace_window(B::shared(conn), batch, &points).await?;
+    if !diff.deleted.is_empty() {
+        B::delete_points(conn, &diff.deleted).await?;
+    }
+    let parts: Vec<_> = batch
+        .parts()
+        .into_iter()
+        .map(|(w, state)| {
+            (
+                w,
+                state,
+                norm.points_of(&batch.owners, &batch.indicators, w),
+            )
+        })
+        .collect();
+    ledger::replace_window(B::shared(conn), batch, &parts).await?;
     Ok(diff.counts())
 }
 
-/// The ids of the batch's series, in order: looked up, the missing ones added and looked up again,
-/// and units updated where the API now says otherwise.
-async fn series_ids<B: Backend>(conn: &mut Conn<B>, batch: &NormBatch<'_>) -> Result<Vec<i64>> {
+/// The offset a new series shows: its grid's (`1d`), else the configured one.
+pub(super) fn shown_timezone<'a>(key: &'a SeriesKey, configured: &'a str) -> &'a str {
+    if key.grid_timezone.is_empty() {
+        configured
+    } else {
+        &key.grid_timezone
+    }
+}
+
+/// The ids of the batch's series, in order: looked up, the missing ones added (shown in
+/// `timezone`, their grid's for `1d`) and looked up again, and units updated where the API now says
+/// otherwise.
+async fn series_ids<B: Backend>(
+    conn: &mut Conn<B>,
+    batch: &NormBatch<'_>,
+    timezone: &str,
+) -> Result<Vec<i64>> {
     let n = batch.series.len();
     let mut found: Vec<Option<(i64, String)>> = vec![None; n];
     let all: Vec<usize> = (0..n).collect();
     B::lookup_series(conn, batch, &all, &mut found).await?;
     let missing: Vec<usize> = (0..n).filter(|&i| found[i].is_none()).collect();
     if !missing.is_empty() {
-        B::insert_series(conn, batch, &missing).await?;
+        B::insert_series(conn, batch, &missing, timezone).await?;
         B::lookup_series(conn, batch, &missing, &mut found).await?;
     }
     let mut ids = Vec::with_capacity(n);

@@ -124,6 +124,7 @@ pub(crate) fn run_row(r: &impl Columns) -> Result<RunRow> {
             points_unchanged: count(10)?,
             windows_ok: count(11)?,
             windows_failed: count(12)?,
+            points_deleted: count(13)?,
         })
     };
     decode().map_err(db("decoding a run"))
@@ -168,6 +169,8 @@ pub(crate) fn metric_row(r: &impl Columns) -> Result<MetricRow> {
             value: r.float(10)?,
             settled: r.boolean(11)?,
             updated_at: r.text(12)?,
+            timezone: r.text(13)?,
+            local_date: r.opt_text(14)?,
         })
     };
     decode().map_err(db("decoding quality_metrics"))
@@ -186,6 +189,8 @@ pub(crate) fn distribution_row(r: &impl Columns) -> Result<DistributionRow> {
             value: r.float(6)?,
             settled: r.boolean(7)?,
             updated_at: r.text(8)?,
+            timezone: r.text(9)?,
+            local_date: r.opt_text(10)?,
         })
     };
     decode().map_err(db("decoding quality_distribution"))

@@ -1,14 +1,18 @@
 //! What a window commit writes: the batch normalized, then compared with what is stored.
 //!
 //! Pure: no SQL. Both backends feed it the stored points they read and write what it says, so the
-//! rule "a point whose value and settled flag are unchanged is never written" lives here once.
+//! rules "a point whose value and settled flag are unchanged is never written" and "a fetched window
+//! replaces the points of the indicators it asked" live here once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use crate::domain::{SeriesKey, WindowBatch, WriteCounts, owning_indicator};
+use crate::domain::{SeriesKey, Window, WindowBatch, WriteCounts, owning_indicator};
 
 /// The stored `(value, settled)` per `(series id, bucket start in seconds)` of a window.
 pub(crate) type Stored = HashMap<(i64, i64), (f64, bool)>;
+
+/// A point to write: `(series id, bucket start in seconds, value, settled)`.
+pub(crate) type Row = (i64, i64, f64, bool);
 
 /// One series of a batch, ready to write: points sorted by bucket start, one per bucket.
 pub(crate) struct NormSeries<'a> {
@@ -24,8 +28,10 @@ pub(crate) struct NormSeries<'a> {
 /// value. Bucket starts are whole seconds (both the API and the tables work in seconds).
 pub(crate) struct NormBatch<'a> {
     pub series: Vec<NormSeries<'a>>,
-    /// The range of bucket starts the batch can touch: the window, widened to cover any stray point.
+    /// The range of bucket starts the batch replaces: the window, widened to cover any stray point.
     pub range: (i64, i64),
+    /// Buckets that start before this second are settled.
+    pub cut: i64,
 }
 
 impl<'a> NormBatch<'a> {
@@ -68,6 +74,7 @@ impl<'a> NormBatch<'a> {
         NormBatch {
             series,
             range: (lo, hi),
+            cut: batch.cut().timestamp(),
         }
     }
 
@@ -75,51 +82,85 @@ impl<'a> NormBatch<'a> {
         self.series.iter().map(|s| s.points.len()).sum()
     }
 
-    /// Per requested indicator, the points of the series whose returned name it owns.
-    pub fn points_of(&self, indicators: &[String]) -> Vec<i64> {
+    /// Per requested indicator, the points inside `part` of the series whose returned name it owns
+    /// among `owners`.
+    pub fn points_of(&self, owners: &[String], indicators: &[String], part: Window) -> Vec<i64> {
+        let (lo, hi) = (part.start.timestamp(), part.end.timestamp());
         let mut counts = vec![0i64; indicators.len()];
         for s in &self.series {
-            if let Some(owner) = owning_indicator(&s.key.indicator, indicators)
+            if let Some(owner) = owned_by(&s.key.indicator, owners, indicators)
                 && let Some(i) = indicators.iter().position(|r| r == owner)
             {
-                counts[i] += s.points.len() as i64;
+                counts[i] += s
+                    .points
+                    .iter()
+                    .filter(|&&(ts, _)| lo <= ts && ts < hi)
+                    .count() as i64;
             }
         }
         counts
     }
 }
 
+/// The asked indicator that owns a returned `name`: the one of the stream's `owners` it belongs to
+/// ([`owning_indicator`]), if the call asked it.
+pub(crate) fn owned_by<'i>(name: &str, owners: &[String], asked: &'i [String]) -> Option<&'i str> {
+    let owner = owning_indicator(name, owners)?;
+    asked.iter().find(|a| *a == owner).map(String::as_str)
+}
+
 /// What a window's diff against the stored points found.
 pub(crate) struct Diff {
-    /// `(series id, bucket start in seconds, value)` of points not stored yet.
-    pub new: Vec<(i64, i64, f64)>,
-    /// The same for stored points whose value or settled flag differ.
-    pub changed: Vec<(i64, i64, f64)>,
+    /// Points not stored yet.
+    pub new: Vec<Row>,
+    /// Stored points whose value or settled flag differ.
+    pub changed: Vec<Row>,
     pub unchanged: u64,
+    /// `(series id, bucket start in seconds)` of stored points of the replaced series that the
+    /// batch no longer has.
+    pub deleted: Vec<(i64, i64)>,
 }
 
 impl Diff {
     /// Compares the batch (with its series' ids, in order) with the stored `(value, settled)` per
-    /// `(series id, bucket start)`.
-    pub fn compute(batch: &NormBatch<'_>, ids: &[i64], stored: &Stored, settled: bool) -> Diff {
+    /// `(series id, bucket start)`. Stored points of a series in `replaced` that the batch does not
+    /// have are deleted; the batch's own series' points are judged against the batch's settle cut.
+    pub fn compute(
+        batch: &NormBatch<'_>,
+        ids: &[i64],
+        stored: &Stored,
+        replaced: &HashSet<i64>,
+    ) -> Diff {
         let mut diff = Diff {
             new: Vec::new(),
             changed: Vec::new(),
             unchanged: 0,
+            deleted: Vec::new(),
         };
         if stored.is_empty() {
             diff.new.reserve(batch.point_count());
         }
+        let mut kept: HashSet<(i64, i64)> = HashSet::new();
         for (s, &id) in batch.series.iter().zip(ids) {
             for &(ts, value) in &s.points {
+                let settled = ts < batch.cut;
+                if replaced.contains(&id) {
+                    kept.insert((id, ts));
+                }
                 match stored.get(&(id, ts)) {
-                    None => diff.new.push((id, ts, value)),
+                    None => diff.new.push((id, ts, value, settled)),
                     // Values are finite, so == is IS DISTINCT FROM's negation here.
                     Some(&(v, st)) if v == value && st == settled => diff.unchanged += 1,
-                    Some(_) => diff.changed.push((id, ts, value)),
+                    Some(_) => diff.changed.push((id, ts, value, settled)),
                 }
             }
         }
+        diff.deleted = stored
+            .keys()
+            .filter(|k| replaced.contains(&k.0) && !kept.contains(k))
+            .copied()
+            .collect();
+        diff.deleted.sort_unstable();
         diff
     }
 
@@ -128,6 +169,7 @@ impl Diff {
             inserted: self.new.len() as u64,
             updated: self.changed.len() as u64,
             unchanged: self.unchanged,
+            deleted: self.deleted.len() as u64,
         }
     }
 }
@@ -150,6 +192,7 @@ mod tests {
             user_ids: String::new(),
             dimension: String::new(),
             dimension_value: String::new(),
+            grid_timezone: String::new(),
         }
     }
 
@@ -159,8 +202,11 @@ mod tests {
         let batch = WindowBatch {
             stream: "s".into(),
             indicators: vec!["a".into()],
+            owners: vec!["a".into()],
             window: Window::new(t(0), t(10)),
-            settled: true,
+            settled_until: t(2),
+            scope: key(""),
+            timezone: "+08:00".into(),
             series: vec![
                 SeriesPoints {
                     key: key("a"),
@@ -204,22 +250,24 @@ mod tests {
             vec![(ts(1), 2.0), (ts(2), 3.0), (ts(12), 4.0)]
         );
         assert_eq!(n.range, (ts(0), ts(12) + 1));
+        assert_eq!(n.cut, ts(2));
 
         let mut stored = HashMap::new();
         stored.insert((7, ts(1)), (2.0, true));
-        stored.insert((7, ts(2)), (3.0, false));
-        let d = Diff::compute(&n, &[7], &stored, true);
-        assert_eq!(d.new, vec![(7, ts(12), 4.0)]);
+        stored.insert((7, ts(2)), (3.0, true));
+        let d = Diff::compute(&n, &[7], &stored, &HashSet::from([7]));
+        assert_eq!(d.new, vec![(7, ts(12), 4.0, false)]);
         assert_eq!(
             d.changed,
-            vec![(7, ts(2), 3.0)],
-            "a settled flip is a change"
+            vec![(7, ts(2), 3.0, false)],
+            "a settled flip is a change: the bucket at the cut is provisional"
         );
-        assert_eq!(d.unchanged, 1);
+        assert_eq!(d.unchanged, 1, "before the cut: settled");
     }
 
-    /// A normalized batch of series `keys[i]` with the given `(bucket start, value)` points.
-    fn norm<'a>(keys: &'a [SeriesKey], points: &[&[(i64, f64)]]) -> NormBatch<'a> {
+    /// A normalized batch of series `keys[i]` with the given `(bucket start, value)` points, all
+    /// settled when `settled`.
+    fn norm<'a>(keys: &'a [SeriesKey], points: &[&[(i64, f64)]], settled: bool) -> NormBatch<'a> {
         NormBatch {
             series: keys
                 .iter()
@@ -231,22 +279,28 @@ mod tests {
                 })
                 .collect(),
             range: (0, 1_000),
+            cut: if settled { 1_000 } else { 0 },
         }
+    }
+
+    fn none() -> HashSet<i64> {
+        HashSet::new()
     }
 
     #[test]
     fn nothing_stored_means_every_point_is_new() {
         let keys = [key("a")];
-        let n = norm(&keys, &[&[(0, 1.0), (300, 2.0)]]);
-        let d = Diff::compute(&n, &[3], &Stored::new(), false);
-        assert_eq!(d.new, vec![(3, 0, 1.0), (3, 300, 2.0)]);
+        let n = norm(&keys, &[&[(0, 1.0), (300, 2.0)]], false);
+        let d = Diff::compute(&n, &[3], &Stored::new(), &none());
+        assert_eq!(d.new, vec![(3, 0, 1.0, false), (3, 300, 2.0, false)]);
         assert!(d.changed.is_empty());
         assert_eq!(
             d.counts(),
             WriteCounts {
                 inserted: 2,
                 updated: 0,
-                unchanged: 0
+                unchanged: 0,
+                deleted: 0,
             }
         );
     }
@@ -254,17 +308,18 @@ mod tests {
     #[test]
     fn an_unchanged_point_is_not_written_and_a_changed_value_is() {
         let keys = [key("a")];
-        let n = norm(&keys, &[&[(0, 1.0), (300, 2.5)]]);
+        let n = norm(&keys, &[&[(0, 1.0), (300, 2.5)]], false);
         let stored = Stored::from([((3, 0), (1.0, false)), ((3, 300), (2.0, false))]);
-        let d = Diff::compute(&n, &[3], &stored, false);
+        let d = Diff::compute(&n, &[3], &stored, &none());
         assert!(d.new.is_empty());
-        assert_eq!(d.changed, vec![(3, 300, 2.5)]);
+        assert_eq!(d.changed, vec![(3, 300, 2.5, false)]);
         assert_eq!(
             d.counts(),
             WriteCounts {
                 inserted: 0,
                 updated: 1,
-                unchanged: 1
+                unchanged: 1,
+                deleted: 0,
             }
         );
     }
@@ -272,36 +327,65 @@ mod tests {
     #[test]
     fn a_settled_flag_that_differs_is_a_change_both_ways() {
         let keys = [key("a")];
-        let n = norm(&keys, &[&[(0, 1.0)]]);
         let provisional = Stored::from([((3, 0), (1.0, false))]);
         let settled = Stored::from([((3, 0), (1.0, true))]);
         assert_eq!(
-            Diff::compute(&n, &[3], &provisional, true).changed,
-            vec![(3, 0, 1.0)]
+            Diff::compute(
+                &norm(&keys, &[&[(0, 1.0)]], true),
+                &[3],
+                &provisional,
+                &none()
+            )
+            .changed,
+            vec![(3, 0, 1.0, true)]
         );
         assert_eq!(
-            Diff::compute(&n, &[3], &settled, false).changed,
-            vec![(3, 0, 1.0)]
+            Diff::compute(&norm(&keys, &[&[(0, 1.0)]], false), &[3], &settled, &none()).changed,
+            vec![(3, 0, 1.0, false)]
         );
-        assert_eq!(Diff::compute(&n, &[3], &settled, true).unchanged, 1);
+        assert_eq!(
+            Diff::compute(&norm(&keys, &[&[(0, 1.0)]], true), &[3], &settled, &none()).unchanged,
+            1
+        );
     }
 
     #[test]
-    fn stored_points_are_matched_by_series_id_and_bucket() {
+    fn stored_points_the_answer_no_longer_has_are_deleted_in_replaced_series_only() {
         let keys = [key("a"), key("b")];
-        let n = norm(&keys, &[&[(0, 1.0)], &[(0, 1.0)]]);
-        // Only series 3 has the bucket; series 4 has a point the batch does not mention.
-        let stored = Stored::from([((3, 0), (1.0, true)), ((4, 300), (9.0, true))]);
-        let d = Diff::compute(&n, &[3, 4], &stored, true);
+        let n = norm(&keys, &[&[(0, 1.0)], &[(0, 1.0)]], true);
+        // Series 3 and 4 are the batch's; 4 has a bucket the answer lost; 5 is a replaced series the
+        // answer lacks altogether; 6 is not replaced (an indicator the call did not ask).
+        let stored = Stored::from([
+            ((3, 0), (1.0, true)),
+            ((4, 300), (9.0, true)),
+            ((5, 0), (2.0, true)),
+            ((5, 300), (2.0, false)),
+            ((6, 0), (7.0, true)),
+        ]);
+        let d = Diff::compute(&n, &[3, 4], &stored, &HashSet::from([3, 4, 5]));
         assert_eq!(d.unchanged, 1);
-        assert_eq!(
-            d.new,
-            vec![(4, 0, 1.0)],
-            "a stored point elsewhere is no match"
-        );
+        assert_eq!(d.new, vec![(4, 0, 1.0, true)]);
+        assert!(d.changed.is_empty());
+        assert_eq!(d.deleted, vec![(4, 300), (5, 0), (5, 300)]);
+        assert_eq!(d.counts().deleted, 3);
+        // Without replaced series, nothing is deleted.
         assert!(
-            d.changed.is_empty(),
-            "points the batch lacks are left alone"
+            Diff::compute(&n, &[3, 4], &stored, &none())
+                .deleted
+                .is_empty()
         );
+    }
+
+    #[test]
+    fn a_name_is_replaced_only_when_an_asked_indicator_owns_it() {
+        let owners = ["stall_rate".to_string(), "audio_stall_rate".to_string()];
+        let asked = ["stall_rate".to_string()];
+        assert_eq!(
+            owned_by("video_stall_rate", &owners, &asked),
+            Some("stall_rate")
+        );
+        // The longest owner is `audio_stall_rate`, which this call did not ask.
+        assert_eq!(owned_by("80ms_audio_stall_rate", &owners, &asked), None);
+        assert_eq!(owned_by("join_room_success_rate", &owners, &asked), None);
     }
 }

@@ -11,7 +11,9 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
 use super::time::{Bound, Instant};
 use super::{CoverageRow, DistributionRow, MetricRow, Result, RunRow, StoreError, db, decode};
-use crate::domain::{FailedWindow, LedgerEntry, RunCounts, RunStatus, WindowBatch, WindowState};
+use crate::domain::{
+    FailedWindow, LedgerEntry, RunCounts, RunStatus, SeriesKey, Window, WindowBatch, WindowState,
+};
 use crate::planner;
 
 /// One backend's handle for a statement written once.
@@ -72,12 +74,19 @@ const READ_LEDGER: &str = "SELECT stream, indicator, window_start, window_end, s
      attempts, last_error, request_id, fetched_at FROM sync_ledger \
      WHERE CAST($1 AS TEXT) IS NULL OR stream = $1 ORDER BY stream, indicator, window_start, window_end, state";
 
-const FAILED_OVERLAPPING: &str = "SELECT stream, indicator, window_start, window_end, state, points, \
+// Failed rows and refetch marks: what a successful fetch of a window supersedes where it covers them.
+const OPEN_OVERLAPPING: &str = "SELECT stream, indicator, window_start, window_end, state, points, \
      attempts, last_error, request_id, fetched_at FROM sync_ledger \
-     WHERE stream = $1 AND indicator = $2 AND state = 'failed' AND window_start < $4 AND window_end > $3";
+     WHERE stream = $1 AND indicator = $2 AND state IN ('failed', 'refetch') \
+     AND window_start < $4 AND window_end > $3";
 
-const DELETE_FAILED_OVERLAPPING: &str = "DELETE FROM sync_ledger WHERE stream = $1 AND indicator = $2 \
-     AND state = 'failed' AND window_start < $4 AND window_end > $3";
+const DELETE_OPEN_OVERLAPPING: &str = "DELETE FROM sync_ledger WHERE stream = $1 AND indicator = $2 \
+     AND state IN ('failed', 'refetch') AND window_start < $4 AND window_end > $3";
+
+// The stored series of one query (all but the returned name and the dimension value).
+const SCOPE_SERIES: &str = "SELECT id, indicator FROM series WHERE app_id = $1 AND room_id = $2 \
+     AND granularity = $3 AND product_type = $4 AND os = $5 AND access = $6 AND user_ids = $7 \
+     AND dimension = $8 AND grid_timezone = $9";
 
 const DELETE_INSIDE: &str = "DELETE FROM sync_ledger WHERE stream = $1 AND indicator = $2 \
      AND window_start >= $3 AND window_end <= $4";
@@ -101,8 +110,23 @@ const UPSERT_FAILED: &str = "INSERT INTO sync_ledger (stream, indicator, window_
 const RELABEL_REPLACED: &str =
     "UPDATE sync_streams SET label = label || $3 WHERE label = $2 AND stream <> $1";
 
-const UPSERT_STREAM: &str = "INSERT INTO sync_streams (stream, label) VALUES ($1, $2) \
-     ON CONFLICT (stream) DO UPDATE SET label = excluded.label";
+const UPSERT_STREAM: &str = "INSERT INTO sync_streams (stream, label, account) VALUES ($1, $2, $3) \
+     ON CONFLICT (stream) DO UPDATE SET label = excluded.label, \
+     account = coalesce(excluded.account, sync_streams.account)";
+
+// Series stored before grids were recorded: a `1d` one is adopted on the configured grid.
+const ADOPT_DAY_GRIDS: &str = "UPDATE series SET grid_timezone = $1, timezone = $1 \
+     WHERE grid_timezone = '' AND granularity = '1d'";
+
+// A `5min` series shows the configured offset (its buckets are the same in every offset).
+const FOLLOW_TIMEZONE: &str =
+    "UPDATE series SET timezone = $1 WHERE granularity = '5min' AND timezone <> $1";
+
+const EVIDENCE: &str = "SELECT s.indicator, count(*) FROM series s \
+     JOIN points p ON p.series_id = s.id \
+     WHERE s.app_id = $1 AND s.room_id = $2 AND s.granularity = $3 AND s.product_type = $4 \
+     AND s.os = $5 AND s.access = $6 AND s.user_ids = $7 AND s.dimension = $8 \
+     AND s.grid_timezone IN ($9, '') AND p.ts >= $10 AND p.ts < $11 GROUP BY s.indicator";
 
 const DELETE_STREAM: &str = "DELETE FROM sync_streams WHERE stream = $1";
 
@@ -116,7 +140,7 @@ const START_RUN: &str =
 
 const FINISH_RUN: &str = "UPDATE sync_runs SET finished_at = $2, status = $3, requests = $4, \
      retries = $5, throttled = $6, points_inserted = $7, points_updated = $8, points_unchanged = $9, \
-     windows_ok = $10, windows_failed = $11 WHERE id = $1";
+     windows_ok = $10, windows_failed = $11, points_deleted = $12 WHERE id = $1";
 
 // The caller holds the sync lock, so a run still `running` is dead. What can be known of it comes
 // from the ledger rows it left: those fetched since it started and before any later run started
@@ -132,12 +156,12 @@ const ABANDON_RUNS: &str = "UPDATE sync_runs SET status = 'abandoned', \
      WHERE status = 'running' RETURNING id";
 
 const LAST_RUN: &str = "SELECT id, mode, started_at, finished_at, status, requests, retries, \
-     throttled, points_inserted, points_updated, points_unchanged, windows_ok, windows_failed \
-     FROM sync_runs ORDER BY id DESC LIMIT 1";
+     throttled, points_inserted, points_updated, points_unchanged, windows_ok, windows_failed, \
+     points_deleted FROM sync_runs ORDER BY id DESC LIMIT 1";
 
 const LAST_SUCCESSFUL_RUN: &str = "SELECT id, mode, started_at, finished_at, status, requests, \
      retries, throttled, points_inserted, points_updated, points_unchanged, windows_ok, \
-     windows_failed FROM sync_runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1";
+     windows_failed, points_deleted FROM sync_runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1";
 
 const STREAM_LABELS: &str = "SELECT stream, label FROM sync_streams ORDER BY stream";
 
@@ -145,26 +169,26 @@ const COVERAGE: &str = "SELECT stream, settled_through, provisional_windows, fai
      last_run_at, missing_buckets FROM sync_coverage ORDER BY stream";
 
 const SQLITE_METRICS: &str = "SELECT app_id, room_id, indicator, unit, granularity, product_type, \
-     os, access, user_ids, ts, value, settled, updated_at \
+     os, access, user_ids, ts, value, settled, updated_at, timezone, local_date \
      FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT $1";
 
 // The only statement in two dialects: PostgreSQL renders its times as the text SQLite stores.
 const POSTGRES_METRICS: &str = "SELECT app_id, room_id, indicator, unit, granularity, product_type, \
      os, access, user_ids, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), value, \
-     settled, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
-     FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT $1";
+     settled, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+     timezone, to_char(local_date, 'YYYY-MM-DD') FROM quality_metrics ORDER BY ts DESC, app_id, room_id, indicator LIMIT $1";
 
 // `quality_distribution` in the same two dialects: `updated_at` with microseconds, exactly the text SQLite
 // stores. Ordered by its whole unique key, in byte order on both backends (PostgreSQL's `C` collation is
 // SQLite's `BINARY`), so the two return the same order.
 const SQLITE_DISTRIBUTION: &str = "SELECT app_id, indicator, dimension, dimension_value, product_type, \
-     ts, value, settled, updated_at FROM quality_distribution \
+     ts, value, settled, updated_at, timezone, local_date FROM quality_distribution \
      ORDER BY ts DESC, app_id, indicator, dimension, dimension_value, product_type LIMIT $1";
 
 const POSTGRES_DISTRIBUTION: &str = "SELECT app_id, indicator, dimension, dimension_value, \
      product_type, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), value, settled, \
-     to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') \
-     FROM quality_distribution ORDER BY ts DESC, app_id COLLATE \"C\", indicator COLLATE \"C\", \
+     to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), timezone, \
+     to_char(local_date, 'YYYY-MM-DD') FROM quality_distribution ORDER BY ts DESC, app_id COLLATE \"C\", indicator COLLATE \"C\", \
      dimension COLLATE \"C\", dimension_value COLLATE \"C\", product_type COLLATE \"C\" LIMIT $1";
 
 /// The ledger rows, of one stream or all, ordered by stream and window start.
@@ -177,24 +201,20 @@ pub(super) async fn read(pools: Pools<'_>, stream: Option<&str>) -> Result<Vec<L
     )
 }
 
-/// Inside a window's transaction, per indicator the call asked: the failed rows the window covers are
-/// superseded (a failed row reaching beyond the window keeps only what lies outside it), the rows that
-/// lie within the window are replaced, and the batch's row (`settled` or `provisional`) is added with
-/// the indicator's point count `points[i]`.
+/// Inside a window's transaction, per indicator the call asked: the failed rows and refetch marks
+/// the window covers are superseded (one reaching beyond the window keeps only what lies outside
+/// it), the rows that lie within the window are replaced, and a row is added per part of the window
+/// (`parts`: its settled part and its provisional tail, with each indicator's point count, in the
+/// order of `batch.indicators`).
 pub(super) async fn replace_window(
     conn: Conn<'_>,
     batch: &WindowBatch,
-    points: &[i64],
+    parts: &[(Window, WindowState, Vec<i64>)],
 ) -> Result<()> {
-    let state = if batch.settled {
-        "settled"
-    } else {
-        "provisional"
-    };
     let w = batch.window;
     on!(conn, e => {
-        for (indicator, &points) in batch.indicators.iter().zip(points) {
-            let failed = sqlx::query(FAILED_OVERLAPPING)
+        for (i, indicator) in batch.indicators.iter().enumerate() {
+            let open = sqlx::query(OPEN_OVERLAPPING)
                 .bind(&batch.stream)
                 .bind(indicator)
                 .bind(Bound(w.start))
@@ -205,7 +225,7 @@ pub(super) async fn replace_window(
                 .iter()
                 .map(decode::ledger_entry)
                 .collect::<Result<Vec<_>>>()?;
-            sqlx::query(DELETE_FAILED_OVERLAPPING)
+            sqlx::query(DELETE_OPEN_OVERLAPPING)
                 .bind(&batch.stream)
                 .bind(indicator)
                 .bind(Bound(w.start))
@@ -221,27 +241,63 @@ pub(super) async fn replace_window(
                 .execute(&mut *e)
                 .await
                 .map_err(db("replacing ledger rows"))?;
-            let row = LedgerEntry {
+            let rows = parts.iter().map(|(window, state, points)| LedgerEntry {
                 stream: batch.stream.clone(),
                 indicator: indicator.clone(),
-                window: w,
-                state: if batch.settled { WindowState::Settled } else { WindowState::Provisional },
-                points,
+                window: *window,
+                state: *state,
+                points: points[i],
                 attempts: batch.attempts,
                 last_error: None,
                 request_id: batch.request_id.clone(),
                 fetched_at: batch.fetched_at,
-            };
-            debug_assert_eq!(row.state.as_str(), state);
-            let rest = failed.iter().flat_map(|f| {
+            });
+            let rest = open.iter().flat_map(|f| {
                 planner::subtract(f.window, vec![w])
                     .into_iter()
                     .map(|window| LedgerEntry { window, ..f.clone() })
             });
-            for r in std::iter::once(row.clone()).chain(rest) {
+            for r in rows.chain(rest) {
                 insert_row!(&mut *e, &r);
             }
         }
+    });
+    Ok(())
+}
+
+/// `(id, returned name)` of every stored series in `scope` (a key whose `indicator` and
+/// `dimension_value` are ignored).
+pub(super) async fn scope_series(conn: Conn<'_>, scope: &SeriesKey) -> Result<Vec<(i64, String)>> {
+    on!(conn, e => {
+        sqlx::query_as(SCOPE_SERIES)
+            .bind(&scope.app_id)
+            .bind(&scope.room_id)
+            .bind(scope.granularity.as_str())
+            .bind(&scope.product_type)
+            .bind(&scope.os)
+            .bind(&scope.access)
+            .bind(&scope.user_ids)
+            .bind(&scope.dimension)
+            .bind(&scope.grid_timezone)
+            .fetch_all(e)
+            .await
+            .map_err(db("looking up the stream's series"))
+    })
+}
+
+/// Marks these windows to be fetched again (`sync --refetch`), before the run's first call; a row
+/// already there is kept.
+pub(super) async fn mark_refetch(writer: Writer<'_>, rows: &[LedgerEntry]) -> Result<()> {
+    on!(writer, e => {
+        // All or none: a run killed while marking has made no call yet, and plans it all again.
+        let mut tx = sqlx::Connection::begin(e)
+            .await
+            .map_err(db("starting a transaction"))?;
+        for r in rows {
+            debug_assert_eq!(r.state, WindowState::Refetch);
+            insert_row!(&mut *tx, r);
+        }
+        tx.commit().await.map_err(db("marking windows to fetch again"))?;
     });
     Ok(())
 }
@@ -269,24 +325,29 @@ pub(super) async fn record_failure(writer: Writer<'_>, failed: &FailedWindow<'_>
 }
 
 /// Names the run's streams by what they ask: a stream's label follows its job's name, and a stream
-/// whose label a new query of the same job takes is relabeled `<label> (replaced <date>)`.
+/// whose label (or one of its aliases, rule 6) a new query of the same job takes is relabeled
+/// `<label> (replaced <date>)`. The account that asks is recorded with each.
 pub(super) async fn register_streams(
     writer: Writer<'_>,
-    streams: &[(String, String)],
+    streams: &[(String, String, Vec<String>)],
     replaced_suffix: &str,
+    account: Option<&str>,
 ) -> Result<()> {
     on!(writer, e => {
-        for (key, label) in streams {
-            sqlx::query(RELABEL_REPLACED)
-                .bind(key)
-                .bind(label)
-                .bind(replaced_suffix)
-                .execute(&mut *e)
-                .await
-                .map_err(db("relabeling a replaced stream"))?;
+        for (key, label, aliases) in streams {
+            for taken in std::iter::once(label).chain(aliases) {
+                sqlx::query(RELABEL_REPLACED)
+                    .bind(key)
+                    .bind(taken)
+                    .bind(replaced_suffix)
+                    .execute(&mut *e)
+                    .await
+                    .map_err(db("relabeling a replaced stream"))?;
+            }
             sqlx::query(UPSERT_STREAM)
                 .bind(key)
                 .bind(label)
+                .bind(account)
                 .execute(&mut *e)
                 .await
                 .map_err(db("registering a stream"))?;
@@ -295,23 +356,86 @@ pub(super) async fn register_streams(
     Ok(())
 }
 
-/// Replaces the rows kept under `legacy` (a database of an earlier version) by `rows`, keyed by the
-/// configured stream's query: the new rows are added before the old ones go, so a kill in between
-/// leaves both, and the next run adopts again with the same result.
-pub(super) async fn adopt(writer: Writer<'_>, legacy: &str, rows: &[LedgerEntry]) -> Result<()> {
+/// Stores an adoption in one transaction: the adopted rows under the configured stream's key, the
+/// rows that cannot be attributed under a retired stream of their own, and the old key's rows and
+/// name removed. A kill before the commit leaves the old rows, and the next run adopts them again
+/// with the same result.
+pub(super) async fn adopt(writer: Writer<'_>, a: &crate::planner::Adoption) -> Result<()> {
     on!(writer, e => {
-        for r in rows {
-            insert_row!(&mut *e, r);
+        let mut tx = sqlx::Connection::begin(e)
+            .await
+            .map_err(db("starting a transaction"))?;
+        let retired = a.retired.iter().flat_map(|(_, _, rows)| rows);
+        for r in a.adopted.iter().chain(retired) {
+            insert_row!(&mut *tx, r);
+        }
+        if let Some((key, label, _)) = &a.retired {
+            sqlx::query(UPSERT_STREAM)
+                .bind(key)
+                .bind(label)
+                .bind(None::<&str>)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("keeping an earlier version's rows apart"))?;
         }
         for sql in [DELETE_STREAM_ROWS, DELETE_STREAM] {
             sqlx::query(sql)
-                .bind(legacy)
-                .execute(&mut *e)
+                .bind(&a.from)
+                .execute(&mut *tx)
                 .await
                 .map_err(db("adopting an earlier version's ledger rows"))?;
         }
+        tx.commit().await.map_err(db("adopting an earlier version's ledger rows"))?;
     });
     Ok(())
+}
+
+/// Gives the series stored before time zones were recorded the configured offset, and every `5min`
+/// series the configured one; each statement writes only the rows that change.
+pub(super) async fn adopt_timezone(writer: Writer<'_>, timezone: &str) -> Result<()> {
+    on!(writer, e => {
+        for sql in [ADOPT_DAY_GRIDS, FOLLOW_TIMEZONE] {
+            sqlx::query(sql)
+                .bind(timezone)
+                .execute(&mut *e)
+                .await
+                .map_err(db("recording the series' time zone"))?;
+        }
+    });
+    Ok(())
+}
+
+/// Per `(legacy key, window)`, the returned names of the stream's query with points in the window
+/// and how many (series of the query on the configured grid, or stored before grids were recorded).
+pub(super) async fn evidence(
+    pools: Pools<'_>,
+    wanted: &[(String, &crate::domain::Stream, Vec<Window>)],
+) -> Result<crate::planner::Evidence> {
+    let mut out = crate::planner::Evidence::new();
+    for (legacy, stream, windows) in wanted {
+        let scope = stream.scope();
+        for w in windows {
+            let found: Vec<(String, i64)> = on!(pools, e => {
+                sqlx::query_as(EVIDENCE)
+                    .bind(&scope.app_id)
+                    .bind(&scope.room_id)
+                    .bind(scope.granularity.as_str())
+                    .bind(&scope.product_type)
+                    .bind(&scope.os)
+                    .bind(&scope.access)
+                    .bind(&scope.user_ids)
+                    .bind(&scope.dimension)
+                    .bind(&scope.grid_timezone)
+                    .bind(Bound(w.start))
+                    .bind(Bound(w.end))
+                    .fetch_all(e)
+                    .await
+                    .map_err(db("reading the stored series of an earlier version's windows"))?
+            });
+            out.insert((legacy.clone(), *w), found);
+        }
+    }
+    Ok(out)
 }
 
 /// Deletes these exact ledger rows.
@@ -404,6 +528,7 @@ pub(super) async fn finish_run(
             .bind(counts.points.unchanged as i64)
             .bind(counts.windows_ok as i64)
             .bind(counts.windows_failed as i64)
+            .bind(counts.points.deleted as i64)
             .execute(e)
             .await
             .map_err(db("recording the run's end"))?

@@ -34,11 +34,26 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_default()
 }
 
-/// How a lock holder is named in [`StoreError::Locked`].
-pub(crate) fn describe_holder(holder: &str, pid: i64, hostname: &str) -> String {
+/// How a lock holder is named in [`StoreError::Locked`]: `run 42 (rtc-quality-sync sync, pid 7 on
+/// box)`, or `a run that is starting (...)` before it has recorded its run.
+pub(crate) fn describe_holder(holder: &str, pid: i64, hostname: &str, run: Option<i64>) -> String {
+    let run = match run {
+        Some(id) => format!("run {id}"),
+        None => "a run that is starting".to_string(),
+    };
     if hostname.is_empty() {
-        format!("{holder} (pid {pid})")
+        format!("{run} ({holder}, pid {pid})")
     } else {
-        format!("{holder} (pid {pid} on {hostname})")
+        format!("{run} ({holder}, pid {pid} on {hostname})")
     }
+}
+
+/// The PostgreSQL `application_name` of the session that holds the lock: what a refused run can
+/// read from the server before the holder has written its record (PostgreSQL keeps 63 bytes).
+pub(crate) fn session_name(holder: &str) -> String {
+    let mut name = format!("{holder} pid {} on {}", std::process::id(), hostname());
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
 }

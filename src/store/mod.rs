@@ -32,7 +32,10 @@ mod time;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{FailedWindow, LedgerEntry, RunCounts, RunStatus, WindowBatch, WriteCounts};
+use crate::domain::{
+    FailedWindow, LedgerEntry, RunCounts, RunStatus, Stream, Window, WindowBatch, WriteCounts,
+    offset_text,
+};
 
 pub(crate) use error::db;
 pub use error::{Result, StoreError};
@@ -150,25 +153,67 @@ impl Store {
         }
     }
 
+    /// Marks windows to be fetched again (`sync --refetch`), in one transaction, before the run's
+    /// first call: a run cut short leaves them to the next one.
+    pub async fn mark_refetch(&self, rows: &[LedgerEntry]) -> Result<()> {
+        ledger::mark_refetch(self.writer().await?.on(), rows).await
+    }
+
+    /// Gives the series stored before time zones were recorded the configured offset (a `1d`
+    /// series' grid is adopted as it is), and every `5min` series the configured offset; writes
+    /// nothing when nothing changed.
+    pub async fn adopt_timezone(&self, timezone: chrono::FixedOffset) -> Result<()> {
+        ledger::adopt_timezone(self.writer().await?.on(), &offset_text(timezone)).await
+    }
+
+    /// What the stored series of each stream's query hold inside the windows of an earlier
+    /// version's rows (see [`crate::planner::adoptions`]).
+    pub async fn evidence(
+        &self,
+        wanted: &[(String, &Stream, Vec<Window>)],
+    ) -> Result<crate::planner::Evidence> {
+        ledger::evidence(self.pools(), wanted).await
+    }
+
+    /// Whether the database file is still the one this store opened (SQLite): a file removed or
+    /// replaced while a run wrote it took that run's commits with it. Always fine on PostgreSQL.
+    pub async fn verify_file(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.verify_file(),
+            Store::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// `PRAGMA quick_check` (SQLite): [`StoreError::Damaged`] when a page is corrupt. Nothing to
+    /// check on PostgreSQL, whose server checks its own pages.
+    pub async fn quick_check(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.quick_check().await,
+            Store::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Records a failed attempt at exactly this window; other ledger rows and the points stay.
     pub async fn record_failure(&self, failed: &FailedWindow<'_>) -> Result<()> {
         ledger::record_failure(self.writer().await?.on(), failed).await
     }
 
-    /// Names the run's streams, `(key, label)`, by what they ask; another stream that had one of these
-    /// labels is relabeled with `replaced_suffix`.
+    /// Names the run's streams, `(key, label, aliases)`, by what they ask, and records the account
+    /// that asks them; another stream that had one of these labels (or aliases) is relabeled with
+    /// `replaced_suffix`.
     pub async fn register_streams(
         &self,
-        streams: &[(String, String)],
+        streams: &[(String, String, Vec<String>)],
         replaced_suffix: &str,
+        account: Option<&str>,
     ) -> Result<()> {
-        ledger::register_streams(self.writer().await?.on(), streams, replaced_suffix).await
+        ledger::register_streams(self.writer().await?.on(), streams, replaced_suffix, account).await
     }
 
-    /// Replaces the rows an earlier version kept under `legacy` by `rows` (see
+    /// Stores an adoption of an earlier version's rows, in one transaction (see
     /// [`crate::planner::adoptions`]).
-    pub async fn adopt(&self, legacy: &str, rows: &[LedgerEntry]) -> Result<()> {
-        ledger::adopt(self.writer().await?.on(), legacy, rows).await
+    pub async fn adopt(&self, adoption: &crate::planner::Adoption) -> Result<()> {
+        ledger::adopt(self.writer().await?.on(), adoption).await
     }
 
     /// Deletes these exact ledger rows.
@@ -197,6 +242,14 @@ impl Store {
     /// Adds a run in state `running` and returns its id.
     pub async fn start_run(&self, mode: &str, started_at: DateTime<Utc>) -> Result<i64> {
         ledger::start_run(self.writer().await?.on(), mode, started_at).await
+    }
+
+    /// Adds the run's id to the lock holder's record (it only names the holder to a refused run).
+    pub async fn record_lock_run(&self, run_id: i64) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.record_lock_run(run_id).await,
+            Store::Postgres(s) => s.record_lock_run(run_id).await,
+        }
     }
 
     /// Marks the runs still `running` as `abandoned`, with the windows their ledger rows show, and

@@ -16,9 +16,9 @@ use sqlx::Connection;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
 
-use super::commit::{Backend, FailHook, Found, Pending};
+use super::commit::{Backend, FailHook, Found, Pending, shown_timezone};
 use super::copy;
-use super::diff::NormBatch;
+use super::diff::{NormBatch, Row};
 use super::ledger;
 use super::lock::{describe_holder, hostname};
 use super::{Result, StoreError, db};
@@ -56,6 +56,9 @@ pub struct PgStore {
     /// The test hook `Store::set_fail_after_points` sets.
     pub(super) fail: FailHook,
 }
+
+/// `sync_lock`'s record: holder, pid, hostname, since, run id.
+type HolderRow = (String, i64, String, DateTime<Utc>, Option<i64>);
 
 /// The connection that holds the session advisory lock, and the holder it recorded.
 struct LockSession {
@@ -124,15 +127,28 @@ impl PgStore {
     /// fresh database, the loser stops at the lock before it touches the schema.
     pub async fn connect_locked(url: &str, holder: &str) -> Result<(PgStore, PgLock)> {
         let store = PgStore::connect(url).await?;
-        let conn = store.take_advisory_lock(false).await?;
+        let conn = store.take_advisory_lock(false, holder).await?;
         store.migrate().await?;
         let lock = store.hold(conn, holder).await?;
         Ok((store, lock))
     }
 
     pub async fn try_lock(&self, holder: &str) -> Result<PgLock> {
-        let conn = self.take_advisory_lock(false).await?;
+        let conn = self.take_advisory_lock(false, holder).await?;
         self.hold(conn, holder).await
+    }
+
+    /// Adds the run's id to the holder's record, so that a refused run names it.
+    pub async fn record_lock_run(&self, run_id: i64) -> Result<()> {
+        let mut slot = self.lock.lock().await;
+        if let Some(session) = slot.as_mut() {
+            sqlx::query("UPDATE sync_lock SET run_id = $1 WHERE id = 1")
+                .bind(run_id)
+                .execute(&mut session.conn)
+                .await
+                .map_err(db("recording the lock holder's run"))?;
+        }
+        Ok(())
     }
 
     /// Records the holder on the lock's session and keeps the session where commits can check it.
@@ -172,7 +188,9 @@ impl PgStore {
         );
         let holder = session.holder.clone();
         let conn =
-            match tokio::time::timeout(LOCK_CHECK_TIMEOUT, self.take_advisory_lock(true)).await {
+            match tokio::time::timeout(LOCK_CHECK_TIMEOUT, self.take_advisory_lock(true, &holder))
+                .await
+            {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(StoreError::Locked { holder, since })) => {
                     // Nothing of ours to release any more: the dead session took the lock with it.
@@ -200,13 +218,18 @@ impl PgStore {
     /// and must neither go back to the pool still held nor end with a pooled connection's recycling.
     /// `after_loss`: this process held the lock on a session that ended, so a `sync_lock` record
     /// with its own pid is stale and the holder is named by the server.
-    async fn take_advisory_lock(&self, after_loss: bool) -> Result<PgConnection> {
-        let mut conn = PgConnection::connect_with(&self.options)
-            .await
-            .map_err(|e| StoreError::Connect {
-                url: self.url.clone(),
-                message: e.to_string(),
-            })?;
+    async fn take_advisory_lock(&self, after_loss: bool, holder: &str) -> Result<PgConnection> {
+        // The session's name says who holds the lock before the holder's record exists.
+        let options = (*self.options)
+            .clone()
+            .application_name(&super::lock::session_name(holder));
+        let mut conn =
+            PgConnection::connect_with(&options)
+                .await
+                .map_err(|e| StoreError::Connect {
+                    url: self.url.clone(),
+                    message: e.to_string(),
+                })?;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(SYNC_LOCK_KEY)
             .fetch_one(&mut conn)
@@ -217,28 +240,28 @@ impl PgStore {
         }
         // On a fresh database the holder may not have created the table yet: the query then fails,
         // and the holder is unknown, but the answer is still "locked".
-        let row: Option<(String, i64, String, DateTime<Utc>)> =
-            sqlx::query_as("SELECT holder, pid, hostname, since FROM sync_lock WHERE id = 1")
-                .fetch_optional(&mut conn)
-                .await
-                .unwrap_or(None);
+        let row: Option<HolderRow> = sqlx::query_as(
+            "SELECT holder, pid, hostname, since, run_id FROM sync_lock WHERE id = 1",
+        )
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap_or(None);
         // This process's own record is stale (its session died and someone else took the lock):
         // the server then says who holds it.
         let own = |pid: i64, host: &str| {
             after_loss && pid == i64::from(std::process::id()) && host == hostname()
         };
         let session = match &row {
-            Some((_, pid, host, _)) if !own(*pid, host) => None,
-            // A stale record of this process's: ask the server.
-            Some(_) => session_holder(&mut conn).await,
-            None if after_loss => session_holder(&mut conn).await,
-            None => None,
+            Some((_, pid, host, _, _)) if !own(*pid, host) => None,
+            // A stale record of this process's, or none yet (the holder is still migrating a
+            // fresh database): the server says who holds the lock.
+            _ => session_holder(&mut conn).await,
         };
         let _ = conn.close().await;
         Err(match (row, session) {
             (_, Some((holder, since))) => StoreError::Locked { holder, since },
-            (Some((holder, pid, host, since)), None) => StoreError::Locked {
-                holder: describe_holder(&holder, pid, &host),
+            (Some((holder, pid, host, since, run)), None) => StoreError::Locked {
+                holder: describe_holder(&holder, pid, &host, run),
                 since: since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             },
             // The holder took the lock a moment ago and has not written its row yet.
@@ -272,14 +295,14 @@ impl Backend for PgStore {
     ) -> Result<()> {
         let sql = "SELECT i.ord, s.id, s.unit \
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-             $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY \
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY \
              AS i(app_id, room_id, indicator, granularity, product_type, os, access, user_ids, \
-             dimension, dimension_value, ord) \
+             dimension, dimension_value, grid_timezone, ord) \
              JOIN series s ON s.app_id = i.app_id AND s.room_id = i.room_id \
              AND s.indicator = i.indicator AND s.granularity = i.granularity \
              AND s.product_type = i.product_type AND s.os = i.os AND s.access = i.access \
              AND s.user_ids = i.user_ids AND s.dimension = i.dimension \
-             AND s.dimension_value = i.dimension_value";
+             AND s.dimension_value = i.dimension_value AND s.grid_timezone = i.grid_timezone";
         let mut q = sqlx::query_as(sql);
         for column in key_columns(batch, which) {
             q = q.bind(column);
@@ -300,24 +323,31 @@ impl Backend for PgStore {
         conn: &mut PgConnection,
         batch: &NormBatch<'_>,
         which: &[usize],
+        timezone: &str,
     ) -> Result<()> {
         // Two commits adding the same new series wait on each other's unique-index entries;
         // inserting in one global order keeps that from ever becoming a deadlock.
         let mut order = which.to_vec();
         order.sort_by_key(|&i| batch.series[i].key);
         let units: Vec<&str> = order.iter().map(|&i| batch.series[i].unit).collect();
+        let shown: Vec<&str> = order
+            .iter()
+            .map(|&i| shown_timezone(batch.series[i].key, timezone))
+            .collect();
         // DO NOTHING: a concurrent commit that added the same series first wins, and the lookup
         // that follows (a new snapshot) finds its row.
         let sql = "INSERT INTO series (app_id, room_id, indicator, granularity, product_type, os, \
-             access, user_ids, dimension, dimension_value, unit) \
+             access, user_ids, dimension, dimension_value, grid_timezone, unit, timezone) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+             $12::text[], $13::text[]) \
              ON CONFLICT ON CONSTRAINT series_key DO NOTHING";
         let mut q = sqlx::query(sql);
         for column in key_columns(batch, &order) {
             q = q.bind(column);
         }
         q.bind(units)
+            .bind(shown)
             .execute(&mut *conn)
             .await
             .map_err(db("adding series"))?;
@@ -369,8 +399,8 @@ impl Backend for PgStore {
             diff,
         } = *pending;
         if !diff.new.is_empty() {
-            let data = copy_rows(&diff.new, 55, 2, |enc| {
-                enc.bool(batch.settled);
+            let data = copy_rows(&diff.new, 55, 2, |enc, settled| {
+                enc.bool(settled);
                 enc.timestamptz(batch.fetched_at);
             });
             copy_in(
@@ -385,29 +415,28 @@ impl Backend for PgStore {
         if !diff.changed.is_empty() {
             // Session-local and emptied at each commit: created once per connection, never logged.
             sqlx::query(
-                "CREATE TEMP TABLE IF NOT EXISTS points_stage \
-                 (series_id bigint NOT NULL, ts timestamptz NOT NULL, value double precision NOT NULL) \
-                 ON COMMIT DELETE ROWS",
+                "CREATE TEMP TABLE IF NOT EXISTS points_stage_v2 \
+                 (series_id bigint NOT NULL, ts timestamptz NOT NULL, value double precision NOT NULL, \
+                 settled boolean NOT NULL) ON COMMIT DELETE ROWS",
             )
             .execute(&mut *conn)
             .await
             .map_err(db("creating the staging table"))?;
-            let data = copy_rows(&diff.changed, 38, 0, |_| {});
+            let data = copy_rows(&diff.changed, 43, 1, |enc, settled| enc.bool(settled));
             copy_in(
                 conn,
-                "COPY points_stage (series_id, ts, value) FROM STDIN (FORMAT binary)",
+                "COPY points_stage_v2 (series_id, ts, value, settled) FROM STDIN (FORMAT binary)",
                 data,
             )
             .await?;
             // The range conditions let the planner scan just the window's slice of `points`: the
             // staging table is never analyzed, so it has no statistics to go by.
             sqlx::query(
-                "UPDATE points p SET value = st.value, settled = $1, updated_at = $2 \
-                 FROM points_stage st \
+                "UPDATE points p SET value = st.value, settled = st.settled, updated_at = $1 \
+                 FROM points_stage_v2 st \
                  WHERE p.series_id = st.series_id AND p.ts = st.ts \
-                 AND p.series_id = ANY($3) AND p.ts >= $4 AND p.ts < $5",
+                 AND p.series_id = ANY($2) AND p.ts >= $3 AND p.ts < $4",
             )
-            .bind(batch.settled)
             .bind(batch.fetched_at)
             .bind(ids)
             .bind(from_secs(norm.range.0))
@@ -420,13 +449,29 @@ impl Backend for PgStore {
         Ok(())
     }
 
+    /// One statement for all of them.
+    async fn delete_points(conn: &mut PgConnection, points: &[(i64, i64)]) -> Result<()> {
+        let (ids, ts): (Vec<i64>, Vec<DateTime<Utc>>) =
+            points.iter().map(|&(id, ts)| (id, from_secs(ts))).unzip();
+        sqlx::query(
+            "DELETE FROM points p USING unnest($1::bigint[], $2::timestamptz[]) AS d(id, ts) \
+             WHERE p.series_id = d.id AND p.ts = d.ts",
+        )
+        .bind(&ids)
+        .bind(&ts)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("deleting points"))?;
+        Ok(())
+    }
+
     fn shared(conn: &mut PgConnection) -> ledger::Conn<'_> {
         ledger::On::Postgres(conn)
     }
 }
 
-/// The ten key columns of the series `which`, in table order: one text array each.
-fn key_columns<'a>(batch: &NormBatch<'a>, which: &[usize]) -> [Vec<&'a str>; 10] {
+/// The eleven key columns of the series `which`, in table order: one text array each.
+fn key_columns<'a>(batch: &NormBatch<'a>, which: &[usize]) -> [Vec<&'a str>; 11] {
     let col = |f: for<'x> fn(&'x SeriesKey) -> &'x str| -> Vec<&'a str> {
         which.iter().map(|&i| f(batch.series[i].key)).collect()
     };
@@ -441,6 +486,7 @@ fn key_columns<'a>(batch: &NormBatch<'a>, which: &[usize]) -> [Vec<&'a str>; 10]
         col(|k| &k.user_ids),
         col(|k| &k.dimension),
         col(|k| &k.dimension_value),
+        col(|k| &k.grid_timezone),
     ]
 }
 
@@ -465,20 +511,20 @@ async fn lock_series(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
 }
 
 /// Binary `COPY` data of `(series id, bucket start, value)` rows, each followed by the `extra`
-/// fields that `tail` writes; `bytes_per_row` sizes the buffer once.
+/// fields that `tail` writes (given the row's settled flag); `bytes_per_row` sizes the buffer once.
 fn copy_rows(
-    rows: &[(i64, i64, f64)],
+    rows: &[Row],
     bytes_per_row: usize,
     extra: i16,
-    tail: impl Fn(&mut copy::CopyEncoder),
+    tail: impl Fn(&mut copy::CopyEncoder, bool),
 ) -> Vec<u8> {
     let mut enc = copy::CopyEncoder::with_capacity(rows.len() * bytes_per_row);
-    for &(id, ts, value) in rows {
+    for &(id, ts, value, settled) in rows {
         enc.row(3 + extra);
         enc.int8(id);
         enc.timestamptz_secs(ts);
         enc.float8(value);
-        tail(&mut enc);
+        tail(&mut enc, settled);
     }
     enc.finish()
 }
@@ -515,13 +561,18 @@ async fn session_holder(conn: &mut PgConnection) -> Option<(String, String)> {
     .ok()
     .flatten();
     let (pid, app, user, from, since) = row?;
-    let app = if app.is_empty() {
-        String::new()
+    let holder = if app.starts_with("rtc-quality-sync") {
+        // Our own session name: `<holder> pid <pid> on <host>`.
+        format!("a run that is starting ({app}; PostgreSQL backend pid {pid}, from {from})")
+    } else if app.is_empty() {
+        format!("a PostgreSQL session (backend pid {pid}, user {user}, from {from})")
     } else {
-        format!("application {app}, ")
+        format!(
+            "a PostgreSQL session (backend pid {pid}, application {app}, user {user}, from {from})"
+        )
     };
     Some((
-        format!("a PostgreSQL session (backend pid {pid}, {app}user {user}, from {from})"),
+        holder,
         format!(
             "{} (when it connected)",
             since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

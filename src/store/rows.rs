@@ -38,6 +38,11 @@ pub struct MetricRow {
     pub value: f64,
     pub settled: bool,
     pub updated_at: String,
+    /// The offset of the series' grid (`1d`) or the configured one (`5min`); `''` for a series
+    /// stored before this column existed and not synced since.
+    pub timezone: String,
+    /// The local date in `timezone` on which the bucket starts, `YYYY-MM-DD`.
+    pub local_date: Option<String>,
 }
 
 impl std::fmt::Display for MetricRow {
@@ -75,6 +80,10 @@ pub struct DistributionRow {
     pub value: f64,
     pub settled: bool,
     pub updated_at: String,
+    /// The offset of the day grid it was fetched on.
+    pub timezone: String,
+    /// The local date in `timezone` on which the point's `ts` lies, `YYYY-MM-DD`.
+    pub local_date: Option<String>,
 }
 
 impl std::fmt::Display for DistributionRow {
@@ -115,13 +124,15 @@ pub struct RunRow {
     pub points_unchanged: u64,
     pub windows_ok: u64,
     pub windows_failed: u64,
+    /// Stored points that re-fetched windows no longer had, and that were deleted.
+    pub points_deleted: u64,
 }
 
 impl std::fmt::Display for RunRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "#{} {} started {} {}: {} windows ok, {} failed; {} calls, {} retries, {} throttled; points {} inserted, {} updated, {} unchanged",
+            "#{} {} started {} {}: {} windows ok, {} failed; {} calls, {} retries, {} throttled; points {} inserted, {} updated, {} unchanged, {} deleted",
             self.id,
             self.mode,
             self.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
@@ -133,7 +144,8 @@ impl std::fmt::Display for RunRow {
             self.throttled,
             self.points_inserted,
             self.points_updated,
-            self.points_unchanged
+            self.points_unchanged,
+            self.points_deleted
         )?;
         if self.status == RunStatus::Abandoned {
             write!(
@@ -156,6 +168,7 @@ impl RunRow {
                 inserted: self.points_inserted,
                 updated: self.points_updated,
                 unchanged: self.points_unchanged,
+                deleted: self.points_deleted,
             },
             windows_ok: self.windows_ok,
             windows_failed: self.windows_failed,

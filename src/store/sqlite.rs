@@ -20,8 +20,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Row};
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::commit::{Backend, FailHook, Found, Pending};
+use super::commit::{Backend, FailHook, Found, Pending, shown_timezone};
 use super::diff::NormBatch;
+use super::error::damaged;
 use super::ledger;
 use super::lock::{describe_holder, hostname};
 use super::time::{self, format_instant};
@@ -29,11 +30,14 @@ use super::{Result, StoreError, db};
 use crate::domain::SeriesKey;
 use crate::redact::{redact_url, scrub};
 
-/// Points per upsert statement. With 3 binds a row this stays far under SQLite's 32,766 variables;
+/// How long closing waits for another process's reader before it says the `.db` file lags.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(5);
+
+/// Points per upsert statement. With 4 binds a row this stays far under SQLite's 32,766 variables;
 /// a power of two so that any remainder splits into the few smaller powers of two, which keeps the
 /// set of statement texts small and every one of them prepared once per connection.
 const POINT_CHUNK: usize = 1024;
-/// Series per lookup or insert statement (11 binds each).
+/// Series per lookup or insert statement (13 binds each).
 const SERIES_CHUNK: usize = 1000;
 
 pub struct SqliteStore {
@@ -42,6 +46,10 @@ pub struct SqliteStore {
     /// The one connection that writes.
     writer: Mutex<SqliteConnection>,
     path: PathBuf,
+    /// The file the writer opened (device and inode): the path must still name it when a run ends.
+    identity: Option<(u64, u64)>,
+    /// Whether this store took `<database>.lock` (a read-only command, or a test's store, did not).
+    holds_lock: std::sync::atomic::AtomicBool,
     url: String,
     /// The test hook `Store::set_fail_after_points` sets.
     pub(super) fail: FailHook,
@@ -50,6 +58,20 @@ pub struct SqliteStore {
 /// The text a bucket start is stored as, for the benchmark's ceiling.
 #[cfg(feature = "testing")]
 pub use super::time::format_bucket;
+
+/// The device and inode the path names now, where the platform has them.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
 
 /// Whether `url` names a SQLite file that does not exist yet: read-only commands then have nothing
 /// to read and must not create it.
@@ -89,10 +111,14 @@ impl SqliteStore {
             // A window's stored points come back as one row each; a deep buffer lets SQLite's worker
             // thread run ahead instead of waking the reader for every few rows.
             .row_buffer_size(4096);
-        let writer = options.connect().await.map_err(|e| StoreError::Connect {
-            url: redacted.clone(),
-            message: scrub(&e.to_string(), url),
+        let writer = options.connect().await.map_err(|e| match damaged(&e) {
+            Some(message) => StoreError::Damaged { message },
+            None => StoreError::Connect {
+                url: redacted.clone(),
+                message: scrub(&e.to_string(), url),
+            },
         })?;
+        let identity = file_identity(&path);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_lazy_with(options);
@@ -100,6 +126,8 @@ impl SqliteStore {
             pool,
             writer: Mutex::new(writer),
             path,
+            identity,
+            holds_lock: Default::default(),
             url: redacted,
             fail: FailHook::default(),
         })
@@ -110,10 +138,47 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&mut *writer)
             .await
-            .map_err(|e| StoreError::Migrate {
-                url: self.url.clone(),
-                message: e.to_string(),
+            .map_err(|e| {
+                let damage = match &e {
+                    sqlx::migrate::MigrateError::Execute(e)
+                    | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => damaged(e),
+                    _ => None,
+                };
+                match damage {
+                    Some(message) => StoreError::Damaged { message },
+                    None => StoreError::Migrate {
+                        url: self.url.clone(),
+                        message: e.to_string(),
+                    },
+                }
             })
+    }
+
+    /// Whether the path still names the file this store opened ([`StoreError::FileReplaced`]).
+    pub fn verify_file(&self) -> Result<()> {
+        match (self.identity, file_identity(&self.path)) {
+            (Some(opened), Some(now)) if opened == now => Ok(()),
+            // Not known at open (a platform without inodes): nothing to compare.
+            (None, _) => Ok(()),
+            _ => Err(StoreError::FileReplaced {
+                path: self.path.clone(),
+            }),
+        }
+    }
+
+    /// `PRAGMA quick_check`: every page read and checked, [`StoreError::Damaged`] with what it found.
+    pub async fn quick_check(&self) -> Result<()> {
+        let mut writer = self.writer.lock().await;
+        let found: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+            .fetch_all(&mut *writer)
+            .await
+            .map_err(db("checking the database file"))?;
+        if found.len() == 1 && found[0] == "ok" {
+            return Ok(());
+        }
+        let mut message = found.into_iter().take(3).collect::<Vec<_>>().join("; ");
+        message.insert_str(0, "PRAGMA quick_check: ");
+        Err(StoreError::Damaged { message })
     }
 
     /// The reader pool, for queries the store does not offer (tests, the benchmark's ceiling).
@@ -138,22 +203,45 @@ impl SqliteStore {
 
     /// Closes the readers, then copies the write-ahead log into the database file and empties it, so
     /// that the `.db` file alone holds every committed row (a copy of it without `-wal` is complete).
-    /// A checkpoint that fails loses nothing (the rows are in the `-wal` file), so it is a warning.
+    /// A reader in another process that keeps it from finishing is waited for up to
+    /// [`CHECKPOINT_WAIT`], then named in a warning. A checkpoint that fails loses nothing (the rows
+    /// are in the `-wal` file), so it is a warning too.
     pub async fn close(&self) {
         self.pool.close().await;
         let mut writer = self.writer.lock().await;
-        // (busy, log frames, frames checkpointed); busy = 1 when another process's reader kept it from
-        // finishing, in which case that process's own last close finishes it.
-        let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&mut *writer)
-            .await;
-        match done.map_err(db(
-            "checkpointing the write-ahead log into the database file",
-        )) {
-            Ok((0, _, _)) => {}
-            Ok(_) => tracing::debug!("another reader kept the WAL checkpoint from finishing"),
-            Err(e) => {
-                tracing::warn!("{e} (nothing is lost: the rows are in the -wal file beside it)")
+        let started = std::time::Instant::now();
+        loop {
+            // (busy, log frames, frames checkpointed); busy = 1 when a reader kept it from finishing.
+            // The statement itself waits for readers as long as the busy timeout allows.
+            let done = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut *writer)
+                .await
+                .map_err(db(
+                    "checkpointing the write-ahead log into the database file",
+                ));
+            match done {
+                Ok((0, _, _)) => return,
+                Ok((_, frames, copied)) if started.elapsed() >= CHECKPOINT_WAIT => {
+                    tracing::warn!(
+                        wal_frames = frames,
+                        frames_copied = copied,
+                        "another connection is reading {} (a BI tool, a sqlite3 shell, a backup) and \
+                         kept the write-ahead log from being copied into the file for {} s; every row \
+                         is committed and readers see it, but {} alone lags its -wal file until the \
+                         next command that writes",
+                        self.path.display(),
+                        CHECKPOINT_WAIT.as_secs(),
+                        self.path.display()
+                    );
+                    return;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(e) => {
+                    tracing::warn!(
+                        "{e} (nothing is lost: the rows are in the -wal file beside it)"
+                    );
+                    return;
+                }
             }
         }
     }
@@ -173,8 +261,32 @@ impl SqliteStore {
         self.record_holder(file, path, holder).await
     }
 
+    /// Adds the run's id to the lock's records (the lock file and `sync_lock`), so that a refused run
+    /// names it.
+    pub async fn record_lock_run(&self, run_id: i64) -> Result<()> {
+        if !self.holds_lock.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut path = self.path.as_os_str().to_owned();
+        path.push(".lock");
+        let path = PathBuf::from(path);
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("run={run_id}\n").as_bytes()))
+            .map_err(|source| StoreError::LockFile { path, source })?;
+        sqlx::query("UPDATE sync_lock SET run_id = ?1 WHERE id = 1")
+            .bind(run_id)
+            .execute(&mut *self.writer.lock().await)
+            .await
+            .map_err(db("recording the lock holder's run"))?;
+        Ok(())
+    }
+
     /// Mirrors the lock file's record into `sync_lock` for people reading the database.
     async fn record_holder(&self, file: File, path: PathBuf, holder: &str) -> Result<FileLock> {
+        self.holds_lock
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let lock = FileLock {
             file,
             path,
@@ -218,15 +330,16 @@ impl Backend for SqliteStore {
         for chunk in which.chunks(SERIES_CHUNK) {
             let mut sql = String::from(
                 "WITH input (ord, app_id, room_id, indicator, granularity, product_type, os, access, \
-                 user_ids, dimension, dimension_value) AS (VALUES ",
+                 user_ids, dimension, dimension_value, grid_timezone) AS (VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 11);
+            push_placeholders(&mut sql, chunk.len(), 12);
             sql.push_str(
                 ") SELECT input.ord, s.id, s.unit FROM input JOIN series s ON s.app_id = input.app_id \
                  AND s.room_id = input.room_id AND s.indicator = input.indicator \
                  AND s.granularity = input.granularity AND s.product_type = input.product_type \
                  AND s.os = input.os AND s.access = input.access AND s.user_ids = input.user_ids \
-                 AND s.dimension = input.dimension AND s.dimension_value = input.dimension_value",
+                 AND s.dimension = input.dimension AND s.dimension_value = input.dimension_value \
+                 AND s.grid_timezone = input.grid_timezone",
             );
             let mut q = sqlx::query(&sql);
             for &i in chunk {
@@ -251,16 +364,20 @@ impl Backend for SqliteStore {
         conn: &mut SqliteConnection,
         batch: &NormBatch<'_>,
         which: &[usize],
+        timezone: &str,
     ) -> Result<()> {
         for chunk in which.chunks(SERIES_CHUNK) {
             let mut sql = String::from(
                 "INSERT INTO series (app_id, room_id, indicator, granularity, product_type, os, \
-                 access, user_ids, dimension, dimension_value, unit) VALUES ",
+                 access, user_ids, dimension, dimension_value, grid_timezone, unit, timezone) VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 11);
+            push_placeholders(&mut sql, chunk.len(), 13);
             let mut q = sqlx::query(&sql);
             for &i in chunk {
-                q = bind_key(q, batch.series[i].key).bind(batch.series[i].unit);
+                let key = batch.series[i].key;
+                q = bind_key(q, key)
+                    .bind(batch.series[i].unit)
+                    .bind(shown_timezone(key, timezone));
             }
             q.execute(&mut *conn).await.map_err(db("adding series"))?;
         }
@@ -316,11 +433,15 @@ impl Backend for SqliteStore {
             let n = chunk_len(remaining);
             let mut q = sqlx::query(upsert_sql(n));
             for _ in 0..n {
-                let &(id, ts, value) = rows.next().expect("counted rows");
-                q = q.bind(id).bind(time::format_bucket(ts)).bind(value);
+                let &(id, ts, value, settled) = rows.next().expect("counted rows");
+                q = q
+                    .bind(id)
+                    .bind(time::format_bucket(ts))
+                    .bind(value)
+                    .bind(settled);
             }
-            // The window's settled flag and write time, bound once per statement, not per row.
-            q = q.bind(batch.settled).bind(updated_at.as_str());
+            // The write time, bound once per statement, not per row.
+            q = q.bind(updated_at.as_str());
             q.execute(&mut *conn).await.map_err(db("writing points"))?;
             remaining -= n;
             written += n;
@@ -332,12 +453,26 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
+    /// One prepared statement, run per point: deletions are rare (a re-fetched window that lost
+    /// buckets), and the statement is reused.
+    async fn delete_points(conn: &mut SqliteConnection, points: &[(i64, i64)]) -> Result<()> {
+        for &(id, ts) in points {
+            sqlx::query("DELETE FROM points WHERE series_id = ?1 AND ts = ?2")
+                .bind(id)
+                .bind(time::format_bucket(ts))
+                .execute(&mut *conn)
+                .await
+                .map_err(db("deleting points"))?;
+        }
+        Ok(())
+    }
+
     fn shared(conn: &mut SqliteConnection) -> ledger::Conn<'_> {
         ledger::On::Sqlite(conn)
     }
 }
 
-/// Binds a series key's ten columns in table order.
+/// Binds a series key's eleven columns in table order.
 fn bind_key<'q>(
     q: Query<'q, Sqlite, SqliteArguments<'q>>,
     k: &'q SeriesKey,
@@ -352,6 +487,7 @@ fn bind_key<'q>(
         .bind(&k.user_ids)
         .bind(&k.dimension)
         .bind(&k.dimension_value)
+        .bind(&k.grid_timezone)
 }
 
 /// How many rows the next statement writes: a full chunk, else the largest power of two that fits.
@@ -372,13 +508,13 @@ fn upsert_sql(rows: usize) -> &'static str {
         while n <= POINT_CHUNK {
             let mut sql = String::from(
                 "INSERT INTO points (series_id, ts, value, settled, updated_at) \
-                 SELECT v.column1, v.column2, v.column3, c.settled, c.updated_at FROM (VALUES ",
+                 SELECT v.column1, v.column2, v.column3, v.column4, c.updated_at FROM (VALUES ",
             );
-            push_placeholders(&mut sql, n, 3);
+            push_placeholders(&mut sql, n, 4);
             // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
             // Only new or changed points reach this statement, so the update always changes the row.
             sql.push_str(
-                ") AS v, (SELECT ? AS settled, ? AS updated_at) AS c WHERE true \
+                ") AS v, (SELECT ? AS updated_at) AS c WHERE true \
                  ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value, \
                  settled = excluded.settled, updated_at = excluded.updated_at",
             );
@@ -500,6 +636,7 @@ fn parse_lock_record(text: &str) -> (String, String) {
             &h,
             pid.parse().unwrap_or(-1),
             &field("hostname").unwrap_or_default(),
+            field("run").and_then(|r| r.parse().ok()),
         ),
         (Some(h), None) => h,
         _ => "an unknown run".to_string(),
@@ -526,8 +663,8 @@ mod tests {
             left -= n;
         }
         assert!(sizes.len() <= 11, "{sizes:?}");
-        assert_eq!(upsert_sql(4).matches("(?,?,?)").count(), 4);
-        assert_eq!(upsert_sql(2).matches('?').count(), 2 * 3 + 2);
+        assert_eq!(upsert_sql(4).matches("(?,?,?,?)").count(), 4);
+        assert_eq!(upsert_sql(2).matches('?').count(), 2 * 4 + 1);
     }
 
     #[test]
@@ -553,7 +690,11 @@ mod tests {
         let (h, s) = parse_lock_record(
             "holder=sync --job a\npid=42\nhostname=box\nsince=2024-01-01T00:00:00.000000Z\n",
         );
-        assert_eq!(h, "sync --job a (pid 42 on box)");
+        assert_eq!(h, "a run that is starting (sync --job a, pid 42 on box)");
+        let (h, _) = parse_lock_record(
+            "holder=sync\npid=42\nhostname=box\nsince=2024-01-01T00:00:00.000000Z\nrun=7\n",
+        );
+        assert_eq!(h, "run 7 (sync, pid 42 on box)");
         assert_eq!(s, "2024-01-01T00:00:00.000000Z");
         assert_eq!(parse_lock_record("").0, "an unknown run");
     }

@@ -132,13 +132,19 @@ async fn load_distribution(settings: &Settings, store: &Store, now: DateTime<Utc
                     Err(e) => panic!("{e}"),
                 }
             };
+            let stream = rtc_quality_sync::domain::DistributionJob {
+                name: "bi-distribution".into(),
+                app_id: "app_a".into(),
+                indicators: vec![indicator.to_string()],
+                dimensions: vec![dimension],
+                product_type: ProductType::Native,
+                platform: String::new(),
+            }
+            .streams(tz)
+            .remove(0);
             let batch = distribution_batch(
                 &FetchedDay {
-                    stream: "bi-distribution",
-                    app_id: "app_a",
-                    product_type: "native",
-                    indicator,
-                    dimension,
+                    stream: &stream,
                     day,
                     fetched: &fetched,
                     attempts: 1,

@@ -186,7 +186,7 @@ async fn distribution_streams_are_synced_exactly(store: Store, faults: &str) {
     assert_eq!(stored(&store).await, got);
 
     // `status` names the streams and finds nothing wrong.
-    let mut status = Status::load(&store).await.unwrap();
+    let mut status = Status::load(&store, Some(&settings)).await.unwrap();
     status.judge(&settings, now + Duration::minutes(1), Duration::hours(36));
     let names: Vec<&str> = status
         .streams

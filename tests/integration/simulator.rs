@@ -421,6 +421,7 @@ fn key(name: &str, g: Granularity) -> SeriesKey {
         user_ids: String::new(),
         dimension: String::new(),
         dimension_value: String::new(),
+        grid_timezone: String::new(),
     }
 }
 

@@ -66,7 +66,7 @@ async fn coverage(store: &Store) -> BTreeMap<String, CoverageRow> {
 }
 
 async fn status(store: &Store, settings: &Settings, now: DateTime<Utc>) -> Status {
-    let mut s = Status::load(store).await.unwrap();
+    let mut s = Status::load(store, Some(settings)).await.unwrap();
     s.judge(settings, now, Duration::hours(36));
     s
 }

@@ -66,7 +66,20 @@ fn key(indicator: &str) -> SeriesKey {
         user_ids: String::new(),
         dimension: String::new(),
         dimension_value: String::new(),
+        grid_timezone: String::new(),
     }
+}
+
+/// The offset every batch here is fetched in.
+const TZ: &str = "+08:00";
+
+fn plus8() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(8 * 3600).unwrap()
+}
+
+/// The settle instant of a window whose buckets are all settled, or none.
+fn all_or_none(settled: bool, w: Window) -> DateTime<Utc> {
+    if settled { w.end } else { w.start }
 }
 
 /// A window of `[start, start + 5 min * buckets)` with every series given a point per bucket.
@@ -80,11 +93,15 @@ fn batch(
 ) -> WindowBatch {
     let mut indicators: Vec<String> = series.iter().map(|(k, _, _)| k.indicator.clone()).collect();
     indicators.dedup();
+    let window = Window::new(t(start), t(start + 5 * buckets));
     WindowBatch {
         stream: stream.into(),
+        owners: indicators.clone(),
         indicators,
-        window: Window::new(t(start), t(start + 5 * buckets)),
-        settled,
+        window,
+        settled_until: all_or_none(settled, window),
+        scope: key(""),
+        timezone: TZ.into(),
         series: series
             .iter()
             .map(|(k, unit, base)| SeriesPoints {
@@ -109,6 +126,7 @@ fn counts(inserted: u64, updated: u64, unchanged: u64) -> WriteCounts {
         inserted,
         updated,
         unchanged,
+        deleted: 0,
     }
 }
 
@@ -132,9 +150,11 @@ struct Metric {
     value: f64,
     settled: bool,
     updated_at: DateTime<Utc>,
+    timezone: String,
+    local_date: Option<String>,
 }
 
-const METRIC_COLUMNS: [&str; 13] = [
+const METRIC_COLUMNS: [&str; 15] = [
     "app_id",
     "room_id",
     "indicator",
@@ -148,6 +168,8 @@ const METRIC_COLUMNS: [&str; 13] = [
     "value",
     "settled",
     "updated_at",
+    "timezone",
+    "local_date",
 ];
 
 /// What the failures in these tests asked.
@@ -172,7 +194,7 @@ fn column_names<R: Row>(rows: &[R]) -> Vec<String> {
 }
 
 macro_rules! metric_from {
-    ($r:expr, $ts:expr) => {
+    ($r:expr, $ts:expr, $date:expr) => {
         Metric {
             app_id: $r.get(0),
             room_id: $r.get(1),
@@ -187,6 +209,8 @@ macro_rules! metric_from {
             value: $r.get(10),
             settled: $r.get(11),
             updated_at: $r.get(12),
+            timezone: $r.get(13),
+            local_date: $date,
         }
     };
 }
@@ -197,7 +221,10 @@ async fn metrics(store: &Store) -> (Vec<String>, Vec<Metric>) {
     match store {
         Store::Sqlite(s) => {
             let rows = sqlx::query(sql).fetch_all(s.pool()).await.unwrap();
-            let out = rows.iter().map(|r| metric_from!(r, r.get(9))).collect();
+            let out = rows
+                .iter()
+                .map(|r| metric_from!(r, r.get(9), r.get(14)))
+                .collect();
             (column_names(&rows), out)
         }
         Store::Postgres(s) => {
@@ -206,7 +233,12 @@ async fn metrics(store: &Store) -> (Vec<String>, Vec<Metric>) {
                 .iter()
                 .map(|r| {
                     let ts: DateTime<Utc> = r.get(9);
-                    metric_from!(r, ts.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    let date: Option<chrono::NaiveDate> = r.get(14);
+                    metric_from!(
+                        r,
+                        ts.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                        date.map(|d| d.to_string())
+                    )
                 })
                 .collect();
             (column_names(&rows), out)
@@ -322,7 +354,7 @@ async fn changed_values_and_settling_are_updated(store: &Store) {
 
     // The same values, now settled: every row changes its flag (counted as updated).
     let third = WindowBatch {
-        settled: true,
+        settled_until: second.window.end,
         fetched_at: t(300),
         ..second.clone()
     };
@@ -392,14 +424,19 @@ async fn lock_refuses_a_second_holder(store: &Store) {
     };
     match &err {
         StoreError::Locked { holder, since } => {
-            assert!(holder.starts_with("sync (nightly) (pid "), "{holder}");
+            assert!(
+                holder.starts_with("a run that is starting (sync (nightly), pid "),
+                "{holder}"
+            );
             assert!(since.starts_with("20"), "{since}");
         }
         other => panic!("expected Locked, got {other}"),
     }
     let message = err.to_string();
     assert!(
-        message.starts_with("another run holds the lock on this database: sync (nightly)"),
+        message.starts_with(
+            "another run holds the lock on this database: a run that is starting (sync (nightly)"
+        ),
         "{message}"
     );
     assert!(
@@ -407,11 +444,22 @@ async fn lock_refuses_a_second_holder(store: &Store) {
         "{message}"
     );
 
+    // Once the holder's run is recorded, a refused run names it (18.17b).
+    store.record_lock_run(42).await.unwrap();
+    match store.try_lock("sync (manual)").await {
+        Err(StoreError::Locked { holder, .. }) => assert!(
+            holder.starts_with("run 42 (sync (nightly), pid ")
+                && holder.contains(&format!("pid {}", std::process::id())),
+            "{holder}"
+        ),
+        other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+    }
+
     first.release().await.unwrap();
     let second = store.try_lock("sync (manual)").await.unwrap();
     assert!(matches!(
         store.try_lock("third").await,
-        Err(StoreError::Locked { holder, .. }) if holder.starts_with("sync (manual)")
+        Err(StoreError::Locked { holder, .. }) if holder.contains("(sync (manual), pid")
     ));
 
     // Dropping the guard (as a crashing run would) frees the lock too; PostgreSQL notices the
@@ -444,6 +492,8 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
         user_ids: "u1,u2".into(),
         dimension: String::new(),
         dimension_value: String::new(),
+        // West of UTC: its buckets' local dates are the day before their UTC dates.
+        grid_timezone: "-05:00".into(),
     };
     let native = SeriesKey {
         os: "android,iOS".into(),
@@ -454,8 +504,14 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
     let batch_a = WindowBatch {
         stream: "web/1d".into(),
         indicators: vec!["stall_rate".into()],
+        owners: vec!["stall_rate".into()],
         window: Window::new(day(0), day(2)),
-        settled: true,
+        settled_until: day(2),
+        scope: SeriesKey {
+            indicator: String::new(),
+            ..web.clone()
+        },
+        timezone: TZ.into(),
         series: vec![SeriesPoints {
             key: web,
             unit: "%".into(),
@@ -477,8 +533,14 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
     let batch_b = WindowBatch {
         stream: "native/5min".into(),
         indicators: vec!["stall_rate".into()],
+        owners: vec!["stall_rate".into()],
         window: Window::new(t(0), t(10)),
-        settled: false,
+        settled_until: t(0),
+        scope: SeriesKey {
+            indicator: String::new(),
+            ..native.clone()
+        },
+        timezone: TZ.into(),
         series: vec![SeriesPoints {
             key: native,
             unit: "ms".into(),
@@ -508,7 +570,9 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
              ts: &str,
              value: f64,
              settled: bool,
-             at| Metric {
+             at,
+             tz: &str,
+             date: &str| Metric {
         app_id: app.into(),
         room_id: room.into(),
         indicator: ind.into(),
@@ -522,6 +586,8 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
         value,
         settled,
         updated_at: at,
+        timezone: tz.into(),
+        local_date: Some(date.into()),
     };
     assert_eq!(
         rows,
@@ -539,7 +605,9 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
                 "2024-05-01T00:05:00Z",
                 1e300,
                 false,
-                t(6_000)
+                t(6_000),
+                "+08:00",
+                "2024-05-01"
             ),
             m(
                 "app2",
@@ -554,7 +622,9 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
                 "2024-05-01T00:00:00Z",
                 0.125,
                 true,
-                t(5_000)
+                t(5_000),
+                "-05:00",
+                "2024-04-30"
             ),
             m(
                 "app2",
@@ -569,7 +639,9 @@ async fn quality_metrics_is_exactly_the_stored_data(store: &Store) {
                 "2024-05-02T00:00:00Z",
                 -3.5e-7,
                 true,
-                t(5_000)
+                t(5_000),
+                "-05:00",
+                "2024-05-01"
             ),
         ]
     );
@@ -581,12 +653,12 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
         (key("join_room_success_rate"), "%", 90.0),
     ];
     // Streams are keyed by what they ask; people read their labels.
-    let labels: Vec<(String, String)> = ["a", "b", "c"]
+    let labels: Vec<(String, String, Vec<String>)> = ["a", "b", "c"]
         .iter()
-        .map(|k| (k.to_string(), format!("job-{k}/5min")))
+        .map(|k| (k.to_string(), format!("job-{k}/5min"), Vec::new()))
         .collect();
     store
-        .register_streams(&labels, " (replaced)")
+        .register_streams(&labels, " (replaced)", Some("0123456789abcdef"))
         .await
         .unwrap();
     // Stream a: settled, settled, then a failure, then a provisional window.
@@ -703,8 +775,9 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
     // A new query under a's label takes it; the old stream keeps its rows under another label.
     store
         .register_streams(
-            &[("a2".into(), "job-a/5min".into())],
+            &[("a2".into(), "job-a/5min".into(), Vec::new())],
             " (replaced 2024-05-02)",
+            None,
         )
         .await
         .unwrap();
@@ -889,6 +962,7 @@ async fn runs_round_trip(store: &Store) {
             inserted: 1000,
             updated: 20,
             unchanged: 5,
+            deleted: 4,
         },
         windows_ok: 9,
         windows_failed: 2,
@@ -1045,8 +1119,9 @@ fn day(d: i64) -> DateTime<Utc> {
 /// Two indicators by two dimensions, Chinese values among them, over two days: 12 points.
 /// `(key, unit, [value of day 0, value of day 1])`.
 fn distribution_series() -> Vec<(SeriesKey, &'static str, [f64; 2])> {
-    let d =
-        |ind: &str, dim: Dimension, v: &str| SeriesKey::distribution("app1", "native", ind, dim, v);
+    let d = |ind: &str, dim: Dimension, v: &str| {
+        SeriesKey::distribution("app1", "native", ind, dim, v, plus8())
+    };
     vec![
         (
             d("stall_rate", Dimension::Province, "广东"),
@@ -1078,11 +1153,20 @@ fn distribution_series() -> Vec<(SeriesKey, &'static str, [f64; 2])> {
 }
 
 fn distribution_batch(settled: bool, fetched_at: DateTime<Utc>) -> WindowBatch {
+    let window = Window::new(day(0), day(2));
+    let indicators = vec![
+        "stall_rate".to_string(),
+        "join_room_success_rate".to_string(),
+    ];
     WindowBatch {
         stream: "where/distribution".into(),
-        indicators: vec!["stall_rate".into(), "join_room_success_rate".into()],
-        window: Window::new(day(0), day(2)),
-        settled,
+        owners: indicators.clone(),
+        indicators,
+        window,
+        settled_until: all_or_none(settled, window),
+        // The rows of both dimensions are in one batch here; the scope names one of them.
+        scope: SeriesKey::distribution("app1", "native", "", Dimension::Province, "", plus8()),
+        timezone: TZ.into(),
         series: distribution_series()
             .into_iter()
             .map(|(key, unit, values)| SeriesPoints {
@@ -1118,6 +1202,8 @@ fn expected_distribution(settled: bool, at: DateTime<Utc>) -> Vec<DistributionRo
                 value: values[i as usize],
                 settled,
                 updated_at: at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                timezone: TZ.into(),
+                local_date: Some(format!("2024-05-0{}", i + 1)),
             })
         })
         .collect();
@@ -1142,7 +1228,7 @@ fn expected_distribution(settled: bool, at: DateTime<Utc>) -> Vec<DistributionRo
     rows
 }
 
-const DISTRIBUTION_COLUMNS: [&str; 9] = [
+const DISTRIBUTION_COLUMNS: [&str; 11] = [
     "app_id",
     "indicator",
     "dimension",
@@ -1152,6 +1238,8 @@ const DISTRIBUTION_COLUMNS: [&str; 9] = [
     "value",
     "settled",
     "updated_at",
+    "timezone",
+    "local_date",
 ];
 
 /// `SELECT * FROM quality_distribution` as BI reads it: the column names and the rows as
@@ -1160,7 +1248,7 @@ const DISTRIBUTION_COLUMNS: [&str; 9] = [
 async fn distribution_select_star(store: &Store) -> (Vec<String>, Vec<DistributionRow>) {
     let sql = "SELECT * FROM quality_distribution";
     macro_rules! row {
-        ($r:expr, $ts:expr, $at:expr) => {
+        ($r:expr, $ts:expr, $at:expr, $date:expr) => {
             DistributionRow {
                 app_id: $r.get(0),
                 indicator: $r.get(1),
@@ -1171,13 +1259,18 @@ async fn distribution_select_star(store: &Store) -> (Vec<String>, Vec<Distributi
                 value: $r.get(6),
                 settled: $r.get(7),
                 updated_at: $at,
+                timezone: $r.get(9),
+                local_date: $date,
             }
         };
     }
     let (columns, mut rows) = match store {
         Store::Sqlite(s) => {
             let rows = sqlx::query(sql).fetch_all(s.pool()).await.unwrap();
-            let out: Vec<_> = rows.iter().map(|r| row!(r, r.get(5), r.get(8))).collect();
+            let out: Vec<_> = rows
+                .iter()
+                .map(|r| row!(r, r.get(5), r.get(8), r.get(10)))
+                .collect();
             (column_names(&rows), out)
         }
         Store::Postgres(s) => {
@@ -1187,10 +1280,12 @@ async fn distribution_select_star(store: &Store) -> (Vec<String>, Vec<Distributi
                 .map(|r| {
                     let ts: DateTime<Utc> = r.get(5);
                     let at: DateTime<Utc> = r.get(8);
+                    let date: Option<chrono::NaiveDate> = r.get(10);
                     row!(
                         r,
                         ts.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                        at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                        date.map(|d| d.to_string())
                     )
                 })
                 .collect();
@@ -1224,13 +1319,20 @@ async fn quality_distribution_is_exactly_the_distribution_points(store: &Store) 
     // dimension keeps them apart.
     let list_key = SeriesKey {
         granularity: Granularity::Day,
+        grid_timezone: TZ.into(),
         ..key("stall_rate")
     };
     let list = WindowBatch {
         stream: "job/1d".into(),
         indicators: vec!["stall_rate".into()],
+        owners: vec!["stall_rate".into()],
         window: Window::new(day(0), day(2)),
-        settled: true,
+        settled_until: day(2),
+        scope: SeriesKey {
+            indicator: String::new(),
+            ..list_key.clone()
+        },
+        timezone: TZ.into(),
         series: vec![SeriesPoints {
             key: list_key,
             unit: "%".into(),
@@ -1270,6 +1372,8 @@ async fn quality_distribution_is_exactly_the_distribution_points(store: &Store) 
         value,
         settled: true,
         updated_at: t(100),
+        timezone: TZ.into(),
+        local_date: Some((ts + Duration::hours(8)).format("%Y-%m-%d").to_string()),
     };
     assert_eq!(rows, vec![metric(day(0), 7.0), metric(day(1), 8.0)]);
     assert_eq!(
@@ -1469,19 +1573,41 @@ async fn after_upgrade(store: &Store, points: Vec<(i64, String, f64, bool)>) {
     assert_eq!(points, expected_points());
     let metrics = store.metrics(None).await.unwrap();
     assert_eq!(metrics.len(), 4);
+    // Stored before time zones were recorded: none until a sync gives them the configured one.
+    assert!(
+        metrics
+            .iter()
+            .all(|m| m.timezone.is_empty() && m.local_date.is_none())
+    );
+    store.adopt_timezone(plus8()).await.unwrap();
+    let metrics = store.metrics(None).await.unwrap();
+    assert!(
+        metrics
+            .iter()
+            .all(|m| m.timezone == TZ && m.local_date.is_some()),
+        "{metrics:?}"
+    );
     assert!(store.distribution(None).await.unwrap().is_empty());
 
     // The stored day of series 3 again, unchanged: found by its key, nothing written.
+    let day_key = SeriesKey {
+        granularity: Granularity::Day,
+        grid_timezone: TZ.into(),
+        ..key("stall_rate")
+    };
     let same = WindowBatch {
         stream: "job/1d".into(),
         indicators: vec!["stall_rate".into()],
+        owners: vec!["stall_rate".into()],
         window: Window::new(day(0), day(1)),
-        settled: true,
+        settled_until: day(1),
+        scope: SeriesKey {
+            indicator: String::new(),
+            ..day_key.clone()
+        },
+        timezone: TZ.into(),
         series: vec![SeriesPoints {
-            key: SeriesKey {
-                granularity: Granularity::Day,
-                ..key("stall_rate")
-            },
+            key: day_key,
             unit: "%".into(),
             points: vec![Point {
                 ts: day(0),
@@ -1502,6 +1628,7 @@ async fn after_upgrade(store: &Store, points: Vec<(i64, String, f64, bool)>) {
                 "stall_rate",
                 Dimension::Province,
                 "广东",
+                plus8(),
             ),
             unit: "%".into(),
             points: vec![Point {
@@ -1509,6 +1636,7 @@ async fn after_upgrade(store: &Store, points: Vec<(i64, String, f64, bool)>) {
                 value: 4.0,
             }],
         }],
+        scope: SeriesKey::distribution("app1", "native", "", Dimension::Province, "", plus8()),
         ..same.clone()
     };
     assert_eq!(store.commit_window(&dist).await.unwrap(), counts(1, 0, 0));

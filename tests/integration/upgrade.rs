@@ -58,7 +58,8 @@ async fn upgrades_in_place_without_fetching_again(url: &str) {
     assert!(coverage_before.values().all(Option::is_some));
 
     // Before any sync, `plan` and `status` read them as the configured streams' checkpoints.
-    let (_, plan) = pipeline::make_plan(&settings, &ledger, &RunOptions::default(), now).unwrap();
+    let (adopted, _) = pipeline::adopted_ledger(&settings, &store).await.unwrap();
+    let (_, plan) = pipeline::make_plan(&settings, &adopted, &RunOptions::default(), now).unwrap();
     for sp in &plan.streams {
         let provisional_from = old_windows
             .iter()
@@ -74,7 +75,7 @@ async fn upgrades_in_place_without_fetching_again(url: &str) {
             "only the provisional tail: {sp:?}"
         );
     }
-    let mut status = Status::load(&store).await.unwrap();
+    let mut status = Status::load(&store, Some(&settings)).await.unwrap();
     status.judge(&settings, now, Duration::hours(36));
     assert!(status.never_synced.is_empty(), "{:?}", status.never_synced);
     assert!(
