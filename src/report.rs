@@ -317,6 +317,10 @@ pub struct Status {
     pub never_synced: Vec<String>,
     /// Stored streams that no configured job asks for any more (their points stay).
     pub not_configured: Vec<String>,
+    /// `(label, label of the stream it shares)`: configured streams that ask the same query as an
+    /// earlier one (rule 6), planned and stored as that one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<(String, String)>,
     /// One entry per problem of a configured stream; `None` without a configuration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problems: Option<Vec<StreamProblem>>,
@@ -405,23 +409,33 @@ impl Status {
         let mut problems = Vec::new();
         for stream in &configured {
             let health = health::assess(&settings.window, stream, &self.ledger, now);
-            if health.never_synced {
-                self.never_synced.push(stream.name.clone());
-            }
-            for problem in health.problems(max_age) {
-                problems.push(StreamProblem {
-                    message: ProblemLine(&stream.name, &problem).to_string(),
-                    stream: stream.name.clone(),
-                    problem,
+            // A stream that another job asks too (rule 6) is judged once and shown under every
+            // label, with the same numbers.
+            for label in stream.labels() {
+                if label != stream.name {
+                    self.aliases.push((label.to_string(), stream.name.clone()));
+                }
+                if health.never_synced {
+                    self.never_synced.push(label.to_string());
+                }
+                for problem in health.problems(max_age) {
+                    problems.push(StreamProblem {
+                        message: ProblemLine(label, &problem).to_string(),
+                        stream: label.to_string(),
+                        problem,
+                    });
+                }
+                self.health.push(health::StreamHealth {
+                    stream: label.to_string(),
+                    ..health.clone()
                 });
             }
-            self.health.push(health);
         }
         self.not_configured = self
             .streams
             .iter()
             .map(|s| s.coverage.stream.clone())
-            .filter(|name| !configured.iter().any(|c| &c.name == name))
+            .filter(|name| !configured.iter().any(|c| c.labels().any(|l| l == name)))
             .collect();
         self.problems = Some(problems);
     }
@@ -438,10 +452,15 @@ impl Status {
                 .health
                 .iter()
                 .map(|h| {
+                    let stored_as = self
+                        .aliases
+                        .iter()
+                        .find(|(alias, _)| *alias == h.stream)
+                        .map_or(h.stream.as_str(), |(_, first)| first.as_str());
                     let points = self
                         .streams
                         .iter()
-                        .find(|s| s.coverage.stream == h.stream)
+                        .find(|s| s.coverage.stream == stored_as)
                         .map_or(0, |s| s.coverage.points);
                     (h, points)
                 })
@@ -528,6 +547,12 @@ impl Status {
                     ts(last.window.end)
                 );
             }
+        }
+        for (alias, first) in &self.aliases {
+            let _ = writeln!(
+                out,
+                "{alias:<40} the same query as {first}: fetched and stored as one, see its line"
+            );
         }
         for name in &self.never_synced {
             let _ = writeln!(out, "{name:<40} never synced");

@@ -16,4 +16,5 @@ mod sim_helpers;
 mod simulator;
 mod state;
 mod store;
+mod trust;
 mod upgrade;
