@@ -393,7 +393,15 @@ async fn status(cli: &Cli, args: &StatusArgs) -> Result {
         (None, Some(s)) => s.database_url.clone(),
         (None, None) => database_url_only(cli)?,
     };
+    // Only `sync`, `migrate` and `demo` create a database; a health check of one that is not there
+    // is an error, not "never synced".
     let missing = crate::store::sqlite::file_missing(url.expose());
+    if missing && args.check {
+        return Err(Error::Failed(anyhow!(
+            "no database at {}: run `sync` first, or check `--database-url`",
+            crate::store::sqlite::path_of(url.expose()).display()
+        )));
+    }
     let store = if missing {
         None
     } else {
@@ -410,7 +418,7 @@ async fn status(cli: &Cli, args: &StatusArgs) -> Result {
     }
     let mut status = match &store {
         Some(store) => report::Status::load(store, settings.as_ref()).await?,
-        None => report::Status::default(),
+        None => report::Status::absent(),
     };
     if let Some(settings) = &settings {
         status.judge(settings, now(cli), args.max_age);

@@ -311,6 +311,9 @@ pub fn failure_json(
 /// more, and each configured stream's problems (`status --check`).
 #[derive(Debug, Default, Serialize)]
 pub struct Status {
+    /// Whether there is a database at all: before the first `sync`, every configured stream is
+    /// listed as never synced, and nothing is created.
+    pub database: Database,
     pub streams: Vec<StreamStatus>,
     pub last_run: Option<RunRow>,
     /// Configured streams with no checkpoint yet.
@@ -337,6 +340,15 @@ pub struct StreamStatus {
     pub coverage: CoverageRow,
     /// Windows that the next run fetches again, with why.
     pub open_windows: Vec<LedgerEntry>,
+}
+
+/// Whether `status` found a database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Database {
+    #[default]
+    Present,
+    Absent,
 }
 
 /// A problem of one stream, as data and as the line `status --check` prints.
@@ -400,6 +412,14 @@ impl Status {
             ledger,
             ..Status::default()
         })
+    }
+
+    /// The status of a database that does not exist yet.
+    pub fn absent() -> Status {
+        Status {
+            database: Database::Absent,
+            ..Status::default()
+        }
     }
 
     /// Judges the configured streams at `now`: never synced, no longer configured, and problems

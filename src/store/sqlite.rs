@@ -79,6 +79,11 @@ pub fn file_missing(url: &str) -> bool {
     url.trim_start().starts_with("sqlite:") && parse_path(url).is_ok_and(|p| !p.exists())
 }
 
+/// The file a `sqlite:` URL names, for messages (the URL itself when it names none).
+pub fn path_of(url: &str) -> PathBuf {
+    parse_path(url).unwrap_or_else(|_| PathBuf::from(url))
+}
+
 /// The path in `sqlite://PATH`, `sqlite:PATH` or `sqlite:///ABSOLUTE`; relative to the current directory.
 fn parse_path(url: &str) -> Result<PathBuf> {
     let trimmed = url.trim();

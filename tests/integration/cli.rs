@@ -581,14 +581,37 @@ async fn status_check_tells_an_operator_what_is_wrong(url: &str) {
     let partial = app_a_only_simulator().await;
     std::fs::write(&config, config_text(&partial.endpoint(), 50.0, "")).unwrap();
 
-    // Before the first sync: every configured stream was never synced; --json is JSON even so.
-    let (code, out, err) = check(&[]).await;
-    assert_eq!(code, 2, "{out}{err}");
-    assert_eq!(out.matches("never synced").count(), 4, "{out}");
-    let (code, out, _) = check(&["--json"]).await;
-    assert_eq!(code, 2);
-    let json: serde_json::Value = serde_json::from_str(&out).expect("always JSON");
-    assert_eq!(json["never_synced"].as_array().unwrap().len(), 4, "{out}");
+    if url.starts_with("sqlite:") {
+        // No database file yet: the health check says so (exit 1) and creates nothing (19.2).
+        let (code, out, err) = check(&[]).await;
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            err.contains("no database at") && err.contains("run `sync` first"),
+            "{err}"
+        );
+        let file = Path::new(url.trim_start_matches("sqlite://"));
+        assert!(!file.exists());
+        // Plain status says it is absent, lists every stream as never synced, and exits 0.
+        let (code, out, err) = run(cmd(dir.path())
+            .args(["status", "--json", "--database-url", url, "--config"])
+            .arg(&config))
+        .await;
+        assert_eq!(code, 0, "{err}");
+        let json: serde_json::Value = serde_json::from_str(&out).expect("always JSON");
+        assert_eq!(json["database"], "absent", "{out}");
+        assert_eq!(json["never_synced"].as_array().unwrap().len(), 4, "{out}");
+        assert!(!file.exists());
+    } else {
+        // Before the first sync: every configured stream was never synced; --json is JSON even so.
+        let (code, out, err) = check(&[]).await;
+        assert_eq!(code, 2, "{out}{err}");
+        assert_eq!(out.matches("never synced").count(), 4, "{out}");
+        let (code, out, _) = check(&["--json"]).await;
+        assert_eq!(code, 2);
+        let json: serde_json::Value = serde_json::from_str(&out).expect("always JSON");
+        assert_eq!(json["never_synced"].as_array().unwrap().len(), 4, "{out}");
+        assert_eq!(json["database"], "present", "{out}");
+    }
 
     let sync = async || {
         run(with_demo_keys(
