@@ -207,9 +207,9 @@ impl fmt::Display for ProblemLine<'_> {
                 available_end,
             } => write!(
                 f,
-                "{stream}: stale: {}, the API has data through {}; run `rtc-quality-sync sync` and read its errors, or see `status`",
+                "{stream}: stale: {}, the API has data until {} (exclusive); run `rtc-quality-sync sync` and read its errors, or see `status`",
                 covered_end.map_or("nothing fetched".into(), |t| format!(
-                    "covered through {}",
+                    "covered until {} (exclusive)",
                     ts(t)
                 )),
                 ts(*available_end)

@@ -338,8 +338,30 @@ pub struct Status {
 pub struct StreamStatus {
     #[serde(flatten)]
     pub coverage: CoverageRow,
+    /// For a stream of days (`1d`, distribution): the last local day its settled range holds whole
+    /// (`settled_through` is an exclusive end: the midnight after that day).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_settled_day: Option<chrono::NaiveDate>,
     /// Windows that the next run fetches again, with why.
     pub open_windows: Vec<LedgerEntry>,
+}
+
+/// The offset of a day grid, read from a stream's key (`1d` and distribution streams); `None` for
+/// `5min` streams and keys that name no offset.
+fn day_grid(key: &str) -> Option<chrono::FixedOffset> {
+    let v: serde_json::Value = serde_json::from_str(key).ok()?;
+    let days = v["granularity"] == "1d" || v["api"] == "ListQualityDistribution";
+    days.then(|| crate::domain::parse_offset(v["timezone"].as_str()?))
+        .flatten()
+}
+
+/// `settled_through` as people read it: an exclusive end, and for a day grid the last whole day.
+fn settled_cell(s: &StreamStatus) -> String {
+    match (s.coverage.settled_through, s.last_settled_day) {
+        (None, _) => "-".into(),
+        (Some(t), Some(day)) => format!("{} (through {day})", ts(t)),
+        (Some(t), None) => ts(t),
+    }
 }
 
 /// Whether `status` found a database.
@@ -400,8 +422,12 @@ impl Status {
                         }),
                     }
                 }
+                let grid = keys.iter().find_map(|k| day_grid(k));
                 StreamStatus {
                     open_windows: open,
+                    last_settled_day: grid.zip(c.settled_through).map(|(tz, t)| {
+                        (t.with_timezone(&tz) - chrono::Duration::days(1)).date_naive()
+                    }),
                     coverage: c,
                 }
             })
@@ -506,9 +532,9 @@ impl Status {
         }
         let _ = writeln!(
             out,
-            "{:<40} {:<21} {:>11} {:>6} {:>8} {:>10} {:<21}",
+            "{:<40} {:<38} {:>11} {:>6} {:>8} {:>10} {:<21}",
             "stream",
-            "settled through",
+            "settled until (exclusive)",
             "provisional",
             "failed",
             "missing",
@@ -519,9 +545,9 @@ impl Status {
             let c = &s.coverage;
             let _ = writeln!(
                 out,
-                "{:<40} {:<21} {:>11} {:>6} {:>8} {:>10} {:<21}",
+                "{:<40} {:<38} {:>11} {:>6} {:>8} {:>10} {:<21}",
                 c.stream,
-                c.settled_through.map(ts).unwrap_or_else(|| "-".into()),
+                settled_cell(s),
                 c.provisional_windows,
                 c.failed_windows,
                 c.missing_buckets

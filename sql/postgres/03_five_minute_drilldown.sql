@@ -1,13 +1,8 @@
--- Five-minute drill-down of the most recent complete day (+08:00 days; change the offset to yours).
--- The offset is an INTERVAL: a bare '+08:00' string is read as a POSIX zone, which means UTC-8.
-WITH day AS (
-  SELECT (date_trunc('day', max(ts) AT TIME ZONE INTERVAL '+08:00') - interval '1 day')
-           AT TIME ZONE INTERVAL '+08:00' AS start_utc
-  FROM quality_metrics WHERE granularity = '5min'
-)
-SELECT app_id, indicator, ts, value, settled
-FROM quality_metrics, day
+-- Five-minute drill-down of the most recent complete local day: the day before the newest bucket's
+-- `local_date` (the day in the series' offset, `timezone`), whose 288 buckets have all arrived.
+WITH newest AS (SELECT max(local_date) AS day FROM quality_metrics WHERE granularity = '5min')
+SELECT app_id, indicator, ts, local_date, value, settled
+FROM quality_metrics, newest
 WHERE granularity = '5min'
-  AND ts >= day.start_utc
-  AND ts <  day.start_utc + interval '1 day'
+  AND local_date = newest.day - 1
 ORDER BY app_id, indicator, ts;

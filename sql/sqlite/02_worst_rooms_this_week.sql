@@ -1,12 +1,15 @@
--- Worst rooms of the last 7 days by average stall rate (rooms configured as jobs with room_id).
+-- Worst rooms of the last 7 settled local days by average stall rate (rooms configured as jobs with
+-- room_id): days are `local_date`s, and only final (settled) days count, so a week is 7 whole days.
 -- Each room's days are averaged within one series only (one filter set), never across filters.
+WITH last AS (SELECT max(local_date) AS day FROM quality_metrics WHERE granularity = '1d' AND settled)
 SELECT app_id, room_id, product_type, os, access, user_ids, indicator,
        round(avg(value), 2) AS avg_value, count(*) AS days
-FROM quality_metrics
+FROM quality_metrics, last
 WHERE granularity = '1d'
+  AND settled
   AND room_id <> ''
   AND indicator LIKE '%stall_rate'
-  AND ts >= strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days')
+  AND local_date > date(last.day, '-7 days')
 GROUP BY app_id, room_id, product_type, os, access, user_ids, indicator
 ORDER BY avg_value DESC
 LIMIT 10;

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 use rtc_quality_sync::config::Settings;
 use rtc_quality_sync::domain::{LedgerEntry, RunStatus, WindowState};
 use rtc_quality_sync::planner;
@@ -165,13 +165,17 @@ fn distribution_means(
     dimension: &str,
     suffix: &str,
 ) -> Vec<(String, String, String, String, f64, i64)> {
-    let since = loaded.now - Duration::days(7);
+    let days = last_settled_days(
+        loaded
+            .distribution
+            .iter()
+            .filter(|r| r.settled)
+            .filter_map(|r| r.local_date.as_deref()),
+    );
     let mut groups: BTreeMap<(String, String, String, String), Vec<f64>> = BTreeMap::new();
     for r in &loaded.distribution {
-        let ts = DateTime::parse_from_rfc3339(&r.ts)
-            .unwrap()
-            .with_timezone(&Utc);
-        if r.dimension == dimension && r.indicator.ends_with(suffix) && ts >= since {
+        let in_week = r.local_date.as_deref().is_some_and(|d| days.contains(d));
+        if r.dimension == dimension && r.indicator.ends_with(suffix) && r.settled && in_week {
             groups
                 .entry((
                     r.app_id.clone(),
@@ -196,6 +200,15 @@ fn distribution_means(
                 values.len() as i64,
             )
         })
+        .collect()
+}
+
+/// "The last 7 settled local days": the newest settled `local_date` and the 6 before it, as text.
+fn last_settled_days<'a>(settled_days: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+    let newest = settled_days.max().expect("a settled day");
+    let newest = NaiveDate::parse_from_str(newest, "%Y-%m-%d").unwrap();
+    (0..7)
+        .map(|i| (newest - Duration::days(i)).to_string())
         .collect()
 }
 
@@ -371,6 +384,11 @@ fn in_range(indicator: &str, v: f64) -> bool {
     }
 }
 
+/// A boolean column as SQLite (0/1) or PostgreSQL (true/false) answers it.
+fn truthy(v: &Value) -> bool {
+    v.as_bool().unwrap_or_else(|| v.as_i64() == Some(1))
+}
+
 fn local_day(t: DateTime<Utc>) -> NaiveDate {
     t.with_timezone(&FixedOffset::east_opt(8 * 3600).unwrap())
         .date_naive()
@@ -441,6 +459,8 @@ fn check_distribution(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loade
     assert!(got.iter().any(|r| r.3 == "广东"), "06: {got:?}");
     let expected = distribution_means(loaded, "Province", "stall_rate");
     assert_means("06", &got, &expected, true, None);
+    // "The last 7 days" are 7 whole settled local days: a province with traffic every day has 7.
+    assert_eq!(got.iter().map(|r| r.5).max(), Some(7), "06: {got:?}");
 
     // 07: the ten highest (series, network type) means.
     let got = distribution_rows(&results["07_worst_network_types.sql"], "access");
@@ -451,6 +471,7 @@ fn check_distribution(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loade
     let got = distribution_rows(&results["08_join_success_by_country.sql"], "country");
     let expected = distribution_means(loaded, "Country", "join_room_success_rate");
     assert_means("08", &got, &expected, false, None);
+    assert_eq!(got.iter().map(|r| r.5).max(), Some(7), "08: {got:?}");
 }
 
 fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &str) {
@@ -490,7 +511,7 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
             owned(ts),
         )
     };
-    let daily: BTreeMap<SeriesDay, f64> = points
+    let daily: BTreeMap<SeriesDay, (f64, bool)> = points
         .iter()
         .filter(|p| p.granularity == "1d" && p.room_id.is_empty())
         .map(|p| {
@@ -501,15 +522,16 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
                 &p.access,
                 &p.user_ids,
                 &p.indicator,
-                &p.ts,
+                p.local_date.as_deref().unwrap(),
             );
-            (k, p.value)
+            (k, (p.value, p.settled))
         })
         .collect();
     let mut seen = BTreeSet::new();
     let mut days_per_series: BTreeMap<(String, String), usize> = BTreeMap::new();
     for r in trend {
-        let (ind, day) = (text(r, "indicator"), time(r, "day"));
+        // The day is the local date a chart groups by, the series' own (+08:00) day.
+        let (ind, day) = (text(r, "indicator"), text(r, "day"));
         let k = key(
             text(r, "app_id"),
             text(r, "product_type"),
@@ -517,27 +539,22 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
             text(r, "access"),
             text(r, "user_ids"),
             ind,
-            &day.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            day,
         );
         assert!(seen.insert(k.clone()), "01: two rows for {k:?}: {trend:?}");
-        // The queries' now() ran after the backfill's `now`: their days are no older than this.
+        let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
         assert!(
-            day >= now - Duration::days(30) - Duration::minutes(5),
+            date > local_day(now) - Duration::days(31),
             "01: {day} is older than 30 days"
-        );
-        assert_eq!(
-            day.with_timezone(&FixedOffset::east_opt(8 * 3600).unwrap())
-                .hour(),
-            0,
-            "01: a day starts at +08:00 midnight"
         );
         let v = num(r, "value");
         assert!(in_range(ind, v), "01: {ind} = {v} is out of range");
-        let stored = daily[&k];
+        let (stored, settled) = daily[&k];
         assert!(
             (v - stored).abs() < 0.005,
             "01: {k:?}: {v} but stored {stored}"
         );
+        assert_eq!(truthy(&r["settled"]), settled, "01: {k:?}");
         assert_eq!(text(r, "unit"), "%");
         *days_per_series
             .entry((
@@ -573,7 +590,7 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
             text(r, "app_id").to_string(),
             text(r, "os").to_string(),
             text(r, "indicator").to_string(),
-            time(r, "day"),
+            text(r, "day").to_string(),
         )
     };
     assert!(
@@ -590,14 +607,40 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
         "02: {worst:?}"
     );
     assert_eq!(worst.len(), 6, "02: two stall rates per room: {worst:?}");
+    // "This week" is the last 7 settled local days: each room's mean over exactly those days.
+    let week = last_settled_days(
+        points
+            .iter()
+            .filter(|p| p.granularity == "1d" && p.settled)
+            .filter_map(|p| p.local_date.as_deref()),
+    );
     for r in worst {
         assert!(text(r, "indicator").ends_with("stall_rate"));
         assert!(in_range("stall_rate", num(r, "avg_value")), "02: {r:?}");
+        let values: Vec<f64> = points
+            .iter()
+            .filter(|p| {
+                p.granularity == "1d"
+                    && p.settled
+                    && p.app_id == text(r, "app_id")
+                    && p.room_id == text(r, "room_id")
+                    && p.indicator == text(r, "indicator")
+                    && p.local_date.as_deref().is_some_and(|d| week.contains(d))
+            })
+            .map(|p| p.value)
+            .collect();
+        assert_eq!(num(r, "days") as usize, values.len(), "02: {r:?}");
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
         assert!(
-            (1.0..=7.0).contains(&num(r, "days")),
-            "02: more than a week: {r:?}"
+            (num(r, "avg_value") - mean).abs() <= 0.0101,
+            "02: {r:?}, expected {mean}"
         );
     }
+    assert_eq!(
+        worst.iter().map(|r| num(r, "days") as i64).max(),
+        Some(7),
+        "02: a week of 7 whole days: {worst:?}"
+    );
     assert!(
         worst
             .windows(2)
@@ -614,6 +657,12 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
         .max()
         .unwrap();
     let expected_day = local_day(newest).pred_opt().unwrap();
+    assert!(
+        drill
+            .iter()
+            .all(|r| text(r, "local_date") == expected_day.to_string()),
+        "03: every row of the local day {expected_day}"
+    );
     let mut per_series: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for r in drill {
         let ts = time(r, "ts");

@@ -695,7 +695,7 @@ async fn status_check_tells_an_operator_what_is_wrong(url: &str) {
     assert_eq!(code, 2, "{out}");
     assert_eq!(
         out.lines()
-            .filter(|l| l.contains(": stale: covered through"))
+            .filter(|l| l.contains(": stale: covered until"))
             .count(),
         4,
         "{out}"
