@@ -8,6 +8,7 @@ mod cli;
 mod compose;
 mod distribution;
 mod distribution_sync;
+mod first_week;
 mod helpers;
 mod kill;
 mod pipeline;
