@@ -12,7 +12,9 @@ use anyhow::{Context, anyhow};
 use chrono::Utc;
 
 use crate::api::client::{Client, request_for};
-use crate::cli::{Cli, Command, DemoArgs, PlanArgs, RangeArgs, SimulateArgs, StatusArgs, SyncArgs};
+use crate::cli::{
+    Cli, Command, DemoArgs, PlanArgs, PruneArgs, RangeArgs, SimulateArgs, StatusArgs, SyncArgs,
+};
 use crate::config::{Credentials, DatabaseUrl, Settings};
 use crate::domain::RunStatus;
 use crate::error::{Error, Outcome};
@@ -65,6 +67,7 @@ async fn dispatch(cli: &Cli) -> Result {
         Command::Status(args) => status(cli, args).await,
         Command::Check => check(cli).await,
         Command::Migrate => migrate(cli).await,
+        Command::Prune(args) => prune(cli, args).await,
         Command::Init(args) => init(&args.path),
         Command::Simulate(args) => simulate(args).await,
         Command::Demo(args) => demo(cli, args).await,
@@ -490,6 +493,129 @@ async fn migrate(cli: &Cli) -> Result {
     store.close().await;
     released?;
     say!("migrations applied to {url}");
+    Ok(Outcome::Done)
+}
+
+/// `prune`: removes the retired streams of this configuration's account (see `crate::prune`).
+async fn prune(cli: &Cli, args: &PruneArgs) -> Result {
+    let settings = load_settings(cli)?;
+    let account = Credentials::from_env()?.map(|c| c.account_id());
+    if account.is_none() && !args.dry_run {
+        return Err(Error::Failed(anyhow!(
+            "prune removes only this account's streams, and the account is known from its access key: \
+             set VOLC_ACCESSKEY (or VOLCENGINE_ACCESS_KEY) as `sync` has it, or list with --dry-run"
+        )));
+    }
+    let url = &settings.database_url;
+    if crate::store::sqlite::file_missing(url.expose()) {
+        say!("no database at {url}: nothing to prune");
+        return Ok(Outcome::Done);
+    }
+    let (store, lock) = open_locked(url, "prune").await?;
+    let done = prune_locked(&settings, &store, account.as_deref(), args).await;
+    let released = lock.release().await;
+    store.close().await;
+    released?;
+    done
+}
+
+async fn prune_locked(
+    settings: &Settings,
+    store: &Store,
+    account: Option<&str>,
+    args: &PruneArgs,
+) -> Result {
+    use crate::prune::{Owner, query_of, removable, retired};
+    let configured = settings.streams();
+    let (_, adoptions) = pipeline::adopted_ledger(settings, store).await?;
+    let adoptable = adoptions.iter().map(|a| a.from.clone()).collect();
+    let stored = store.stream_accounts().await?;
+    let retired = retired(&configured, &stored, &adoptable, account);
+    for label in &args.streams {
+        if !retired.iter().any(|r| &r.label == label) {
+            let known: Vec<&str> = retired.iter().map(|r| r.label.as_str()).collect();
+            return Err(Error::usage(anyhow!(
+                "--stream {label:?} is not a retired stream; the retired ones are: {}",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    let named = |label: &str| args.streams.is_empty() || args.streams.iter().any(|s| s == label);
+    if retired.is_empty() {
+        say!("no retired stream: every stored stream is asked by the configuration");
+        return Ok(Outcome::Done);
+    }
+    say!(
+        "{:<48} {:>11} {:>6} {:>8}  {}",
+        "retired stream",
+        "checkpoints",
+        "series",
+        "points",
+        if args.dry_run { "would be" } else { "" }
+    );
+    let (mut removed, mut points_removed) = (0, 0);
+    for r in retired.iter().filter(|r| named(&r.label)) {
+        let checkpoints = store.ledger(Some(&r.key)).await?.len();
+        let mut series = Vec::new();
+        let mut points = 0;
+        if let Some(q) = query_of(&r.key) {
+            for (id, name, value, grid, n) in store
+                .query_series(&q.scope, q.grid_timezone.as_deref())
+                .await?
+            {
+                if removable(&q, (&name, &value, &grid), &configured) {
+                    series.push(id);
+                    points += n;
+                }
+            }
+        }
+        let verdict = match &r.owner {
+            Owner::Ours => None,
+            Owner::Unknown if !args.streams.is_empty() => None,
+            Owner::Unknown => Some(
+                "kept: stored before accounts were recorded; name it with --stream to remove it",
+            ),
+            Owner::Other(_) => Some("kept: another account's stream; its own machine prunes it"),
+        };
+        let verdict = match (verdict, args.dry_run) {
+            (Some(kept), _) => kept,
+            (None, true) => "removed",
+            (None, false) => {
+                store.prune(&r.key, &series).await?;
+                "removed"
+            }
+        };
+        if verdict == "removed" {
+            removed += 1;
+            points_removed += points;
+        }
+        say!(
+            "{:<48} {:>11} {:>6} {:>8}  {verdict}",
+            r.label,
+            checkpoints,
+            series.len(),
+            points
+        );
+    }
+    let what = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    say!(
+        "{what} {removed} retired stream{} and {points_removed} point{}{}",
+        if removed == 1 { "" } else { "s" },
+        if points_removed == 1 { "" } else { "s" },
+        if args.dry_run {
+            "; run without --dry-run to do it"
+        } else {
+            ""
+        }
+    );
     Ok(Outcome::Done)
 }
 

@@ -90,6 +90,15 @@ pub enum Command {
     Check,
     /// Apply the schema migrations (every other command applies them too).
     Migrate,
+    /// Delete the retired streams that `status` lists: their points, coverage and checkpoints.
+    ///
+    /// A stream is retired when no job, distribution or rooms block of the configuration asks its
+    /// query any more (a renamed app, an edited filter, a changed window.timezone). Only streams of
+    /// this configuration's account are removed (the account is known from VOLC_ACCESSKEY, stored
+    /// as a hash); another account's are listed apart and never touched, and one stored before
+    /// accounts were recorded only when named with --stream. A series that a configured query asks
+    /// for is never deleted. Try --dry-run first.
+    Prune(PruneArgs),
     /// Write the commented default configuration to PATH (default: config/default.toml), to edit.
     ///
     /// Refuses to overwrite a file that exists.
@@ -165,6 +174,16 @@ pub struct StatusArgs {
     /// for node_exporter's textfile collector.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PruneArgs {
+    /// List what would be deleted, with row counts, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only this retired stream, by the label `status` shows (repeatable).
+    #[arg(long = "stream", value_name = "LABEL")]
+    pub streams: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod planner;
 pub mod progress;
+pub mod prune;
 pub mod redact;
 pub mod report;
 pub mod shutdown;

@@ -606,7 +606,7 @@ impl Status {
         for name in &self.not_configured {
             let _ = writeln!(
                 out,
-                "{name:<40} no longer configured: its points stay, nothing fetches it"
+                "{name:<40} retired: no job asks it any more; its points stay until `rtc-quality-sync prune` removes them"
             );
         }
         if let Some(r) = &self.last_run {

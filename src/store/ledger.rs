@@ -16,6 +16,10 @@ use crate::domain::{
 };
 use crate::planner;
 
+/// A `sync_streams` row: its key, its label and the account that asked it (`None`: stored before
+/// accounts were recorded).
+pub type StoredStream = (String, String, Option<String>);
+
 /// One backend's handle for a statement written once.
 pub(super) enum On<S, P> {
     Sqlite(S),
@@ -164,6 +168,16 @@ const LAST_SUCCESSFUL_RUN: &str = "SELECT id, mode, started_at, finished_at, sta
      windows_failed, points_deleted FROM sync_runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1";
 
 const STREAM_LABELS: &str = "SELECT stream, label FROM sync_streams ORDER BY stream";
+
+const STREAM_ACCOUNTS: &str =
+    "SELECT stream, label, account FROM sync_streams ORDER BY label, stream";
+
+// The series a stored stream's query holds, any grid when `$9` is NULL, with their point counts.
+const QUERY_SERIES: &str = "SELECT s.id, s.indicator, s.dimension_value, s.grid_timezone, \
+     (SELECT count(*) FROM points p WHERE p.series_id = s.id) FROM series s \
+     WHERE s.app_id = $1 AND s.room_id = $2 AND s.granularity = $3 AND s.product_type = $4 \
+     AND s.os = $5 AND s.access = $6 AND s.user_ids = $7 AND s.dimension = $8 \
+     AND (CAST($9 AS TEXT) IS NULL OR s.grid_timezone = $9)";
 
 const COVERAGE: &str = "SELECT stream, settled_through, provisional_windows, failed_windows, points, \
      last_run_at, missing_buckets FROM sync_coverage ORDER BY stream";
@@ -567,6 +581,71 @@ pub(super) async fn stream_labels(pools: Pools<'_>) -> Result<Vec<(String, Strin
         "reading sync_streams",
         decode::key_label
     )
+}
+
+/// `(key, label, account)` of every stream the database knows, by label.
+pub(super) async fn stream_accounts(pools: Pools<'_>) -> Result<Vec<StoredStream>> {
+    on!(pools, e => {
+        sqlx::query_as(STREAM_ACCOUNTS)
+            .fetch_all(e)
+            .await
+            .map_err(db("reading sync_streams"))
+    })
+}
+
+/// `(id, returned name, dimension value, grid offset, points)` of the series in `scope` (its
+/// `indicator` and `dimension_value` ignored), on the grid `grid_timezone` or on any.
+pub(super) async fn query_series(
+    pools: Pools<'_>,
+    scope: &SeriesKey,
+    grid_timezone: Option<&str>,
+) -> Result<Vec<(i64, String, String, String, i64)>> {
+    on!(pools, e => {
+        sqlx::query_as(QUERY_SERIES)
+            .bind(&scope.app_id)
+            .bind(&scope.room_id)
+            .bind(scope.granularity.as_str())
+            .bind(&scope.product_type)
+            .bind(&scope.os)
+            .bind(&scope.access)
+            .bind(&scope.user_ids)
+            .bind(&scope.dimension)
+            .bind(grid_timezone)
+            .fetch_all(e)
+            .await
+            .map_err(db("reading a stream's series"))
+    })
+}
+
+/// Deletes a retired stream in one transaction: the points and rows of `series`, its ledger rows
+/// and its name.
+pub(super) async fn prune(writer: Writer<'_>, key: &str, series: &[i64]) -> Result<()> {
+    on!(writer, e => {
+        let mut tx = sqlx::Connection::begin(e)
+            .await
+            .map_err(db("starting a transaction"))?;
+        for id in series {
+            for sql in [
+                "DELETE FROM points WHERE series_id = $1",
+                "DELETE FROM series WHERE id = $1",
+            ] {
+                sqlx::query(sql)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("removing a retired stream's points"))?;
+            }
+        }
+        for sql in [DELETE_STREAM_ROWS, DELETE_STREAM] {
+            sqlx::query(sql)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("removing a retired stream's checkpoints"))?;
+        }
+        tx.commit().await.map_err(db("removing a retired stream"))?;
+    });
+    Ok(())
 }
 
 /// The `sync_coverage` view, ordered by stream.

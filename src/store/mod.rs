@@ -39,6 +39,7 @@ use crate::domain::{
 
 pub(crate) use error::db;
 pub use error::{Result, StoreError};
+pub use ledger::StoredStream;
 pub use lock::StoreLock;
 pub use postgres::{PgLock, PgStore};
 pub use rows::{CoverageRow, DistributionRow, MetricRow, RunRow};
@@ -283,6 +284,27 @@ impl Store {
     /// `(key, label)` of every stream the database knows.
     pub async fn stream_labels(&self) -> Result<Vec<(String, String)>> {
         ledger::stream_labels(self.pools()).await
+    }
+
+    /// `(key, label, account)` of every stream the database knows, by label.
+    pub async fn stream_accounts(&self) -> Result<Vec<ledger::StoredStream>> {
+        ledger::stream_accounts(self.pools()).await
+    }
+
+    /// The series of one query (`scope`'s `indicator` and `dimension_value` ignored), on the grid
+    /// `grid_timezone` or on any: `(id, returned name, dimension value, grid offset, points)`.
+    pub async fn query_series(
+        &self,
+        scope: &crate::domain::SeriesKey,
+        grid_timezone: Option<&str>,
+    ) -> Result<Vec<(i64, String, String, String, i64)>> {
+        ledger::query_series(self.pools(), scope, grid_timezone).await
+    }
+
+    /// Removes a retired stream in one transaction: the points and rows of `series`, its ledger
+    /// rows and its name (`prune`).
+    pub async fn prune(&self, key: &str, series: &[i64]) -> Result<()> {
+        ledger::prune(self.writer().await?.on(), key, series).await
     }
 
     /// The `sync_coverage` view, ordered by stream.
