@@ -8,10 +8,14 @@ use serde::de::IgnoredAny;
 
 use crate::api::error::ApiError;
 use crate::api::wire::Envelope;
+use crate::text::escape_controls;
 
 /// The part of `client::interpret` every action shares: the envelope alone. An error (a non-2xx status or a
 /// `ResponseMetadata.Error`) is returned as such even when `Result` is malformed; on success, the
 /// `RequestId` (empty if none).
+///
+/// The API's own text (`Code`, `Message`, `RequestId`) leaves here with its control characters
+/// escaped, so every message, log field and ledger row built from it is clean.
 pub fn check_envelope(
     status: u16,
     retry_after: Option<Duration>,
@@ -29,25 +33,26 @@ pub fn check_envelope(
         }
         Err(e) => return Err(e),
     };
-    let request_id = Some(meta.request_id.clone()).filter(|id| !id.is_empty());
+    let request_id = escape_controls(&meta.request_id).into_owned();
+    let rid = Some(request_id.clone()).filter(|id| !id.is_empty());
     if let Some(error) = meta.error {
         return Err(ApiError::Api {
             status,
-            code: error.code,
+            code: escape_controls(&error.code).into_owned(),
             code_n: error.code_n,
-            message: error.message,
-            request_id,
+            message: escape_controls(&error.message).into_owned(),
+            request_id: rid,
             retry_after,
         });
     }
     if !success {
         return Err(ApiError::Status {
             status,
-            request_id,
+            request_id: rid,
             retry_after,
         });
     }
-    Ok(meta.request_id)
+    Ok(request_id)
 }
 
 /// `client::require_requested`'s rule over the returned names alone, for every action: a
@@ -67,7 +72,10 @@ pub fn require_names(
     }
     Err(ApiError::MissingIndicators {
         missing,
-        returned: returned.iter().map(|n| n.to_string()).collect(),
+        returned: returned
+            .iter()
+            .map(|n| escape_controls(n).into_owned())
+            .collect(),
         request_id: Some(request_id.to_string()).filter(|id| !id.is_empty()),
     })
 }
@@ -77,18 +85,19 @@ pub fn parse<T: serde::de::DeserializeOwned>(
     body: &[u8],
     request_id: Option<&str>,
 ) -> Result<T, ApiError> {
+    // serde's message may quote the answer's own text (an unknown variant, a key in the path).
     let error = |path: String, e: serde_json::Error| {
         let not_json = !e.is_data();
         ApiError::InvalidResponse {
             path: if not_json || path == "." {
                 "body".to_string()
             } else {
-                path
+                escape_controls(&path).into_owned()
             },
             what: if not_json {
-                format!("not JSON ({e})")
+                format!("not JSON ({})", escape_controls(&e.to_string()))
             } else {
-                e.to_string()
+                escape_controls(&e.to_string()).into_owned()
             },
             request_id: request_id.map(str::to_string),
             not_json,

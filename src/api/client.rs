@@ -350,19 +350,19 @@ pub fn interpret(
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> Result<Fetched, ApiError> {
+    // The RequestId comes back with its control characters escaped (`check_envelope`).
     let request_id = check_envelope(status, retry_after, body)?;
-    let request_id = Some(request_id).filter(|id| !id.is_empty());
-    let envelope = parse::<Envelope<ListQualityResult>>(body, request_id.as_deref())?;
+    let rid = Some(request_id.clone()).filter(|id| !id.is_empty());
+    let envelope = parse::<Envelope<ListQualityResult>>(body, rid.as_deref())?;
     let invalid = |path: String, what: String| ApiError::InvalidResponse {
         path,
         what,
-        request_id: request_id.clone(),
+        request_id: rid.clone(),
         not_json: false,
     };
     let result = envelope
         .result
         .ok_or_else(|| invalid("Result".into(), "missing from a successful response".into()))?;
-    let meta = envelope.response_metadata;
 
     let mut indicators = Vec::with_capacity(result.indicators.len());
     for (i, indicator) in result.indicators.into_iter().enumerate() {
@@ -399,7 +399,7 @@ pub fn interpret(
         });
     }
     Ok(Fetched {
-        request_id: meta.request_id,
+        request_id,
         indicators,
     })
 }
@@ -660,6 +660,80 @@ mod tests {
             if let Some(id) = request_id {
                 assert!(text.contains(&format!("RequestId {id}")), "{text}");
             }
+        }
+    }
+
+    /// Issue 18 item 13: a newline in the API's text would start a forged log line, an ESC or BEL
+    /// would drive the terminal. Every error and every RequestId built from an answer is clean.
+    #[test]
+    fn item_13_api_text_is_escaped_in_every_message() {
+        // JSON escapes: the parsed Message holds a real newline, ESC and BEL.
+        let forged = r"boom\n2026-01-01T00:00:00Z  INFO run finished status=ok\u001b[2J\u0007";
+        let body = format!(
+            r#"{{"ResponseMetadata":{{"RequestId":"rid\r\n9","Error":{{"Code":"InternalError\n","Message":"{forged}"}}}}}}"#
+        );
+        let e = interpret(500, None, body.as_bytes()).unwrap_err();
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(
+            text.contains(r"boom\n2026-01-01T00:00:00Z  INFO run finished status=ok\u{1b}[2J\u{7}"),
+            "{text}"
+        );
+        assert_eq!(e.request_id(), Some(r"rid\r\n9"));
+        assert_eq!(e.code(), Some(r"InternalError\n"));
+        assert_eq!(e.label(), r"InternalError\n");
+        // Still classified by what the code says: a server fault, retried.
+        assert!(e.is_retryable());
+
+        // A successful answer's RequestId (stored in the ledger, shown by `status`), and the names a
+        // missing-indicator error lists.
+        let body = r#"{"ResponseMetadata":{"RequestId":"rid\u001b]0;owned\u0007"},
+            "Result":{"Indicators":[{"Name":"other","Unit":"%","Data":[]}]}}"#;
+        let f = interpret(200, None, body.as_bytes()).unwrap();
+        assert_eq!(f.request_id, r"rid\u{1b}]0;owned\u{7}");
+        let e = require_requested(f, &["stall_rate".to_string()]).unwrap_err();
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains(r"RequestId rid\u{1b}]0;owned\u{7}"), "{text}");
+
+        // Errors built elsewhere are escaped where they are shown.
+        let e = ApiError::Api {
+            status: 400,
+            code: "Bad\u{7}".into(),
+            code_n: None,
+            message: "a\nb".into(),
+            request_id: Some("r\n".into()),
+            retry_after: None,
+        };
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(
+            text.contains(r"api error Bad\u{7} (http 400, RequestId r\n): a\nb"),
+            "{text}"
+        );
+        for e in [
+            ApiError::InvalidResponse {
+                path: "Result.Indicators[0].Name".into(),
+                what: "x\u{1b}y".into(),
+                request_id: Some("r\t".into()),
+                not_json: false,
+            },
+            ApiError::MissingIndicators {
+                missing: vec!["stall_rate".into()],
+                returned: vec!["a\nb".into()],
+                request_id: None,
+            },
+            ApiError::Network {
+                message: "reset\r\n".into(),
+            },
+            ApiError::Status {
+                status: 502,
+                request_id: Some("\u{0}".into()),
+                retry_after: None,
+            },
+        ] {
+            let text = e.to_string();
+            assert!(!text.chars().any(char::is_control), "{text:?}");
         }
     }
 

@@ -2,9 +2,14 @@
 //!
 //! **Invariant:** the retry decision lives in [`classify`] (and [`ApiError::class`], which feeds it),
 //! exactly as `volc-openapi.md` section 2 lists it; the fetcher and the pipeline only ask. No variant
-//! ever holds a secret, a signature or a raw response body.
+//! ever holds a secret, a signature or a raw response body, and no `Display` prints a control
+//! character: text from the API (codes, messages, request ids, names) is escaped with
+//! [`escape_controls`] where the error is built and again where it is shown, so it can neither forge a
+//! log line nor move the terminal.
 
 use std::time::{Duration, SystemTime};
+
+use crate::text::escape_controls;
 
 /// The most a server's `Retry-After` can make one retry wait: a confused proxy must not park a run for hours.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
@@ -59,20 +64,27 @@ pub enum ApiError {
     },
     /// Connecting, sending or receiving failed below HTTP.
     #[error(
-        "network error calling the api: {message}; check source.endpoint and this machine's network"
+        "network error calling the api: {}; check source.endpoint and this machine's network",
+        escape_controls(.message)
     )]
     Network { message: String },
     /// No connection could be made (refused, no such host, no route): still retried, since a network
     /// can come back, but once retries are exhausted every call would fail alike.
     #[error(
-        "cannot reach the api at source.endpoint: {message}; check source.endpoint, and this machine's network, proxy and DNS"
+        "cannot reach the api at source.endpoint: {}; check source.endpoint, and this machine's network, proxy and DNS",
+        escape_controls(.message)
     )]
     Unreachable { message: String },
     /// No complete response within `source.timeout_secs`.
     #[error("the api did not answer within {} s; raise source.timeout_secs if this persists", .after.as_secs_f64())]
     Timeout { after: Duration },
     /// The response is not what the API documents. `path` names the field, e.g. `Result.Indicators[0].Data[3].Value`.
-    #[error("invalid response: {path}: {what}{}", rid(.request_id))]
+    #[error(
+        "invalid response: {}: {}{}",
+        escape_controls(.path),
+        escape_controls(.what),
+        rid(.request_id)
+    )]
     InvalidResponse {
         path: String,
         what: String,
@@ -104,7 +116,7 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     /// The HTTP client could not be built from the settings.
-    #[error("cannot set up the http client: {message}")]
+    #[error("cannot set up the http client: {}", escape_controls(.message))]
     Setup { message: String },
 }
 
@@ -121,7 +133,7 @@ fn human_bytes(n: &usize) -> String {
 fn backquoted(names: &[String]) -> String {
     names
         .iter()
-        .map(|n| format!("`{n}`"))
+        .map(|n| format!("`{}`", escape_controls(n)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -130,13 +142,17 @@ fn returned_names(names: &[String]) -> String {
     if names.is_empty() {
         "no indicator at all".to_string()
     } else {
-        names.join(", ")
+        names
+            .iter()
+            .map(|n| escape_controls(n))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 fn rid(request_id: &Option<String>) -> String {
     match request_id.as_deref() {
-        Some(id) if !id.is_empty() => format!(" (RequestId {id})"),
+        Some(id) if !id.is_empty() => format!(" (RequestId {})", escape_controls(id)),
         _ => String::new(),
     }
 }
@@ -161,15 +177,16 @@ fn api_message(
     let rid = request_id
         .as_deref()
         .filter(|id| !id.is_empty())
-        .map(|id| format!(", RequestId {id}"))
+        .map(|id| format!(", RequestId {}", escape_controls(id)))
         .unwrap_or_default();
     let message = if message.is_empty() {
         String::new()
     } else {
-        format!(": {message}")
+        format!(": {}", escape_controls(message))
     };
     format!(
-        "api error {code}{code_n} (http {status}{rid}){message}; {}",
+        "api error {}{code_n} (http {status}{rid}){message}; {}",
+        escape_controls(code),
         hint(code)
     )
 }
@@ -363,7 +380,7 @@ impl ApiError {
     /// A short label for logs and metrics: the code, `http <status>`, or the kind.
     pub fn label(&self) -> String {
         match self {
-            ApiError::Api { code, .. } => code.clone(),
+            ApiError::Api { code, .. } => escape_controls(code).into_owned(),
             ApiError::Status { status, .. } => format!("http {status}"),
             ApiError::Network { .. } => "network".into(),
             ApiError::Unreachable { .. } => "unreachable".into(),
