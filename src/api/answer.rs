@@ -2,6 +2,9 @@
 //! deserialization that names the offending field, and the rule that the requested indicators came back.
 //! Both `api::client` (`ListQuality`) and `api::distribution` build on it.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::Hash;
 use std::time::Duration;
 
 use serde::de::IgnoredAny;
@@ -78,6 +81,89 @@ pub fn require_names(
             .collect(),
         request_id: Some(request_id.to_string()).filter(|id| !id.is_empty()),
     })
+}
+
+/// The longest `Name`, `Unit` or dimension value an answer may carry, in bytes. The documented names
+/// are a few dozen bytes; anything far longer is not a name, and PostgreSQL refuses what SQLite
+/// would keep (PRODUCT.md, the planner's rule 7: both backends behave alike).
+pub const MAX_TEXT_BYTES: usize = 256;
+
+/// How many characters of a refused value a message shows.
+const SHOWN_CHARS: usize = 48;
+
+/// Checks a returned `Name`, `Unit` or dimension value: no control character (NUL included; no
+/// database column should hold one, and PostgreSQL refuses a NUL outright) and at most
+/// [`MAX_TEXT_BYTES`]. The error says what is wrong, showing the value escaped and cut, never raw.
+pub fn check_text(value: &str) -> Result<(), String> {
+    const AFTER: &str = "the window fails and the next run asks again";
+    if value.chars().any(char::is_control) {
+        return Err(format!(
+            "{} holds a control character, which no returned name, unit or dimension value may hold; {AFTER}",
+            shown(value)
+        ));
+    }
+    if value.len() > MAX_TEXT_BYTES {
+        return Err(format!(
+            "{} is {} bytes long, more than the {MAX_TEXT_BYTES} a returned name, unit or dimension value may have; {AFTER}",
+            shown(value),
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A value from the answer as a message shows it: quoted, its control characters escaped, cut after
+/// [`SHOWN_CHARS`] characters (with `…`), so neither a terminal nor a log line gets it raw.
+pub fn shown(value: &str) -> String {
+    let head: String = value.chars().take(SHOWN_CHARS).collect();
+    let cut = if head.len() < value.len() { "…" } else { "" };
+    format!("\"{}{cut}\"", escape_controls(&head))
+}
+
+/// The values an answer gives, one per key (a series and an instant, and for a distribution its
+/// dimension value too): two different values for one key make the answer invalid, the same value
+/// twice is kept once (PRODUCT.md, the planner's rule 7). A `null` counts as a value: no traffic.
+pub struct OneValuePerKey<K> {
+    /// Per key: the first value given, and the item that gave it (`Result.Indicators[0].Data[3]`).
+    first: HashMap<K, (Option<f64>, String)>,
+}
+
+impl<K: Eq + Hash> OneValuePerKey<K> {
+    pub fn new() -> Self {
+        OneValuePerKey {
+            first: HashMap::new(),
+        }
+    }
+
+    /// Notes that the item at `item` gives `value` for `key`: `Ok(true)` when it is the first to,
+    /// `Ok(false)` when an earlier item gave the same value, and otherwise what a message says of the
+    /// two (`98.5 differs from 97, given at Result.Indicators[0].Data[3],`).
+    pub fn note(&mut self, key: K, value: Option<f64>, item: &str) -> Result<bool, String> {
+        match self.first.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert((value, item.to_string()));
+                Ok(true)
+            }
+            Entry::Occupied(o) if o.get().0 == value => Ok(false),
+            Entry::Occupied(o) => Err(format!(
+                "{} differs from {}, given at {},",
+                value_text(value),
+                value_text(o.get().0),
+                o.get().1
+            )),
+        }
+    }
+}
+
+impl<K: Eq + Hash> Default for OneValuePerKey<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A returned value as a message shows it: the number, or `null` (no traffic).
+pub fn value_text(value: Option<f64>) -> String {
+    value.map_or_else(|| "null".to_string(), |v| v.to_string())
 }
 
 /// Deserializes with the path of the offending field in the error.
