@@ -20,7 +20,8 @@ use crate::api::sign::{self, SignInput};
 use crate::api::wire::{self, Envelope, ListQualityRequest, ListQualityResult};
 use crate::config::{Credentials, SourceSettings};
 use crate::domain::{Point, Stream, Window};
-use crate::redact::mask_access_key;
+use crate::redact::{mask_access_key, redact_url};
+use crate::text::escape_controls;
 
 /// The largest response body read. A week of 5-minute buckets for a dozen indicators is well under 10 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -141,6 +142,9 @@ impl Client {
             .timeout(source.timeout)
             .connect_timeout(source.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(60))
+            // A redirect is never followed (PRODUCT.md, the planner's rule 8): reqwest would forward
+            // `X-Security-Token` to any origin, and store that origin's answers. `post` reports it.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiError::Setup {
                 message: error_chain(&e),
@@ -241,6 +245,9 @@ impl Client {
             .map_err(|e| self.transport_error(&e))?;
 
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            return Err(redirect_error(status, &response));
+        }
         let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
@@ -296,6 +303,30 @@ impl Client {
             }
         }
     }
+}
+
+/// The longest `Location` a redirect error shows, in characters.
+const LOCATION_SHOWN: usize = 256;
+
+/// A 3xx answer as an error that names where it pointed: absolute (a relative `Location` is
+/// resolved against the URL called), any password redacted, control characters escaped, cut.
+fn redirect_error(status: u16, response: &reqwest::Response) -> ApiError {
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|raw| {
+            let absolute = response
+                .url()
+                .join(raw.trim())
+                .map_or(raw, |u| u.to_string());
+            let shown = escape_controls(&redact_url(&absolute)).into_owned();
+            match shown.char_indices().nth(LOCATION_SHOWN) {
+                Some((cut, _)) => format!("{}…", &shown[..cut]),
+                None => shown,
+            }
+        });
+    ApiError::Redirect { status, location }
 }
 
 /// The body, serialized once: these bytes are hashed, signed and sent.
@@ -820,6 +851,10 @@ mod tests {
                 status: 502,
                 request_id: Some("\u{0}".into()),
                 retry_after: None,
+            },
+            ApiError::Redirect {
+                status: 307,
+                location: Some("https://x.example/\u{1b}[2J".into()),
             },
         ] {
             let text = e.to_string();

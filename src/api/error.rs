@@ -55,6 +55,15 @@ pub enum ApiError {
         /// From the `Retry-After` header, when the server sent one.
         retry_after: Option<Duration>,
     },
+    /// The endpoint answered with a redirect (HTTP 3xx). Never followed: the signed headers and a
+    /// session token go to the configured endpoint only, and every call would be redirected alike.
+    #[error("{}", redirect_message(.status, .location))]
+    Redirect {
+        status: u16,
+        /// The `Location` it named, absolute, with any password redacted and control characters
+        /// escaped; `None` when it named none.
+        location: Option<String>,
+    },
     /// A non-2xx status whose body is not an error envelope (a proxy's HTML page, an empty body).
     #[error("http status {status} from the api without an error envelope{}{}", rid(.request_id), status_hint(.status))]
     Status {
@@ -154,6 +163,18 @@ fn rid(request_id: &Option<String>) -> String {
     match request_id.as_deref() {
         Some(id) if !id.is_empty() => format!(" (RequestId {})", escape_controls(id)),
         _ => String::new(),
+    }
+}
+
+fn redirect_message(status: &u16, location: &Option<String>) -> String {
+    match location {
+        Some(location) => format!(
+            "http status {status} from the api: a redirect to {} was not followed, so no credentials leave source.endpoint; if you trust that address, set source.endpoint to it",
+            escape_controls(location)
+        ),
+        None => format!(
+            "http status {status} from the api: a redirect without a Location was not followed; check source.endpoint"
+        ),
     }
 }
 
@@ -297,7 +318,10 @@ impl ApiError {
             }
             // The service answered without a requested series; another try may bring it.
             ApiError::MissingIndicators { .. } => ErrorClass::Retryable,
-            ApiError::TooLarge { .. } | ApiError::Setup { .. } => ErrorClass::Permanent,
+            // Every call would be redirected alike; following it would send the credentials away.
+            ApiError::Redirect { .. } | ApiError::TooLarge { .. } | ApiError::Setup { .. } => {
+                ErrorClass::Permanent
+            }
         }
     }
 
@@ -351,7 +375,9 @@ impl ApiError {
     /// The HTTP status, when a response arrived.
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            ApiError::Api { status, .. } | ApiError::Status { status, .. } => Some(*status),
+            ApiError::Api { status, .. }
+            | ApiError::Status { status, .. }
+            | ApiError::Redirect { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -372,7 +398,13 @@ impl ApiError {
                 | "InvalidActionOrVersion",
             ) => ErrorScope::Job,
             Some(c) if c.starts_with("AccessDenied") => ErrorScope::Job,
-            _ if matches!(self, ApiError::Unreachable { .. }) => ErrorScope::Endpoint,
+            _ if matches!(
+                self,
+                ApiError::Unreachable { .. } | ApiError::Redirect { .. }
+            ) =>
+            {
+                ErrorScope::Endpoint
+            }
             _ => ErrorScope::Window,
         }
     }
@@ -382,6 +414,7 @@ impl ApiError {
         match self {
             ApiError::Api { code, .. } => escape_controls(code).into_owned(),
             ApiError::Status { status, .. } => format!("http {status}"),
+            ApiError::Redirect { .. } => "redirect".into(),
             ApiError::Network { .. } => "network".into(),
             ApiError::Unreachable { .. } => "unreachable".into(),
             ApiError::Timeout { .. } => "timeout".into(),
@@ -624,6 +657,25 @@ mod tests {
                 },
                 Permanent,
                 Window,
+                false,
+            ),
+            // A redirect is never followed, and every call would meet it.
+            (
+                ApiError::Redirect {
+                    status: 307,
+                    location: Some("https://elsewhere.example/".into()),
+                },
+                Permanent,
+                Endpoint,
+                false,
+            ),
+            (
+                ApiError::Redirect {
+                    status: 301,
+                    location: None,
+                },
+                Permanent,
+                Endpoint,
                 false,
             ),
         ];

@@ -622,3 +622,78 @@ async fn item_11_a_bad_name_fails_only_its_window_postgres() {
     };
     item_11_a_bad_name_fails_only_its_window(store).await;
 }
+
+/// Issue 18 item 9: a 307 to another origin was followed, and reqwest forwarded `X-Security-Token`
+/// there (and stored that origin's answers). A 3xx is an error naming its `Location`, never
+/// followed, never retried, and it stops every job: every call would meet it.
+#[tokio::test]
+async fn item_09_redirects_are_never_followed() {
+    // The origin a redirect points to: it must never hear from the client.
+    let elsewhere = TestApi::start(vec![]);
+    let target = format!(
+        "http://user:hunter2@{}/?Action=ListQuality&Version=2020-12-01",
+        elsewhere.addr
+    );
+    let statuses = [307, 301, 302, 303, 308];
+    let api = TestApi::start(
+        statuses
+            .iter()
+            .map(|&s| Reply::raw(s, "moved").header("Location", &target))
+            .chain([Reply::raw(302, "").header("Location", "/v2/\tnext")])
+            .collect(),
+    );
+    let creds = Credentials::new(ACCESS_KEY, SECRET_KEY, Some(SESSION_TOKEN));
+    let f = Fetcher::with_backoff(
+        Client::new(&api.source(), creds).unwrap(),
+        &api.source(),
+        Duration::from_millis(10),
+        Duration::from_millis(50),
+    );
+    for status in statuses {
+        let out = f.fetch(&request()).await;
+        let e = out.result.unwrap_err();
+        assert_eq!(out.attempts, 1, "{status}: a redirect was retried");
+        assert!(
+            matches!(e, ApiError::Redirect { status: s, .. } if s == status),
+            "{e:?}"
+        );
+        assert!(!e.is_retryable());
+        assert_eq!(e.scope(), ErrorScope::Endpoint);
+        assert_eq!(e.http_status(), Some(status));
+        let text = e.to_string();
+        let shown = format!(
+            "a redirect to http://user:***@{}/?Action=ListQuality&Version=2020-12-01 was not followed",
+            elsewhere.addr
+        );
+        assert!(text.contains(&shown), "{text}");
+        assert!(
+            text.contains("if you trust that address, set source.endpoint to it"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert_error_is_clean(&e);
+    }
+    // A relative Location is shown absolute (resolving it drops the tab, as URLs do).
+    let e = f.fetch(&request()).await.result.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(
+            "a redirect to http://{}/v2/next was not",
+            api.addr
+        )),
+        "{text}"
+    );
+    assert!(!text.chars().any(char::is_control), "{text:?}");
+
+    assert_eq!(api.received().len(), statuses.len() + 1);
+    assert!(
+        api.received()
+            .iter()
+            .all(|r| r.header("x-security-token") == Some(SESSION_TOKEN))
+    );
+    assert!(
+        elsewhere.received().is_empty(),
+        "credentials left the endpoint: {:?}",
+        elsewhere.received()
+    );
+}
