@@ -37,7 +37,8 @@ pub const PACING_MARGIN: f64 = 1.04;
 
 /// The first retry waits about this long (plus jitter), doubling each time.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
-/// No retry waits longer than this, jitter included, unless the server's `Retry-After` asks for more.
+/// No retry waits longer than this, jitter included, unless the server's `Retry-After` asks for more
+/// (up to `api::error::MAX_RETRY_AFTER`; a longer one is not waited for: that call fails at once).
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// One kind of call the fetcher can send: the request body, and which client method sends it.

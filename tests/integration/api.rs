@@ -697,3 +697,47 @@ async fn item_09_redirects_are_never_followed() {
         elsewhere.received()
     );
 }
+
+/// Issue 18 item 12: a 429 with `Retry-After: 600` was honoured, so a run took hours. Beyond 60 s
+/// the call fails at once, counted as throttled and not retried in this run (the next run retries
+/// the window), and it holds no other call back.
+#[tokio::test]
+async fn item_12_a_retry_after_over_60_s_fails_the_window_at_once_as_throttled() {
+    // An HTTP date an hour ahead: about 3600 s.
+    let later =
+        httpdate::fmt_http_date(rtc_quality_sync::clock::system_now() + Duration::from_secs(3600));
+    let api = TestApi::start(vec![
+        Reply::raw(429, "slow down").header("Retry-After", "600"),
+        Reply::error(429, "FlowLimitExceeded", 100018, "flow limit").header("Retry-After", "600"),
+        Reply::raw(503, "maintenance").header("Retry-After", &later),
+    ]);
+    let f = fast_fetcher(&api.source());
+    let started = std::time::Instant::now();
+    for want in [
+        "http status 429 from the api without an error envelope; the api asked to wait 600 s",
+        "api error FlowLimitExceeded 100018 (http 429, RequestId req-2): flow limit; the api asked to wait 600 s",
+        "http status 503 from the api without an error envelope; the api asked to wait 3",
+    ] {
+        let out = f.fetch(&request()).await;
+        let e = out.result.unwrap_err();
+        assert_eq!(out.attempts, 1, "not retried in this run: {e}");
+        assert_eq!(out.throttled, 1, "counted as throttled: {e}");
+        let text = e.to_string();
+        assert!(text.contains(want), "{text:?} lacks {want:?}");
+        assert!(
+            text.contains(
+                "more than the 60 s a run waits: this window fails now, and the next run retries it"
+            ),
+            "{text}"
+        );
+    }
+    // No hold was set: the next call goes out at once and succeeds.
+    f.fetch(&request()).await.result.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = f.stats();
+    assert_eq!((stats.requests, stats.retries, stats.throttled), (4, 0, 3));
+}
