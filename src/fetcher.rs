@@ -37,7 +37,8 @@ pub const PACING_MARGIN: f64 = 1.04;
 
 /// The first retry waits about this long (plus jitter), doubling each time.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
-/// No retry waits longer than this, jitter included, unless the server's `Retry-After` asks for more.
+/// No retry waits longer than this, jitter included, unless the server's `Retry-After` asks for more
+/// (up to `api::error::MAX_RETRY_AFTER`; a longer one is not waited for: that call fails at once).
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// One kind of call the fetcher can send: the request body, and which client method sends it.
@@ -232,6 +233,16 @@ impl Fetcher {
 
     /// One logical call: attempts until success, a permanent error, or `max_retries` retries.
     pub async fn fetch<R: Call>(&self, req: &R) -> FetchOutcome<R::Output> {
+        self.fetch_with(req, |_| {}).await
+    }
+
+    /// [`Fetcher::fetch`], calling `on_retry(attempt)` as each retry is decided (before its wait),
+    /// so a progress report counts retries as they happen, not when the window ends.
+    pub async fn fetch_with<R: Call>(
+        &self,
+        req: &R,
+        on_retry: impl Fn(u32),
+    ) -> FetchOutcome<R::Output> {
         let inner = &*self.inner;
         let mut backoff = inner.backoff.build();
         let mut attempts: u32 = 0;
@@ -287,17 +298,22 @@ impl Fetcher {
                 .min(inner.backoff_max)
                 .max(error.retry_after().unwrap_or_default());
             inner.stats.retries.fetch_add(1, Ordering::Relaxed);
-            // A retry is routine; a window that still fails is warned about once, by the pipeline.
-            tracing::debug!(
-                attempt = attempts,
-                delay_ms = delay.as_millis() as u64,
-                code = %error.label(),
-                request_id = error.request_id().unwrap_or(""),
+            on_retry(attempts);
+            // Every retry is said (PRODUCT.md, the planner's rule 8): a run that retries an unreachable
+            // endpoint for a minute must not look idle. The error's text is escaped where it was
+            // built, so the API cannot forge a line here.
+            tracing::warn!(
+                action = R::ACTION,
                 app_id = %req.app_id(),
                 window.start = %utc_text(req.start_time()),
-                error = %error,
-                "{} call failed; retrying",
-                R::ACTION
+                attempt = attempts,
+                reason = %error.label(),
+                request_id = error.request_id().unwrap_or(""),
+                wait_ms = delay.as_millis() as u64,
+                "{} call failed (attempt {attempts} of {}); retrying in {:.1} s: {error}",
+                R::ACTION,
+                inner.max_retries + 1,
+                delay.as_secs_f64()
             );
             tokio::time::sleep(delay).await;
         }

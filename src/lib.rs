@@ -4,8 +4,8 @@
 //! (signed calls), `fetcher` (pacing and retries), `batch` (a response to what is committed, pure),
 //! `store` (the tables) and `pipeline` (the run that joins them); `domain` holds the types they speak.
 //! Around them: `app` (the commands), `error` (how a command ends, and its exit code), `shutdown`
-//! (signals), `progress`, `report`, `redact`, `telemetry`, and `simulator` (a local stand-in for the
-//! API). See ARCHITECTURE.md for the codemap.
+//! (signals), `progress`, `report`, `redact`, `text` (API text made safe to print), `telemetry`, and
+//! `simulator` (a local stand-in for the API). See ARCHITECTURE.md for the codemap.
 
 pub mod api;
 pub mod app;
@@ -28,3 +28,4 @@ pub mod shutdown;
 pub mod simulator;
 pub mod store;
 pub mod telemetry;
+pub mod text;

@@ -574,10 +574,12 @@ impl Run<'_> {
     async fn fetch(&self, task: &Task) -> FetchOutcome<Answer> {
         let stream = &task.stream;
         let tz = self.settings.window.timezone;
+        // Each retry shows on the progress line as it is decided.
+        let retried = |_attempt: u32| self.progress.retried();
         match &stream.distribution {
             None => {
                 let request = request_for(stream, task.window, &task.indicators, tz);
-                let o = self.fetcher.fetch(&request).await;
+                let o = self.fetcher.fetch_with(&request, retried).await;
                 FetchOutcome {
                     result: o.result.map(Answer::Quality),
                     attempts: o.attempts,
@@ -595,7 +597,10 @@ impl Run<'_> {
                     stream.job.product_type,
                     Some(d.platform.as_str()),
                 );
-                let o = self.distribution_fetcher.fetch(&request).await;
+                let o = self
+                    .distribution_fetcher
+                    .fetch_with(&request, retried)
+                    .await;
                 FetchOutcome {
                     result: o.result.map(Answer::Distribution),
                     attempts: o.attempts,

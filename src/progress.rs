@@ -1,7 +1,9 @@
 //! Progress of a long run: a live bar on a terminal, periodic log lines otherwise.
 //!
 //! Schedulers capture stderr into files, where a redrawn bar is noise; there a line every
-//! [`LOG_EVERY`] says the same in a form that greps well.
+//! [`LOG_EVERY`] says the same in a form that greps well. Windows are counted as they finish
+//! ([`WindowDone`]), retries as they are decided ([`Progress::retried`]), so a window that retries
+//! for a minute shows on the bar while it does.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -16,7 +18,8 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct WindowDone {
     /// Points committed (0 for a failed window).
     pub points: u64,
-    /// Requests its call sent, retries included.
+    /// Requests its call sent, retries included (the retries themselves come one by one, through
+    /// [`Progress::retried`]).
     pub requests: u64,
     /// Of those, the ones the API throttled.
     pub throttled: u64,
@@ -37,6 +40,25 @@ struct State {
     requests: u64,
     retries: u64,
     throttled: u64,
+}
+
+impl State {
+    /// Calls per second so far: n calls span n - 1 intervals, the first one goes out at once.
+    fn rate(&self) -> f64 {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        self.requests.saturating_sub(1) as f64 / secs
+    }
+
+    /// The bar's message.
+    fn message(&self) -> String {
+        format!(
+            "{} points, {:.2} calls/s, {} retries, {} throttled",
+            self.points,
+            self.rate(),
+            self.retries,
+            self.throttled
+        )
+    }
 }
 
 impl Progress {
@@ -89,26 +111,29 @@ impl Progress {
         }
     }
 
+    /// One call failed and is tried again: counted at once, so the bar shows it while the window
+    /// waits (the fetcher logs the retry itself at `WARN`).
+    pub fn retried(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.retries += 1;
+        if let Some(bar) = &self.bar {
+            bar.set_message(s.message());
+        }
+    }
+
     /// One window finished (committed or failed).
     pub fn window_done(&self, w: WindowDone) {
         let mut s = self.state.lock().unwrap();
         s.done += 1;
         s.points += w.points;
         s.requests += w.requests;
-        s.retries += w.requests.saturating_sub(1);
         s.throttled += w.throttled;
-        let secs = s.started.elapsed().as_secs_f64().max(0.001);
-        // n calls span n - 1 intervals: the first one goes out at once.
-        let rate = s.requests.saturating_sub(1) as f64 / secs;
-        let msg = format!(
-            "{} points, {:.2} calls/s, {} retries, {} throttled",
-            s.points, rate, s.retries, s.throttled
-        );
         if let Some(bar) = &self.bar {
             bar.set_position(s.done);
-            bar.set_message(msg);
+            bar.set_message(s.message());
         } else if s.last_log.elapsed() >= LOG_EVERY || s.done == s.total {
             s.last_log = Instant::now();
+            let rate = s.rate();
             tracing::info!(
                 windows.done = s.done,
                 windows.total = s.total,
@@ -125,5 +150,39 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 19 item 5: retries show as they happen, not when their window ends, and each is
+    /// counted once (the window's requests no longer add them again).
+    #[test]
+    fn item_19_05_retries_are_counted_as_they_happen() {
+        let progress = Progress::with_bar(Some(ProgressBar::hidden()));
+        let bar = progress.bar.clone().unwrap();
+        progress.start(2);
+        progress.retried();
+        progress.retried();
+        assert!(bar.message().contains("2 retries"), "{}", bar.message());
+        assert_eq!(bar.position(), 0, "no window is done yet");
+        progress.window_done(WindowDone {
+            points: 5,
+            requests: 3,
+            throttled: 1,
+        });
+        progress.window_done(WindowDone {
+            points: 7,
+            requests: 1,
+            throttled: 0,
+        });
+        let message = bar.message();
+        assert!(
+            message.starts_with("12 points, ") && message.ends_with(", 2 retries, 1 throttled"),
+            "{message}"
+        );
+        assert_eq!(bar.position(), 2);
     }
 }

@@ -6,20 +6,22 @@
 //! HTTP request; pacing and retries belong to the fetcher. The body is serialized once and the same bytes are hashed, signed and sent; the URL's
 //! query is the canonical query string itself, so the server sees exactly what was signed.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use reqwest::header::{self, HeaderValue};
 
-use crate::api::answer::{check_envelope, parse, require_names};
+use crate::api::answer::{OneValuePerKey, check_envelope, check_text, parse, require_names, shown};
 use crate::api::distribution::{self, FetchedDistribution, ListQualityDistributionRequest};
 use crate::api::error::{ApiError, parse_retry_after};
 use crate::api::sign::{self, SignInput};
 use crate::api::wire::{self, Envelope, ListQualityRequest, ListQualityResult};
 use crate::config::{Credentials, SourceSettings};
 use crate::domain::{Point, Stream, Window};
-use crate::redact::mask_access_key;
+use crate::redact::{mask_access_key, redact_url};
+use crate::text::escape_controls;
 
 /// The largest response body read. A week of 5-minute buckets for a dozen indicators is well under 10 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -140,6 +142,9 @@ impl Client {
             .timeout(source.timeout)
             .connect_timeout(source.timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(60))
+            // A redirect is never followed (PRODUCT.md, the planner's rule 8): reqwest would forward
+            // `X-Security-Token` to any origin, and store that origin's answers. `post` reports it.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiError::Setup {
                 message: error_chain(&e),
@@ -173,8 +178,7 @@ impl Client {
     pub async fn list_quality(&self, req: &ListQualityRequest) -> Result<Fetched, ApiError> {
         let body = serialize(req)?;
         let (status, retry_after, bytes) = self.post(wire::ACTION, body).await?;
-        interpret(status, retry_after, &bytes)
-            .and_then(|fetched| require_requested(fetched, &req.indicator))
+        answer_for(req, status, retry_after, &bytes)
     }
 
     /// One `ListQualityDistribution` attempt, signed, capped and checked like [`Client::list_quality`];
@@ -241,6 +245,9 @@ impl Client {
             .map_err(|e| self.transport_error(&e))?;
 
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            return Err(redirect_error(status, &response));
+        }
         let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
@@ -298,6 +305,30 @@ impl Client {
     }
 }
 
+/// The longest `Location` a redirect error shows, in characters.
+const LOCATION_SHOWN: usize = 256;
+
+/// A 3xx answer as an error that names where it pointed: absolute (a relative `Location` is
+/// resolved against the URL called), any password redacted, control characters escaped, cut.
+fn redirect_error(status: u16, response: &reqwest::Response) -> ApiError {
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|raw| {
+            let absolute = response
+                .url()
+                .join(raw.trim())
+                .map_or(raw, |u| u.to_string());
+            let shown = escape_controls(&redact_url(&absolute)).into_owned();
+            match shown.char_indices().nth(LOCATION_SHOWN) {
+                Some((cut, _)) => format!("{}…", &shown[..cut]),
+                None => shown,
+            }
+        });
+    ApiError::Redirect { status, location }
+}
+
 /// The body, serialized once: these bytes are hashed, signed and sent.
 fn serialize<T: serde::Serialize>(req: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(req).map_err(|e| ApiError::Setup {
@@ -345,63 +376,153 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Turns a status and a body into the result of a call. Pure, so every malformed answer is tested without a server.
+///
+/// Beyond the shape, an answer is invalid (PRODUCT.md, the planner's rule 7) when a `Name` or `Unit`
+/// holds a control character or is longer than [`crate::api::answer::MAX_TEXT_BYTES`], or when it gives two different
+/// values for one `Name` and `TimeStamp` (compared as instants; a `null` counts as a value: no
+/// traffic). The same value twice is kept once, and a `Name` returned in two series is one series.
+/// `Data: null` is no traffic and `Unit: null` is `''`.
 pub fn interpret(
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> Result<Fetched, ApiError> {
+    read(status, retry_after, body).map(|(fetched, _)| fetched)
+}
+
+/// What [`Client::list_quality`] makes of an answer to `req`: [`interpret`], then the answer's
+/// `AggregateGranularity` must be the one asked (a missing or empty one is accepted; another one would
+/// store its buckets under the wrong granularity, and settle them), then [`require_requested`].
+pub fn answer_for(
+    req: &ListQualityRequest,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<Fetched, ApiError> {
+    let (fetched, granularity) = read(status, retry_after, body)?;
+    let got = granularity.trim();
+    let asked = req.aggregate_granularity.as_str();
+    if !got.is_empty() && !got.eq_ignore_ascii_case(asked) {
+        return Err(ApiError::InvalidResponse {
+            path: "Result.AggregateGranularity".into(),
+            what: format!(
+                "expected {}, got {}: the answer is for another granularity than asked, and its buckets are never stored as {asked}; the window fails and the next run asks again",
+                shown(asked),
+                shown(got)
+            ),
+            request_id: Some(fetched.request_id.clone()).filter(|id| !id.is_empty()),
+            not_json: false,
+        });
+    }
+    require_requested(fetched, &req.indicator)
+}
+
+/// [`interpret`], and the answer's `AggregateGranularity` as returned (`''` if none).
+fn read(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<(Fetched, String), ApiError> {
+    // The RequestId comes back with its control characters escaped (`check_envelope`).
     let request_id = check_envelope(status, retry_after, body)?;
-    let request_id = Some(request_id).filter(|id| !id.is_empty());
-    let envelope = parse::<Envelope<ListQualityResult>>(body, request_id.as_deref())?;
+    let rid = Some(request_id.clone()).filter(|id| !id.is_empty());
+    let envelope = parse::<Envelope<ListQualityResult>>(body, rid.as_deref())?;
     let invalid = |path: String, what: String| ApiError::InvalidResponse {
         path,
         what,
-        request_id: request_id.clone(),
+        request_id: rid.clone(),
         not_json: false,
     };
     let result = envelope
         .result
         .ok_or_else(|| invalid("Result".into(), "missing from a successful response".into()))?;
-    let meta = envelope.response_metadata;
 
-    let mut indicators = Vec::with_capacity(result.indicators.len());
+    let mut indicators: Vec<FetchedIndicator> = Vec::with_capacity(result.indicators.len());
+    // Per returned name: its series in `indicators`, and the index of the entry that gave its unit.
+    let mut series_of: HashMap<String, (usize, usize)> = HashMap::new();
+    // One value per (series, instant).
+    let mut seen = OneValuePerKey::new();
     for (i, indicator) in result.indicators.into_iter().enumerate() {
+        let at = |field: &str| format!("Result.Indicators[{i}].{field}");
         if indicator.name.trim().is_empty() {
             return Err(invalid(
-                format!("Result.Indicators[{i}].Name"),
+                at("Name"),
                 "empty; every series needs a name".into(),
             ));
         }
-        let mut points = Vec::with_capacity(indicator.data.len());
+        check_text(&indicator.name).map_err(|what| invalid(at("Name"), what))?;
+        check_text(&indicator.unit).map_err(|what| invalid(at("Unit"), what))?;
+        let slot = match series_of.get(&indicator.name) {
+            Some(&(slot, first)) => {
+                let unit = &indicators[slot].unit;
+                if *unit != indicator.unit {
+                    return Err(invalid(
+                        at("Unit"),
+                        format!(
+                            "{} differs from {}, the Unit of the same Name in Result.Indicators[{first}]; the window fails and the next run asks again",
+                            shown(&indicator.unit),
+                            shown(unit)
+                        ),
+                    ));
+                }
+                slot
+            }
+            None => {
+                series_of.insert(indicator.name.clone(), (indicators.len(), i));
+                indicators.push(FetchedIndicator {
+                    name: indicator.name,
+                    unit: indicator.unit,
+                    points: Vec::with_capacity(indicator.data.len()),
+                });
+                indicators.len() - 1
+            }
+        };
         for (j, item) in indicator.data.iter().enumerate() {
-            // A null value is a bucket without traffic: not a point, and not an error.
-            let Some(value) = item.value else { continue };
-            if !value.is_finite() {
+            let at = |field: &str| format!("Result.Indicators[{i}].Data[{j}].{field}");
+            let ts =
+                DateTime::parse_from_rfc3339(item.time_stamp.trim()).map(|t| t.with_timezone(&Utc));
+            let (ts, value) = match (ts, item.value) {
+                (Ok(ts), value) => (ts, value),
+                // A null value is a bucket without traffic: not a point, and not an error, whatever
+                // its time stamp says.
+                (Err(_), None) => continue,
+                (Err(e), Some(_)) => {
+                    return Err(invalid(
+                        at("TimeStamp"),
+                        format!("{} is not an RFC 3339 time ({e})", shown(&item.time_stamp)),
+                    ));
+                }
+            };
+            if let Some(value) = value.filter(|v| !v.is_finite()) {
                 return Err(invalid(
-                    format!("Result.Indicators[{i}].Data[{j}].Value"),
+                    at("Value"),
                     format!("{value} is not a finite number"),
                 ));
             }
-            let ts = DateTime::parse_from_rfc3339(item.time_stamp.trim())
-                .map_err(|e| {
-                    invalid(
-                        format!("Result.Indicators[{i}].Data[{j}].TimeStamp"),
-                        format!("{:?} is not an RFC 3339 time ({e})", item.time_stamp),
-                    )
-                })?
-                .with_timezone(&Utc);
-            points.push(Point { ts, value });
+            let item = format!("Result.Indicators[{i}].Data[{j}]");
+            let first = seen.note((slot, ts), value, &item).map_err(|two| {
+                invalid(
+                    at("Value"),
+                    format!(
+                        "{two} for the same Name ({}) and TimeStamp ({}); the window fails and the next run asks again",
+                        shown(&indicators[slot].name),
+                        ts.format("%Y-%m-%dT%H:%M:%SZ")
+                    ),
+                )
+            })?;
+            // The same value twice is kept once; a null is no point.
+            if let (true, Some(value)) = (first, value) {
+                indicators[slot].points.push(Point { ts, value });
+            }
         }
-        indicators.push(FetchedIndicator {
-            name: indicator.name,
-            unit: indicator.unit,
-            points,
-        });
     }
-    Ok(Fetched {
-        request_id: meta.request_id,
-        indicators,
-    })
+    Ok((
+        Fetched {
+            request_id,
+            indicators,
+        },
+        result.aggregate_granularity,
+    ))
 }
 
 /// Accepts an answer only if every requested indicator came back: some returned `Name` contains it
@@ -662,6 +783,367 @@ mod tests {
             if let Some(id) = request_id {
                 assert!(text.contains(&format!("RequestId {id}")), "{text}");
             }
+        }
+    }
+
+    /// Issue 18 item 13: a newline in the API's text would start a forged log line, an ESC or BEL
+    /// would drive the terminal. Every error and every RequestId built from an answer is clean.
+    #[test]
+    fn item_13_api_text_is_escaped_in_every_message() {
+        // JSON escapes: the parsed Message holds a real newline, ESC and BEL.
+        let forged = r"boom\n2026-01-01T00:00:00Z  INFO run finished status=ok\u001b[2J\u0007";
+        let body = format!(
+            r#"{{"ResponseMetadata":{{"RequestId":"rid\r\n9","Error":{{"Code":"InternalError\n","Message":"{forged}"}}}}}}"#
+        );
+        let e = interpret(500, None, body.as_bytes()).unwrap_err();
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(
+            text.contains(r"boom\n2026-01-01T00:00:00Z  INFO run finished status=ok\u{1b}[2J\u{7}"),
+            "{text}"
+        );
+        assert_eq!(e.request_id(), Some(r"rid\r\n9"));
+        assert_eq!(e.code(), Some(r"InternalError\n"));
+        assert_eq!(e.label(), r"InternalError\n");
+        // Still classified by what the code says: a server fault, retried.
+        assert!(e.is_retryable());
+
+        // A successful answer's RequestId (stored in the ledger, shown by `status`), and the names a
+        // missing-indicator error lists.
+        let body = r#"{"ResponseMetadata":{"RequestId":"rid\u001b]0;owned\u0007"},
+            "Result":{"Indicators":[{"Name":"other","Unit":"%","Data":[]}]}}"#;
+        let f = interpret(200, None, body.as_bytes()).unwrap();
+        assert_eq!(f.request_id, r"rid\u{1b}]0;owned\u{7}");
+        let e = require_requested(f, &["stall_rate".to_string()]).unwrap_err();
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(text.contains(r"RequestId rid\u{1b}]0;owned\u{7}"), "{text}");
+
+        // Errors built elsewhere are escaped where they are shown.
+        let e = ApiError::Api {
+            status: 400,
+            code: "Bad\u{7}".into(),
+            code_n: None,
+            message: "a\nb".into(),
+            request_id: Some("r\n".into()),
+            retry_after: None,
+        };
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(
+            text.contains(r"api error Bad\u{7} (http 400, RequestId r\n): a\nb"),
+            "{text}"
+        );
+        for e in [
+            ApiError::InvalidResponse {
+                path: "Result.Indicators[0].Name".into(),
+                what: "x\u{1b}y".into(),
+                request_id: Some("r\t".into()),
+                not_json: false,
+            },
+            ApiError::MissingIndicators {
+                missing: vec!["stall_rate".into()],
+                returned: vec!["a\nb".into()],
+                request_id: None,
+            },
+            ApiError::Network {
+                message: "reset\r\n".into(),
+            },
+            ApiError::Status {
+                status: 502,
+                request_id: Some("\u{0}".into()),
+                retry_after: None,
+            },
+            ApiError::Redirect {
+                status: 307,
+                location: Some("https://x.example/\u{1b}[2J".into()),
+            },
+        ] {
+            let text = e.to_string();
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+        }
+    }
+
+    fn request(granularity: &str, indicators: &[&str]) -> ListQualityRequest {
+        let s = stream("", &[], &[]);
+        let mut req = request_for(
+            &s,
+            window(),
+            &indicators.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            FixedOffset::east_opt(8 * 3600).unwrap(),
+        );
+        req.aggregate_granularity = granularity.into();
+        req
+    }
+
+    fn with_result(result: &str) -> Vec<u8> {
+        format!(r#"{{"ResponseMetadata":{{"RequestId":"rid-5"}},"Result":{result}}}"#).into_bytes()
+    }
+
+    /// Issue 18 item 5: a `5min` request answered with daily buckets would store them as `5min` and
+    /// settle them. The answer's granularity must be the one asked; a missing one is accepted.
+    #[test]
+    fn item_05_the_answers_granularity_must_be_the_one_asked() {
+        let series = r#""Indicators":[{"Name":"80ms_audio_stall_rate","Unit":"%","Data":[{"TimeStamp":"2021-07-24T00:00:00+08:00","Value":1.5}]}]"#;
+        let answer = |asked: &str, granularity: &str| {
+            answer_for(
+                &request(asked, &["stall_rate"]),
+                200,
+                None,
+                &with_result(&format!("{{{granularity}{series}}}")),
+            )
+        };
+        for (asked, returned) in [
+            ("5min", r#""AggregateGranularity":"1d","#),
+            ("1d", r#""AggregateGranularity":"5min","#),
+        ] {
+            let e = answer(asked, returned).unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, ApiError::InvalidResponse { .. }), "{e:?}");
+            assert!(
+                text.starts_with("invalid response: Result.AggregateGranularity: expected "),
+                "{text}"
+            );
+            let got = if asked == "5min" { "1d" } else { "5min" };
+            assert!(
+                text.contains(&format!("expected \"{asked}\", got \"{got}\"")),
+                "{text}"
+            );
+            assert!(text.contains("RequestId rid-5"), "{text}");
+            // The same answer would come again: not retried in this run; the window fails.
+            assert!(!e.is_retryable());
+            assert_eq!(e.scope(), ErrorScope::Window);
+        }
+        // Missing, null or empty: accepted; the one asked: accepted.
+        for returned in [
+            "",
+            r#""AggregateGranularity":null,"#,
+            r#""AggregateGranularity":"","#,
+            r#""AggregateGranularity":"5min","#,
+        ] {
+            let f = answer("5min", returned).unwrap();
+            assert_eq!(f.point_count(), 1, "{returned}");
+        }
+        assert!(answer("1d", r#""AggregateGranularity":"1d","#).is_ok());
+        // `interpret` alone knows no request, and judges no granularity.
+        assert!(
+            interpret(
+                200,
+                None,
+                &with_result(&format!(r#"{{"AggregateGranularity":"1d",{series}}}"#))
+            )
+            .is_ok()
+        );
+    }
+
+    /// Issue 18 item 6: two values for one Name and TimeStamp (compared as instants) make the answer
+    /// invalid; the same value twice is one point; `Data: null` is no traffic, `Unit: null` is `''`,
+    /// `Indicators: null` is no series (a retried missing-indicator answer).
+    #[test]
+    fn item_06_one_value_per_name_and_instant_and_nulls_read_as_absent() {
+        let series = |name: &str, unit: &str, data: &str| {
+            format!(r#"{{"Name":"{name}","Unit":{unit},"Data":{data}}}"#)
+        };
+        let at = |ts: &str, v: &str| format!(r#"{{"TimeStamp":"{ts}","Value":{v}}}"#);
+        let body =
+            |series: &[String]| with_result(&format!(r#"{{"Indicators":[{}]}}"#, series.join(",")));
+        let (east, utc) = ("2026-01-01T00:00:00+08:00", "2025-12-31T16:00:00Z");
+        let instant = Utc.with_ymd_and_hms(2025, 12, 31, 16, 0, 0).unwrap();
+
+        // The same value at one instant written in two offsets, and again in a second series of the
+        // same Name: one point.
+        let f = interpret(
+            200,
+            None,
+            &body(&[
+                series(
+                    "stall_rate",
+                    r#""%""#,
+                    &format!("[{},{}]", at(east, "1.5"), at(utc, "1.50")),
+                ),
+                series("stall_rate", r#""%""#, &format!("[{}]", at(east, "1.5"))),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(f.indicators.len(), 1, "{f:?}");
+        assert_eq!(
+            f.indicators[0].points,
+            vec![Point {
+                ts: instant,
+                value: 1.5
+            }]
+        );
+
+        // Different values: invalid, naming the item, both values and the instant.
+        let cases = [
+            (
+                vec![series(
+                    "stall_rate",
+                    r#""%""#,
+                    &format!("[{},{}]", at(east, "1.5"), at(utc, "2.5")),
+                )],
+                "Result.Indicators[0].Data[1].Value: 2.5 differs from 1.5, given at Result.Indicators[0].Data[0], for the same Name (\"stall_rate\") and TimeStamp (2025-12-31T16:00:00Z)",
+            ),
+            (
+                vec![
+                    series("stall_rate", r#""%""#, &format!("[{}]", at(utc, "1.5"))),
+                    series("stall_rate", r#""%""#, &format!("[{}]", at(east, "3"))),
+                ],
+                "Result.Indicators[1].Data[0].Value: 3 differs from 1.5, given at Result.Indicators[0].Data[0],",
+            ),
+            // No traffic and a value for the same bucket contradict each other too.
+            (
+                vec![series(
+                    "stall_rate",
+                    r#""%""#,
+                    &format!("[{},{}]", at(east, "null"), at(utc, "0")),
+                )],
+                "Result.Indicators[0].Data[1].Value: 0 differs from null",
+            ),
+            // One Name, two units.
+            (
+                vec![
+                    series("stall_rate", r#""%""#, "[]"),
+                    series("stall_rate", r#""ms""#, "[]"),
+                ],
+                "Result.Indicators[1].Unit: \"ms\" differs from \"%\", the Unit of the same Name in Result.Indicators[0]",
+            ),
+        ];
+        for (series, want) in cases {
+            let e = interpret(200, None, &body(&series)).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                matches!(
+                    e,
+                    ApiError::InvalidResponse {
+                        not_json: false,
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            assert!(text.contains(want), "{text:?} lacks {want:?}");
+            assert!(text.contains("RequestId rid-5"), "{text}");
+        }
+        // Different names at one instant are different series.
+        let f = interpret(
+            200,
+            None,
+            &body(&[
+                series(
+                    "audio_stall_rate",
+                    r#""%""#,
+                    &format!("[{}]", at(east, "1")),
+                ),
+                series(
+                    "video_stall_rate",
+                    r#""%""#,
+                    &format!("[{}]", at(east, "2")),
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(f.point_count(), 2);
+
+        // Nulls read as absent.
+        let f = answer(
+            &String::from_utf8(body(&[
+                series("stall_rate", "null", "null"),
+                r#"{"Name":"5s_join_room_success_rate","Data":null}"#.to_string(),
+            ]))
+            .unwrap(),
+            &["stall_rate", "join_room_success_rate"],
+        )
+        .unwrap();
+        assert_eq!(f.indicators[0].unit, "");
+        assert_eq!(f.point_count(), 0, "no traffic");
+        let e = answer(
+            &String::from_utf8(with_result(
+                r#"{"AggregateGranularity":"1d","Indicators":null}"#,
+            ))
+            .unwrap(),
+            &["stall_rate"],
+        )
+        .unwrap_err();
+        assert!(matches!(e, ApiError::MissingIndicators { .. }), "{e:?}");
+        assert!(e.is_retryable());
+    }
+
+    /// Issue 18 item 11: a NUL in a Name reached PostgreSQL and aborted the run. A Name or Unit with
+    /// a control character or over 256 bytes makes the answer invalid, naming the field and showing
+    /// the value escaped and cut, never raw.
+    #[test]
+    fn item_11_names_and_units_with_control_characters_or_over_256_bytes_are_invalid() {
+        let body = |name: &str, unit: &str| {
+            let ok = |n: &str| format!(r#"{{"Name":"{n}","Unit":"%","Data":[]}}"#);
+            let odd = serde_json::json!({"Name": name, "Unit": unit, "Data": [
+                {"TimeStamp": "2021-07-24T00:00:00+08:00", "Value": 1.0}]});
+            with_result(&format!(
+                r#"{{"Indicators":[{},{},{odd}]}}"#,
+                ok("audio_stall_rate"),
+                ok("video_stall_rate")
+            ))
+        };
+        let long = "x".repeat(9000);
+        let cjk_257 = format!("{}x", "广".repeat(85)) + "yy"; // 85 × 3 + 3 = 258 bytes
+        let cases = [
+            (
+                "stall_rate\0",
+                "%",
+                "Result.Indicators[2].Name: \"stall_rate\\u{0}\" holds a control character",
+            ),
+            (
+                "bad\nname",
+                "%",
+                "Result.Indicators[2].Name: \"bad\\nname\" holds a control character",
+            ),
+            (
+                "stall_rate",
+                "%\u{1b}[2J",
+                "Result.Indicators[2].Unit: \"%\\u{1b}[2J\" holds a control character",
+            ),
+            (
+                "stall_rate",
+                "\u{85}",
+                "Result.Indicators[2].Unit: \"\\u{85}\" holds a control character",
+            ),
+            (
+                long.as_str(),
+                "%",
+                "Result.Indicators[2].Name: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…\" is 9000 bytes long, more than the 256",
+            ),
+            (cjk_257.as_str(), "%", "is 258 bytes long"),
+        ];
+        for (name, unit, want) in cases {
+            let e = interpret(200, None, &body(name, unit)).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                matches!(
+                    e,
+                    ApiError::InvalidResponse {
+                        not_json: false,
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            assert!(text.contains(want), "{text:?} lacks {want:?}");
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+            assert!(text.len() < 400, "the value is cut: {text}");
+            assert!(
+                !e.is_retryable(),
+                "the window fails; the next run asks again"
+            );
+            assert_eq!(e.scope(), ErrorScope::Window);
+        }
+        // 256 bytes, and any script, are fine.
+        for name in [
+            "x".repeat(256),
+            format!("{}x", "广".repeat(85)),
+            "5s_加入房间成功率 ü".to_string(),
+        ] {
+            let f = interpret(200, None, &body(&name, "毫秒")).unwrap();
+            assert_eq!(f.indicators[2].name, name);
         }
     }
 

@@ -6,12 +6,13 @@
 //! `null` value is no traffic (not a point, not an error); an answer without the requested indicator
 //! never leaves [`require_requested`].
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::api::answer::{check_envelope, parse, require_names};
+use crate::api::answer::{OneValuePerKey, check_envelope, check_text, parse, require_names, shown};
 use crate::api::error::ApiError;
 use crate::api::wire::{Envelope, ListQualityDistributionResult};
 use crate::domain::{Dimension, ProductType, Window};
@@ -101,6 +102,12 @@ impl FetchedDistribution {
 
 /// Turns a status and a body into the result of a call. Pure, so every malformed answer is tested
 /// without a server. Errors in the envelope win over a malformed `Result`, as for `ListQuality`.
+///
+/// As for `ListQuality` (PRODUCT.md, the planner's rule 7): a `Name` or dimension value that holds a
+/// control character or is longer than [`crate::api::answer::MAX_TEXT_BYTES`], or two different
+/// values for one `Name`, dimension value and `TimeStamp` (compared as instants; a `null` counts as a
+/// value), make the answer invalid; the same value twice is kept once, a `Name` returned in two
+/// series is one series, and `Data: null` or `Indicators: null` say what an absent field says.
 pub fn interpret(
     status: u16,
     retry_after: Option<Duration>,
@@ -119,19 +126,57 @@ pub fn interpret(
         .result
         .ok_or_else(|| invalid("Result".into(), "missing from a successful response".into()))?;
 
-    let mut series = Vec::with_capacity(result.indicators.len());
+    let mut series: Vec<DistributionSeries> = Vec::with_capacity(result.indicators.len());
+    // Per returned name: its series in `series`.
+    let mut series_of: HashMap<String, usize> = HashMap::new();
+    // One value per (series, dimension value, instant).
+    let mut seen = OneValuePerKey::new();
     for (i, indicator) in result.indicators.into_iter().enumerate() {
+        let name_at = format!("Result.Indicators[{i}].Name");
         if indicator.name.trim().is_empty() {
-            return Err(invalid(
-                format!("Result.Indicators[{i}].Name"),
-                "empty; every series needs a name".into(),
-            ));
+            return Err(invalid(name_at, "empty; every series needs a name".into()));
         }
-        let mut points = Vec::with_capacity(indicator.data.len());
+        check_text(&indicator.name).map_err(|what| invalid(name_at, what))?;
+        let slot = *series_of.entry(indicator.name.clone()).or_insert_with(|| {
+            series.push(DistributionSeries {
+                name: indicator.name,
+                points: Vec::with_capacity(indicator.data.len()),
+            });
+            series.len() - 1
+        });
         for (j, item) in indicator.data.into_iter().enumerate() {
             let at = |field: &str| format!("Result.Indicators[{i}].Data[{j}].{field}");
-            // A null value had no traffic: not a point, whatever else the item lacks.
-            let Some(value) = item.value else { continue };
+            let item_at = format!("Result.Indicators[{i}].Data[{j}]");
+            // What `seen` says of two values, as the answer's error.
+            let two_values = |two: String, d: &str, ts: DateTime<Utc>| {
+                invalid(
+                    at("Value"),
+                    format!(
+                        "{two} for the same Name ({}), Dimension ({}) and TimeStamp ({}); the window fails and the next run asks again",
+                        shown(&series[slot].name),
+                        shown(d),
+                        ts.format("%Y-%m-%dT%H:%M:%SZ")
+                    ),
+                )
+            };
+            if let Some(d) = &item.dimension {
+                check_text(d).map_err(|what| invalid(at("Dimension"), what))?;
+            }
+            let ts = item.time_stamp.as_deref().map(|stamp| {
+                DateTime::parse_from_rfc3339(stamp.trim())
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| (stamp, e))
+            });
+            let Some(value) = item.value else {
+                // A null value had no traffic: not a point, whatever else the item lacks. Where
+                // its dimension value and time are readable, it still says "no traffic" there,
+                // which another item may not contradict.
+                if let (Some(d), Some(Ok(ts))) = (item.dimension, ts) {
+                    seen.note((slot, d.clone(), ts), None, &item_at)
+                        .map_err(|two| two_values(two, &d, ts))?;
+                }
+                continue;
+            };
             if !value.is_finite() {
                 return Err(invalid(
                     at("Value"),
@@ -144,30 +189,33 @@ pub fn interpret(
                     "missing; a value needs the dimension value it belongs to".into(),
                 ));
             };
-            let Some(stamp) = item.time_stamp else {
-                return Err(invalid(
-                    at("TimeStamp"),
-                    "missing; a value needs its time".into(),
-                ));
-            };
-            let ts = DateTime::parse_from_rfc3339(stamp.trim())
-                .map_err(|e| {
-                    invalid(
+            let ts = match ts {
+                None => {
+                    return Err(invalid(
                         at("TimeStamp"),
-                        format!("{stamp:?} is not an RFC 3339 time ({e})"),
-                    )
-                })?
-                .with_timezone(&Utc);
-            points.push(DistributionPoint {
-                dimension_value,
-                ts,
-                value,
-            });
+                        "missing; a value needs its time".into(),
+                    ));
+                }
+                Some(Err((stamp, e))) => {
+                    return Err(invalid(
+                        at("TimeStamp"),
+                        format!("{} is not an RFC 3339 time ({e})", shown(stamp)),
+                    ));
+                }
+                Some(Ok(ts)) => ts,
+            };
+            let first = seen
+                .note((slot, dimension_value.clone(), ts), Some(value), &item_at)
+                .map_err(|two| two_values(two, &dimension_value, ts))?;
+            // The same value twice is kept once.
+            if first {
+                series[slot].points.push(DistributionPoint {
+                    dimension_value,
+                    ts,
+                    value,
+                });
+            }
         }
-        series.push(DistributionSeries {
-            name: indicator.name,
-            points,
-        });
     }
     Ok(FetchedDistribution { request_id, series })
 }
@@ -350,6 +398,150 @@ mod tests {
         }
         let e = interpret(200, None, br#"{"ResponseMetadata":{"RequestId":"r"}}"#).unwrap_err();
         assert!(e.to_string().contains("Result: missing"), "{e}");
+    }
+
+    /// Issue 18 item 6, for distributions: one value per Name, dimension value and TimeStamp
+    /// (compared as instants), the same value twice kept once; `Data: null` and `Indicators: null`
+    /// read as absent.
+    #[test]
+    fn item_06_one_value_per_name_dimension_value_and_instant() {
+        let item = |d: &str, ts: &str, v: &str| {
+            format!(r#"{{"Dimension":"{d}","TimeStamp":"{ts}","Value":{v}}}"#)
+        };
+        let result = |series: &[(&str, Vec<String>)]| {
+            let s: Vec<String> = series
+                .iter()
+                .map(|(name, items)| format!(r#"{{"Name":"{name}","Data":[{}]}}"#, items.join(",")))
+                .collect();
+            body(&format!(r#"{{"Indicators":[{}]}}"#, s.join(",")))
+        };
+        let (east, z) = ("2024-01-15T00:00:00+08:00", "2024-01-14T16:00:00Z");
+
+        // The same value twice (in two offsets, in two series of one Name): one point. Another
+        // dimension value at the same instant is another point.
+        let f = interpret(
+            200,
+            None,
+            &result(&[
+                (
+                    "stall_rate",
+                    vec![
+                        item("广东", east, "1.25"),
+                        item("广东", z, "1.25"),
+                        item("北京", z, "2"),
+                    ],
+                ),
+                ("stall_rate", vec![item("广东", east, "1.25")]),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(f.series.len(), 1);
+        assert_eq!(
+            f.series[0].points,
+            vec![
+                DistributionPoint {
+                    dimension_value: "广东".into(),
+                    ts: utc(2024, 1, 14, 16),
+                    value: 1.25
+                },
+                DistributionPoint {
+                    dimension_value: "北京".into(),
+                    ts: utc(2024, 1, 14, 16),
+                    value: 2.0
+                },
+            ]
+        );
+
+        let cases = [
+            (
+                vec![(
+                    "stall_rate",
+                    vec![item("广东", east, "1.25"), item("广东", z, "1.5")],
+                )],
+                "Result.Indicators[0].Data[1].Value: 1.5 differs from 1.25, given at Result.Indicators[0].Data[0], for the same Name (\"stall_rate\"), Dimension (\"广东\") and TimeStamp (2024-01-14T16:00:00Z)",
+            ),
+            (
+                vec![
+                    ("stall_rate", vec![item("US", z, "3")]),
+                    ("stall_rate", vec![item("US", east, "null")]),
+                ],
+                "Result.Indicators[1].Data[0].Value: null differs from 3, given at Result.Indicators[0].Data[0],",
+            ),
+        ];
+        for (series, want) in cases {
+            let e = interpret(200, None, &result(&series)).unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, ApiError::InvalidResponse { .. }), "{e:?}");
+            assert!(text.contains(want), "{text:?} lacks {want:?}");
+            assert!(text.contains("RequestId rid-3"), "{text}");
+        }
+
+        let f = interpret(
+            200,
+            None,
+            &body(r#"{"Indicators":[{"Name":"stall_rate","Data":null}]}"#),
+        )
+        .unwrap();
+        assert_eq!(f.point_count(), 0);
+        assert!(require_requested(f, "stall_rate").is_ok(), "no traffic");
+        let f = interpret(200, None, &body(r#"{"Indicators":null}"#)).unwrap();
+        let e = require_requested(f, "stall_rate").unwrap_err();
+        assert!(
+            matches!(e, ApiError::MissingIndicators { .. }) && e.is_retryable(),
+            "{e:?}"
+        );
+    }
+
+    /// Issue 18 item 11, for distributions: a Name or dimension value with a control character or
+    /// over 256 bytes makes the answer invalid, shown escaped and cut.
+    #[test]
+    fn item_11_names_and_dimension_values_with_control_characters_or_over_256_bytes_are_invalid() {
+        let answer = |name: &str, dimension: &str, value: serde_json::Value| {
+            let result = serde_json::json!({"Indicators": [
+                {"Name": "stall_rate", "Data": [{"Dimension": "广东", "TimeStamp": "2024-01-15T00:00:00+08:00", "Value": 1}]},
+                {"Name": name, "Data": [
+                    {"Dimension": "北京", "TimeStamp": "2024-01-15T00:00:00+08:00", "Value": 1},
+                    {"Dimension": dimension, "TimeStamp": "2024-01-15T00:00:00+08:00", "Value": value}]}
+            ]});
+            interpret(200, None, &body(&result.to_string()))
+        };
+        let long = "广".repeat(100);
+        let cases = [
+            (
+                "stall\0rate",
+                "x",
+                serde_json::json!(1),
+                "Result.Indicators[1].Name: \"stall\\u{0}rate\" holds a control character",
+            ),
+            (
+                "stall_rate_2",
+                "广东\0",
+                serde_json::json!(1),
+                "Result.Indicators[1].Data[1].Dimension: \"广东\\u{0}\" holds a control character",
+            ),
+            // Even where the value is null: the answer is not what the API documents.
+            (
+                "stall_rate_2",
+                "\u{1b}]0;x\u{7}",
+                serde_json::Value::Null,
+                "Result.Indicators[1].Data[1].Dimension: \"\\u{1b}]0;x\\u{7}\" holds",
+            ),
+            (
+                "stall_rate_2",
+                long.as_str(),
+                serde_json::json!(1),
+                "Result.Indicators[1].Data[1].Dimension: \"广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广广…\" is 300 bytes long",
+            ),
+        ];
+        for (name, dimension, value, want) in cases {
+            let e = answer(name, dimension, value).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains(want), "{text:?} lacks {want:?}");
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+            assert!(!e.is_retryable());
+        }
+        let f = answer("stall_rate_2", &"广".repeat(85), serde_json::json!(2)).unwrap();
+        assert_eq!(f.point_count(), 3);
     }
 
     #[test]

@@ -2,19 +2,27 @@
 //!
 //! **Invariant:** the retry decision lives in [`classify`] (and [`ApiError::class`], which feeds it),
 //! exactly as `volc-openapi.md` section 2 lists it; the fetcher and the pipeline only ask. No variant
-//! ever holds a secret, a signature or a raw response body.
+//! ever holds a secret, a signature or a raw response body, and no `Display` prints a control
+//! character: text from the API (codes, messages, request ids, names) is escaped with
+//! [`escape_controls`] where the error is built and again where it is shown, so it can neither forge a
+//! log line nor move the terminal.
 
 use std::time::{Duration, SystemTime};
 
-/// The most a server's `Retry-After` can make one retry wait: a confused proxy must not park a run for hours.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+use crate::text::escape_controls;
+
+/// The longest `Retry-After` a run honours (PRODUCT.md, the planner's rule 8). A server that asks for
+/// more (a confused proxy, a long outage) must not park a nightly run for hours: that call fails its
+/// window at once, counted as throttled, and the next run retries the window.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Whether trying the same call again can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
     /// Transient: network, timeouts, throttling, server faults. Retried with backoff.
     Retryable,
-    /// Needs a person (credentials, permissions, parameters). Never retried.
+    /// Not worth another try in this run: it needs a person (credentials, permissions, parameters),
+    /// or the server asked for a longer wait than a run gives (the next run retries the window).
     Permanent,
 }
 
@@ -36,7 +44,7 @@ pub enum ErrorScope {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
     /// The API answered with `ResponseMetadata.Error`, whatever the HTTP status.
-    #[error("{}", api_message(.code, .code_n, .message, .status, .request_id))]
+    #[error("{}", api_message(.code, .code_n, .message, .status, .request_id, .retry_after))]
     Api {
         /// HTTP status of the response (a 200 can carry an error).
         status: u16,
@@ -50,8 +58,17 @@ pub enum ApiError {
         /// From the `Retry-After` header, when the server sent one.
         retry_after: Option<Duration>,
     },
+    /// The endpoint answered with a redirect (HTTP 3xx). Never followed: the signed headers and a
+    /// session token go to the configured endpoint only, and every call would be redirected alike.
+    #[error("{}", redirect_message(.status, .location))]
+    Redirect {
+        status: u16,
+        /// The `Location` it named, absolute, with any password redacted and control characters
+        /// escaped; `None` when it named none.
+        location: Option<String>,
+    },
     /// A non-2xx status whose body is not an error envelope (a proxy's HTML page, an empty body).
-    #[error("http status {status} from the api without an error envelope{}{}", rid(.request_id), status_hint(.status))]
+    #[error("http status {status} from the api without an error envelope{}{}", rid(.request_id), status_hint(.status, .retry_after))]
     Status {
         status: u16,
         request_id: Option<String>,
@@ -59,20 +76,27 @@ pub enum ApiError {
     },
     /// Connecting, sending or receiving failed below HTTP.
     #[error(
-        "network error calling the api: {message}; check source.endpoint and this machine's network"
+        "network error calling the api: {}; check source.endpoint and this machine's network",
+        escape_controls(.message)
     )]
     Network { message: String },
     /// No connection could be made (refused, no such host, no route): still retried, since a network
     /// can come back, but once retries are exhausted every call would fail alike.
     #[error(
-        "cannot reach the api at source.endpoint: {message}; check source.endpoint, and this machine's network, proxy and DNS"
+        "cannot reach the api at source.endpoint: {}; check source.endpoint, and this machine's network, proxy and DNS",
+        escape_controls(.message)
     )]
     Unreachable { message: String },
     /// No complete response within `source.timeout_secs`.
     #[error("the api did not answer within {} s; raise source.timeout_secs if this persists", .after.as_secs_f64())]
     Timeout { after: Duration },
     /// The response is not what the API documents. `path` names the field, e.g. `Result.Indicators[0].Data[3].Value`.
-    #[error("invalid response: {path}: {what}{}", rid(.request_id))]
+    #[error(
+        "invalid response: {}: {}{}",
+        escape_controls(.path),
+        escape_controls(.what),
+        rid(.request_id)
+    )]
     InvalidResponse {
         path: String,
         what: String,
@@ -104,7 +128,7 @@ pub enum ApiError {
         request_id: Option<String>,
     },
     /// The HTTP client could not be built from the settings.
-    #[error("cannot set up the http client: {message}")]
+    #[error("cannot set up the http client: {}", escape_controls(.message))]
     Setup { message: String },
 }
 
@@ -121,7 +145,7 @@ fn human_bytes(n: &usize) -> String {
 fn backquoted(names: &[String]) -> String {
     names
         .iter()
-        .map(|n| format!("`{n}`"))
+        .map(|n| format!("`{}`", escape_controls(n)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -130,24 +154,57 @@ fn returned_names(names: &[String]) -> String {
     if names.is_empty() {
         "no indicator at all".to_string()
     } else {
-        names.join(", ")
+        names
+            .iter()
+            .map(|n| escape_controls(n))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 fn rid(request_id: &Option<String>) -> String {
     match request_id.as_deref() {
-        Some(id) if !id.is_empty() => format!(" (RequestId {id})"),
+        Some(id) if !id.is_empty() => format!(" (RequestId {})", escape_controls(id)),
         _ => String::new(),
     }
 }
 
-fn status_hint(status: &u16) -> &'static str {
+fn redirect_message(status: &u16, location: &Option<String>) -> String {
+    match location {
+        Some(location) => format!(
+            "http status {status} from the api: a redirect to {} was not followed, so no credentials leave source.endpoint; if you trust that address, set source.endpoint to it",
+            escape_controls(location)
+        ),
+        None => format!(
+            "http status {status} from the api: a redirect without a Location was not followed; check source.endpoint"
+        ),
+    }
+}
+
+fn status_hint(status: &u16, retry_after: &Option<Duration>) -> String {
+    if let Some(wait) = too_long(retry_after) {
+        return format!("; {}", long_wait(wait));
+    }
     match classify(Some(*status), None) {
-        ErrorClass::Retryable => "; transient, retried, and the next run tries again",
+        ErrorClass::Retryable => "; transient, retried, and the next run tries again".into(),
         ErrorClass::Permanent => {
-            "; check source.endpoint: it does not look like the Volcengine OpenAPI"
+            "; check source.endpoint: it does not look like the Volcengine OpenAPI".into()
         }
     }
+}
+
+/// A `Retry-After` longer than a run waits, if this is one.
+fn too_long(retry_after: &Option<Duration>) -> Option<Duration> {
+    retry_after.filter(|d| *d > MAX_RETRY_AFTER)
+}
+
+/// What a `Retry-After` past [`MAX_RETRY_AFTER`] means for the user.
+fn long_wait(wait: Duration) -> String {
+    format!(
+        "the api asked to wait {} s (Retry-After), more than the {} s a run waits: this window fails now, and the next run retries it",
+        wait.as_secs(),
+        MAX_RETRY_AFTER.as_secs()
+    )
 }
 
 fn api_message(
@@ -156,21 +213,26 @@ fn api_message(
     message: &str,
     status: &u16,
     request_id: &Option<String>,
+    retry_after: &Option<Duration>,
 ) -> String {
     let code_n = code_n.map(|n| format!(" {n}")).unwrap_or_default();
     let rid = request_id
         .as_deref()
         .filter(|id| !id.is_empty())
-        .map(|id| format!(", RequestId {id}"))
+        .map(|id| format!(", RequestId {}", escape_controls(id)))
         .unwrap_or_default();
     let message = if message.is_empty() {
         String::new()
     } else {
-        format!(": {message}")
+        format!(": {}", escape_controls(message))
+    };
+    let hint = match too_long(retry_after) {
+        Some(wait) => long_wait(wait),
+        None => hint(code).to_string(),
     };
     format!(
-        "api error {code}{code_n} (http {status}{rid}){message}; {}",
-        hint(code)
+        "api error {}{code_n} (http {status}{rid}){message}; {hint}",
+        escape_controls(code)
     )
 }
 
@@ -262,8 +324,12 @@ pub fn classify(http_status: Option<u16>, code: Option<&str>) -> ErrorClass {
 }
 
 impl ApiError {
-    /// Retry or not; see [`classify`].
+    /// Retry or not; see [`classify`]. A server that asks for a longer wait than
+    /// [`MAX_RETRY_AFTER`] is not tried again in this run, whatever it said.
     pub fn class(&self) -> ErrorClass {
+        if self.waits_too_long().is_some() {
+            return ErrorClass::Permanent;
+        }
         match self {
             ApiError::Api { status, code, .. } => classify(Some(*status), Some(code)),
             ApiError::Status { status, .. } => classify(Some(*status), None),
@@ -280,7 +346,10 @@ impl ApiError {
             }
             // The service answered without a requested series; another try may bring it.
             ApiError::MissingIndicators { .. } => ErrorClass::Retryable,
-            ApiError::TooLarge { .. } | ApiError::Setup { .. } => ErrorClass::Permanent,
+            // Every call would be redirected alike; following it would send the credentials away.
+            ApiError::Redirect { .. } | ApiError::TooLarge { .. } | ApiError::Setup { .. } => {
+                ErrorClass::Permanent
+            }
         }
     }
 
@@ -288,22 +357,37 @@ impl ApiError {
         self.class() == ErrorClass::Retryable
     }
 
-    /// HTTP 429 or a `FlowLimitExceeded*` code: the server's rate limit, counted apart in the run summary.
+    /// HTTP 429, a `FlowLimitExceeded*` code, or a `Retry-After` longer than a run waits: the
+    /// server's rate limit, counted apart in the run summary.
     pub fn is_throttled(&self) -> bool {
         match self {
             ApiError::Api { status, code, .. } => {
-                *status == 429 || code.starts_with("FlowLimitExceeded")
+                *status == 429
+                    || code.starts_with("FlowLimitExceeded")
+                    || self.waits_too_long().is_some()
             }
-            ApiError::Status { status, .. } => *status == 429,
+            ApiError::Status { status, .. } => *status == 429 || self.waits_too_long().is_some(),
             _ => false,
         }
     }
 
-    /// How long the server asked us to wait (`Retry-After`), capped at [`MAX_RETRY_AFTER`].
+    /// How long the server asked us to wait (`Retry-After`) when a run honours it: at most
+    /// [`MAX_RETRY_AFTER`]. A longer wait is `None` here, and [`ApiError::waits_too_long`]: the
+    /// call is not tried again in this run.
     pub fn retry_after(&self) -> Option<Duration> {
+        self.asked_wait().filter(|d| *d <= MAX_RETRY_AFTER)
+    }
+
+    /// The server's `Retry-After`, when it is longer than a run waits ([`MAX_RETRY_AFTER`]).
+    pub fn waits_too_long(&self) -> Option<Duration> {
+        too_long(&self.asked_wait())
+    }
+
+    /// The server's `Retry-After` as sent, when it sent one.
+    fn asked_wait(&self) -> Option<Duration> {
         match self {
             ApiError::Api { retry_after, .. } | ApiError::Status { retry_after, .. } => {
-                retry_after.map(|d| d.min(MAX_RETRY_AFTER))
+                *retry_after
             }
             _ => None,
         }
@@ -334,7 +418,9 @@ impl ApiError {
     /// The HTTP status, when a response arrived.
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            ApiError::Api { status, .. } | ApiError::Status { status, .. } => Some(*status),
+            ApiError::Api { status, .. }
+            | ApiError::Status { status, .. }
+            | ApiError::Redirect { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -355,7 +441,13 @@ impl ApiError {
                 | "InvalidActionOrVersion",
             ) => ErrorScope::Job,
             Some(c) if c.starts_with("AccessDenied") => ErrorScope::Job,
-            _ if matches!(self, ApiError::Unreachable { .. }) => ErrorScope::Endpoint,
+            _ if matches!(
+                self,
+                ApiError::Unreachable { .. } | ApiError::Redirect { .. }
+            ) =>
+            {
+                ErrorScope::Endpoint
+            }
             _ => ErrorScope::Window,
         }
     }
@@ -363,8 +455,9 @@ impl ApiError {
     /// A short label for logs and metrics: the code, `http <status>`, or the kind.
     pub fn label(&self) -> String {
         match self {
-            ApiError::Api { code, .. } => code.clone(),
+            ApiError::Api { code, .. } => escape_controls(code).into_owned(),
             ApiError::Status { status, .. } => format!("http {status}"),
+            ApiError::Redirect { .. } => "redirect".into(),
             ApiError::Network { .. } => "network".into(),
             ApiError::Unreachable { .. } => "unreachable".into(),
             ApiError::Timeout { .. } => "timeout".into(),
@@ -609,6 +702,25 @@ mod tests {
                 Window,
                 false,
             ),
+            // A redirect is never followed, and every call would meet it.
+            (
+                ApiError::Redirect {
+                    status: 307,
+                    location: Some("https://elsewhere.example/".into()),
+                },
+                Permanent,
+                Endpoint,
+                false,
+            ),
+            (
+                ApiError::Redirect {
+                    status: 301,
+                    location: None,
+                },
+                Permanent,
+                Endpoint,
+                false,
+            ),
         ];
         for (err, class, scope, throttled) in table {
             assert_eq!(err.class(), *class, "class of {err:?}");
@@ -680,12 +792,52 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
+    }
 
-        let e = ApiError::Status {
-            status: 429,
+    /// Issue 18 item 12: a 429 with `Retry-After: 600` was honoured, and a night's run took hours.
+    /// Up to 60 s is waited for; a longer wait fails the call at once, counted as throttled, and
+    /// says that the next run retries it.
+    #[test]
+    fn item_12_a_retry_after_over_60_s_is_not_waited_for() {
+        let status = |status: u16, secs: u64| ApiError::Status {
+            status,
             request_id: None,
-            retry_after: Some(Duration::from_secs(3600)),
+            retry_after: Some(Duration::from_secs(secs)),
         };
-        assert_eq!(e.retry_after(), Some(MAX_RETRY_AFTER));
+        let flow = |secs: u64| ApiError::Api {
+            status: 429,
+            code: "FlowLimitExceeded".into(),
+            code_n: Some(100018),
+            message: "slow down".into(),
+            request_id: Some("rid-2".into()),
+            retry_after: Some(Duration::from_secs(secs)),
+        };
+        assert_eq!(MAX_RETRY_AFTER, Duration::from_secs(60));
+        for e in [status(429, 60), flow(60), status(503, 2)] {
+            assert!(e.is_retryable(), "{e}");
+            assert!(e.retry_after().is_some() && e.waits_too_long().is_none());
+            assert!(!e.to_string().contains("Retry-After"), "{e}");
+        }
+        for (e, wait) in [
+            (status(429, 600), 600),
+            (flow(61), 61),
+            (status(503, 3600), 3600),
+        ] {
+            assert!(!e.is_retryable(), "{e}");
+            assert!(e.is_throttled(), "counted as throttled: {e}");
+            assert_eq!(e.retry_after(), None, "no hold for {e}");
+            assert_eq!(e.waits_too_long(), Some(Duration::from_secs(wait)));
+            assert_eq!(e.scope(), Window);
+            let text = e.to_string();
+            let want = format!(
+                "the api asked to wait {wait} s (Retry-After), more than the 60 s a run waits: this window fails now, and the next run retries it"
+            );
+            assert!(text.contains(&want), "{text}");
+            assert!(!text.contains("transient, retried"), "{text}");
+            assert!(
+                !text.contains("the api throttled the call: retried"),
+                "{text}"
+            );
+        }
     }
 }

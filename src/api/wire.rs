@@ -3,7 +3,7 @@
 //!
 //! Field names follow the API (PascalCase). Both the client and the simulator use these types.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub const ACTION: &str = "ListQuality";
 pub const VERSION: &str = "2020-12-01";
@@ -72,9 +72,11 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListQualityResult {
-    #[serde(default)]
+    /// `''` when absent or `null`.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub aggregate_granularity: String,
-    #[serde(default)]
+    /// `null` reads as absent: no series at all.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub indicators: Vec<Indicator>,
 }
 
@@ -83,9 +85,11 @@ pub struct ListQualityResult {
 #[serde(rename_all = "PascalCase")]
 pub struct Indicator {
     pub name: String,
-    #[serde(default)]
+    /// `''` when absent or `null`.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub unit: String,
-    #[serde(default)]
+    /// Empty when absent or `null`: no traffic.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub data: Vec<DataItem>,
 }
 
@@ -104,7 +108,8 @@ pub struct DataItem {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ListQualityDistributionResult {
-    #[serde(default)]
+    /// `null` reads as absent: no series at all.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub indicators: Vec<DistributionIndicator>,
 }
 
@@ -113,7 +118,8 @@ pub struct ListQualityDistributionResult {
 #[serde(rename_all = "PascalCase")]
 pub struct DistributionIndicator {
     pub name: String,
-    #[serde(default)]
+    /// Empty when absent or `null`: no traffic.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub data: Vec<DistributionItem>,
 }
 
@@ -129,4 +135,15 @@ pub struct DistributionItem {
     /// `null` when that value had no traffic.
     #[serde(rename = "Value", default)]
     pub value: Option<f64>,
+}
+
+/// Reads `null` as the field's default. Every field of a result is optional in the official models
+/// (volc-openapi.md section 4), and a `null` says what an absent field says: `Data: null` is no
+/// traffic, `Unit: null` is `''`, `Indicators: null` is no series.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }

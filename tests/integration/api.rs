@@ -6,11 +6,13 @@ use rtc_quality_sync::api::client::{Client, USER_AGENT};
 use rtc_quality_sync::api::error::{ApiError, ErrorScope};
 use rtc_quality_sync::api::wire::ListQualityRequest;
 use rtc_quality_sync::config::{Credentials, SourceSettings};
+use rtc_quality_sync::domain::{RunStatus, WindowState};
 use rtc_quality_sync::fetcher::Fetcher;
+use rtc_quality_sync::store::Store;
 
 use crate::api_helpers::{
-    ACCESS_KEY, RID, Reply, SECRET_KEY, SESSION_TOKEN, TestApi, assert_no_secrets, credentials,
-    max_in_any_second,
+    ACCESS_KEY, RID, Received, Reply, SECRET_KEY, SESSION_TOKEN, TestApi, assert_no_secrets,
+    credentials, max_in_any_second,
 };
 
 fn request() -> ListQualityRequest {
@@ -451,4 +453,291 @@ async fn a_body_over_the_cap_is_refused_and_said_so() {
 
 fn gaps(t: &[std::time::Instant]) -> Vec<u128> {
     t.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect()
+}
+
+/// Issue 18 item 5, through the real client: a `5min` request answered with daily buckets is an
+/// invalid answer naming the field, what was asked and what came; it is not retried in the run.
+#[tokio::test]
+async fn item_05_a_5min_request_answered_with_daily_buckets_is_invalid() {
+    let daily = |granularity: serde_json::Value| {
+        Reply::json(
+            200,
+            serde_json::json!({
+                "ResponseMetadata": {"RequestId": RID},
+                "Result": {"AggregateGranularity": granularity, "Indicators": [
+                    {"Name": "5s_join_room_success_rate", "Unit": "%", "Data": [
+                        {"TimeStamp": "2021-07-24T00:00:00+08:00", "Value": 98.5}]},
+                    {"Name": "80ms_audio_stall_rate", "Unit": "%", "Data": []}]}
+            }),
+        )
+    };
+    let api = TestApi::start(vec![
+        daily("1d".into()),
+        daily(serde_json::Value::Null),
+        daily("5min".into()),
+    ]);
+    let f = fast_fetcher(&api.source());
+    let five_min = ListQualityRequest {
+        aggregate_granularity: "5min".into(),
+        ..request()
+    };
+    let out = f.fetch(&five_min).await;
+    let e = out.result.unwrap_err();
+    assert_eq!(out.attempts, 1, "the same answer would come again");
+    let text = e.to_string();
+    assert!(
+        text.contains(
+            "invalid response: Result.AggregateGranularity: expected \"5min\", got \"1d\""
+        ),
+        "{text}"
+    );
+    assert!(text.contains("RequestId req-1"), "{text}");
+    assert_eq!(e.scope(), ErrorScope::Window);
+    // No granularity in the answer, or the one asked: accepted.
+    for _ in 0..2 {
+        let fetched = f.fetch(&five_min).await.result.unwrap();
+        assert_eq!(fetched.point_count(), 1);
+    }
+}
+
+/// A fixed instant for the pipeline tests below, so nothing depends on the hour.
+fn fixed_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-11-20T02:17:00+08:00")
+        .unwrap()
+        .to_utc()
+}
+
+/// An answer to what arrived: one series per requested indicator, one point at the window's start
+/// (on the grid, inside the window), in the granularity asked; `name` renames the first series.
+fn answer_to(r: &Received, name: Option<&str>) -> Reply {
+    let req: ListQualityRequest = serde_json::from_slice(&r.body).expect("a ListQuality body");
+    let series: Vec<serde_json::Value> = req
+        .indicator
+        .iter()
+        .enumerate()
+        .map(|(i, indicator)| {
+            let returned = match (i, name) {
+                (0, Some(name)) => name.to_string(),
+                _ => format!("5s_{indicator}"),
+            };
+            serde_json::json!({"Name": returned, "Unit": "%", "Data": [
+                {"TimeStamp": req.start_time, "Value": 97.5}]})
+        })
+        .collect();
+    Reply::json(
+        200,
+        serde_json::json!({
+            "ResponseMetadata": {"RequestId": RID},
+            "Result": {"AggregateGranularity": req.aggregate_granularity, "Indicators": series}
+        }),
+    )
+}
+
+/// Issue 18 item 11: a NUL in a returned Name, or a Name over 8 KB, reached PostgreSQL, which
+/// refused it and aborted the run (exit 1, on every later run). At the answer boundary, on both
+/// backends alike, such an answer fails its window (exit 2) and every other window commits.
+async fn item_11_a_bad_name_fails_only_its_window(store: Store) {
+    let long = "stall_rate_".repeat(800);
+    let api = TestApi::answering(vec![], move |n, r| match n {
+        1 => answer_to(r, Some("5s_join_room_success_rate\u{0}")),
+        2 => answer_to(r, Some(&long)),
+        _ => answer_to(r, None),
+    });
+    let text = crate::pipeline::config_text(api.endpoint().as_str(), 50.0, "");
+    let settings = crate::pipeline::settings(&text);
+    let fetcher = fast_fetcher(&settings.source);
+    let report = rtc_quality_sync::pipeline::run(
+        &settings,
+        &store,
+        &fetcher,
+        &rtc_quality_sync::pipeline::RunOptions {
+            mode: "sync".into(),
+            ..Default::default()
+        },
+        fixed_now(),
+        tokio_util::sync::CancellationToken::new(),
+        &rtc_quality_sync::progress::Progress::hidden(),
+    )
+    .await
+    .expect("the run completes");
+
+    assert_eq!(report.exit_code(), 2, "{report:?}");
+    assert_eq!(report.status, RunStatus::Partial);
+    assert!(report.store_error.is_none(), "{report:?}");
+    assert!(report.credentials_error.is_none(), "{report:?}");
+    let planned: u64 = report.streams.iter().map(|s| s.windows_planned).sum();
+    let ok: u64 = report.streams.iter().map(|s| s.windows_ok).sum();
+    let failed: u64 = report.streams.iter().map(|s| s.windows_failed).sum();
+    assert_eq!((ok, failed), (planned - 2, 2), "{report:?}");
+    assert_eq!(api.received().len() as u64, planned, "nothing retried");
+
+    let ledger = crate::helpers::windows(&store).await;
+    let mut errors: Vec<String> = ledger
+        .iter()
+        .filter(|e| e.state == WindowState::Failed)
+        .map(|e| e.last_error.clone().unwrap_or_default())
+        .collect();
+    errors.sort();
+    errors.dedup();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    for e in &errors {
+        assert!(
+            e.starts_with("invalid response: Result.Indicators[0].Name: "),
+            "{e}"
+        );
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(e.len() < 400, "the value is cut: {e}");
+    }
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("\"5s_join_room_success_rate\\u{0}\" holds a control character")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("is 8800 bytes long")),
+        "{errors:?}"
+    );
+    // Every other window's points are stored, and nothing of the bad ones.
+    let stored = store.metrics(None).await.unwrap();
+    assert!(!stored.is_empty());
+    assert!(
+        stored
+            .iter()
+            .all(|r| r.indicator.starts_with("5s_") && r.indicator.len() < 64),
+        "{stored:?}"
+    );
+}
+
+#[tokio::test]
+async fn item_11_a_bad_name_fails_only_its_window_sqlite() {
+    let (_dir, store) = crate::helpers::sqlite_store().await;
+    item_11_a_bad_name_fails_only_its_window(store).await;
+}
+
+#[tokio::test]
+async fn item_11_a_bad_name_fails_only_its_window_postgres() {
+    let Some((_db, store)) = crate::helpers::pg_store().await else {
+        return;
+    };
+    item_11_a_bad_name_fails_only_its_window(store).await;
+}
+
+/// Issue 18 item 9: a 307 to another origin was followed, and reqwest forwarded `X-Security-Token`
+/// there (and stored that origin's answers). A 3xx is an error naming its `Location`, never
+/// followed, never retried, and it stops every job: every call would meet it.
+#[tokio::test]
+async fn item_09_redirects_are_never_followed() {
+    // The origin a redirect points to: it must never hear from the client.
+    let elsewhere = TestApi::start(vec![]);
+    let target = format!(
+        "http://user:hunter2@{}/?Action=ListQuality&Version=2020-12-01",
+        elsewhere.addr
+    );
+    let statuses = [307, 301, 302, 303, 308];
+    let api = TestApi::start(
+        statuses
+            .iter()
+            .map(|&s| Reply::raw(s, "moved").header("Location", &target))
+            .chain([Reply::raw(302, "").header("Location", "/v2/\tnext")])
+            .collect(),
+    );
+    let creds = Credentials::new(ACCESS_KEY, SECRET_KEY, Some(SESSION_TOKEN));
+    let f = Fetcher::with_backoff(
+        Client::new(&api.source(), creds).unwrap(),
+        &api.source(),
+        Duration::from_millis(10),
+        Duration::from_millis(50),
+    );
+    for status in statuses {
+        let out = f.fetch(&request()).await;
+        let e = out.result.unwrap_err();
+        assert_eq!(out.attempts, 1, "{status}: a redirect was retried");
+        assert!(
+            matches!(e, ApiError::Redirect { status: s, .. } if s == status),
+            "{e:?}"
+        );
+        assert!(!e.is_retryable());
+        assert_eq!(e.scope(), ErrorScope::Endpoint);
+        assert_eq!(e.http_status(), Some(status));
+        let text = e.to_string();
+        let shown = format!(
+            "a redirect to http://user:***@{}/?Action=ListQuality&Version=2020-12-01 was not followed",
+            elsewhere.addr
+        );
+        assert!(text.contains(&shown), "{text}");
+        assert!(
+            text.contains("if you trust that address, set source.endpoint to it"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert_error_is_clean(&e);
+    }
+    // A relative Location is shown absolute (resolving it drops the tab, as URLs do).
+    let e = f.fetch(&request()).await.result.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(
+            "a redirect to http://{}/v2/next was not",
+            api.addr
+        )),
+        "{text}"
+    );
+    assert!(!text.chars().any(char::is_control), "{text:?}");
+
+    assert_eq!(api.received().len(), statuses.len() + 1);
+    assert!(
+        api.received()
+            .iter()
+            .all(|r| r.header("x-security-token") == Some(SESSION_TOKEN))
+    );
+    assert!(
+        elsewhere.received().is_empty(),
+        "credentials left the endpoint: {:?}",
+        elsewhere.received()
+    );
+}
+
+/// Issue 18 item 12: a 429 with `Retry-After: 600` was honoured, so a run took hours. Beyond 60 s
+/// the call fails at once, counted as throttled and not retried in this run (the next run retries
+/// the window), and it holds no other call back.
+#[tokio::test]
+async fn item_12_a_retry_after_over_60_s_fails_the_window_at_once_as_throttled() {
+    // An HTTP date an hour ahead: about 3600 s.
+    let later =
+        httpdate::fmt_http_date(rtc_quality_sync::clock::system_now() + Duration::from_secs(3600));
+    let api = TestApi::start(vec![
+        Reply::raw(429, "slow down").header("Retry-After", "600"),
+        Reply::error(429, "FlowLimitExceeded", 100018, "flow limit").header("Retry-After", "600"),
+        Reply::raw(503, "maintenance").header("Retry-After", &later),
+    ]);
+    let f = fast_fetcher(&api.source());
+    let started = std::time::Instant::now();
+    for want in [
+        "http status 429 from the api without an error envelope; the api asked to wait 600 s",
+        "api error FlowLimitExceeded 100018 (http 429, RequestId req-2): flow limit; the api asked to wait 600 s",
+        "http status 503 from the api without an error envelope; the api asked to wait 3",
+    ] {
+        let out = f.fetch(&request()).await;
+        let e = out.result.unwrap_err();
+        assert_eq!(out.attempts, 1, "not retried in this run: {e}");
+        assert_eq!(out.throttled, 1, "counted as throttled: {e}");
+        let text = e.to_string();
+        assert!(text.contains(want), "{text:?} lacks {want:?}");
+        assert!(
+            text.contains(
+                "more than the 60 s a run waits: this window fails now, and the next run retries it"
+            ),
+            "{text}"
+        );
+    }
+    // No hold was set: the next call goes out at once and succeeds.
+    f.fetch(&request()).await.result.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = f.stats();
+    assert_eq!((stats.requests, stats.retries, stats.throttled), (4, 0, 3));
 }

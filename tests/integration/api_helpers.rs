@@ -131,10 +131,13 @@ impl Received {
     }
 }
 
+/// How the server answers a request once the script is used up.
+type Answer = dyn Fn(usize, &Received) -> Reply + Send + Sync;
+
 struct Shared {
     script: Mutex<VecDeque<Reply>>,
-    /// Answers once the script is used up; may pick by request number.
-    fallback: Box<dyn Fn(usize) -> Reply + Send + Sync>,
+    /// Answers once the script is used up; may pick by request number and by what arrived.
+    fallback: Box<Answer>,
     received: Mutex<Vec<Received>>,
 }
 
@@ -156,6 +159,16 @@ impl TestApi {
         script: Vec<Reply>,
         fallback: impl Fn(usize) -> Reply + Send + Sync + 'static,
     ) -> TestApi {
+        TestApi::answering(script, move |n, _| fallback(n))
+    }
+
+    /// Answers from `script`, then with `answer(request number, the request)`: for answers that
+    /// follow what was asked (its window, its granularity).
+    pub fn answering(
+        script: Vec<Reply>,
+        answer: impl Fn(usize, &Received) -> Reply + Send + Sync + 'static,
+    ) -> TestApi {
+        let fallback = answer;
         let shared = Arc::new(Shared {
             script: Mutex::new(script.into()),
             fallback: Box::new(fallback),
@@ -270,7 +283,7 @@ async fn handle(
         )
     } else {
         let next = shared.script.lock().unwrap().pop_front();
-        next.unwrap_or_else(|| (shared.fallback)(n))
+        next.unwrap_or_else(|| (shared.fallback)(n, &received))
     };
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;

@@ -1022,17 +1022,26 @@ async fn an_unreachable_endpoint_exits_1_with_one_message() {
     assert_eq!(code, 1, "{out}{err}");
     let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(summary["status"], "failed");
+    // The verdict is said once; every retry before it is a WARN of its own (issue 19 item 5), so
+    // the run does not look idle while it tries.
     assert_eq!(
-        err.matches("cannot reach the api").count(),
+        err.lines()
+            .filter(|l| l.contains("ERROR") && l.contains("cannot reach the api"))
+            .count(),
         1,
         "said once: {err}"
     );
-    assert_eq!(
+    let retries = err
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("call failed (attempt "))
+        .count() as u64;
+    assert_eq!(retries, summary["retries"].as_u64().unwrap(), "{err}");
+    assert!(retries > 0, "{err}");
+    assert!(
         err.lines()
-            .filter(|l| l.contains("WARN") && !l.contains("requests_per_second"))
-            .count(),
-        0,
-        "no warning per attempt: {err}"
+            .filter(|l| l.contains("WARN"))
+            .all(|l| l.contains("call failed (attempt ") || l.contains("requests_per_second")),
+        "no other warning per attempt: {err}"
     );
     let store = Store::connect(&db).await.unwrap();
     let ledger = crate::helpers::windows(&store).await;
@@ -1280,4 +1289,86 @@ async fn sync_json_says_why_a_run_could_not_start() {
         "{out}"
     );
     assert_eq!(summary["streams"].as_array().unwrap().len(), 0);
+}
+
+/// Issue 19 item 5: retries were logged at DEBUG, so a run that retried for a minute printed
+/// nothing. Every retry is a WARN line with the action, the window (app and start), the attempt,
+/// the reason (label and message) and the wait; the progress line counts them.
+#[tokio::test]
+async fn item_19_05_every_retry_is_a_warn_line_and_the_progress_line_counts_it() {
+    let sim = simulator::spawn(SimulatorConfig {
+        rate_limit_per_sec: 60,
+        faults: simulator::Faults::parse("500=0.25,429=0.1").unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (dir, config) = setup(&sim, 50.0);
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let (code, out, err) = run(with_demo_keys(
+        cmd(dir.path())
+            .args([
+                "sync",
+                "--json",
+                "--log-format",
+                "json",
+                "--database-url",
+                &db,
+            ])
+            .arg("--config")
+            .arg(&config),
+    ))
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("a JSON log line: {l:?}")))
+        .collect();
+    let warns: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN" && l["action"].is_string())
+        .collect();
+    let retries = summary["retries"].as_u64().unwrap();
+    assert!(retries > 0, "the faults made no retry: {summary}");
+    assert_eq!(warns.len() as u64, retries, "one WARN per retry: {err}");
+    for w in &warns {
+        assert_eq!(w["action"], "ListQuality", "{w}");
+        assert!(
+            matches!(w["app_id"].as_str(), Some("app_a" | "app_b")),
+            "{w}"
+        );
+        let start = w["window.start"].as_str().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(start).is_ok() && start.ends_with('Z'),
+            "{w}"
+        );
+        let attempt = w["attempt"].as_u64().unwrap();
+        assert!((1..=8).contains(&attempt), "{w}");
+        let reason = w["reason"].as_str().unwrap();
+        assert!(
+            matches!(reason, "InternalError" | "FlowLimitExceeded"),
+            "{w}"
+        );
+        assert!(w["wait_ms"].as_u64().is_some(), "{w}");
+        let message = w["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "ListQuality call failed (attempt {attempt} of 9); retrying in "
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains("(injected fault)"),
+            "the reason's message: {message}"
+        );
+    }
+    // The progress line counts the same retries.
+    let last_progress = lines
+        .iter()
+        .rev()
+        .find(|l| l["message"] == "progress")
+        .expect("a progress line");
+    assert_eq!(last_progress["retries"].as_u64(), Some(retries), "{err}");
+    sim.shutdown().await;
 }
