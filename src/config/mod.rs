@@ -225,6 +225,45 @@ indicators = ["stall_rate"]
         assert!(e.contains("distributions[0].indicators"), "{e}");
     }
 
+    /// Issue 18 item 7: a repeat made a second distribution stream of the same query (and a
+    /// counter underflow); it is used once, the first occurrence kept in its place, with a warning.
+    #[test]
+    fn item_18_07_a_duplicated_indicator_is_used_once_with_a_warning() {
+        let s = parse(
+            "[[jobs]]\napp_id = \"a\"\nindicators = [\"stall_rate\", \"join_room_success_rate\", \" stall_rate\"]\n\
+             [[distributions]]\napp_id = \"a\"\ndimensions = [\"Province\"]\n\
+             indicators = [\"stall_rate\", \"join_room_success_rate\", \"stall_rate\", \"stall_rate\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.jobs[0].indicators,
+            ["stall_rate", "join_room_success_rate"]
+        );
+        assert_eq!(
+            s.distributions[0].indicators,
+            ["stall_rate", "join_room_success_rate"]
+        );
+        let names: Vec<String> = s.streams().into_iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "a/1d",
+                "a-distribution/stall_rate/Province",
+                "a-distribution/join_room_success_rate/Province"
+            ]
+        );
+        for block in ["jobs[0].indicators", "distributions[0].indicators"] {
+            let said: Vec<&String> = s.warnings.iter().filter(|w| w.contains(block)).collect();
+            assert_eq!(said.len(), 1, "once per block and name: {:?}", s.warnings);
+            assert!(
+                said[0].starts_with("test.toml: ")
+                    && said[0].contains("\"stall_rate\"")
+                    && said[0].contains("used once"),
+                "{said:?}"
+            );
+        }
+    }
+
     #[test]
     fn the_shipped_default_config_is_valid_and_complete() {
         let text = include_str!("../../config/default.toml");

@@ -186,7 +186,7 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
     // [[distributions]]
     let mut distributions: Vec<DistributionJob> = Vec::with_capacity(raw.distributions.len());
     for (i, d) in raw.distributions.into_iter().enumerate() {
-        let job = validate_distribution(i, d, &p)?;
+        let job = validate_distribution(i, d, &p, &mut warnings)?;
         if jobs.iter().any(|o| o.name == job.name)
             || distributions.iter().any(|o| o.name == job.name)
         {
@@ -226,17 +226,37 @@ fn app_id(invalid: &Invalid<'_>, raw: &str) -> Result<String, ConfigError> {
     Ok(app_id)
 }
 
-/// `indicators`, trimmed and deduplicated: a non-empty list of non-empty names.
-fn indicators(invalid: &Invalid<'_>, raw: &[String]) -> Result<Vec<String>, ConfigError> {
-    let mut indicators: Vec<String> = raw.iter().map(|s| s.trim().to_string()).collect();
-    if indicators.is_empty() || indicators.iter().any(String::is_empty) {
+/// `indicators`, trimmed: a non-empty list of non-empty names, each used once. `at` is the key as
+/// warnings name it (`FILE: jobs[0].indicators`).
+///
+/// A name listed twice is used once, the first occurrence kept in its place, with a warning: a
+/// repeat would otherwise make two distribution streams of one query, or ask one indicator twice.
+fn indicators(
+    invalid: &Invalid<'_>,
+    raw: &[String],
+    at: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, ConfigError> {
+    let trimmed: Vec<String> = raw.iter().map(|s| s.trim().to_string()).collect();
+    if trimmed.is_empty() || trimmed.iter().any(String::is_empty) {
         return Err(invalid(
             "indicators",
             &format!("{raw:?}"),
             "a non-empty list of indicator names is required, e.g. [\"join_room_success_rate\", \"stall_rate\"]",
         ));
     }
-    indicators.dedup();
+    let mut indicators: Vec<String> = Vec::with_capacity(trimmed.len());
+    for name in trimmed {
+        if indicators.contains(&name) {
+            // Said once per name, however often it is repeated.
+            let warning = format!("{at} lists {name:?} more than once; it is used once");
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+            continue;
+        }
+        indicators.push(name);
+    }
     Ok(indicators)
 }
 
@@ -257,6 +277,7 @@ fn validate_distribution(
     i: usize,
     d: RawDistribution,
     p: &str,
+    warnings: &mut Vec<String>,
 ) -> Result<DistributionJob, ConfigError> {
     let invalid = |key: &str, value: &dyn fmt::Display, allowed: &str| ConfigError::Invalid {
         path: p.to_string(),
@@ -272,7 +293,12 @@ fn validate_distribution(
         no_control_characters(&invalid, key, value)?;
     }
     let app_id = app_id(&invalid, &d.app_id)?;
-    let indicators = indicators(&invalid, &d.indicators)?;
+    let indicators = indicators(
+        &invalid,
+        &d.indicators,
+        &format!("{p}: distributions[{i}].indicators"),
+        warnings,
+    )?;
     let dimensions = match &d.dimensions {
         None => Dimension::ALL.to_vec(),
         Some(names) => {
@@ -356,7 +382,12 @@ fn validate_job(
         no_control_characters(&invalid, key, value)?;
     }
     let app_id = app_id(&invalid, &j.app_id)?;
-    let indicators = indicators(&invalid, &j.indicators)?;
+    let indicators = indicators(
+        &invalid,
+        &j.indicators,
+        &format!("{p}: jobs[{i}].indicators"),
+        warnings,
+    )?;
 
     let granularity_names = match j.granularity {
         None => vec!["1d".to_string()],

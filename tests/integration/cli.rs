@@ -14,7 +14,7 @@ use crate::pipeline::config_text;
 const BIN: &str = env!("CARGO_BIN_EXE_rtc-quality-sync");
 
 /// A command with no credentials or database URL inherited from the developer's shell.
-fn cmd(dir: &Path) -> tokio::process::Command {
+pub(crate) fn cmd(dir: &Path) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(BIN);
     c.current_dir(dir)
         .env_remove("VOLC_ACCESSKEY")
@@ -28,12 +28,12 @@ fn cmd(dir: &Path) -> tokio::process::Command {
     c
 }
 
-fn with_demo_keys(c: &mut tokio::process::Command) -> &mut tokio::process::Command {
+pub(crate) fn with_demo_keys(c: &mut tokio::process::Command) -> &mut tokio::process::Command {
     c.env("VOLC_ACCESSKEY", simulator::DEMO_ACCESS_KEY)
         .env("VOLC_SECRETKEY", simulator::DEMO_SECRET_KEY)
 }
 
-async fn run(c: &mut tokio::process::Command) -> (i32, String, String) {
+pub(crate) async fn run(c: &mut tokio::process::Command) -> (i32, String, String) {
     let Output {
         status,
         stdout,

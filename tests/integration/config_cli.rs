@@ -1,0 +1,111 @@
+//! The configuration and the messages as the binary shows them (issues 18 and 19): what is
+//! refused, what is only warned about, and what each error tells the user to do.
+
+use std::path::{Path, PathBuf};
+
+use rtc_quality_sync::simulator::{self, SimulatorConfig, SimulatorHandle};
+
+use crate::cli::{cmd, run, with_demo_keys};
+
+/// A simulator that admits both APIs at a pace no test waits for.
+async fn fast_simulator() -> SimulatorHandle {
+    simulator::spawn(SimulatorConfig {
+        rate_limit_per_sec: 60,
+        distribution_rate_limit_per_sec: 60,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// `[source]` against `sim` at test pace, then `blocks`, written to `DIR/config.toml`.
+fn write_config(dir: &Path, sim: &SimulatorHandle, blocks: &str) -> PathBuf {
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nendpoint = \"{}\"\nrequests_per_second = 50\n\
+             distribution_requests_per_second = 50\ntimeout_secs = 2\n\n{blocks}",
+            sim.endpoint()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Issue 18 item 7: an indicator listed twice in a `[[distributions]]` block made two streams of
+/// one query, and the summary's "not attempted" count underflowed (exit 2 on every run). It is used
+/// once, with a warning that names the file, the block and the indicator; the run is exact.
+#[tokio::test]
+async fn item_18_07_a_duplicated_distribution_indicator_syncs_once_and_exits_0() {
+    let sim = fast_simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "[[jobs]]\nname = \"app\"\napp_id = \"demo_app_0\"\nindicators = [\"stall_rate\"]\n\
+         granularity = \"1d\"\n\n[[distributions]]\nname = \"where\"\napp_id = \"demo_app_0\"\n\
+         indicators = [\"stall_rate\", \"join_room_success_rate\", \"stall_rate\"]\n\
+         dimensions = [\"Province\"]\n",
+    );
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let (code, out, err) = run(cmd(dir.path())
+        .args(["plan", "--json", "--database-url", &db, "--config"])
+        .arg(&config))
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let labels: Vec<&str> = plan["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stream"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "app/1d",
+            "where/stall_rate/Province",
+            "where/join_room_success_rate/Province"
+        ]
+    );
+    let distribution_calls = plan["distribution_requests"].as_u64().unwrap();
+
+    let (code, out, err) = run(with_demo_keys(
+        cmd(dir.path())
+            .args(["sync", "--database-url", &db, "--config"])
+            .arg(&config),
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let warning = err
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("distributions[0].indicators"))
+        .unwrap_or_else(|| panic!("no warning: {err}"));
+    assert!(
+        warning.contains("config.toml") && warning.contains("\"stall_rate\""),
+        "{warning}"
+    );
+    let summary = out.lines().find(|l| l.starts_with("run 1 ")).unwrap();
+    assert!(
+        summary.starts_with("run 1 ok") && !summary.contains("not attempted"),
+        "{summary}"
+    );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("where/stall_rate/Province "))
+            .count(),
+        1,
+        "{out}"
+    );
+    let asked = sim
+        .requests()
+        .iter()
+        .filter(|r| r.action == "ListQualityDistribution")
+        .count() as u64;
+    assert_eq!(
+        asked, distribution_calls,
+        "each (indicator, day) asked once"
+    );
+    sim.shutdown().await;
+}
