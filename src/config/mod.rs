@@ -264,6 +264,81 @@ indicators = ["stall_rate"]
         }
     }
 
+    /// Issue 18 item 16: `max_lookback_days = 1` with `data_delay_hours = 72` planned nothing and
+    /// `status --check` said stale forever. A horizon that cannot always hold a whole bucket is a
+    /// configuration error naming the file, both keys and the bound; one that is accepted plans at
+    /// least one window for every stream at every hour.
+    #[test]
+    fn item_18_16_a_horizon_that_holds_no_bucket_is_refused_with_the_bound() {
+        use chrono::{Duration, TimeZone, Utc};
+
+        let config = |lookback: i64, delay: i64, granularity: &str, distribution: bool| {
+            let mut text = format!(
+                "[window]\nmax_lookback_days = {lookback}\ndata_delay_hours = {delay}\n\
+                 [[jobs]]\napp_id = \"a\"\nindicators = [\"stall_rate\"]\ngranularity = \"{granularity}\"\n"
+            );
+            if distribution {
+                text.push_str(
+                    "[[distributions]]\napp_id = \"a\"\nindicators = [\"stall_rate\"]\ndimensions = [\"OS\"]\n",
+                );
+            }
+            text
+        };
+        let e = err(&config(1, 72, "1d", false));
+        for part in [
+            "test.toml",
+            "window.max_lookback_days = 1",
+            "window.data_delay_hours = 72",
+            "is -49 hours",
+            "at least 48",
+            "raise window.max_lookback_days to 6 or more",
+        ] {
+            assert!(e.contains(part), "{part}: {e}");
+        }
+        // The exact bounds: 48 hours with a 1d or distribution stream, 1 hour with 5min alone.
+        assert!(parse(&config(3, 23, "1d", false)).is_ok());
+        let e = err(&config(3, 24, "1d", false));
+        assert!(
+            e.contains("is 47 hours") && e.contains("data_delay_hours to 23 or less"),
+            "{e}"
+        );
+        assert!(err(&config(3, 24, "5min", true)).contains("at least 48"));
+        assert!(parse(&config(1, 22, "5min", false)).is_ok());
+        let e = err(&config(1, 23, "5min", false));
+        assert!(e.contains("is 0 hours") && e.contains("at least 1"), "{e}");
+
+        // Whatever is accepted plans something for every stream, whatever the hour.
+        let start = Utc.with_ymd_and_hms(2026, 11, 20, 0, 7, 0).unwrap();
+        for lookback in 1..=4 {
+            for delay in 0..=72 {
+                for (granularity, distribution) in [("1d", false), ("5min", false), ("5min", true)]
+                {
+                    let Ok(s) = parse(&config(lookback, delay, granularity, distribution)) else {
+                        continue;
+                    };
+                    for minutes in (0..24 * 60).step_by(25) {
+                        let now = start + Duration::minutes(minutes);
+                        let plan = crate::planner::plan(
+                            &s.window,
+                            &s.streams(),
+                            &[],
+                            now,
+                            crate::planner::PlanOptions::default(),
+                        )
+                        .unwrap();
+                        for stream in &plan.streams {
+                            assert!(
+                                !stream.windows.is_empty(),
+                                "{lookback} days, {delay} h, {granularity}: {} plans nothing at {now}",
+                                stream.stream
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_shipped_default_config_is_valid_and_complete() {
         let text = include_str!("../../config/default.toml");

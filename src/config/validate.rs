@@ -199,6 +199,8 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         distributions.push(job);
     }
 
+    horizon_holds_a_bucket(&window, &jobs, !distributions.is_empty(), &invalid)?;
+
     Ok(Settings {
         path: path.to_path_buf(),
         source,
@@ -208,6 +210,59 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         distributions,
         warnings,
     })
+}
+
+/// Hours of horizon that a stream of whole days needs: with 48, the rounding of both ends to a local
+/// day (each loses less than 24 hours) leaves at least one whole day, at any hour of the day.
+const HORIZON_HOURS_FOR_DAYS: i64 = 48;
+/// The same for 5-minute streams only: one hour always holds a 5-minute bucket.
+const HORIZON_HOURS_FOR_FIVE_MIN: i64 = 1;
+
+/// The horizon, `max_lookback_days × 24 − 1 − data_delay_hours` hours (the hour is the planner's
+/// safety margin at the start), must hold a whole bucket of every configured granularity at any
+/// hour; otherwise nothing is ever planned and `status --check` reports the streams stale forever.
+fn horizon_holds_a_bucket(
+    window: &WindowSettings,
+    jobs: &[Job],
+    distributions: bool,
+    invalid: &dyn Fn(&str, &dyn fmt::Display, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let days = distributions
+        || jobs
+            .iter()
+            .any(|j| j.granularities.contains(&Granularity::Day));
+    let (need, which) = if days {
+        (
+            HORIZON_HOURS_FOR_DAYS,
+            "a 1d or distribution stream needs at least 48, so that a whole local day always fits",
+        )
+    } else {
+        (HORIZON_HOURS_FOR_FIVE_MIN, "a 5min stream needs at least 1")
+    };
+    let hours = window.max_lookback_days * 24 - 1 - window.data_delay_hours;
+    if hours >= need {
+        return Ok(());
+    }
+    let min_lookback = (need + 1 + window.data_delay_hours + 23) / 24;
+    let max_delay = window.max_lookback_days * 24 - 1 - need;
+    let fix = if max_delay >= 0 {
+        format!(
+            "raise window.max_lookback_days to {min_lookback} or more, or lower window.data_delay_hours to {max_delay} or less"
+        )
+    } else {
+        format!("raise window.max_lookback_days to {min_lookback} or more")
+    };
+    Err(invalid(
+        "window.max_lookback_days",
+        &format!(
+            "{} with window.data_delay_hours = {}",
+            window.max_lookback_days, window.data_delay_hours
+        ),
+        &format!(
+            "the horizon, max_lookback_days × 24 − 1 − data_delay_hours, is {hours} hours and holds no \
+             whole bucket: {which}; {fix}"
+        ),
+    ))
 }
 
 /// How a job's or a distribution's key is reported: its table's key, the value, what is allowed.
