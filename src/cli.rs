@@ -94,10 +94,16 @@ pub enum Command {
     ///
     /// Refuses to overwrite a file that exists.
     Init(InitArgs),
-    /// Serve a faithful local emulation of the ListQuality API, for trying the tool and for tests.
+    /// Serve a faithful local emulation of the ListQuality and ListQualityDistribution APIs, for
+    /// trying the tool and for tests.
     ///
     /// Point a config's `source.endpoint` at it (http://127.0.0.1:8080) and run `sync` with the key
     /// pair it accepts: VOLC_ACCESSKEY/VOLC_SECRETKEY if set, else the demo pair it prints at start-up.
+    ///
+    /// It knows the documented indicators: join_room_success_rate, stall_rate,
+    /// first_frame_send_success_rate, first_frame_recv_success_rate and network_trans_delay. Any
+    /// other name is answered InvalidParameter (HTTP 400), so a typo fails here as it may against
+    /// the real API.
     Simulate(SimulateArgs),
     /// Start the simulator in-process and backfill 30 days into demo.db, then show the result.
     Demo(DemoArgs),
@@ -319,6 +325,22 @@ mod tests {
     fn the_cli_is_well_formed() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// Issue 19 item 9: `simulate --help` says which indicator names the simulator knows.
+    #[test]
+    fn item_19_09_simulate_help_names_the_indicators_it_knows() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("simulate")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for name in crate::domain::DOCUMENTED_INDICATORS {
+            assert!(help.contains(name), "{name}: {help}");
+        }
+        assert!(help.contains("InvalidParameter"), "{help}");
     }
 
     #[test]

@@ -339,6 +339,36 @@ indicators = ["stall_rate"]
         }
     }
 
+    /// Issue 19 item 9: a name outside volc-openapi.md's list is accepted without a word today; it
+    /// is used (the list is partial, the API judges) with a warning that names it.
+    #[test]
+    fn item_19_09_an_undocumented_indicator_is_used_with_a_warning() {
+        let s = parse(
+            "[[jobs]]\napp_id = \"a\"\nindicators = [\"stall_rte\", \"network_trans_delay\"]\n\
+             [[distributions]]\napp_id = \"a\"\nindicators = [\"first_frame_recv_success_rate\", \"jitter\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.jobs[0].indicators, ["stall_rte", "network_trans_delay"]);
+        assert_eq!(
+            s.distributions[0].indicators,
+            ["first_frame_recv_success_rate", "jitter"]
+        );
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        for (warning, key, name) in [
+            (&s.warnings[0], "jobs[0].indicators", "\"stall_rte\""),
+            (&s.warnings[1], "distributions[0].indicators", "\"jitter\""),
+        ] {
+            assert!(
+                warning.starts_with(&format!(
+                    "test.toml: {key}: {name} is not a documented indicator"
+                )) && warning.contains("the API will judge")
+                    && warning.contains("stall_rate"),
+                "{warning}"
+            );
+        }
+        assert!(parse(MINIMAL).unwrap().warnings.is_empty());
+    }
+
     #[test]
     fn the_shipped_default_config_is_valid_and_complete() {
         let text = include_str!("../../config/default.toml");

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::file::{OneOrMany, RawConfig, RawDistribution, RawJob};
 use super::{ConfigError, DatabaseUrl, Settings, SourceSettings, WindowSettings};
-use crate::domain::{Dimension, DistributionJob, Granularity, Job, ProductType, parse_offset};
+use crate::domain::{
+    DOCUMENTED_INDICATORS, Dimension, DistributionJob, Granularity, Job, ProductType, parse_offset,
+};
 use crate::redact::redact_url;
 
 /// Validates the raw tables; `path` is only used in messages.
@@ -286,6 +288,8 @@ fn app_id(invalid: &Invalid<'_>, raw: &str) -> Result<String, ConfigError> {
 ///
 /// A name listed twice is used once, the first occurrence kept in its place, with a warning: a
 /// repeat would otherwise make two distribution streams of one query, or ask one indicator twice.
+/// A name outside the documented list is used as written, with a warning: the published list is
+/// partial, so only the API can say whether it exists, and a typo should not go unnoticed.
 fn indicators(
     invalid: &Invalid<'_>,
     raw: &[String],
@@ -309,6 +313,12 @@ fn indicators(
                 warnings.push(warning);
             }
             continue;
+        }
+        if !DOCUMENTED_INDICATORS.contains(&name.as_str()) {
+            warnings.push(format!(
+                "{at}: {name:?} is not a documented indicator ({}); it is used as written and the API will judge",
+                DOCUMENTED_INDICATORS.join(", ")
+            ));
         }
         indicators.push(name);
     }

@@ -109,3 +109,57 @@ async fn item_18_07_a_duplicated_distribution_indicator_syncs_once_and_exits_0()
     );
     sim.shutdown().await;
 }
+
+/// Issue 19 item 9: a typo in an indicator name is warned about at load, and the simulator answers
+/// it `InvalidParameter` as the real API may, so it fails in the demo too instead of inventing data.
+#[tokio::test]
+async fn item_19_09_an_undocumented_indicator_is_warned_about_and_the_simulator_refuses_it() {
+    let sim = fast_simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "[[jobs]]\nname = \"good\"\napp_id = \"demo_app_0\"\nindicators = [\"stall_rate\"]\n\
+         granularity = \"1d\"\n\n[[jobs]]\nname = \"typo\"\napp_id = \"demo_app_0\"\n\
+         indicators = [\"stall_rte\"]\ngranularity = \"1d\"\n",
+    );
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let (code, out, err) = run(with_demo_keys(
+        cmd(dir.path())
+            .args(["sync", "--database-url", &db, "--config"])
+            .arg(&config),
+    ))
+    .await;
+    assert_eq!(
+        code, 2,
+        "the typo's job fails, the other is committed: {out}{err}"
+    );
+    let warning = err
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("not a documented indicator"))
+        .unwrap_or_else(|| panic!("no warning: {err}"));
+    assert!(
+        warning.contains("config.toml")
+            && warning.contains("jobs[1].indicators")
+            && warning.contains("\"stall_rte\"")
+            && warning.contains("the API will judge"),
+        "{warning}"
+    );
+    assert!(
+        out.contains("InvalidParameter") && out.contains("stall_rte"),
+        "the failure says why: {out}"
+    );
+    let refused: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.body.contains("stall_rte"))
+        .collect();
+    assert!(!refused.is_empty());
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.status == 400 && r.code.as_deref() == Some("InvalidParameter")),
+        "{refused:?}"
+    );
+    sim.shutdown().await;
+}
