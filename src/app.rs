@@ -13,7 +13,7 @@ use chrono::Utc;
 
 use crate::api::client::{Client, request_for};
 use crate::cli::{Cli, Command, DemoArgs, PlanArgs, RangeArgs, SimulateArgs, StatusArgs, SyncArgs};
-use crate::config::{Credentials, DatabaseUrl, Settings};
+use crate::config::{Credentials, DatabaseUrl, PLACEHOLDER_APP_ID, Settings};
 use crate::domain::RunStatus;
 use crate::error::{Error, Outcome};
 use crate::fetcher::Fetcher;
@@ -85,6 +85,13 @@ fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }
+    Ok(settings)
+}
+
+/// [`load_settings`] for the commands that plan or call the API: the placeholder app id is refused.
+fn load_settings_to_plan(cli: &Cli) -> anyhow::Result<Settings> {
+    let settings = load_settings(cli)?;
+    settings.require_real_app_ids()?;
     Ok(settings)
 }
 
@@ -179,7 +186,7 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result {
 
 async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
     if args.dry_run {
-        let settings = load_settings(cli)?;
+        let settings = load_settings_to_plan(cli)?;
         let options = plan_options(&args.range, &settings);
         let ledger = read_ledger(&settings.database_url).await?;
         let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
@@ -244,7 +251,7 @@ async fn sync_start(
     ),
     Error,
 > {
-    let settings = load_settings(cli)?;
+    let settings = load_settings_to_plan(cli)?;
     let options = plan_options(&args.range, &settings);
     let credentials = credentials()?;
     let client = Client::new(&settings.source, credentials)?;
@@ -358,7 +365,7 @@ async fn run_sync(
 }
 
 async fn plan(cli: &Cli, args: &PlanArgs) -> Result {
-    let settings = load_settings(cli)?;
+    let settings = load_settings_to_plan(cli)?;
     let options = plan_options(&args.range, &settings);
     let ledger = read_ledger(&settings.database_url).await?;
     let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
@@ -472,20 +479,26 @@ async fn migrate(cli: &Cli) -> Result {
 async fn check(cli: &Cli) -> Result {
     let mut ok = true;
     let settings = match load_settings(cli) {
-        Ok(s) => {
-            say!(
-                "ok    config {}: {} jobs, {} streams",
-                cli.config.display(),
-                s.jobs.len(),
-                s.streams().len()
-            );
-            s
-        }
+        Ok(s) => s,
         Err(e) => {
             say!("FAIL  config: {e:#}");
             return Ok(Outcome::Failed);
         }
     };
+    // A placeholder app id fails the check, but the database and the credentials are still worth
+    // checking: the user fixes everything in one go.
+    match settings.require_real_app_ids() {
+        Ok(()) => say!(
+            "ok    config {}: {} jobs, {} streams",
+            cli.config.display(),
+            settings.jobs.len(),
+            settings.streams().len()
+        ),
+        Err(e) => {
+            ok = false;
+            say!("FAIL  config: {e}");
+        }
+    }
     match open_store(&settings.database_url).await {
         Ok(store) => say!(
             "ok    database {} ({})",
@@ -514,9 +527,6 @@ async fn check(cli: &Cli) -> Result {
     Ok(if ok { Outcome::Done } else { Outcome::Failed })
 }
 
-/// The app id that `init` writes, which no account has.
-const PLACEHOLDER_APP_ID: &str = "Your_AppId";
-
 /// `check`'s API probes: one small real call per distinct (app, product type), through the fetcher
 /// (paced, transient errors retried), reported per job. Whether every job passed.
 async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow::Result<bool> {
@@ -528,7 +538,7 @@ async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow:
         if job.app_id == PLACEHOLDER_APP_ID {
             ok = false;
             say!(
-                "FAIL  {label}: app_id is still the placeholder {PLACEHOLDER_APP_ID}; set your app's AppId from the RTC console"
+                "FAIL  {label}: not called, app_id is still the placeholder {PLACEHOLDER_APP_ID}; put your app's AppId there, from the RTC console"
             );
             continue;
         }

@@ -22,6 +22,8 @@ use crate::redact::redact_url;
 pub use credentials::Credentials;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+/// The app id the shipped configuration (what `init` writes) holds until the user sets theirs.
+pub const PLACEHOLDER_APP_ID: &str = "Your_AppId";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://rtc_quality.db";
 
 /// A configuration problem, said so that the user knows where and what to change.
@@ -133,6 +135,36 @@ impl Settings {
             .flat_map(Job::streams)
             .chain(self.distributions.iter().flat_map(DistributionJob::streams))
             .collect()
+    }
+
+    /// Refuses the placeholder app id, for the commands that plan or call the API (`sync`, `plan`,
+    /// `check`): its calls could only fail, and a plan for it is no plan. Loading still accepts it,
+    /// so `status` reads the database of a configuration being edited.
+    pub fn require_real_app_ids(&self) -> Result<(), ConfigError> {
+        let jobs = self
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (format!("jobs[{i}].app_id"), &j.app_id));
+        let distributions = self
+            .distributions
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("distributions[{i}].app_id"), &d.app_id));
+        match jobs
+            .chain(distributions)
+            .find(|(_, app_id)| *app_id == PLACEHOLDER_APP_ID)
+        {
+            None => Ok(()),
+            Some((key, app_id)) => Err(ConfigError::Invalid {
+                path: self.path.display().to_string(),
+                key,
+                value: format!("{app_id:?}"),
+                allowed: "this is the placeholder that `init` writes; put your app's AppId there, \
+                          from the RTC console (RTC > Applications)"
+                    .into(),
+            }),
+        }
     }
 
     /// Reads and validates a config file.
@@ -369,10 +401,38 @@ indicators = ["stall_rate"]
         assert!(parse(MINIMAL).unwrap().warnings.is_empty());
     }
 
+    /// Issue 19 item 7: the placeholder that `init` writes loads (so `status` works while the
+    /// file is edited), and `require_real_app_ids`, which `sync`, `plan` and `check` apply, refuses
+    /// it naming the file, the key and what to put there.
+    #[test]
+    fn item_19_07_the_placeholder_app_id_is_refused_by_the_commands_that_plan() {
+        let shipped = parse(include_str!("../../config/default.toml")).unwrap();
+        let e = shipped.require_real_app_ids().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "test.toml: jobs[0].app_id = \"Your_AppId\": this is the placeholder that `init` writes; \
+             put your app's AppId there, from the RTC console (RTC > Applications)"
+        );
+        let s = parse(
+            "[[jobs]]\napp_id = \"a\"\nindicators = [\"stall_rate\"]\n\
+             [[distributions]]\napp_id = \"b\"\nindicators = [\"stall_rate\"]\n\
+             [[distributions]]\napp_id = \" Your_AppId \"\nindicators = [\"stall_rate\"]\n",
+        )
+        .unwrap();
+        let e = s.require_real_app_ids().unwrap_err().to_string();
+        assert!(
+            e.starts_with("test.toml: distributions[1].app_id = \"Your_AppId\""),
+            "{e}"
+        );
+        assert!(parse(MINIMAL).unwrap().require_real_app_ids().is_ok());
+    }
+
     #[test]
     fn the_shipped_default_config_is_valid_and_complete() {
         let text = include_str!("../../config/default.toml");
         let s = parse(text).unwrap();
+        // It loads as shipped; the commands that plan refuse its placeholder app id (above).
+        assert_eq!(s.jobs[0].app_id, PLACEHOLDER_APP_ID);
         assert_eq!(s.source.requests_per_second, 2.0);
         assert_eq!(s.window.timezone, FixedOffset::east_opt(8 * 3600).unwrap());
         assert_eq!(s.database_url.expose(), DEFAULT_DATABASE_URL);

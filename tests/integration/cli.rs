@@ -904,6 +904,11 @@ async fn init_writes_a_config_and_the_missing_config_error_points_to_it() {
     assert!(out.contains("check"), "{out}");
     let written = std::fs::read_to_string(&wanted).unwrap();
     assert_eq!(written, rtc_quality_sync::app::DEFAULT_CONFIG);
+    // The default config plans once its placeholder app id is replaced (issue 19 item 7).
+    let (code, _, err) = run(cmd(dir.path()).args(["plan", "--json"])).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("jobs[0].app_id"), "{err}");
+    std::fs::write(&wanted, written.replace("\"Your_AppId\"", "\"my_app\"")).unwrap();
     let (code, out, err) = run(cmd(dir.path()).args(["plan", "--json"])).await;
     assert_eq!(code, 0, "the default config plans: {err}");
     assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok());
@@ -1083,6 +1088,11 @@ granularity = "1d"
     assert!(
         line("fresh").starts_with("FAIL") && line("fresh").contains("placeholder"),
         "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("FAIL  config: ")
+            && l.contains("config.toml: jobs[4].app_id = \"Your_AppId\"")),
+        "the placeholder is a configuration error too: {out}"
     );
     let mut apps: Vec<String> = sim
         .requests()

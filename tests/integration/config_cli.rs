@@ -163,3 +163,51 @@ async fn item_19_09_an_undocumented_indicator_is_warned_about_and_the_simulator_
     );
     sim.shutdown().await;
 }
+
+/// Issue 19 item 7: `sync` and `plan` refused the placeholder app id only in `check`; now both
+/// refuse it as a configuration error (exit 1) naming the file, the key and what to put there,
+/// before any call. `status` still reads the database with it.
+#[tokio::test]
+async fn item_19_07_sync_and_plan_refuse_the_placeholder_app_id_and_status_works() {
+    let sim = fast_simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "[[jobs]]\nname = \"app\"\napp_id = \"demo_app_0\"\nindicators = [\"stall_rate\"]\n\n\
+         [[distributions]]\nname = \"where\"\napp_id = \"Your_AppId\"\nindicators = [\"stall_rate\"]\n",
+    );
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    for command in [
+        &["plan"][..],
+        &["plan", "--json"],
+        &["sync"],
+        &["sync", "--dry-run"],
+        &["sync", "--json"],
+    ] {
+        let (code, out, err) = run(with_demo_keys(
+            cmd(dir.path())
+                .args(command)
+                .args(["--database-url", &db, "--config"])
+                .arg(&config),
+        ))
+        .await;
+        assert_eq!(code, 1, "{command:?}: {out}{err}");
+        assert!(
+            err.contains("config.toml: distributions[0].app_id = \"Your_AppId\"")
+                && err.contains("RTC console"),
+            "{command:?}: {err}"
+        );
+    }
+    assert!(sim.requests().is_empty(), "nothing was called");
+    assert!(!dir.path().join("t.db").exists(), "nothing was written");
+    for command in [&["status"][..], &["status", "--json"]] {
+        let (code, out, err) = run(cmd(dir.path())
+            .args(command)
+            .args(["--database-url", &db, "--config"])
+            .arg(&config))
+        .await;
+        assert_eq!(code, 0, "{command:?}: {out}{err}");
+    }
+    sim.shutdown().await;
+}
