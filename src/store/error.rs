@@ -17,6 +17,17 @@ pub enum StoreError {
     )]
     Connect { url: String, message: String },
 
+    /// A parameter whose name says it holds a secret and that the driver does not support: handed
+    /// on, the driver would log it with its value ("ignoring unrecognized connect parameter").
+    #[error(
+        "the database url {url} has the parameter {parameter:?}, which is not supported (its value is not shown); {advice}"
+    )]
+    UnsupportedParameter {
+        url: String,
+        parameter: String,
+        advice: &'static str,
+    },
+
     #[error(
         "cannot apply the schema migrations to {url}: {message}; check that the database user may create tables and that this binary is not older than the database's schema"
     )]
