@@ -17,6 +17,20 @@ pub enum StoreError {
     )]
     Connect { url: String, message: String },
 
+    /// The server answered that the database does not exist (SQLSTATE 3D000): connecting again
+    /// cannot help, creating it does.
+    #[error(
+        "the database {name:?} does not exist on the PostgreSQL server at {url}; create it with `createdb {quoted}` (for this url's server and user: `createdb{options} {quoted}`), or correct the database name in the url"
+    )]
+    NoDatabase {
+        url: String,
+        name: String,
+        /// `name` as a shell word.
+        quoted: String,
+        /// `createdb`'s options for the url's server and user (` -h … -p … -U …`).
+        options: String,
+    },
+
     /// A parameter whose name says it holds a secret and that the driver does not support: handed
     /// on, the driver would log it with its value ("ignoring unrecognized connect parameter").
     #[error(

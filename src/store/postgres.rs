@@ -81,9 +81,17 @@ impl PgStore {
             .options([("client_min_messages", "warning")]);
         // One direct connection first: the pool retries a refused connection until its acquire
         // timeout, and `check` should say at once that the database is not there.
-        let probe = PgConnection::connect_with(&options)
-            .await
-            .map_err(connect_err)?;
+        let probe = PgConnection::connect_with(&options).await.map_err(|e| {
+            match no_database(&e, &options) {
+                Some(name) => StoreError::NoDatabase {
+                    url: redacted.clone(),
+                    quoted: shell_word(&name),
+                    options: createdb_options(&options),
+                    name,
+                },
+                None => connect_err(e),
+            }
+        })?;
         let _ = probe.close().await;
         // A run commits a few windows at a time (the fetcher's in-flight calls) while `status`-like
         // reads may come in beside them; six connections cover that without crowding the server.
@@ -251,6 +259,50 @@ impl PgStore {
                 since: "an unknown time".into(),
             },
         })
+    }
+}
+
+/// The database's name when the server refused the connection because it does not exist
+/// (SQLSTATE 3D000, `invalid_catalog_name`).
+fn no_database(e: &sqlx::Error, options: &PgConnectOptions) -> Option<String> {
+    let code = e.as_database_error()?.code()?;
+    (code == "3D000").then(|| {
+        // Without a name in the URL, PostgreSQL takes the user's name.
+        options
+            .get_database()
+            .unwrap_or(options.get_username())
+            .to_string()
+    })
+}
+
+/// `createdb`'s options for the url's server (when it is not the local default) and user.
+fn createdb_options(options: &PgConnectOptions) -> String {
+    let mut out = String::new();
+    if let Some(socket) = options.get_socket() {
+        out.push_str(&format!(
+            " -h {}",
+            shell_word(&socket.display().to_string())
+        ));
+    } else if !matches!(options.get_host(), "localhost" | "127.0.0.1" | "::1") {
+        out.push_str(&format!(" -h {}", shell_word(options.get_host())));
+    }
+    if options.get_port() != 5432 {
+        out.push_str(&format!(" -p {}", options.get_port()));
+    }
+    out.push_str(&format!(" -U {}", shell_word(options.get_username())));
+    out
+}
+
+/// `word` as one shell word: as it is when it is plain, else single-quoted.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:/@".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 

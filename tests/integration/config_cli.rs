@@ -264,3 +264,30 @@ async fn item_18_10_url_passwords_never_reach_the_driver_logs() {
         }
     }
 }
+
+/// Issue 19 item 8: a PostgreSQL database that does not exist was reported as a connection
+/// problem ("check that it is running"); the error names the database and says `createdb NAME`.
+#[tokio::test]
+async fn item_19_08_a_missing_postgres_database_is_named_with_createdb() {
+    let Some(existing) = crate::helpers::pg_empty_db().await else {
+        return;
+    };
+    let name = crate::helpers::unique_name("rqs_absent");
+    let mut url = url::Url::parse(&existing.url()).unwrap();
+    url.set_path(&format!("/{name}"));
+    let dir = tempfile::tempdir().unwrap();
+    for command in [&["migrate"][..], &["status"], &["status", "--json"]] {
+        let (code, out, err) = run(cmd(dir.path())
+            .args(command)
+            .args(["--database-url", url.as_str()]))
+        .await;
+        assert_eq!(code, 1, "{command:?}: {out}{err}");
+        assert!(
+            err.contains(&format!("the database \"{name}\" does not exist"))
+                && err.contains(&format!("`createdb {name}`"))
+                && err.contains(&format!("-U postgres {name}`")),
+            "{command:?}: {err}"
+        );
+        assert!(!err.contains("check that it is running"), "{err}");
+    }
+}
