@@ -116,7 +116,7 @@ fn database_url_only(cli: &Cli) -> anyhow::Result<DatabaseUrl> {
 async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
     Store::connect(url.expose())
         .await
-        .with_context(|| format!("cannot open the database {url}"))
+        .map_err(|e| opening(url, e))
 }
 
 /// Opens the database with the one-sync lock taken before migrating (see [`Store::connect_locked`]).
@@ -125,7 +125,22 @@ async fn open_locked(url: &DatabaseUrl, mode: &str) -> Result<(Store, StoreLock)
     match Store::connect_locked(url.expose(), &holder).await {
         // Said as it is: "another run holds the lock" needs no "cannot open the database" before it.
         Err(e @ StoreError::Locked { .. }) => Err(Error::store(e)),
-        r => Ok(r.with_context(|| format!("cannot open the database {url}"))?),
+        r => Ok(r.map_err(|e| opening(url, e))?),
+    }
+}
+
+/// An error met while opening `url`, said once: the errors that name the database (or its file)
+/// already are said as they are, the others after "cannot open the database URL".
+fn opening(url: &DatabaseUrl, e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::UnsupportedUrl { .. }
+        | StoreError::Connect { .. }
+        | StoreError::OpenFile { .. }
+        | StoreError::NoDatabase { .. }
+        | StoreError::UnsupportedParameter { .. }
+        | StoreError::Migrate { .. }
+        | StoreError::LockFile { .. } => e.into(),
+        e => anyhow::Error::from(e).context(format!("cannot open the database {url}")),
     }
 }
 

@@ -12,10 +12,17 @@ pub enum StoreError {
     )]
     UnsupportedUrl { url: String },
 
+    /// A PostgreSQL server that cannot be reached or refuses the connection.
     #[error(
-        "cannot connect to the database at {url}: {message}; check that it is running and that the url is right"
+        "cannot connect to the database at {url}: {message}; check that the server is running and that the url is right"
     )]
     Connect { url: String, message: String },
+
+    /// A SQLite file that cannot be opened: there is no server to check, only the path.
+    #[error(
+        "cannot open the SQLite database file {}: {message}; check the path, that its directory exists and that this user may read and write the file and the directory", path.display()
+    )]
+    OpenFile { path: PathBuf, message: String },
 
     /// The server answered that the database does not exist (SQLSTATE 3D000): connecting again
     /// cannot help, creating it does.
@@ -42,10 +49,13 @@ pub enum StoreError {
         advice: &'static str,
     },
 
-    #[error(
-        "cannot apply the schema migrations to {url}: {message}; check that the database user may create tables and that this binary is not older than the database's schema"
-    )]
-    Migrate { url: String, message: String },
+    #[error("cannot apply the schema migrations to {url}: {message}; {advice}")]
+    Migrate {
+        url: String,
+        message: String,
+        /// What to check, which differs for a file and a server ([`MIGRATE_SQLITE`], [`MIGRATE_POSTGRES`]).
+        advice: &'static str,
+    },
 
     #[error(
         "another run holds the lock on this database: {holder} since {since}; wait for it to finish or stop it"
@@ -57,20 +67,20 @@ pub enum StoreError {
     )]
     LockLost { holder: String, since: String },
 
-    #[error("cannot use the lock file {path}: {source}; check that its directory is writable")]
+    // The causes below are said in the message, where a log line that prints `{e}` shows them
+    // too; they are no `source` as well, or an error chain would say them twice.
+    #[error(
+        "cannot use the lock file {} beside the SQLite database: {error}; check the path, that its directory exists and that this user may write in it", path.display()
+    )]
     LockFile {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
-    #[error(
-        "database error while {action}: {source}; check that the database is reachable and retry"
-    )]
+    #[error("database error while {action}: {error}; {}", database_advice(.error))]
     Database {
         action: &'static str,
-        #[source]
-        source: sqlx::Error,
+        error: sqlx::Error,
     },
 
     #[error(
@@ -86,7 +96,76 @@ pub enum StoreError {
     Injected { points: usize },
 }
 
+/// What to check when a migration fails on a SQLite file.
+pub(crate) const MIGRATE_SQLITE: &str = "check that the file is this tool's database and writable by this user, and that this binary is not older than the database's schema";
+/// What to check when a migration fails on a PostgreSQL server.
+pub(crate) const MIGRATE_POSTGRES: &str = "check that the database user may create tables and that this binary is not older than the database's schema";
+
+/// What to check after a failed statement: a SQLite error is about the file (its permissions, the
+/// disk), never a server to reach; anything else came from the PostgreSQL server or the way to it.
+fn database_advice(e: &sqlx::Error) -> &'static str {
+    let sqlite = match e {
+        sqlx::Error::Database(d) => d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some(),
+        // Only SQLite runs its statements on a worker thread.
+        sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    };
+    if sqlite {
+        "check the database file, the permissions of the file and its directory, and the free disk space, then retry"
+    } else {
+        "check that the database server is reachable and retry"
+    }
+}
+
 /// Wraps a sqlx error with what the store was doing, for `map_err`.
 pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Database { action, source }
+    move |error| StoreError::Database { action, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::*;
+
+    /// Issue 18 item 17c: "check that it is running" was printed for a SQLite path. A SQLite error
+    /// names the file and what to check on it; server advice is for PostgreSQL only.
+    #[tokio::test]
+    async fn item_18_17c_sqlite_errors_give_file_advice_and_never_server_advice() {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let source = sqlx::query("SELECT * FROM no_such_table")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        let e = db("reading the ledger")(source).to_string();
+        assert!(
+            e.contains("no_such_table")
+                && e.contains("the permissions of the file and its directory"),
+            "{e}"
+        );
+        let e = StoreError::OpenFile {
+            path: "/srv/rtc/q.db".into(),
+            message: "unable to open database file".into(),
+        }
+        .to_string();
+        assert!(
+            e.contains("/srv/rtc/q.db") && e.contains("directory"),
+            "{e}"
+        );
+        let migrate = StoreError::Migrate {
+            url: "sqlite:///srv/rtc/q.db".into(),
+            message: "file is not a database".into(),
+            advice: MIGRATE_SQLITE,
+        }
+        .to_string();
+        for sqlite in [e, migrate] {
+            for server in ["running", "reachable", "database user", "server"] {
+                assert!(!sqlite.contains(server), "{server}: {sqlite}");
+            }
+        }
+        let e = db("reading the ledger")(sqlx::Error::PoolTimedOut).to_string();
+        assert!(e.contains("server is reachable"), "{e}");
+    }
 }

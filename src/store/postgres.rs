@@ -115,6 +115,7 @@ impl PgStore {
             .map_err(|e| StoreError::Migrate {
                 url: self.url.clone(),
                 message: e.to_string(),
+                advice: super::error::MIGRATE_POSTGRES,
             })
     }
 

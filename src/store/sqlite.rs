@@ -89,8 +89,9 @@ impl SqliteStore {
             // A window's stored points come back as one row each; a deep buffer lets SQLite's worker
             // thread run ahead instead of waking the reader for every few rows.
             .row_buffer_size(4096);
-        let writer = options.connect().await.map_err(|e| StoreError::Connect {
-            url: redacted.clone(),
+        let writer = options.connect().await.map_err(|e| StoreError::OpenFile {
+            // Absolute, so that a scheduler's working directory is no mystery.
+            path: std::path::absolute(&path).unwrap_or_else(|_| path.clone()),
             message: scrub(&e.to_string(), url),
         })?;
         let pool = SqlitePoolOptions::new()
@@ -113,6 +114,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Migrate {
                 url: self.url.clone(),
                 message: e.to_string(),
+                advice: super::error::MIGRATE_SQLITE,
             })
     }
 
@@ -433,9 +435,9 @@ impl FileLock {
         cleared?;
         truncated
             .and(unlocked)
-            .map_err(|source| StoreError::LockFile {
+            .map_err(|error| StoreError::LockFile {
                 path: self.path.clone(),
-                source,
+                error,
             })
     }
 }
@@ -446,9 +448,9 @@ fn take_file_lock(db_path: &Path, holder: &str) -> Result<(File, PathBuf)> {
     let mut path = db_path.as_os_str().to_owned();
     path.push(".lock");
     let path = PathBuf::from(path);
-    let lock_err = |source| StoreError::LockFile {
+    let lock_err = |error| StoreError::LockFile {
         path: path.clone(),
-        source,
+        error,
     };
     let mut file = OpenOptions::new()
         .read(true)

@@ -291,3 +291,73 @@ async fn item_19_08_a_missing_postgres_database_is_named_with_createdb() {
         assert!(!err.contains("check that it is running"), "{err}");
     }
 }
+
+/// Issue 18 item 17c: a SQLite path that cannot be opened said "check that it is running"; the
+/// error names the file (or its lock file, which writers take first) and says to check the path and
+/// its directory, once.
+#[tokio::test]
+async fn item_18_17c_a_sqlite_file_that_cannot_be_opened_gets_file_advice() {
+    let sim = fast_simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "[[jobs]]\napp_id = \"demo_app_0\"\nindicators = [\"stall_rate\"]\n",
+    );
+    // A parent that is a regular file: no user, root included, can create anything under it.
+    std::fs::write(dir.path().join("not-a-dir"), "").unwrap();
+    let under_a_file = dir.path().join("not-a-dir").join("q.db");
+    // A database path that is a directory: it exists, so every command opens it, and fails.
+    let a_directory = dir.path().join("d.db");
+    std::fs::create_dir(&a_directory).unwrap();
+    let cases = [
+        (
+            &under_a_file,
+            &["migrate"][..],
+            format!("the lock file {}.lock", under_a_file.display()),
+        ),
+        (
+            &under_a_file,
+            &["sync"],
+            format!("the lock file {}.lock", under_a_file.display()),
+        ),
+        (
+            &a_directory,
+            &["migrate"],
+            format!("the SQLite database file {}", a_directory.display()),
+        ),
+        (
+            &a_directory,
+            &["status"],
+            format!("the SQLite database file {}", a_directory.display()),
+        ),
+        (
+            &a_directory,
+            &["sync"],
+            format!("the SQLite database file {}", a_directory.display()),
+        ),
+    ];
+    for (file, command, names) in cases {
+        let url = format!("sqlite://{}", file.display());
+        let (code, out, err) = run(with_demo_keys(
+            cmd(dir.path())
+                .args(command)
+                .args(["--database-url", &url, "--config"])
+                .arg(&config),
+        ))
+        .await;
+        assert_eq!(code, 1, "{command:?} {url}: {out}{err}");
+        let line = err.lines().find(|l| l.starts_with("error: ")).unwrap();
+        assert!(
+            line.contains(&names) && line.contains("its directory exists"),
+            "{command:?}: {line}"
+        );
+        let file_name = file.file_name().unwrap().to_str().unwrap();
+        assert_eq!(line.matches(file_name).count(), 1, "said once: {line}");
+        for server in ["running", "reachable", "server"] {
+            assert!(!line.contains(server), "{command:?}: {line}");
+        }
+    }
+    assert!(sim.requests().is_empty());
+    sim.shutdown().await;
+}
