@@ -396,6 +396,21 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> Result {
 }
 
 async fn status(cli: &Cli, args: &StatusArgs) -> Result {
+    let result = status_run(cli, args).await;
+    // `--json` is always JSON: a configuration or a database that cannot be read is an object too
+    // (the error is also on stderr), so a script never parses an empty stdout.
+    if args.json
+        && let Err(e) = &result
+    {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&report::error_json(e.exit_code(), e))?
+        );
+    }
+    result
+}
+
+async fn status_run(cli: &Cli, args: &StatusArgs) -> Result {
     // The configuration says which streams should exist; --check needs it, a plain status reads it
     // when there is one.
     let settings = if args.check || args.metrics_file.is_some() || cli.config.exists() {

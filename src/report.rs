@@ -292,6 +292,21 @@ pub fn failure_json(
     }
 }
 
+/// A command's `--json` output when it could not run: `{"error": ..., "exit_code": ...}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorJson {
+    pub error: String,
+    pub exit_code: u8,
+}
+
+/// [`ErrorJson`] for an error and the exit code it ends the process with.
+pub fn error_json(exit_code: u8, error: &dyn std::fmt::Display) -> ErrorJson {
+    ErrorJson {
+        error: error.to_string(),
+        exit_code,
+    }
+}
+
 /// `status`: coverage per stream, the windows that still need work, and the last run; with the
 /// configuration, also the configured streams never synced, the stored ones no job asks for any
 /// more, and each configured stream's problems (`status --check`).

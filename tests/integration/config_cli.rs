@@ -361,3 +361,44 @@ async fn item_18_17c_a_sqlite_file_that_cannot_be_opened_gets_file_advice() {
     assert!(sim.requests().is_empty());
     sim.shutdown().await;
 }
+
+/// Issue 18 item 17a: `status --json` printed nothing on a bad configuration; it prints one JSON
+/// object, `{"error": ..., "exit_code": 1}`, and exits 1, also for a database that cannot be opened.
+#[tokio::test]
+async fn item_18_17a_status_json_says_why_it_could_not_run_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[window]\nmax_lookback_dayz = 3\n").unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[jobs]]\napp_id = \"demo_app_0\"\nindicators = [\"stall_rate\"]\n",
+    )
+    .unwrap();
+    let a_directory = dir.path().join("d.db");
+    std::fs::create_dir(&a_directory).unwrap();
+    let unopenable = format!("sqlite://{}", a_directory.display());
+    let fine = format!("sqlite://{}", dir.path().join("absent.db").display());
+    let cases = [
+        (&bad, &fine, "max_lookback_dayz"),
+        (&good, &unopenable, "d.db"),
+    ];
+    for (config, url, says) in cases {
+        for extra in [&[][..], &["--check"]] {
+            let (code, out, err) = run(cmd(dir.path())
+                .args(["status", "--json"])
+                .args(extra)
+                .args(["--database-url", url, "--config"])
+                .arg(config))
+            .await;
+            let said = format!("{extra:?} {config:?} {url}");
+            assert_eq!(code, 1, "{said}: {out}{err}");
+            let json: serde_json::Value = serde_json::from_str(&out)
+                .unwrap_or_else(|e| panic!("{said}: stdout is not JSON ({e}): {out:?}"));
+            assert_eq!(json["exit_code"], 1, "{said}: {out}");
+            let error = json["error"].as_str().unwrap();
+            assert!(error.contains(says), "{said}: {error}");
+            assert!(err.contains(error), "also on stderr: {err}");
+        }
+    }
+}
