@@ -235,15 +235,17 @@ async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
     )
     .await;
     if let Some(path) = &args.metrics_file {
-        let written = async {
+        let rendered = async {
             let mut status = report::Status::load(&store).await?;
             status.judge(&settings, now(cli), DEFAULT_MAX_AGE);
-            write_metrics(path, &status, &store).await
+            metrics_text(&status, &store).await
         };
-        match shutdown::within_grace(&shutdown, AFTER_SIGNAL_GRACE, written).await {
-            Some(Err(e)) => tracing::warn!("{e:#}"),
+        // A metrics file that cannot be written is an ERROR, never another exit code: the run's
+        // own outcome is what the exit code says.
+        match shutdown::within_grace(&shutdown, AFTER_SIGNAL_GRACE, rendered).await {
+            Some(Err(e)) => tracing::error!("the metrics file was not written: {e:#}"),
             None => tracing::warn!("interrupted: the metrics file was not written"),
-            Some(Ok(())) => {}
+            Some(Ok(text)) => write_metrics_file(path, &text),
         }
     }
     close_store(&store, &shutdown).await;
@@ -300,12 +302,20 @@ async fn close_store(store: &Store, shutdown: &tokio_util::sync::CancellationTok
 /// `status --check`'s default `--max-age`.
 const DEFAULT_MAX_AGE: chrono::Duration = chrono::Duration::hours(36);
 
-/// `--metrics-file`: the judged status and the newest successful run, written atomically.
-async fn write_metrics(path: &Path, status: &report::Status, store: &Store) -> anyhow::Result<()> {
+/// `--metrics-file`'s text: the judged status and the newest successful run.
+async fn metrics_text(status: &report::Status, store: &Store) -> anyhow::Result<String> {
     let last_success = store.last_successful_run().await?;
-    let text = metrics::render(&status.metrics_snapshot(last_success.as_ref()));
-    metrics::write(path, &text)
-        .with_context(|| format!("cannot write the metrics file {}", path.display()))
+    Ok(metrics::render(
+        &status.metrics_snapshot(last_success.as_ref()),
+    ))
+}
+
+/// Writes `--metrics-file` atomically. A file that cannot be written (or a path that is no regular
+/// file) is logged at ERROR and changes no exit code (PRODUCT.md, "Exit codes").
+fn write_metrics_file(path: &Path, text: &str) {
+    if let Err(e) = metrics::write(path, text) {
+        tracing::error!("{e}");
+    }
 }
 
 /// Runs the pipeline under the lock, releases it, prints the summary (a table, or JSON with
@@ -437,11 +447,11 @@ async fn status_run(cli: &Cli, args: &StatusArgs) -> Result {
         status.judge(settings, now(cli), args.max_age);
     }
     if let Some(path) = &args.metrics_file {
-        match &store {
-            Some(store) => write_metrics(path, &status, store).await?,
-            None => metrics::write(path, &metrics::render(&status.metrics_snapshot(None)))
-                .with_context(|| format!("cannot write the metrics file {}", path.display()))?,
-        }
+        let text = match &store {
+            Some(store) => metrics_text(&status, store).await?,
+            None => metrics::render(&status.metrics_snapshot(None)),
+        };
+        write_metrics_file(path, &text);
     }
     if let Some(store) = store {
         store.close().await;

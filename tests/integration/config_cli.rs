@@ -402,3 +402,106 @@ async fn item_18_17a_status_json_says_why_it_could_not_run_as_json() {
         }
     }
 }
+
+/// Issue 18 item 17d: `--metrics-file` was renamed over whatever had the name (a device node, a
+/// FIFO, a link). Only a regular file is replaced; anything else is an ERROR naming it, left as it
+/// was, and the command's exit code is the one its work earned (PRODUCT.md: a metrics file that
+/// cannot be written never changes the exit code), for `sync` and `status` alike.
+#[tokio::test]
+async fn item_18_17d_the_metrics_file_only_replaces_a_regular_file() {
+    use std::os::unix::fs::FileTypeExt as _;
+
+    let sim = fast_simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "[[jobs]]\nname = \"app\"\napp_id = \"demo_app_0\"\nindicators = [\"stall_rate\"]\ngranularity = \"1d\"\n",
+    );
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let textfile = dir.path().join("textfile");
+    std::fs::create_dir(&textfile).unwrap();
+    let fifo = textfile.join("fifo.prom");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let target = dir.path().join("elsewhere.txt");
+    std::fs::write(&target, "not metrics").unwrap();
+    let link = textfile.join("link.prom");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let directory = textfile.join("dir.prom");
+    std::fs::create_dir(&directory).unwrap();
+    let regular = textfile.join("rtc.prom");
+
+    for command in ["sync", "status"] {
+        for (path, kind) in [
+            (&fifo, "a FIFO"),
+            (&link, "a symbolic link"),
+            (&directory, "a directory"),
+        ] {
+            let (code, out, err) = run(with_demo_keys(
+                cmd(dir.path())
+                    .args([command, "--database-url", &db, "--metrics-file"])
+                    .arg(path)
+                    .arg("--config")
+                    .arg(&config),
+            ))
+            .await;
+            assert_eq!(code, 0, "{command} {kind}: {out}{err}");
+            let line = err
+                .lines()
+                .find(|l| l.contains("ERROR"))
+                .unwrap_or_else(|| panic!("{command} {kind}: no ERROR: {err}"));
+            assert!(
+                line.contains(&path.display().to_string())
+                    && line.contains(kind)
+                    && line.contains("not a regular file"),
+                "{command}: {line}"
+            );
+        }
+        let (code, _, err) = run(with_demo_keys(
+            cmd(dir.path())
+                .args([command, "--database-url", &db, "--metrics-file"])
+                .arg(&regular)
+                .arg("--config")
+                .arg(&config),
+        ))
+        .await;
+        assert_eq!(code, 0, "{command}: {err}");
+        let text = std::fs::read_to_string(&regular).unwrap();
+        assert!(
+            text.contains("rtc_quality_sync_stream_points{stream=\"app/1d\"}"),
+            "{text}"
+        );
+        std::fs::remove_file(&regular).unwrap();
+    }
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "not metrics");
+    assert!(directory.is_dir());
+    let mut left: Vec<String> = std::fs::read_dir(&textfile)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["dir.prom", "fifo.prom", "link.prom"],
+        "no temporary file is left"
+    );
+    sim.shutdown().await;
+}
