@@ -489,7 +489,7 @@ fn init(path: &Path) -> Result {
     match written {
         Ok(()) => {
             say!(
-                "wrote {}: set app_id and the indicators in [[jobs]], export VOLC_ACCESSKEY and VOLC_SECRETKEY, then run `rtc-quality-sync --config {} check`",
+                "wrote {}: replace app_id's placeholder with your AppId from the RTC console and choose the indicators in [[jobs]], export VOLC_ACCESSKEY and VOLC_SECRETKEY, then run `rtc-quality-sync --config {} check`",
                 path.display(),
                 path.display()
             );
@@ -500,7 +500,7 @@ fn init(path: &Path) -> Result {
             path.display()
         ))),
         Err(e) => Err(Error::Failed(anyhow!(
-            "cannot write {}: {e}",
+            "cannot write {}: {e}; check that its directory is writable by this user, or name another path",
             path.display()
         ))),
     }
@@ -529,10 +529,17 @@ async fn check(cli: &Cli) -> Result {
     // checking: the user fixes everything in one go.
     match settings.require_real_app_ids() {
         Ok(()) => say!(
-            "ok    config {}: {} jobs, {} streams",
+            "ok    config {}: {}, {}",
             cli.config.display(),
-            settings.jobs.len(),
-            settings.streams().len()
+            match settings.distributions.len() {
+                0 => report::count(settings.jobs.len() as u64, "job", "jobs"),
+                d => format!(
+                    "{} and {}",
+                    report::count(settings.jobs.len() as u64, "job", "jobs"),
+                    report::count(d as u64, "distribution", "distributions")
+                ),
+            },
+            report::count(settings.streams().len() as u64, "stream", "streams")
         ),
         Err(e) => {
             ok = false;
@@ -578,7 +585,7 @@ async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow:
         if job.app_id == PLACEHOLDER_APP_ID {
             ok = false;
             say!(
-                "FAIL  {label}: not called, app_id is still the placeholder {PLACEHOLDER_APP_ID}; put your app's AppId there, from the RTC console"
+                "FAIL  {label}: not called: app_id is still the placeholder {PLACEHOLDER_APP_ID} (see the config line above)"
             );
             continue;
         }
@@ -645,10 +652,10 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result {
         .unwrap_or_else(|| "sqlite://demo.db".to_string());
     let settings = demo_settings(&sim.endpoint(), &url, args.streams)?;
     say!(
-        "demo: simulator at {}, database {}, {} streams, 30 days at 2 calls/s per API",
+        "demo: simulator at {}, database {}, {}, 30 days at 2 calls/s per API",
         sim.endpoint(),
         settings.database_url,
-        settings.streams().len()
+        report::count(settings.streams().len() as u64, "stream", "streams")
     );
     let creds = Credentials::new(simulator::DEMO_ACCESS_KEY, simulator::DEMO_SECRET_KEY, None);
     let fetcher = Fetcher::new(Client::new(&settings.source, creds)?, &settings.source);

@@ -45,8 +45,10 @@ pub enum ConfigError {
         value: String,
         allowed: String,
     },
+    /// Half a credential pair. Said without a `credentials:` prefix: the variables it names say
+    /// what it is about, and `check` prints it after its own `credentials:` label.
     #[error(
-        "credentials: {0}; set VOLC_ACCESSKEY and VOLC_SECRETKEY (or VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY)"
+        "{0}; set both variables of one pair: VOLC_ACCESSKEY and VOLC_SECRETKEY, or VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY"
     )]
     Credentials(String),
 }

@@ -166,7 +166,7 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         return Err(invalid(
             "jobs",
             &"[]",
-            "at least one [[jobs]] table with app_id and indicators is required",
+            "at least one [[jobs]] (or [[distributions]]) table with app_id and indicators is required",
         ));
     }
     let mut jobs: Vec<Job> = Vec::with_capacity(raw.jobs.len());

@@ -505,3 +505,61 @@ async fn item_18_17d_the_metrics_file_only_replaces_a_regular_file() {
     );
     sim.shutdown().await;
 }
+
+/// Issue 19 item 10: "1 jobs" in `check` and "credentials: credentials:" for half a key pair; counts
+/// take the noun that fits them (`check`, `plan`, the run summary, `status`), and the credentials
+/// problem is said once.
+#[tokio::test]
+async fn item_19_10_counts_fit_their_nouns_and_credentials_are_said_once() {
+    let sim = fast_simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "[window]\nmax_lookback_days = 3\n\n[[jobs]]\nname = \"app\"\napp_id = \"demo_app_0\"\n\
+         indicators = [\"stall_rate\"]\ngranularity = \"1d\"\n",
+    );
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let command = |args: &[&str]| {
+        let mut c = cmd(dir.path());
+        with_demo_keys(&mut c)
+            .args(args)
+            .args(["--database-url", &db, "--config"])
+            .arg(&config);
+        c
+    };
+    let (code, out, err) = run(&mut command(&["check"])).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("config.toml: 1 job, 1 stream\n"), "{out}");
+
+    let (code, out, _) = run(command(&["check"]).env_remove("VOLC_SECRETKEY")).await;
+    assert_eq!(code, 1);
+    let line = out.lines().find(|l| l.contains("credentials")).unwrap();
+    assert!(
+        line.starts_with("FAIL  credentials: VOLC_ACCESSKEY is set but VOLC_SECRETKEY is not;"),
+        "{line}"
+    );
+    assert_eq!(line.matches("credentials").count(), 1, "{line}");
+
+    let (code, out, err) = run(&mut command(&["plan"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("  1 window\n") && out.contains("\n1 request, about"),
+        "{out}"
+    );
+
+    let (code, out, err) = run(&mut command(&["sync"])).await;
+    assert_eq!(code, 0, "{err}");
+    let summary = out.lines().find(|l| l.starts_with("run 1 ")).unwrap();
+    assert!(
+        summary.contains(": 1 window ok, 0 failed;") && summary.contains("; 1 call, 0 retries,"),
+        "{summary}"
+    );
+    let (code, out, _) = run(&mut command(&["status"])).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(": 1 window ok, 0 failed; 1 call, 0 retries,"),
+        "{out}"
+    );
+    sim.shutdown().await;
+}
