@@ -15,7 +15,7 @@ use crate::api::client::{Client, request_for};
 use crate::cli::{
     Cli, Command, DemoArgs, PlanArgs, PruneArgs, RangeArgs, SimulateArgs, StatusArgs, SyncArgs,
 };
-use crate::config::{Credentials, DatabaseUrl, Settings};
+use crate::config::{Credentials, DatabaseUrl, PLACEHOLDER_APP_ID, Settings};
 use crate::domain::RunStatus;
 use crate::error::{Error, Outcome};
 use crate::fetcher::Fetcher;
@@ -91,6 +91,13 @@ fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
+/// [`load_settings`] for the commands that plan or call the API: the placeholder app id is refused.
+fn load_settings_to_plan(cli: &Cli) -> anyhow::Result<Settings> {
+    let settings = load_settings(cli)?;
+    settings.require_real_app_ids()?;
+    Ok(settings)
+}
+
 /// `--database-url`, else `DATABASE_URL`; `None` leaves the config file's.
 fn database_url_override(cli: &Cli) -> Option<String> {
     cli.database_url.clone().or_else(|| {
@@ -112,7 +119,7 @@ fn database_url_only(cli: &Cli) -> anyhow::Result<DatabaseUrl> {
 async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
     Store::connect(url.expose())
         .await
-        .with_context(|| format!("cannot open the database {url}"))
+        .map_err(|e| opening(url, e))
 }
 
 /// Opens the database with the one-sync lock taken before migrating (see [`Store::connect_locked`]).
@@ -121,7 +128,22 @@ async fn open_locked(url: &DatabaseUrl, mode: &str) -> Result<(Store, StoreLock)
     match Store::connect_locked(url.expose(), &holder).await {
         // Said as it is: "another run holds the lock" needs no "cannot open the database" before it.
         Err(e @ StoreError::Locked { .. }) => Err(Error::store(e)),
-        r => Ok(r.with_context(|| format!("cannot open the database {url}"))?),
+        r => Ok(r.map_err(|e| opening(url, e))?),
+    }
+}
+
+/// An error met while opening `url`, said once: the errors that name the database (or its file)
+/// already are said as they are, the others after "cannot open the database URL".
+fn opening(url: &DatabaseUrl, e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::UnsupportedUrl { .. }
+        | StoreError::Connect { .. }
+        | StoreError::OpenFile { .. }
+        | StoreError::NoDatabase { .. }
+        | StoreError::UnsupportedParameter { .. }
+        | StoreError::Migrate { .. }
+        | StoreError::LockFile { .. } => e.into(),
+        e => anyhow::Error::from(e).context(format!("cannot open the database {url}")),
     }
 }
 
@@ -188,7 +210,7 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result {
 
 async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
     if args.dry_run {
-        let settings = load_settings(cli)?;
+        let settings = load_settings_to_plan(cli)?;
         let options = plan_options(&args.range, &settings);
         let ledger = read_ledger(&settings).await?;
         let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
@@ -222,15 +244,17 @@ async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
     )
     .await;
     if let Some(path) = &args.metrics_file {
-        let written = async {
+        let rendered = async {
             let mut status = report::Status::load(&store, Some(&settings)).await?;
             status.judge(&settings, now(cli), DEFAULT_MAX_AGE);
-            write_metrics(path, &status, &store).await
+            metrics_text(&status, &store).await
         };
-        match shutdown::within_grace(&shutdown, AFTER_SIGNAL_GRACE, written).await {
-            Some(Err(e)) => tracing::warn!("{e:#}"),
+        // A metrics file that cannot be written is an ERROR, never another exit code: the run's
+        // own outcome is what the exit code says.
+        match shutdown::within_grace(&shutdown, AFTER_SIGNAL_GRACE, rendered).await {
+            Some(Err(e)) => tracing::error!("the metrics file was not written: {e:#}"),
             None => tracing::warn!("interrupted: the metrics file was not written"),
-            Some(Ok(())) => {}
+            Some(Ok(text)) => write_metrics_file(path, &text),
         }
     }
     close_store(&store, &shutdown).await;
@@ -253,7 +277,7 @@ async fn sync_start(
     ),
     Error,
 > {
-    let settings = load_settings(cli)?;
+    let settings = load_settings_to_plan(cli)?;
     let mut options = plan_options(&args.range, &settings);
     let credentials = credentials()?;
     options.account = Some(credentials.account_id());
@@ -288,12 +312,20 @@ async fn close_store(store: &Store, shutdown: &tokio_util::sync::CancellationTok
 /// `status --check`'s default `--max-age`.
 const DEFAULT_MAX_AGE: chrono::Duration = chrono::Duration::hours(36);
 
-/// `--metrics-file`: the judged status and the newest successful run, written atomically.
-async fn write_metrics(path: &Path, status: &report::Status, store: &Store) -> anyhow::Result<()> {
+/// `--metrics-file`'s text: the judged status and the newest successful run.
+async fn metrics_text(status: &report::Status, store: &Store) -> anyhow::Result<String> {
     let last_success = store.last_successful_run().await?;
-    let text = metrics::render(&status.metrics_snapshot(last_success.as_ref()));
-    metrics::write(path, &text)
-        .with_context(|| format!("cannot write the metrics file {}", path.display()))
+    Ok(metrics::render(
+        &status.metrics_snapshot(last_success.as_ref()),
+    ))
+}
+
+/// Writes `--metrics-file` atomically. A file that cannot be written (or a path that is no regular
+/// file) is logged at ERROR and changes no exit code (PRODUCT.md, "Exit codes").
+fn write_metrics_file(path: &Path, text: &str) {
+    if let Err(e) = metrics::write(path, text) {
+        tracing::error!("{e}");
+    }
 }
 
 /// Runs the pipeline under the lock, releases it, prints the summary (a table, or JSON with
@@ -368,7 +400,7 @@ async fn run_sync(
 }
 
 async fn plan(cli: &Cli, args: &PlanArgs) -> Result {
-    let settings = load_settings(cli)?;
+    let settings = load_settings_to_plan(cli)?;
     let options = plan_options(&args.range, &settings);
     let ledger = read_ledger(&settings).await?;
     let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
@@ -384,6 +416,21 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> Result {
 }
 
 async fn status(cli: &Cli, args: &StatusArgs) -> Result {
+    let result = status_run(cli, args).await;
+    // `--json` is always JSON: a configuration or a database that cannot be read is an object too
+    // (the error is also on stderr), so a script never parses an empty stdout.
+    if args.json
+        && let Err(e) = &result
+    {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&report::error_json(e.exit_code(), e))?
+        );
+    }
+    result
+}
+
+async fn status_run(cli: &Cli, args: &StatusArgs) -> Result {
     // The configuration says which streams should exist; --check needs it, a plain status reads it
     // when there is one.
     let settings = if args.check || args.metrics_file.is_some() || cli.config.exists() {
@@ -427,11 +474,11 @@ async fn status(cli: &Cli, args: &StatusArgs) -> Result {
         status.judge(settings, now(cli), args.max_age);
     }
     if let Some(path) = &args.metrics_file {
-        match &store {
-            Some(store) => write_metrics(path, &status, store).await?,
-            None => metrics::write(path, &metrics::render(&status.metrics_snapshot(None)))
-                .with_context(|| format!("cannot write the metrics file {}", path.display()))?,
-        }
+        let text = match &store {
+            Some(store) => metrics_text(&status, store).await?,
+            None => metrics::render(&status.metrics_snapshot(None)),
+        };
+        write_metrics_file(path, &text);
     }
     if let Some(store) = store {
         store.close().await;
@@ -469,7 +516,7 @@ fn init(path: &Path) -> Result {
     match written {
         Ok(()) => {
             say!(
-                "wrote {}: set app_id and the indicators in [[jobs]], export VOLC_ACCESSKEY and VOLC_SECRETKEY, then run `rtc-quality-sync --config {} check`",
+                "wrote {}: replace app_id's placeholder with your AppId from the RTC console and choose the indicators in [[jobs]], export VOLC_ACCESSKEY and VOLC_SECRETKEY, then run `rtc-quality-sync --config {} check`",
                 path.display(),
                 path.display()
             );
@@ -480,7 +527,7 @@ fn init(path: &Path) -> Result {
             path.display()
         ))),
         Err(e) => Err(Error::Failed(anyhow!(
-            "cannot write {}: {e}",
+            "cannot write {}: {e}; check that its directory is writable by this user, or name another path",
             path.display()
         ))),
     }
@@ -622,20 +669,33 @@ async fn prune_locked(
 async fn check(cli: &Cli) -> Result {
     let mut ok = true;
     let settings = match load_settings(cli) {
-        Ok(s) => {
-            say!(
-                "ok    config {}: {} jobs, {} streams",
-                cli.config.display(),
-                s.jobs.len(),
-                s.streams().len()
-            );
-            s
-        }
+        Ok(s) => s,
         Err(e) => {
             say!("FAIL  config: {e:#}");
             return Ok(Outcome::Failed);
         }
     };
+    // A placeholder app id fails the check, but the database and the credentials are still worth
+    // checking: the user fixes everything in one go.
+    match settings.require_real_app_ids() {
+        Ok(()) => say!(
+            "ok    config {}: {}, {}",
+            cli.config.display(),
+            match settings.distributions.len() {
+                0 => report::count(settings.jobs.len() as u64, "job", "jobs"),
+                d => format!(
+                    "{} and {}",
+                    report::count(settings.jobs.len() as u64, "job", "jobs"),
+                    report::count(d as u64, "distribution", "distributions")
+                ),
+            },
+            report::count(settings.streams().len() as u64, "stream", "streams")
+        ),
+        Err(e) => {
+            ok = false;
+            say!("FAIL  config: {e}");
+        }
+    }
     let opened = async {
         let store = open_store(&settings.database_url).await?;
         // Every page read once: a damaged file is found before a run meets it.
@@ -669,9 +729,6 @@ async fn check(cli: &Cli) -> Result {
     Ok(if ok { Outcome::Done } else { Outcome::Failed })
 }
 
-/// The app id that `init` writes, which no account has.
-const PLACEHOLDER_APP_ID: &str = "Your_AppId";
-
 /// `check`'s API probes: one small real call per distinct (app, product type), through the fetcher
 /// (paced, transient errors retried), reported per job. Whether every job passed.
 async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow::Result<bool> {
@@ -683,7 +740,7 @@ async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow:
         if job.app_id == PLACEHOLDER_APP_ID {
             ok = false;
             say!(
-                "FAIL  {label}: app_id is still the placeholder {PLACEHOLDER_APP_ID}; set your app's AppId from the RTC console"
+                "FAIL  {label}: not called: app_id is still the placeholder {PLACEHOLDER_APP_ID} (see the config line above)"
             );
             continue;
         }
@@ -750,10 +807,10 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result {
         .unwrap_or_else(|| "sqlite://demo.db".to_string());
     let settings = demo_settings(&sim.endpoint(), &url, args.streams)?;
     say!(
-        "demo: simulator at {}, database {}, {} streams, 30 days at 2 calls/s per API",
+        "demo: simulator at {}, database {}, {}, 30 days at 2 calls/s per API",
         sim.endpoint(),
         settings.database_url,
-        settings.streams().len()
+        report::count(settings.streams().len() as u64, "stream", "streams")
     );
     let creds = Credentials::new(simulator::DEMO_ACCESS_KEY, simulator::DEMO_SECRET_KEY, None);
     let fetcher = Fetcher::new(Client::new(&settings.source, creds)?, &settings.source);

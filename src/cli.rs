@@ -103,10 +103,16 @@ pub enum Command {
     ///
     /// Refuses to overwrite a file that exists.
     Init(InitArgs),
-    /// Serve a faithful local emulation of the ListQuality API, for trying the tool and for tests.
+    /// Serve a faithful local emulation of the ListQuality and ListQualityDistribution APIs, for
+    /// trying the tool and for tests.
     ///
     /// Point a config's `source.endpoint` at it (http://127.0.0.1:8080) and run `sync` with the key
     /// pair it accepts: VOLC_ACCESSKEY/VOLC_SECRETKEY if set, else the demo pair it prints at start-up.
+    ///
+    /// It knows the documented indicators: join_room_success_rate, stall_rate,
+    /// first_frame_send_success_rate, first_frame_recv_success_rate and network_trans_delay. Any
+    /// other name is answered InvalidParameter (HTTP 400), so a typo fails here as it may against
+    /// the real API.
     Simulate(SimulateArgs),
     /// Start the simulator in-process and backfill 30 days into demo.db, then show the result.
     Demo(DemoArgs),
@@ -167,7 +173,7 @@ pub struct StatusArgs {
     #[arg(long)]
     pub check: bool,
     /// With --check: how far a stream's covered range may end before the data the API has
-    /// (e.g. 36h, 90m, 2d).
+    /// (e.g. 36h, 90m, 2d, 1h 30m; at most a year).
     #[arg(long, value_name = "DURATION", default_value = "36h", value_parser = parse_duration_arg, requires = "check")]
     pub max_age: chrono::Duration,
     /// Write Prometheus metrics (the last run, each stream's completeness) to this file, atomically,
@@ -289,25 +295,24 @@ fn parse_time_arg(s: &str) -> Result<TimeArg, String> {
         })
 }
 
-/// `36h`, `90m`, `2d`, `45s`: a whole number and one unit.
+/// The longest `--max-age`: a year, far beyond the 30-day horizon, so a typo such as `36d` for `36h`
+/// still reads as meant while a unit slip of thousands (`36000h`) is refused.
+const MAX_AGE_LIMIT: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
+/// `36h`, `90m`, `2d`, `1h 30m`, `1.5h`: humantime's durations (numbers, each with a unit), at
+/// most a year.
 fn parse_duration_arg(s: &str) -> Result<chrono::Duration, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: i64 = n.parse().map_err(|_| {
-        format!("{s:?} is not a duration; write a number and a unit, e.g. 36h, 90m or 2d")
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!(
+            "{s:?} is not a duration ({e}); write numbers with units, e.g. 36h, 90m, 2d or 1h 30m"
+        )
     })?;
-    let per_unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{s:?}: the unit must be s, m, h or d (e.g. 36h)")),
-    };
-    n.checked_mul(per_unit)
-        .filter(|&secs| secs <= 366 * 86_400)
-        .map(chrono::Duration::seconds)
-        .ok_or_else(|| format!("{s:?} is longer than a year"))
+    if d > MAX_AGE_LIMIT {
+        return Err(format!(
+            "{s:?} is longer than a year; e.g. 36h or 2d is expected"
+        ));
+    }
+    chrono::Duration::from_std(d).map_err(|_| format!("{s:?} is longer than a year"))
 }
 
 #[cfg(test)]
@@ -340,22 +345,63 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Issue 19 item 9: `simulate --help` says which indicator names the simulator knows.
+    #[test]
+    fn item_19_09_simulate_help_names_the_indicators_it_knows() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("simulate")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for name in crate::domain::DOCUMENTED_INDICATORS {
+            assert!(help.contains(name), "{name}: {help}");
+        }
+        assert!(help.contains("InvalidParameter"), "{help}");
+    }
+
     #[test]
     fn max_age_takes_a_number_and_a_unit() {
         assert_eq!(parse_duration_arg("36h"), Ok(chrono::Duration::hours(36)));
         assert_eq!(parse_duration_arg("90m"), Ok(chrono::Duration::minutes(90)));
         assert_eq!(parse_duration_arg("2d"), Ok(chrono::Duration::days(2)));
-        for bad in [
-            "",
-            "h",
-            "36",
-            "36 h",
-            "1.5h",
-            "-1h",
-            "36w",
-            "9999999999999999d",
-        ] {
+        for bad in ["", "h", "36", "-1h", "36x", "367d", "9999999999999999d"] {
             assert!(parse_duration_arg(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Humantime's forms: several units in one value, long unit names; the bound and the error
+    /// still say what is expected.
+    #[test]
+    fn max_age_is_read_by_humantime_with_an_upper_bound() {
+        for (text, minutes) in [
+            ("1h 30m", 90),
+            ("1h30m", 90),
+            ("1.5h", 90),
+            (" 2days ", 2 * 1440),
+            ("45min", 45),
+            ("1w", 7 * 1440),
+            ("366d", 366 * 1440),
+        ] {
+            assert_eq!(
+                parse_duration_arg(text),
+                Ok(chrono::Duration::minutes(minutes)),
+                "{text:?}"
+            );
+        }
+        let e = parse_duration_arg("36").unwrap_err();
+        assert!(
+            e.contains("\"36\" is not a duration") && e.contains("36h"),
+            "{e}"
+        );
+        let e = parse_duration_arg("400d").unwrap_err();
+        assert!(e.contains("longer than a year"), "{e}");
+        let parsed =
+            Cli::try_parse_from(["x", "status", "--check", "--max-age", "1h 30m"]).unwrap();
+        let Command::Status(args) = parsed.command else {
+            panic!("status")
+        };
+        assert_eq!(args.max_age, chrono::Duration::minutes(90));
     }
 }

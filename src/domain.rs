@@ -596,6 +596,17 @@ pub const LEGACY_PREFIX: &str = "legacy:";
 /// The indicator of an adopted row: the call asked every indicator the job had then.
 pub const EVERY_INDICATOR: &str = "*";
 
+/// The quality indicators `volc-openapi.md` lists (a partial list: the full one is not published).
+/// A configured name outside it is a warning, not an error, since the API judges; the simulator
+/// answers any other name `InvalidParameter`, so a typo fails in the demo as it may for real.
+pub const DOCUMENTED_INDICATORS: [&str; 5] = [
+    "join_room_success_rate",
+    "stall_rate",
+    "first_frame_send_success_rate",
+    "first_frame_recv_success_rate",
+    "network_trans_delay",
+];
+
 impl Job {
     /// One stream per granularity, labelled `<name>/<granularity>`; `timezone` draws the `1d` grid.
     pub fn streams(&self, timezone: FixedOffset) -> Vec<Stream> {

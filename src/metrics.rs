@@ -1,12 +1,13 @@
 //! `--metrics-file PATH`: the Prometheus text format, for node_exporter's textfile collector.
 //!
-//! Written to a temporary file beside `PATH` and renamed over it, so a scrape never reads half a
-//! file. Metric names are PRODUCT.md's; every value is a gauge.
+//! Rendered by the `prometheus` crate (a `Registry` of gauges, the `TextEncoder`), written to a
+//! temporary file beside `PATH` and renamed over it, so a scrape never reads half a file; only a
+//! regular file is ever replaced. Metric names are PRODUCT.md's; every value is a gauge.
 
-use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use prometheus::{Gauge, GaugeVec, Opts, Registry, TextEncoder};
 
 use crate::domain::RunStatus;
 use crate::health::StreamHealth;
@@ -35,110 +36,458 @@ fn seconds(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
 }
 
-/// Label values escape `\`, `"` and newlines.
-fn label(v: &str) -> String {
-    v.replace('\\', r"\\")
-        .replace('"', "\\\"")
-        .replace('\n', r"\n")
+/// Prometheus' name for the metric `name` of this tool.
+fn full_name(name: &str) -> String {
+    format!("rtc_quality_sync_{name}")
 }
 
+/// The snapshot in the Prometheus text format 0.0.4, written by the `prometheus` crate (its
+/// `TextEncoder` escapes label values and spells NaN as Prometheus reads it). Families come sorted
+/// by name and streams by label, as the crate gathers them; a family without samples (no configured
+/// stream) is left out, as the crate does.
 pub fn render(s: &Snapshot<'_>) -> String {
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, samples: &[(Option<String>, f64)]| {
-        let _ = writeln!(out, "# HELP rtc_quality_sync_{name} {help}");
-        let _ = writeln!(out, "# TYPE rtc_quality_sync_{name} gauge");
-        for (stream, v) in samples {
-            let labels = stream
-                .as_ref()
-                .map(|s| format!("{{stream=\"{}\"}}", label(s)))
-                .unwrap_or_default();
-            // Prometheus spells the special values NaN, +Inf, -Inf.
-            let v = if v.is_nan() {
-                "NaN".into()
-            } else {
-                v.to_string()
-            };
-            let _ = writeln!(out, "rtc_quality_sync_{name}{labels} {v}");
-        }
+    let registry = Registry::new();
+    // Every name and help text is a constant of this file and every gauge is registered once, so
+    // registering cannot fail (the tests render every metric); a failure would be a bug here.
+    let gauge = |name: &str, help: &str, value: f64| {
+        let g = Gauge::with_opts(Opts::new(full_name(name), help)).expect("a valid metric name");
+        g.set(value);
+        registry
+            .register(Box::new(g))
+            .expect("each metric is registered once");
     };
     let run = s.last_run;
-    let one = |v: f64| [(None, v)];
     gauge(
         "last_run_timestamp_seconds",
         "When the newest run started (Unix time; 0 before any run).",
-        &one(run.map_or(0.0, |r| seconds(r.started_at))),
+        run.map_or(0.0, |r| seconds(r.started_at)),
     );
     gauge(
         "last_run_exit_code",
         "The exit code the newest run ended with (NaN while it runs or after it was killed).",
-        &one(run.map_or(f64::NAN, |r| {
+        run.map_or(f64::NAN, |r| {
             exit_code(r.status).map_or(f64::NAN, f64::from)
-        })),
+        }),
     );
     gauge(
         "last_success_timestamp_seconds",
         "When the newest run that ended ok started (Unix time; 0 before any).",
-        &one(s.last_success.map_or(0.0, |r| seconds(r.started_at))),
+        s.last_success.map_or(0.0, |r| seconds(r.started_at)),
     );
     gauge(
         "last_run_duration_seconds",
         "How long the newest run took (NaN while it runs or after it was killed).",
-        &one(run
-            .and_then(|r| r.finished_at.map(|f| (r, f)))
+        run.and_then(|r| r.finished_at.map(|f| (r, f)))
             .map_or(f64::NAN, |(r, f)| {
                 (f - r.started_at).num_milliseconds() as f64 / 1000.0
-            })),
+            }),
     );
     gauge(
         "last_run_api_requests",
         "API calls the newest run sent, retries included.",
-        &one(run.map_or(0.0, |r| r.requests as f64)),
+        run.map_or(0.0, |r| r.requests as f64),
     );
     gauge(
         "last_run_throttled_requests",
         "API calls of the newest run that the API refused for the rate limit.",
-        &one(run.map_or(0.0, |r| r.throttled as f64)),
+        run.map_or(0.0, |r| r.throttled as f64),
     );
-    let per_stream = |f: &dyn Fn(&StreamHealth, i64) -> f64| -> Vec<(Option<String>, f64)> {
-        s.streams
-            .iter()
-            .map(|(h, points)| (Some(h.stream.clone()), f(h, *points)))
-            .collect()
+    let per_stream = |name: &str, help: &str, f: &dyn Fn(&StreamHealth, i64) -> f64| {
+        let vec = GaugeVec::new(Opts::new(full_name(name), help), &["stream"])
+            .expect("a valid metric name and label");
+        for (h, points) in &s.streams {
+            vec.with_label_values(&[h.stream.as_str()])
+                .set(f(h, *points));
+        }
+        registry
+            .register(Box::new(vec))
+            .expect("each metric is registered once");
     };
-    gauge(
+    per_stream(
         "stream_complete_through_timestamp_seconds",
         "The end of the covered range that runs unbroken from the horizon start (Unix time; 0 when the horizon start is not covered).",
-        &per_stream(&|h, _| h.complete_through.map_or(0.0, seconds)),
+        &|h, _| h.complete_through.map_or(0.0, seconds),
     );
-    gauge(
+    per_stream(
         "stream_failed_windows",
         "Failed windows that no later successful window covers; the next sync retries them.",
-        &per_stream(&|h, _| h.failed.len() as f64),
+        &|h, _| h.failed.len() as f64,
     );
-    gauge(
+    per_stream(
         "stream_missing_buckets",
         "Buckets of the horizon that no fetched window covers.",
-        &per_stream(&|h, _| h.missing_buckets as f64),
+        &|h, _| h.missing_buckets as f64,
     );
-    gauge(
+    per_stream(
         "stream_points",
         "Points stored for the stream.",
-        &per_stream(&|_, points| points as f64),
+        &|_, points| points as f64,
     );
-    out
+    TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .expect("every gathered family has samples and a name")
+}
+
+/// Why the metrics file was not written; each names the path.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(
+        "the metrics file {} exists and is {kind}, not a regular file, so it was left as it is; give --metrics-file a path of its own", path.display()
+    )]
+    NotARegularFile { path: PathBuf, kind: &'static str },
+    #[error("cannot write the metrics file {}: {error}; check that its directory exists and is writable by this user", path.display())]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// What `path` is when it exists and is not a regular file; `None` when it is one or is absent.
+fn not_a_regular_file(path: &Path) -> std::io::Result<Option<&'static str>> {
+    let kind = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+        Ok(m) => m.file_type(),
+    };
+    if kind.is_file() {
+        return Ok(None);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if kind.is_char_device() || kind.is_block_device() {
+            return Ok(Some("a device node"));
+        }
+        if kind.is_fifo() {
+            return Ok(Some("a FIFO"));
+        }
+        if kind.is_socket() {
+            return Ok(Some("a socket"));
+        }
+    }
+    Ok(Some(if kind.is_dir() {
+        "a directory"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else {
+        "something else"
+    }))
 }
 
 /// Writes `text` to `path` atomically: a temporary file in the same directory, then a rename.
-pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
+///
+/// Only a regular file (or nothing) at `path` is ever replaced: a rename replaces whatever has the
+/// name, so `--metrics-file /dev/null` run as root would swap the device node for a text file, and
+/// a symbolic link would silently stop pointing where its owner meant. The check comes before the
+/// temporary file, so nothing is created beside a path that is refused. (A path changed between
+/// the check and the rename, an instant later, is not guarded against.)
+pub fn write(path: &Path, text: &str) -> Result<(), WriteError> {
+    let io = |error| WriteError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    if let Some(kind) = not_a_regular_file(path).map_err(io)? {
+        return Err(WriteError::NotARegularFile {
+            path: path.to_path_buf(),
+            kind,
+        });
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text)
+    // A leftover of a killed run with the same pid goes; `create_new` then never follows a link
+    // someone put at the temporary name.
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
         .and_then(|()| std::fs::rename(&tmp, path))
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })
+        .map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+    use crate::domain::{LedgerEntry, Window, WindowState};
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().into()
+    }
+
+    fn health(stream: &str, complete: Option<&str>, failed: usize, missing: i64) -> StreamHealth {
+        let horizon = Window::new(t("2026-10-21T16:00:00Z"), t("2026-11-19T16:00:00Z"));
+        StreamHealth {
+            stream: stream.into(),
+            horizon,
+            never_synced: false,
+            complete_through: complete.map(t),
+            settled_through: None,
+            covered_end: None,
+            holes: Vec::new(),
+            hole_buckets: 0,
+            missing_buckets: missing,
+            failed: (0..failed)
+                .map(|_| LedgerEntry {
+                    stream: "k".into(),
+                    indicator: "stall_rate".into(),
+                    window: horizon,
+                    state: WindowState::Failed,
+                    points: 0,
+                    attempts: 1,
+                    last_error: None,
+                    request_id: None,
+                    fetched_at: horizon.end,
+                })
+                .collect(),
+        }
+    }
+
+    fn run(id: i64, started: DateTime<Utc>, status: RunStatus, secs: Option<f64>) -> RunRow {
+        RunRow {
+            id,
+            mode: "sync".into(),
+            started_at: started,
+            finished_at: secs.map(|s| started + Duration::milliseconds((s * 1000.0) as i64)),
+            status,
+            requests: 17,
+            retries: 2,
+            throttled: 1,
+            points_inserted: 0,
+            points_updated: 0,
+            points_unchanged: 0,
+            windows_ok: 0,
+            windows_failed: 0,
+            points_deleted: 0,
+        }
+    }
+
+    /// Issue 18 item 17d (the file): only a regular file or nothing is replaced; anything else is
+    /// an error naming it, left as it was, with no temporary file beside it.
+    #[test]
+    fn item_18_17d_only_a_regular_file_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rtc.prom");
+        write(&file, "a 1\n").unwrap();
+        write(&file, "a 2\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "a 2\n");
+        let target = dir.path().join("target.txt");
+        std::fs::write(&target, "mine").unwrap();
+        let link = dir.path().join("link.prom");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let sub = dir.path().join("sub.prom");
+        std::fs::create_dir(&sub).unwrap();
+        let fifo = dir.path().join("fifo.prom");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        for (path, kind) in [
+            (&link, "a symbolic link"),
+            (&sub, "a directory"),
+            (&fifo, "a FIFO"),
+            (&PathBuf::from("/dev/null"), "a device node"),
+        ] {
+            let e = write(path, "a 3\n").unwrap_err().to_string();
+            assert!(
+                e.contains(&path.display().to_string()) && e.contains(kind),
+                "{e}"
+            );
+        }
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "mine");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "fifo.prom",
+                "link.prom",
+                "rtc.prom",
+                "sub.prom",
+                "target.txt"
+            ]
+        );
+        let e = write(&dir.path().join("no-dir").join("x.prom"), "").unwrap_err();
+        assert!(e.to_string().contains("no-dir"), "{e}");
+    }
+
+    /// What the hand-written renderer gave for three snapshots (a partial run, a run still going
+    /// or killed, no run and no stream): the `prometheus` crate must give the same names, help
+    /// texts, label escaping and values. It orders families by name and leaves out a family
+    /// without samples, so the lines are compared as sets, without those families' headers.
+    const BEFORE: [&str; 3] = [
+        r#"
+# HELP rtc_quality_sync_last_run_timestamp_seconds When the newest run started (Unix time; 0 before any run).
+# TYPE rtc_quality_sync_last_run_timestamp_seconds gauge
+rtc_quality_sync_last_run_timestamp_seconds 1795140000.25
+# HELP rtc_quality_sync_last_run_exit_code The exit code the newest run ended with (NaN while it runs or after it was killed).
+# TYPE rtc_quality_sync_last_run_exit_code gauge
+rtc_quality_sync_last_run_exit_code 2
+# HELP rtc_quality_sync_last_success_timestamp_seconds When the newest run that ended ok started (Unix time; 0 before any).
+# TYPE rtc_quality_sync_last_success_timestamp_seconds gauge
+rtc_quality_sync_last_success_timestamp_seconds 1795053600
+# HELP rtc_quality_sync_last_run_duration_seconds How long the newest run took (NaN while it runs or after it was killed).
+# TYPE rtc_quality_sync_last_run_duration_seconds gauge
+rtc_quality_sync_last_run_duration_seconds 83.5
+# HELP rtc_quality_sync_last_run_api_requests API calls the newest run sent, retries included.
+# TYPE rtc_quality_sync_last_run_api_requests gauge
+rtc_quality_sync_last_run_api_requests 17
+# HELP rtc_quality_sync_last_run_throttled_requests API calls of the newest run that the API refused for the rate limit.
+# TYPE rtc_quality_sync_last_run_throttled_requests gauge
+rtc_quality_sync_last_run_throttled_requests 1
+# HELP rtc_quality_sync_stream_complete_through_timestamp_seconds The end of the covered range that runs unbroken from the horizon start (Unix time; 0 when the horizon start is not covered).
+# TYPE rtc_quality_sync_stream_complete_through_timestamp_seconds gauge
+rtc_quality_sync_stream_complete_through_timestamp_seconds{stream="app-a/1d"} 1795104000
+rtc_quality_sync_stream_complete_through_timestamp_seconds{stream="we\"ird\\name\nx/5min"} 0
+# HELP rtc_quality_sync_stream_failed_windows Failed windows that no later successful window covers; the next sync retries them.
+# TYPE rtc_quality_sync_stream_failed_windows gauge
+rtc_quality_sync_stream_failed_windows{stream="app-a/1d"} 0
+rtc_quality_sync_stream_failed_windows{stream="we\"ird\\name\nx/5min"} 2
+# HELP rtc_quality_sync_stream_missing_buckets Buckets of the horizon that no fetched window covers.
+# TYPE rtc_quality_sync_stream_missing_buckets gauge
+rtc_quality_sync_stream_missing_buckets{stream="app-a/1d"} 0
+rtc_quality_sync_stream_missing_buckets{stream="we\"ird\\name\nx/5min"} 3
+# HELP rtc_quality_sync_stream_points Points stored for the stream.
+# TYPE rtc_quality_sync_stream_points gauge
+rtc_quality_sync_stream_points{stream="app-a/1d"} 110
+rtc_quality_sync_stream_points{stream="we\"ird\\name\nx/5min"} 0
+"#,
+        r#"
+# HELP rtc_quality_sync_last_run_timestamp_seconds When the newest run started (Unix time; 0 before any run).
+# TYPE rtc_quality_sync_last_run_timestamp_seconds gauge
+rtc_quality_sync_last_run_timestamp_seconds 1795226400
+# HELP rtc_quality_sync_last_run_exit_code The exit code the newest run ended with (NaN while it runs or after it was killed).
+# TYPE rtc_quality_sync_last_run_exit_code gauge
+rtc_quality_sync_last_run_exit_code NaN
+# HELP rtc_quality_sync_last_success_timestamp_seconds When the newest run that ended ok started (Unix time; 0 before any).
+# TYPE rtc_quality_sync_last_success_timestamp_seconds gauge
+rtc_quality_sync_last_success_timestamp_seconds 0
+# HELP rtc_quality_sync_last_run_duration_seconds How long the newest run took (NaN while it runs or after it was killed).
+# TYPE rtc_quality_sync_last_run_duration_seconds gauge
+rtc_quality_sync_last_run_duration_seconds NaN
+# HELP rtc_quality_sync_last_run_api_requests API calls the newest run sent, retries included.
+# TYPE rtc_quality_sync_last_run_api_requests gauge
+rtc_quality_sync_last_run_api_requests 17
+# HELP rtc_quality_sync_last_run_throttled_requests API calls of the newest run that the API refused for the rate limit.
+# TYPE rtc_quality_sync_last_run_throttled_requests gauge
+rtc_quality_sync_last_run_throttled_requests 1
+# HELP rtc_quality_sync_stream_complete_through_timestamp_seconds The end of the covered range that runs unbroken from the horizon start (Unix time; 0 when the horizon start is not covered).
+# TYPE rtc_quality_sync_stream_complete_through_timestamp_seconds gauge
+rtc_quality_sync_stream_complete_through_timestamp_seconds{stream="app-a/1d"} 1795104000
+# HELP rtc_quality_sync_stream_failed_windows Failed windows that no later successful window covers; the next sync retries them.
+# TYPE rtc_quality_sync_stream_failed_windows gauge
+rtc_quality_sync_stream_failed_windows{stream="app-a/1d"} 0
+# HELP rtc_quality_sync_stream_missing_buckets Buckets of the horizon that no fetched window covers.
+# TYPE rtc_quality_sync_stream_missing_buckets gauge
+rtc_quality_sync_stream_missing_buckets{stream="app-a/1d"} 0
+# HELP rtc_quality_sync_stream_points Points stored for the stream.
+# TYPE rtc_quality_sync_stream_points gauge
+rtc_quality_sync_stream_points{stream="app-a/1d"} 7
+"#,
+        r#"
+# HELP rtc_quality_sync_last_run_timestamp_seconds When the newest run started (Unix time; 0 before any run).
+# TYPE rtc_quality_sync_last_run_timestamp_seconds gauge
+rtc_quality_sync_last_run_timestamp_seconds 0
+# HELP rtc_quality_sync_last_run_exit_code The exit code the newest run ended with (NaN while it runs or after it was killed).
+# TYPE rtc_quality_sync_last_run_exit_code gauge
+rtc_quality_sync_last_run_exit_code NaN
+# HELP rtc_quality_sync_last_success_timestamp_seconds When the newest run that ended ok started (Unix time; 0 before any).
+# TYPE rtc_quality_sync_last_success_timestamp_seconds gauge
+rtc_quality_sync_last_success_timestamp_seconds 0
+# HELP rtc_quality_sync_last_run_duration_seconds How long the newest run took (NaN while it runs or after it was killed).
+# TYPE rtc_quality_sync_last_run_duration_seconds gauge
+rtc_quality_sync_last_run_duration_seconds NaN
+# HELP rtc_quality_sync_last_run_api_requests API calls the newest run sent, retries included.
+# TYPE rtc_quality_sync_last_run_api_requests gauge
+rtc_quality_sync_last_run_api_requests 0
+# HELP rtc_quality_sync_last_run_throttled_requests API calls of the newest run that the API refused for the rate limit.
+# TYPE rtc_quality_sync_last_run_throttled_requests gauge
+rtc_quality_sync_last_run_throttled_requests 0
+# HELP rtc_quality_sync_stream_complete_through_timestamp_seconds The end of the covered range that runs unbroken from the horizon start (Unix time; 0 when the horizon start is not covered).
+# TYPE rtc_quality_sync_stream_complete_through_timestamp_seconds gauge
+# HELP rtc_quality_sync_stream_failed_windows Failed windows that no later successful window covers; the next sync retries them.
+# TYPE rtc_quality_sync_stream_failed_windows gauge
+# HELP rtc_quality_sync_stream_missing_buckets Buckets of the horizon that no fetched window covers.
+# TYPE rtc_quality_sync_stream_missing_buckets gauge
+# HELP rtc_quality_sync_stream_points Points stored for the stream.
+# TYPE rtc_quality_sync_stream_points gauge
+"#,
+    ];
+
+    /// Issue 18 item 17d (rendering): the `prometheus` crate writes what the hand-written code did.
+    #[test]
+    fn item_18_17d_the_prometheus_crate_renders_the_same_names_help_and_values() {
+        let last = run(
+            2,
+            Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap() + Duration::milliseconds(250),
+            RunStatus::Partial,
+            Some(83.5),
+        );
+        let ok = run(1, t("2026-11-19T02:00:00Z"), RunStatus::Ok, Some(12.0));
+        let (a, b) = (
+            health("app-a/1d", Some("2026-11-19T16:00:00Z"), 0, 0),
+            health("we\"ird\\name\nx/5min", None, 2, 3),
+        );
+        let full = Snapshot {
+            last_run: Some(&last),
+            last_success: Some(&ok),
+            streams: vec![(&b, 0), (&a, 110)],
+        };
+        let killed = run(3, t("2026-11-21T02:00:00Z"), RunStatus::Running, None);
+        let running = Snapshot {
+            last_run: Some(&killed),
+            last_success: None,
+            streams: vec![(&a, 7)],
+        };
+        let empty = Snapshot {
+            last_run: None,
+            last_success: None,
+            streams: Vec::new(),
+        };
+        for (snapshot, before) in [full, running, empty].iter().zip(BEFORE) {
+            let text = render(snapshot);
+            let sampled: BTreeSet<&str> = before
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.split(['{', ' ']).next())
+                .collect();
+            let expected: BTreeSet<&str> = before
+                .lines()
+                .filter(|l| !l.is_empty())
+                .filter(|l| {
+                    !l.starts_with('#') || l.split(' ').nth(2).is_some_and(|n| sampled.contains(n))
+                })
+                .collect();
+            let got: BTreeSet<&str> = text.lines().collect();
+            assert_eq!(got, expected, "{text}");
+            assert_eq!(
+                text.lines().count(),
+                expected.len(),
+                "no line twice: {text}"
+            );
+        }
+    }
 }

@@ -391,10 +391,10 @@ pub async fn run(
     };
     let mut streams: Vec<StreamSummary> = tally.streams.into_values().collect();
     for s in &mut streams {
-        // Saturating: a count can never wrap into billions of "not attempted" windows.
+        // Saturating: a count that went wrong elsewhere must never print as 18446744073709551612.
         s.windows_skipped = s
             .windows_planned
-            .saturating_sub(s.windows_ok + s.windows_failed);
+            .saturating_sub(s.windows_ok.saturating_add(s.windows_failed));
         counts.points += s.points;
         counts.windows_ok += s.windows_ok;
         counts.windows_failed += s.windows_failed;

@@ -1,17 +1,17 @@
 //! Keeping secrets out of messages: database passwords in every form a connection string takes
-//! (`user:password@host`, `?password=...` and `sslpassword`, `pass`, `pwd`, libpq's `key=value`
-//! strings such as `host=db password='se cret'`), and access keys masked.
+//! (`user:password@host`, `?password=...` and every other parameter whose name contains `pass`,
+//! such as `PassWord` or `sslpassword`, and `pwd`; libpq's `key=value` strings such as
+//! `host=db password='se cret'`), and access keys masked.
 //!
 //! **Invariant:** every message, log line and `Debug` output that shows a database URL or an access
 //! key goes through here; there is one way to redact each.
 
-/// Query or key=value keys whose values are secrets (compared case-insensitively).
-const SECRET_KEYS: [&str; 4] = ["password", "sslpassword", "pass", "pwd"];
-
-fn is_secret_key(key: &str) -> bool {
-    SECRET_KEYS
-        .iter()
-        .any(|k| key.trim().eq_ignore_ascii_case(k))
+/// Whether a URL query or libpq `key=value` key names a secret: any name that contains `pass` in
+/// any case (`password`, `PassWord`, `sslpassword`, `passfile`, ...), and `pwd`. Matching by part
+/// rather than by a list means a spelling nobody listed is hidden too.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    key.contains("pass") || key == "pwd"
 }
 
 /// `url` with every password replaced by `***`.
@@ -64,11 +64,19 @@ fn redact_query_text(url: &str) -> String {
     let query: Vec<String> = query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if is_secret_key(k) => format!("{k}=***"),
+            // The key as a URL parser would read it: `Pass%57ord` is `PassWord`.
+            Some((k, _)) if is_secret_key(&decode(k)) => format!("{k}=***"),
             _ => pair.to_string(),
         })
         .collect();
     format!("{head}?{}", query.join("&"))
+}
+
+/// A query key or value as text, percent-decoded (`+` is a space in a query).
+fn decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(&text.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// libpq's `key = value` list: values are bare words or single-quoted with `\'` and `\\` escapes.
@@ -132,7 +140,24 @@ fn secrets(url: &str) -> Vec<String> {
                 .filter(|(k, _)| is_secret_key(k))
                 .map(|(_, v)| v.into_owned()),
         );
-    } else if !url.contains("://") {
+    } else if let Some((_, rest)) = url.split_once("://") {
+        // Unparsable: the password between the scheme and the last '@', and the query's secrets,
+        // as `redact_uri` masks them.
+        if let Some(at) = rest.rfind('@')
+            && let Some((_, password)) = rest[..at].split_once(':')
+        {
+            found.push(password.to_string());
+            found.push(decode(password));
+        }
+        if let Some((_, query)) = rest.split_once('?') {
+            for (k, v) in query.split('&').filter_map(|pair| pair.split_once('=')) {
+                if is_secret_key(&decode(k)) {
+                    found.push(v.to_string());
+                    found.push(decode(v));
+                }
+            }
+        }
+    } else {
         let masked = redact_key_values(url);
         // The secrets are what the masking removed: compare word by word.
         for (a, b) in url.split_whitespace().zip(masked.split_whitespace()) {
@@ -200,6 +225,22 @@ mod tests {
                 "host=db password = *** dbname=x",
             ),
             ("postgres://u:S3cret@[bad/x", "postgres://***@[bad/x"),
+            (
+                "postgres://u@[bad/x?PassWord=S3cret&Pass%57ord=S3cret&db_pass=S3cret&sslmode=require",
+                "postgres://***@[bad/x?PassWord=***&Pass%57ord=***&db_pass=***&sslmode=require",
+            ),
+            (
+                "postgres://u@db/x?PassWord=S3cret&sslpassword=S3cret&passfile=S3cret&Pwd=S3cret&user=u",
+                "postgres://u@db/x?PassWord=***&sslpassword=***&passfile=***&Pwd=***&user=u",
+            ),
+            (
+                "postgres://u@db/x?Pass%57ord=S3cret",
+                "postgres://u@db/x?PassWord=***",
+            ),
+            (
+                "host=db PASSWORD=S3cret SSLPassword='S3 cret' passphrase=S3cret dbname=x",
+                "host=db PASSWORD=*** SSLPassword=*** passphrase=*** dbname=x",
+            ),
             ("sqlite://a.db", "sqlite://a.db"),
             ("sqlite://dir/a=b.db", "sqlite://dir/a=b.db"),
         ];
@@ -213,8 +254,12 @@ mod tests {
         for url in [
             "postgres://u:S3cret@db/x",
             "postgres://u@db/x?password=S3cret",
+            "postgres://u@db/x?SSLPassWord=S3cret",
+            "postgres://u:S3cret@[bad/x",
+            "postgres://u@[bad/x?PassWord=S3cret",
             "host=db password=S3cret",
             "host=db password='S3cret'",
+            "host=db sslpassword=S3cret",
         ] {
             let m = scrub("FATAL: password S3cret rejected", url);
             assert_eq!(m, "FATAL: password *** rejected", "{url}");

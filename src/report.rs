@@ -19,6 +19,12 @@ fn ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// `n` and the noun that fits it: `1 window`, `2 windows`, `0 windows`.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn human_duration(d: std::time::Duration) -> String {
     let s = d.as_secs();
     if s >= 3600 {
@@ -41,11 +47,11 @@ pub fn plan_text(plan: &Plan, source: &SourceSettings) -> String {
             Some(r) => {
                 let _ = writeln!(
                     out,
-                    "{}  range {} .. {}  {} windows",
+                    "{}  range {} .. {}  {}",
                     s.stream,
                     ts(r.start),
                     ts(r.end),
-                    s.windows.len()
+                    count(s.windows.len() as u64, "window", "windows")
                 );
             }
             None => {
@@ -71,18 +77,17 @@ pub fn plan_text(plan: &Plan, source: &SourceSettings) -> String {
         source.requests_per_second,
         source.distribution_requests_per_second,
     );
+    let requests = count(plan.request_count() as u64, "request", "requests");
     let _ = match plan.distribution_request_count() {
         0 => writeln!(
             out,
-            "{} requests, about {} at {} requests/s",
-            plan.request_count(),
+            "{requests}, about {} at {} requests/s",
             human_duration(estimate),
             source.requests_per_second
         ),
         d => writeln!(
             out,
-            "{} requests ({d} of them ListQualityDistribution), about {} at {} and {} requests/s at once",
-            plan.request_count(),
+            "{requests} ({d} of them ListQualityDistribution), about {} at {} and {} requests/s at once",
             human_duration(estimate),
             source.requests_per_second,
             source.distribution_requests_per_second
@@ -150,8 +155,8 @@ pub fn summary_text(r: &RunReport) -> String {
         if s.points_dropped > 0 {
             let _ = writeln!(
                 out,
-                "  {} point(s) off the {} grid dropped (see the warnings)",
-                s.points_dropped,
+                "  {} off the {} grid dropped (see the warnings)",
+                count(s.points_dropped, "point", "points"),
                 s.stream.rsplit('/').next().unwrap_or("")
             );
         }
@@ -178,11 +183,11 @@ pub fn summary_text(r: &RunReport) -> String {
     };
     let _ = writeln!(
         out,
-        "run {} {}: {} windows ok, {} failed{not_attempted}; points {} inserted, {} updated, {} unchanged{}; \
-         {} calls{rate}, {} retries, {} throttled; {}",
+        "run {} {}: {} ok, {} failed{not_attempted}; points {} inserted, {} updated, {} unchanged{}; \
+         {}{rate}, {}, {} throttled; {}",
         r.run_id,
         r.status.as_str(),
-        c.windows_ok,
+        count(c.windows_ok, "window", "windows"),
         c.windows_failed,
         c.points.inserted,
         c.points.updated,
@@ -191,8 +196,8 @@ pub fn summary_text(r: &RunReport) -> String {
             0 => String::new(),
             n => format!(", {n} deleted"),
         },
-        c.requests,
-        c.retries,
+        count(c.requests, "call", "calls"),
+        count(c.retries, "retry", "retries"),
         c.throttled,
         human_duration(std::time::Duration::from_millis(r.duration_ms))
     );
@@ -303,6 +308,21 @@ pub fn failure_json(
         throttled: 0,
         streams: Vec::new(),
         error: Some(error.to_string()),
+    }
+}
+
+/// A command's `--json` output when it could not run: `{"error": ..., "exit_code": ...}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorJson {
+    pub error: String,
+    pub exit_code: u8,
+}
+
+/// [`ErrorJson`] for an error and the exit code it ends the process with.
+pub fn error_json(exit_code: u8, error: &dyn std::fmt::Display) -> ErrorJson {
+    ErrorJson {
+        error: error.to_string(),
+        exit_code,
     }
 }
 
@@ -629,9 +649,9 @@ impl Status {
         } else {
             let _ = writeln!(
                 out,
-                "unhealthy: {} problem(s) in {} stream(s)",
-                problems.len(),
-                streams.len()
+                "unhealthy: {} in {}",
+                count(problems.len() as u64, "problem", "problems"),
+                count(streams.len() as u64, "stream", "streams")
             );
         }
         out

@@ -23,6 +23,8 @@ use crate::redact::redact_url;
 pub use credentials::Credentials;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+/// The app id the shipped configuration (what `init` writes) holds until the user sets theirs.
+pub const PLACEHOLDER_APP_ID: &str = "Your_AppId";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://rtc_quality.db";
 
 /// A configuration problem, said so that the user knows where and what to change.
@@ -44,8 +46,10 @@ pub enum ConfigError {
         value: String,
         allowed: String,
     },
+    /// Half a credential pair. Said without a `credentials:` prefix: the variables it names say
+    /// what it is about, and `check` prints it after its own `credentials:` label.
     #[error(
-        "credentials: {0}; set VOLC_ACCESSKEY and VOLC_SECRETKEY (or VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY)"
+        "{0}; set both variables of one pair: VOLC_ACCESSKEY and VOLC_SECRETKEY, or VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY"
     )]
     Credentials(String),
 }
@@ -172,6 +176,36 @@ impl Settings {
             .collect()
     }
 
+    /// Refuses the placeholder app id, for the commands that plan or call the API (`sync`, `plan`,
+    /// `check`): its calls could only fail, and a plan for it is no plan. Loading still accepts it,
+    /// so `status` reads the database of a configuration being edited.
+    pub fn require_real_app_ids(&self) -> Result<(), ConfigError> {
+        let jobs = self
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (format!("jobs[{i}].app_id"), &j.app_id));
+        let distributions = self
+            .distributions
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("distributions[{i}].app_id"), &d.app_id));
+        match jobs
+            .chain(distributions)
+            .find(|(_, app_id)| *app_id == PLACEHOLDER_APP_ID)
+        {
+            None => Ok(()),
+            Some((key, app_id)) => Err(ConfigError::Invalid {
+                path: self.path.display().to_string(),
+                key,
+                value: format!("{app_id:?}"),
+                allowed: "this is the placeholder that `init` writes; put your app's AppId there, \
+                          from the RTC console (RTC > Applications)"
+                    .into(),
+            }),
+        }
+    }
+
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| {
@@ -265,10 +299,182 @@ indicators = ["stall_rate"]
         assert!(e.contains("distributions[0].indicators"), "{e}");
     }
 
+    /// Issue 18 item 7: a repeat made a second distribution stream of the same query (and a
+    /// counter underflow); it is used once, the first occurrence kept in its place, with a warning.
+    #[test]
+    fn item_18_07_a_duplicated_indicator_is_used_once_with_a_warning() {
+        let s = parse(
+            "[[jobs]]\napp_id = \"a\"\nindicators = [\"stall_rate\", \"join_room_success_rate\", \" stall_rate\"]\n\
+             [[distributions]]\napp_id = \"a\"\ndimensions = [\"Province\"]\n\
+             indicators = [\"stall_rate\", \"join_room_success_rate\", \"stall_rate\", \"stall_rate\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.jobs[0].indicators,
+            ["stall_rate", "join_room_success_rate"]
+        );
+        assert_eq!(
+            s.distributions[0].indicators,
+            ["stall_rate", "join_room_success_rate"]
+        );
+        let names: Vec<String> = s.streams().into_iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "a/1d",
+                "a-distribution/stall_rate/Province",
+                "a-distribution/join_room_success_rate/Province"
+            ]
+        );
+        for block in ["jobs[0].indicators", "distributions[0].indicators"] {
+            let said: Vec<&String> = s.warnings.iter().filter(|w| w.contains(block)).collect();
+            assert_eq!(said.len(), 1, "once per block and name: {:?}", s.warnings);
+            assert!(
+                said[0].starts_with("test.toml: ")
+                    && said[0].contains("\"stall_rate\"")
+                    && said[0].contains("used once"),
+                "{said:?}"
+            );
+        }
+    }
+
+    /// Issue 18 item 16: `max_lookback_days = 1` with `data_delay_hours = 72` planned nothing and
+    /// `status --check` said stale forever. A horizon that cannot always hold a whole bucket is a
+    /// configuration error naming the file, both keys and the bound; one that is accepted plans at
+    /// least one window for every stream at every hour.
+    #[test]
+    fn item_18_16_a_horizon_that_holds_no_bucket_is_refused_with_the_bound() {
+        use chrono::{Duration, TimeZone, Utc};
+
+        let config = |lookback: i64, delay: i64, granularity: &str, distribution: bool| {
+            let mut text = format!(
+                "[window]\nmax_lookback_days = {lookback}\ndata_delay_hours = {delay}\n\
+                 [[jobs]]\napp_id = \"a\"\nindicators = [\"stall_rate\"]\ngranularity = \"{granularity}\"\n"
+            );
+            if distribution {
+                text.push_str(
+                    "[[distributions]]\napp_id = \"a\"\nindicators = [\"stall_rate\"]\ndimensions = [\"OS\"]\n",
+                );
+            }
+            text
+        };
+        let e = err(&config(1, 72, "1d", false));
+        for part in [
+            "test.toml",
+            "window.max_lookback_days = 1",
+            "window.data_delay_hours = 72",
+            "is -49 hours",
+            "at least 48",
+            "raise window.max_lookback_days to 6 or more",
+        ] {
+            assert!(e.contains(part), "{part}: {e}");
+        }
+        // The exact bounds: 48 hours with a 1d or distribution stream, 1 hour with 5min alone.
+        assert!(parse(&config(3, 23, "1d", false)).is_ok());
+        let e = err(&config(3, 24, "1d", false));
+        assert!(
+            e.contains("is 47 hours") && e.contains("data_delay_hours to 23 or less"),
+            "{e}"
+        );
+        assert!(err(&config(3, 24, "5min", true)).contains("at least 48"));
+        assert!(parse(&config(1, 22, "5min", false)).is_ok());
+        let e = err(&config(1, 23, "5min", false));
+        assert!(e.contains("is 0 hours") && e.contains("at least 1"), "{e}");
+
+        // Whatever is accepted plans something for every stream, whatever the hour.
+        let start = Utc.with_ymd_and_hms(2026, 11, 20, 0, 7, 0).unwrap();
+        for lookback in 1..=4 {
+            for delay in 0..=72 {
+                for (granularity, distribution) in [("1d", false), ("5min", false), ("5min", true)]
+                {
+                    let Ok(s) = parse(&config(lookback, delay, granularity, distribution)) else {
+                        continue;
+                    };
+                    for minutes in (0..24 * 60).step_by(25) {
+                        let now = start + Duration::minutes(minutes);
+                        let plan = crate::planner::plan(
+                            &s.window,
+                            &s.streams(),
+                            &[],
+                            now,
+                            crate::planner::PlanOptions::default(),
+                        )
+                        .unwrap();
+                        for stream in &plan.streams {
+                            assert!(
+                                !stream.windows.is_empty(),
+                                "{lookback} days, {delay} h, {granularity}: {} plans nothing at {now}",
+                                stream.stream
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Issue 19 item 9: a name outside volc-openapi.md's list is accepted without a word today; it
+    /// is used (the list is partial, the API judges) with a warning that names it.
+    #[test]
+    fn item_19_09_an_undocumented_indicator_is_used_with_a_warning() {
+        let s = parse(
+            "[[jobs]]\napp_id = \"a\"\nindicators = [\"stall_rte\", \"network_trans_delay\"]\n\
+             [[distributions]]\napp_id = \"a\"\nindicators = [\"first_frame_recv_success_rate\", \"jitter\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.jobs[0].indicators, ["stall_rte", "network_trans_delay"]);
+        assert_eq!(
+            s.distributions[0].indicators,
+            ["first_frame_recv_success_rate", "jitter"]
+        );
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        for (warning, key, name) in [
+            (&s.warnings[0], "jobs[0].indicators", "\"stall_rte\""),
+            (&s.warnings[1], "distributions[0].indicators", "\"jitter\""),
+        ] {
+            assert!(
+                warning.starts_with(&format!(
+                    "test.toml: {key}: {name} is not a documented indicator"
+                )) && warning.contains("the API will judge")
+                    && warning.contains("stall_rate"),
+                "{warning}"
+            );
+        }
+        assert!(parse(MINIMAL).unwrap().warnings.is_empty());
+    }
+
+    /// Issue 19 item 7: the placeholder that `init` writes loads (so `status` works while the
+    /// file is edited), and `require_real_app_ids`, which `sync`, `plan` and `check` apply, refuses
+    /// it naming the file, the key and what to put there.
+    #[test]
+    fn item_19_07_the_placeholder_app_id_is_refused_by_the_commands_that_plan() {
+        let shipped = parse(include_str!("../../config/default.toml")).unwrap();
+        let e = shipped.require_real_app_ids().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "test.toml: jobs[0].app_id = \"Your_AppId\": this is the placeholder that `init` writes; \
+             put your app's AppId there, from the RTC console (RTC > Applications)"
+        );
+        let s = parse(
+            "[[jobs]]\napp_id = \"a\"\nindicators = [\"stall_rate\"]\n\
+             [[distributions]]\napp_id = \"b\"\nindicators = [\"stall_rate\"]\n\
+             [[distributions]]\napp_id = \" Your_AppId \"\nindicators = [\"stall_rate\"]\n",
+        )
+        .unwrap();
+        let e = s.require_real_app_ids().unwrap_err().to_string();
+        assert!(
+            e.starts_with("test.toml: distributions[1].app_id = \"Your_AppId\""),
+            "{e}"
+        );
+        assert!(parse(MINIMAL).unwrap().require_real_app_ids().is_ok());
+    }
+
     #[test]
     fn the_shipped_default_config_is_valid_and_complete() {
         let text = include_str!("../../config/default.toml");
         let s = parse(text).unwrap();
+        // It loads as shipped; the commands that plan refuse its placeholder app id (above).
+        assert_eq!(s.jobs[0].app_id, PLACEHOLDER_APP_ID);
         assert_eq!(s.source.requests_per_second, 2.0);
         assert_eq!(s.window.timezone, FixedOffset::east_opt(8 * 3600).unwrap());
         assert_eq!(s.database_url.expose(), DEFAULT_DATABASE_URL);

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::file::{OneOrMany, RawConfig, RawDistribution, RawJob};
 use super::{ConfigError, DatabaseUrl, Settings, SourceSettings, WindowSettings};
-use crate::domain::{Dimension, DistributionJob, Granularity, Job, ProductType, parse_offset};
+use crate::domain::{
+    DOCUMENTED_INDICATORS, Dimension, DistributionJob, Granularity, Job, ProductType, parse_offset,
+};
 use crate::redact::redact_url;
 
 /// Validates the raw tables; `path` is only used in messages.
@@ -164,7 +166,7 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         return Err(invalid(
             "jobs",
             &"[]",
-            "at least one [[jobs]] table with app_id and indicators is required",
+            "at least one [[jobs]] (or [[distributions]]) table with app_id and indicators is required",
         ));
     }
     let mut jobs: Vec<Job> = Vec::with_capacity(raw.jobs.len());
@@ -186,7 +188,7 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
     // [[distributions]]
     let mut distributions: Vec<DistributionJob> = Vec::with_capacity(raw.distributions.len());
     for (i, d) in raw.distributions.into_iter().enumerate() {
-        let job = validate_distribution(i, d, &p)?;
+        let job = validate_distribution(i, d, &p, &mut warnings)?;
         if jobs.iter().any(|o| o.name == job.name)
             || distributions.iter().any(|o| o.name == job.name)
         {
@@ -199,6 +201,8 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         distributions.push(job);
     }
 
+    horizon_holds_a_bucket(&window, &jobs, !distributions.is_empty(), &invalid)?;
+
     Ok(Settings {
         path: path.to_path_buf(),
         source,
@@ -208,6 +212,59 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         distributions,
         warnings,
     })
+}
+
+/// Hours of horizon that a stream of whole days needs: with 48, the rounding of both ends to a local
+/// day (each loses less than 24 hours) leaves at least one whole day, at any hour of the day.
+const HORIZON_HOURS_FOR_DAYS: i64 = 48;
+/// The same for 5-minute streams only: one hour always holds a 5-minute bucket.
+const HORIZON_HOURS_FOR_FIVE_MIN: i64 = 1;
+
+/// The horizon, `max_lookback_days × 24 − 1 − data_delay_hours` hours (the hour is the planner's
+/// safety margin at the start), must hold a whole bucket of every configured granularity at any
+/// hour; otherwise nothing is ever planned and `status --check` reports the streams stale forever.
+fn horizon_holds_a_bucket(
+    window: &WindowSettings,
+    jobs: &[Job],
+    distributions: bool,
+    invalid: &dyn Fn(&str, &dyn fmt::Display, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let days = distributions
+        || jobs
+            .iter()
+            .any(|j| j.granularities.contains(&Granularity::Day));
+    let (need, which) = if days {
+        (
+            HORIZON_HOURS_FOR_DAYS,
+            "a 1d or distribution stream needs at least 48, so that a whole local day always fits",
+        )
+    } else {
+        (HORIZON_HOURS_FOR_FIVE_MIN, "a 5min stream needs at least 1")
+    };
+    let hours = window.max_lookback_days * 24 - 1 - window.data_delay_hours;
+    if hours >= need {
+        return Ok(());
+    }
+    let min_lookback = (need + 1 + window.data_delay_hours + 23) / 24;
+    let max_delay = window.max_lookback_days * 24 - 1 - need;
+    let fix = if max_delay >= 0 {
+        format!(
+            "raise window.max_lookback_days to {min_lookback} or more, or lower window.data_delay_hours to {max_delay} or less"
+        )
+    } else {
+        format!("raise window.max_lookback_days to {min_lookback} or more")
+    };
+    Err(invalid(
+        "window.max_lookback_days",
+        &format!(
+            "{} with window.data_delay_hours = {}",
+            window.max_lookback_days, window.data_delay_hours
+        ),
+        &format!(
+            "the horizon, max_lookback_days × 24 − 1 − data_delay_hours, is {hours} hours and holds no \
+             whole bucket: {which}; {fix}"
+        ),
+    ))
 }
 
 /// How a job's or a distribution's key is reported: its table's key, the value, what is allowed.
@@ -226,17 +283,45 @@ fn app_id(invalid: &Invalid<'_>, raw: &str) -> Result<String, ConfigError> {
     Ok(app_id)
 }
 
-/// `indicators`, trimmed and deduplicated: a non-empty list of non-empty names.
-fn indicators(invalid: &Invalid<'_>, raw: &[String]) -> Result<Vec<String>, ConfigError> {
-    let mut indicators: Vec<String> = raw.iter().map(|s| s.trim().to_string()).collect();
-    if indicators.is_empty() || indicators.iter().any(String::is_empty) {
+/// `indicators`, trimmed: a non-empty list of non-empty names, each used once. `at` is the key as
+/// warnings name it (`FILE: jobs[0].indicators`).
+///
+/// A name listed twice is used once, the first occurrence kept in its place, with a warning: a
+/// repeat would otherwise make two distribution streams of one query, or ask one indicator twice.
+/// A name outside the documented list is used as written, with a warning: the published list is
+/// partial, so only the API can say whether it exists, and a typo should not go unnoticed.
+fn indicators(
+    invalid: &Invalid<'_>,
+    raw: &[String],
+    at: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, ConfigError> {
+    let trimmed: Vec<String> = raw.iter().map(|s| s.trim().to_string()).collect();
+    if trimmed.is_empty() || trimmed.iter().any(String::is_empty) {
         return Err(invalid(
             "indicators",
             &format!("{raw:?}"),
             "a non-empty list of indicator names is required, e.g. [\"join_room_success_rate\", \"stall_rate\"]",
         ));
     }
-    indicators.dedup();
+    let mut indicators: Vec<String> = Vec::with_capacity(trimmed.len());
+    for name in trimmed {
+        if indicators.contains(&name) {
+            // Said once per name, however often it is repeated.
+            let warning = format!("{at} lists {name:?} more than once; it is used once");
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+            continue;
+        }
+        if !DOCUMENTED_INDICATORS.contains(&name.as_str()) {
+            warnings.push(format!(
+                "{at}: {name:?} is not a documented indicator ({}); it is used as written and the API will judge",
+                DOCUMENTED_INDICATORS.join(", ")
+            ));
+        }
+        indicators.push(name);
+    }
     Ok(indicators)
 }
 
@@ -257,6 +342,7 @@ fn validate_distribution(
     i: usize,
     d: RawDistribution,
     p: &str,
+    warnings: &mut Vec<String>,
 ) -> Result<DistributionJob, ConfigError> {
     let invalid = |key: &str, value: &dyn fmt::Display, allowed: &str| ConfigError::Invalid {
         path: p.to_string(),
@@ -272,7 +358,12 @@ fn validate_distribution(
         no_control_characters(&invalid, key, value)?;
     }
     let app_id = app_id(&invalid, &d.app_id)?;
-    let indicators = indicators(&invalid, &d.indicators)?;
+    let indicators = indicators(
+        &invalid,
+        &d.indicators,
+        &format!("{p}: distributions[{i}].indicators"),
+        warnings,
+    )?;
     let dimensions = match &d.dimensions {
         None => Dimension::ALL.to_vec(),
         Some(names) => {
@@ -356,7 +447,12 @@ fn validate_job(
         no_control_characters(&invalid, key, value)?;
     }
     let app_id = app_id(&invalid, &j.app_id)?;
-    let indicators = indicators(&invalid, &j.indicators)?;
+    let indicators = indicators(
+        &invalid,
+        &j.indicators,
+        &format!("{p}: jobs[{i}].indicators"),
+        warnings,
+    )?;
 
     let granularity_names = match j.granularity {
         None => vec!["1d".to_string()],

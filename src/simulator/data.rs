@@ -24,8 +24,8 @@ pub const PERCENT: &str = "%";
 /// The names the API returns for one requested indicator, each with its unit.
 ///
 /// The docs show `join_room_success_rate` coming back as `5s_join_room_success_rate` and
-/// `10s_join_room_success_rate`, and `stall_rate` as audio and video stall rates; any other name is
-/// returned as asked (the full list is not published, so the simulator rejects none).
+/// `10s_join_room_success_rate`, and `stall_rate` as audio and video stall rates; the other
+/// documented names are returned as asked (the request check refuses undocumented ones first).
 pub fn expand_indicator(requested: &str) -> Vec<(String, &'static str)> {
     match requested {
         "join_room_success_rate" => vec![

@@ -4,12 +4,13 @@
 //! `InvalidParameter.Unmarshal`), missing required fields (`MissingParameter`), an unknown app
 //! (`InvalidParameter.NotExistAppId`), unreadable times (`InvalidParameter`), `StartTime` not before
 //! `EndTime` (`InvalidParameter.StartTimeAfterEndTime`), a span over 7 days or a start older than 30 days
-//! (`InvalidParameter.OutofTimeRange`), more than 20 user ids, an unknown granularity or product type
-//! (`InvalidParameter`). All are HTTP 400.
+//! (`InvalidParameter.OutofTimeRange`), more than 20 user ids, an unknown granularity or product type,
+//! an indicator outside the documented list (`InvalidParameter`). All are HTTP 400.
 //!
 //! [`validate_distribution`] checks a `ListQualityDistribution` body in the same order, with the same
 //! codes, then the call's own rules: `Indicator` is one string (an array is `InvalidParameter`) and
-//! `Dimension` one of `Province`, `Country`, `OS`, `Access` (anything else is `InvalidParameter`).
+//! `Dimension` one of `Province`, `Country`, `OS`, `Access` (anything else is `InvalidParameter`),
+//! and the indicator a documented one.
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde_json::{Map, Value};
@@ -17,7 +18,7 @@ use serde_json::{Map, Value};
 use super::data::Query;
 use super::distribution::DistributionQuery;
 use super::envelope::ApiError;
-use crate::domain::{Dimension, Granularity};
+use crate::domain::{DOCUMENTED_INDICATORS, Dimension, Granularity};
 
 pub const MAX_SPAN: Duration = Duration::days(7);
 pub const MAX_LOOKBACK: Duration = Duration::days(30);
@@ -80,6 +81,9 @@ pub fn validate(body: &[u8], apps: &[String], data_now: DateTime<Utc>) -> Result
         )
     })?;
     let product_type = product(product_type)?;
+    for indicator in &indicators {
+        known_indicator(indicator)?;
+    }
 
     Ok(Query {
         app_id,
@@ -145,6 +149,7 @@ pub fn validate_distribution(
         )
     })?;
     let product_type = product(product_type)?;
+    known_indicator(&indicator)?;
     Ok(DistributionQuery {
         app_id,
         product_type,
@@ -179,6 +184,21 @@ fn known_app(app_id: &str, apps: &[String]) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// The simulator knows the documented indicators only, so that a typo in a configuration fails
+/// against it (the demo, the tests) as it may against the real API.
+fn known_indicator(name: &str) -> Result<(), ApiError> {
+    if DOCUMENTED_INDICATORS.contains(&name) {
+        return Ok(());
+    }
+    Err(ApiError::invalid_parameter(
+        "InvalidParameter",
+        format!(
+            "Indicator {name:?} is not supported; use one of {}",
+            DOCUMENTED_INDICATORS.join(", ")
+        ),
+    ))
 }
 
 fn product(product_type: Option<String>) -> Result<String, ApiError> {
@@ -345,7 +365,8 @@ mod tests {
         );
         assert!(
             validate(
-                &span("2024-01-08T00:00:00+08:00", "2024-01-15T00:00:00+08:00"),
+                &span("2024-01-08T00:00:00+08:00", "2024-01-15T00:00:00+08:00")
+                    .replace_str("[\"x\"]", "[\"stall_rate\"]"),
                 &[],
                 now()
             )
@@ -470,6 +491,42 @@ mod tests {
             dist_code(&span("2023-12-20T00:00:00Z", "2023-12-21T00:00:00Z"), &[]),
             "InvalidParameter.OutofTimeRange"
         );
+    }
+
+    /// Issue 19 item 9: a name outside the documented list is `InvalidParameter` (HTTP 400) in
+    /// both calls, so a typo fails against the simulator; every documented name is served.
+    #[test]
+    fn item_19_09_an_undocumented_indicator_is_an_invalid_parameter() {
+        for name in DOCUMENTED_INDICATORS {
+            assert!(
+                validate(&body("").replace_str("stall_rate", name), &[], now()).is_ok(),
+                "{name}"
+            );
+            let b = dist(&format!(r#","Indicator":"{name}","Dimension":"OS""#));
+            assert!(validate_distribution(&b, &[], now()).is_ok(), "{name}");
+        }
+        for typo in ["stall_rte", "Stall_Rate", "audio_stall_rate", " stall_rate"] {
+            let e = validate(
+                &body("").replace_str("[\"stall_rate\"]", &format!("[\"stall_rate\", {typo:?}]")),
+                &[],
+                now(),
+            )
+            .unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.code),
+                (400, "InvalidParameter"),
+                "{typo}"
+            );
+            assert!(e.message.contains(&format!("{typo:?}")), "{}", e.message);
+            let b = dist(&format!(r#","Indicator":{typo:?},"Dimension":"OS""#));
+            let e = validate_distribution(&b, &[], now()).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.code),
+                (400, "InvalidParameter"),
+                "{typo}"
+            );
+            assert!(e.message.contains("stall_rate"), "{}", e.message);
+        }
     }
 
     trait ReplaceStr {

@@ -12,15 +12,50 @@ pub enum StoreError {
     )]
     UnsupportedUrl { url: String },
 
+    /// A PostgreSQL server that cannot be reached or refuses the connection.
     #[error(
-        "cannot connect to the database at {url}: {message}; check that it is running and that the url is right"
+        "cannot connect to the database at {url}: {message}; check that the server is running and that the url is right"
     )]
     Connect { url: String, message: String },
 
+    /// A SQLite file that cannot be opened: there is no server to check, only the path.
     #[error(
-        "cannot apply the schema migrations to {url}: {message}; check that the database user may create tables and that this binary is not older than the database's schema"
+        "cannot open the SQLite database file {}: {message}; check the path, that its directory exists and that this user may read and write the file and the directory", path.display()
     )]
-    Migrate { url: String, message: String },
+    OpenFile { path: PathBuf, message: String },
+
+    /// The server answered that the database does not exist (SQLSTATE 3D000): connecting again
+    /// cannot help, creating it does.
+    #[error(
+        "the database {name:?} does not exist on the PostgreSQL server at {url}; create it with `createdb {quoted}` (for this url's server and user: `createdb{options} {quoted}`), or correct the database name in the url"
+    )]
+    NoDatabase {
+        url: String,
+        name: String,
+        /// `name` as a shell word.
+        quoted: String,
+        /// `createdb`'s options for the url's server and user (` -h … -p … -U …`).
+        options: String,
+    },
+
+    /// A parameter whose name says it holds a secret and that the driver does not support: handed
+    /// on, the driver would log it with its value ("ignoring unrecognized connect parameter").
+    #[error(
+        "the database url {url} has the parameter {parameter:?}, which is not supported (its value is not shown); {advice}"
+    )]
+    UnsupportedParameter {
+        url: String,
+        parameter: String,
+        advice: &'static str,
+    },
+
+    #[error("cannot apply the schema migrations to {url}: {message}; {advice}")]
+    Migrate {
+        url: String,
+        message: String,
+        /// What to check, which differs for a file and a server ([`MIGRATE_SQLITE`], [`MIGRATE_POSTGRES`]).
+        advice: &'static str,
+    },
 
     #[error(
         "another run holds the lock on this database: {holder} since {since}; wait for it to finish or stop it"
@@ -32,20 +67,20 @@ pub enum StoreError {
     )]
     LockLost { holder: String, since: String },
 
-    #[error("cannot use the lock file {path}: {source}; check that its directory is writable")]
+    // The causes below are said in the message, where a log line that prints `{e}` shows them
+    // too; they are no `source` as well, or an error chain would say them twice.
+    #[error(
+        "cannot use the lock file {} beside the SQLite database: {error}; check the path, that its directory exists and that this user may write in it", path.display()
+    )]
     LockFile {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
-    #[error(
-        "database error while {action}: {source}; check that the database is reachable and retry"
-    )]
+    #[error("database error while {action}: {error}; {}", database_advice(.error))]
     Database {
         action: &'static str,
-        #[source]
-        source: sqlx::Error,
+        error: sqlx::Error,
     },
 
     #[error(
@@ -77,6 +112,27 @@ pub enum StoreError {
     Injected { points: usize },
 }
 
+/// What to check when a migration fails on a SQLite file.
+pub(crate) const MIGRATE_SQLITE: &str = "check that the file is this tool's database and writable by this user, and that this binary is not older than the database's schema";
+/// What to check when a migration fails on a PostgreSQL server.
+pub(crate) const MIGRATE_POSTGRES: &str = "check that the database user may create tables and that this binary is not older than the database's schema";
+
+/// What to check after a failed statement: a SQLite error is about the file (its permissions, the
+/// disk), never a server to reach; anything else came from the PostgreSQL server or the way to it.
+fn database_advice(e: &sqlx::Error) -> &'static str {
+    let sqlite = match e {
+        sqlx::Error::Database(d) => d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some(),
+        // Only SQLite runs its statements on a worker thread.
+        sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    };
+    if sqlite {
+        "check the database file, the permissions of the file and its directory, and the free disk space, then retry"
+    } else {
+        "check that the database server is reachable and retry"
+    }
+}
+
 impl StoreError {
     /// The database itself is lost or damaged: whatever the run committed cannot be counted on.
     pub fn is_lost_database(&self) -> bool {
@@ -90,9 +146,9 @@ impl StoreError {
 /// Wraps a sqlx error with what the store was doing, for `map_err`; SQLite's word that the file is
 /// damaged becomes [`StoreError::Damaged`].
 pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| match damaged(&source) {
+    move |error| match damaged(&error) {
         Some(message) => StoreError::Damaged { message },
-        None => StoreError::Database { action, source },
+        None => StoreError::Database { action, error },
     }
 }
 
@@ -105,4 +161,52 @@ pub(crate) fn damaged(e: &sqlx::Error) -> Option<String> {
     d.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
     let code: i64 = d.code()?.parse().ok()?;
     matches!(code & 0xff, 11 | 26).then(|| format!("{} (SQLite code {code})", d.message()))
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::*;
+
+    /// Issue 18 item 17c: "check that it is running" was printed for a SQLite path. A SQLite error
+    /// names the file and what to check on it; server advice is for PostgreSQL only.
+    #[tokio::test]
+    async fn item_18_17c_sqlite_errors_give_file_advice_and_never_server_advice() {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let source = sqlx::query("SELECT * FROM no_such_table")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        let e = db("reading the ledger")(source).to_string();
+        assert!(
+            e.contains("no_such_table")
+                && e.contains("the permissions of the file and its directory"),
+            "{e}"
+        );
+        let e = StoreError::OpenFile {
+            path: "/srv/rtc/q.db".into(),
+            message: "unable to open database file".into(),
+        }
+        .to_string();
+        assert!(
+            e.contains("/srv/rtc/q.db") && e.contains("directory"),
+            "{e}"
+        );
+        let migrate = StoreError::Migrate {
+            url: "sqlite:///srv/rtc/q.db".into(),
+            message: "file is not a database".into(),
+            advice: MIGRATE_SQLITE,
+        }
+        .to_string();
+        for sqlite in [e, migrate] {
+            for server in ["running", "reachable", "database user", "server"] {
+                assert!(!sqlite.contains(server), "{server}: {sqlite}");
+            }
+        }
+        let e = db("reading the ledger")(sqlx::Error::PoolTimedOut).to_string();
+        assert!(e.contains("server is reachable"), "{e}");
+    }
 }

@@ -23,7 +23,7 @@ use super::ledger;
 use super::lock::{describe_holder, hostname};
 use super::{Result, StoreError, db};
 use crate::domain::SeriesKey;
-use crate::redact::{redact_url, scrub};
+use crate::redact::{is_secret_key, redact_url, scrub};
 
 /// PostgreSQL's binary `COPY` encoder, for the benchmark's ceiling.
 #[cfg(feature = "testing")]
@@ -73,16 +73,28 @@ impl PgStore {
             url: redacted.clone(),
             message: scrub(&e.to_string(), url),
         };
-        let options = PgConnectOptions::from_str(url)
-            .map_err(connect_err)?
+        let (driver_url, password) = without_secret_parameters(url)?;
+        let mut options = PgConnectOptions::from_str(&driver_url).map_err(connect_err)?;
+        if let Some(password) = password {
+            options = options.password(&password);
+        }
+        let options = options
             .application_name("rtc-quality-sync")
             // NOTICEs (`... already exists, skipping`) would reach the logs at info level.
             .options([("client_min_messages", "warning")]);
         // One direct connection first: the pool retries a refused connection until its acquire
         // timeout, and `check` should say at once that the database is not there.
-        let probe = PgConnection::connect_with(&options)
-            .await
-            .map_err(connect_err)?;
+        let probe = PgConnection::connect_with(&options).await.map_err(|e| {
+            match no_database(&e, &options) {
+                Some(name) => StoreError::NoDatabase {
+                    url: redacted.clone(),
+                    quoted: shell_word(&name),
+                    options: createdb_options(&options),
+                    name,
+                },
+                None => connect_err(e),
+            }
+        })?;
         let _ = probe.close().await;
         // A run commits a few windows at a time (the fetcher's in-flight calls) while `status`-like
         // reads may come in beside them; six connections cover that without crowding the server.
@@ -106,6 +118,7 @@ impl PgStore {
             .map_err(|e| StoreError::Migrate {
                 url: self.url.clone(),
                 message: e.to_string(),
+                advice: super::error::MIGRATE_POSTGRES,
             })
     }
 
@@ -271,6 +284,92 @@ impl PgStore {
             },
         })
     }
+}
+
+/// The database's name when the server refused the connection because it does not exist
+/// (SQLSTATE 3D000, `invalid_catalog_name`).
+fn no_database(e: &sqlx::Error, options: &PgConnectOptions) -> Option<String> {
+    let code = e.as_database_error()?.code()?;
+    (code == "3D000").then(|| {
+        // Without a name in the URL, PostgreSQL takes the user's name.
+        options
+            .get_database()
+            .unwrap_or(options.get_username())
+            .to_string()
+    })
+}
+
+/// `createdb`'s options for the url's server (when it is not the local default) and user.
+fn createdb_options(options: &PgConnectOptions) -> String {
+    let mut out = String::new();
+    if let Some(socket) = options.get_socket() {
+        out.push_str(&format!(
+            " -h {}",
+            shell_word(&socket.display().to_string())
+        ));
+    } else if !matches!(options.get_host(), "localhost" | "127.0.0.1" | "::1") {
+        out.push_str(&format!(" -h {}", shell_word(options.get_host())));
+    }
+    if options.get_port() != 5432 {
+        out.push_str(&format!(" -p {}", options.get_port()));
+    }
+    out.push_str(&format!(" -U {}", shell_word(options.get_username())));
+    out
+}
+
+/// `word` as one shell word: as it is when it is plain, else single-quoted.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:/@".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// `url` without the query parameters that hold secrets (every name [`is_secret_key`] matches), and
+/// the password among them. sqlx reads only `password`, spelled so, and logs every parameter it does
+/// not know *with its value* ("ignoring unrecognized connect parameter"), so a `PassWord` or an
+/// `sslpassword` must never reach it: the password (`password` in any case; the last one wins, as in
+/// libpq) is applied through `PgConnectOptions::password`, and any other secret parameter is an
+/// error that names it but not its value. A URL that does not parse is left as it is: sqlx refuses
+/// it before it reads a parameter.
+fn without_secret_parameters(url: &str) -> Result<(String, Option<String>)> {
+    let Ok(mut parsed) = url::Url::parse(url.trim()) else {
+        return Ok((url.to_string(), None));
+    };
+    if !parsed.query_pairs().any(|(k, _)| is_secret_key(&k)) {
+        return Ok((url.to_string(), None));
+    }
+    let mut password = None;
+    let mut kept = Vec::new();
+    for (key, value) in parsed.query_pairs() {
+        if !is_secret_key(&key) {
+            kept.push((key.into_owned(), value.into_owned()));
+        } else if key.eq_ignore_ascii_case("password") {
+            password = Some(value.into_owned());
+        } else {
+            let advice = if key.to_ascii_lowercase().starts_with("ssl") {
+                "an encrypted client key cannot be used: decrypt it (e.g. `openssl pkey -in client.key -out client-plain.key`), name the result in `sslkey` and remove this parameter"
+            } else {
+                "remove it; the database password goes in `password=` or in user:password@"
+            };
+            return Err(StoreError::UnsupportedParameter {
+                url: redact_url(url),
+                parameter: key.into_owned(),
+                advice,
+            });
+        }
+    }
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    Ok((parsed.to_string(), password))
 }
 
 impl Backend for PgStore {
@@ -628,5 +727,55 @@ impl PgLock {
             let _ = conn.close().await;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 18 item 10: sqlx logs every URL parameter it does not know with its value, so no
+    /// parameter whose name holds `pass` reaches it; the password is taken out and applied apart.
+    #[test]
+    fn item_18_10_secret_parameters_never_reach_the_driver() {
+        let (url, password) =
+            without_secret_parameters("postgres://u@h:5432/db?sslmode=disable&PassWord=hunter2x")
+                .unwrap();
+        assert_eq!(
+            (url.as_str(), password.as_deref()),
+            ("postgres://u@h:5432/db?sslmode=disable", Some("hunter2x"))
+        );
+        let (url, password) =
+            without_secret_parameters("postgres://u@h/db?Pass%57ord=a%20b&password=last").unwrap();
+        assert_eq!(
+            (url.as_str(), password.as_deref()),
+            ("postgres://u@h/db", Some("last"))
+        );
+        let plain = "postgres://u:pw@h/db?application_name=x";
+        assert_eq!(
+            without_secret_parameters(plain).unwrap(),
+            (plain.to_string(), None)
+        );
+        for (url, parameter) in [
+            (
+                "postgres://u@h/db?PassWord=hunter2x&sslpassword=hunter3x",
+                "sslpassword",
+            ),
+            ("postgres://u@h/db?passfile=hunter3x", "passfile"),
+            ("postgres://u@h/db?pwd=hunter3x", "pwd"),
+        ] {
+            let e = without_secret_parameters(url).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{parameter:?}")) && !e.contains("hunter"),
+                "{e}"
+            );
+        }
+        // The options sqlx builds from what is left carry the password.
+        let (url, password) =
+            without_secret_parameters("postgres://u@h/db?PASSWORD=hunter2x").unwrap();
+        let options = PgConnectOptions::from_str(&url)
+            .unwrap()
+            .password(&password.unwrap());
+        assert!(format!("{options:?}").contains("hunter2x"));
     }
 }

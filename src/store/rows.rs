@@ -130,17 +130,19 @@ pub struct RunRow {
 
 impl std::fmt::Display for RunRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `1 window`, `2 windows`: a count with the noun that fits it.
+        let n = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         write!(
             f,
-            "#{} {} started {} {}: {} windows ok, {} failed; {} calls, {} retries, {} throttled; points {} inserted, {} updated, {} unchanged, {} deleted",
+            "#{} {} started {} {}: {} ok, {} failed; {}, {}, {} throttled; points {} inserted, {} updated, {} unchanged, {} deleted",
             self.id,
             self.mode,
             self.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
             self.status.as_str(),
-            self.windows_ok,
+            n(self.windows_ok, "window", "windows"),
             self.windows_failed,
-            self.requests,
-            self.retries,
+            n(self.requests, "call", "calls"),
+            n(self.retries, "retry", "retries"),
             self.throttled,
             self.points_inserted,
             self.points_updated,

@@ -118,8 +118,9 @@ impl SqliteStore {
             .row_buffer_size(4096);
         let writer = options.connect().await.map_err(|e| match damaged(&e) {
             Some(message) => StoreError::Damaged { message },
-            None => StoreError::Connect {
-                url: redacted.clone(),
+            None => StoreError::OpenFile {
+                // Absolute, so that a scheduler's working directory is no mystery.
+                path: std::path::absolute(&path).unwrap_or_else(|_| path.clone()),
                 message: scrub(&e.to_string(), url),
             },
         })?;
@@ -154,6 +155,7 @@ impl SqliteStore {
                     None => StoreError::Migrate {
                         url: self.url.clone(),
                         message: e.to_string(),
+                        advice: super::error::MIGRATE_SQLITE,
                     },
                 }
             })
@@ -279,7 +281,7 @@ impl SqliteStore {
             .append(true)
             .open(&path)
             .and_then(|mut f| f.write_all(format!("run={run_id}\n").as_bytes()))
-            .map_err(|source| StoreError::LockFile { path, source })?;
+            .map_err(|error| StoreError::LockFile { path, error })?;
         sqlx::query("UPDATE sync_lock SET run_id = ?1 WHERE id = 1")
             .bind(run_id)
             .execute(&mut *self.writer.lock().await)
@@ -574,9 +576,9 @@ impl FileLock {
         cleared?;
         truncated
             .and(unlocked)
-            .map_err(|source| StoreError::LockFile {
+            .map_err(|error| StoreError::LockFile {
                 path: self.path.clone(),
-                source,
+                error,
             })
     }
 }
@@ -587,9 +589,9 @@ fn take_file_lock(db_path: &Path, holder: &str) -> Result<(File, PathBuf)> {
     let mut path = db_path.as_os_str().to_owned();
     path.push(".lock");
     let path = PathBuf::from(path);
-    let lock_err = |source| StoreError::LockFile {
+    let lock_err = |error| StoreError::LockFile {
         path: path.clone(),
-        source,
+        error,
     };
     let mut file = OpenOptions::new()
         .read(true)

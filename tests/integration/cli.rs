@@ -14,7 +14,7 @@ use crate::pipeline::config_text;
 const BIN: &str = env!("CARGO_BIN_EXE_rtc-quality-sync");
 
 /// A command with no credentials or database URL inherited from the developer's shell.
-pub fn cmd(dir: &Path) -> tokio::process::Command {
+pub(crate) fn cmd(dir: &Path) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(BIN);
     c.current_dir(dir)
         .env_remove("VOLC_ACCESSKEY")
@@ -28,12 +28,12 @@ pub fn cmd(dir: &Path) -> tokio::process::Command {
     c
 }
 
-pub fn with_demo_keys(c: &mut tokio::process::Command) -> &mut tokio::process::Command {
+pub(crate) fn with_demo_keys(c: &mut tokio::process::Command) -> &mut tokio::process::Command {
     c.env("VOLC_ACCESSKEY", simulator::DEMO_ACCESS_KEY)
         .env("VOLC_SECRETKEY", simulator::DEMO_SECRET_KEY)
 }
 
-pub async fn run(c: &mut tokio::process::Command) -> (i32, String, String) {
+pub(crate) async fn run(c: &mut tokio::process::Command) -> (i32, String, String) {
     let Output {
         status,
         stdout,
@@ -927,6 +927,11 @@ async fn init_writes_a_config_and_the_missing_config_error_points_to_it() {
     assert!(out.contains("check"), "{out}");
     let written = std::fs::read_to_string(&wanted).unwrap();
     assert_eq!(written, rtc_quality_sync::app::DEFAULT_CONFIG);
+    // The default config plans once its placeholder app id is replaced (issue 19 item 7).
+    let (code, _, err) = run(cmd(dir.path()).args(["plan", "--json"])).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("jobs[0].app_id"), "{err}");
+    std::fs::write(&wanted, written.replace("\"Your_AppId\"", "\"my_app\"")).unwrap();
     let (code, out, err) = run(cmd(dir.path()).args(["plan", "--json"])).await;
     assert_eq!(code, 0, "the default config plans: {err}");
     assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok());
@@ -1115,6 +1120,11 @@ granularity = "1d"
     assert!(
         line("fresh").starts_with("FAIL") && line("fresh").contains("placeholder"),
         "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("FAIL  config: ")
+            && l.contains("config.toml: jobs[4].app_id = \"Your_AppId\"")),
+        "the placeholder is a configuration error too: {out}"
     );
     let mut apps: Vec<String> = sim
         .requests()

@@ -7,6 +7,7 @@ mod bad_answers;
 mod bi;
 mod cli;
 mod compose;
+mod config_cli;
 mod distribution;
 mod distribution_sync;
 mod first_week;
