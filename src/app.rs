@@ -194,7 +194,9 @@ fn plan_options(range: &RangeArgs, settings: &Settings) -> RunOptions {
 
 async fn sync(cli: &Cli, args: &SyncArgs) -> Result {
     let started_at = now(cli);
-    let result = sync_run(cli, args).await;
+    let clock = std::time::Instant::now();
+    let mut run = ThisRun::default();
+    let result = sync_run(cli, args, &mut run).await;
     // `--json` promises one object on stdout, also when the run could not start (a config error,
     // the lock held, the database unreachable) or stopped before it had a report.
     if args.json
@@ -205,10 +207,49 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result {
             serde_json::to_string(&report::failure_json(started_at, e.exit_code(), e))?
         );
     }
+    // The metrics file is written on every exit but 3 (the holder writes it), also when the run
+    // could not start: an alert on `last_run_exit_code` must see a run that failed early.
+    let code = crate::error::exit_code(&result);
+    if let Some(path) = &args.metrics_file
+        && !run.metrics_written
+        && code != Outcome::LockLost.exit_code()
+    {
+        let snapshot = metrics::Snapshot {
+            last_run: Some(run.last_run(started_at, code, clock.elapsed())),
+            last_success: metrics::previous_last_success(path),
+            streams: Vec::new(),
+        };
+        write_metrics_file(path, &metrics::render(&snapshot));
+    }
     result
 }
 
-async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
+/// What `sync --metrics-file` knows of this process's own run, whatever the database says.
+#[derive(Default)]
+struct ThisRun {
+    requests: u64,
+    throttled: u64,
+    metrics_written: bool,
+}
+
+impl ThisRun {
+    fn last_run(
+        &self,
+        started_at: chrono::DateTime<Utc>,
+        exit_code: u8,
+        took: Duration,
+    ) -> metrics::LastRun {
+        metrics::LastRun {
+            started_at,
+            exit_code: Some(exit_code),
+            duration_s: Some(took.as_secs_f64()),
+            requests: self.requests,
+            throttled: self.throttled,
+        }
+    }
+}
+
+async fn sync_run(cli: &Cli, args: &SyncArgs, this: &mut ThisRun) -> Result {
     if args.dry_run {
         let settings = load_settings_to_plan(cli)?;
         let options = plan_options(&args.range, &settings);
@@ -217,6 +258,8 @@ async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
         emit(&report::plan_text(&plan, &settings.source))?;
         return Ok(Outcome::Done);
     }
+    let started_at = now(cli);
+    let clock = std::time::Instant::now();
     // A run that cannot start (the configuration, the credentials, the lock, the database) ends
     // with its `run finished` event too, so a log-based alert sees every run.
     let (settings, options, fetcher, shutdown, store, lock) = match sync_start(cli, args).await {
@@ -239,24 +282,52 @@ async fn sync_run(cli: &Cli, args: &SyncArgs) -> Result {
         &settings,
         (&store, lock),
         &fetcher,
-        &options,
+        (&options, started_at),
         (args.json, &shutdown),
     )
     .await;
-    if let Some(path) = &args.metrics_file {
+    let stats = fetcher.stats();
+    (this.requests, this.throttled) = (stats.requests, stats.throttled);
+    if let Some(path) = &args.metrics_file
+        && crate::error::exit_code(&outcome) != Outcome::LockLost.exit_code()
+    {
+        let this_run = this.last_run(
+            started_at,
+            crate::error::exit_code(&outcome),
+            clock.elapsed(),
+        );
         let rendered = async {
             let mut status = report::Status::load(&store, Some(&settings)).await?;
             status.judge(&settings, now(cli), DEFAULT_MAX_AGE);
-            metrics_text(&status, &store).await
+            let last_success = store.last_successful_run().await?;
+            let mut snapshot = status.metrics_snapshot(last_success.as_ref());
+            // This run, as this process ended it: its exit code is what an alert must see, also
+            // when the database could not record its end.
+            snapshot.last_run = Some(this_run.clone());
+            anyhow::Ok(snapshot)
         };
         // A metrics file that cannot be written is an ERROR, never another exit code: the run's
-        // own outcome is what the exit code says.
-        match shutdown::within_grace(&shutdown, AFTER_SIGNAL_GRACE, rendered).await {
-            Some(Err(e)) => tracing::error!("the metrics file was not written: {e:#}"),
-            None => tracing::warn!("interrupted: the metrics file was not written"),
-            Some(Ok(text)) => write_metrics_file(path, &text),
-        }
+        // own outcome is what the exit code says. What the database cannot tell (it is down, or a
+        // signal leaves no time to ask) is written without it.
+        let snapshot = match shutdown::within_grace(&shutdown, AFTER_SIGNAL_GRACE, rendered).await {
+            Some(Ok(snapshot)) => snapshot,
+            failed => {
+                if let Some(Err(e)) = failed {
+                    tracing::warn!(
+                        "the metrics file shows this run without the streams' numbers: {e:#}"
+                    );
+                }
+                metrics::Snapshot {
+                    last_run: Some(this_run),
+                    last_success: metrics::previous_last_success(path),
+                    streams: Vec::new(),
+                }
+            }
+        };
+        write_metrics_file(path, &metrics::render(&snapshot));
     }
+    // Written, or (another run holds the lock now) its to write.
+    this.metrics_written = true;
     close_store(&store, &shutdown).await;
     outcome
 }
@@ -335,11 +406,10 @@ async fn run_sync(
     settings: &Settings,
     (store, lock): (&Store, StoreLock),
     fetcher: &Fetcher,
-    options: &RunOptions,
+    (options, started_at): (&RunOptions, chrono::DateTime<Utc>),
     (json, shutdown): (bool, &tokio_util::sync::CancellationToken),
 ) -> Result {
     let progress = Progress::auto(cli.quiet > 0 || json);
-    let started_at = now(cli);
     let result = pipeline::run(
         settings,
         store,
@@ -846,7 +916,7 @@ async fn demo_run(
         settings,
         (store, lock),
         fetcher,
-        options,
+        (options, now(cli)),
         (false, shutdown),
     )
     .await?;

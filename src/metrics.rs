@@ -10,15 +10,68 @@ use chrono::{DateTime, Utc};
 use prometheus::{Gauge, GaugeVec, Opts, Registry, TextEncoder};
 
 use crate::domain::RunStatus;
-use crate::health::StreamHealth;
 use crate::store::RunRow;
 
-/// What the metrics are made of: the newest run, the newest successful one, and each configured
-/// stream's health with its stored points.
-pub struct Snapshot<'a> {
-    pub last_run: Option<&'a RunRow>,
-    pub last_success: Option<&'a RunRow>,
-    pub streams: Vec<(&'a StreamHealth, i64)>,
+/// What the metrics are made of: the newest run, when the newest successful one started, and each
+/// configured stream's numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub last_run: Option<LastRun>,
+    pub last_success: Option<DateTime<Utc>>,
+    pub streams: Vec<StreamNumbers>,
+}
+
+/// The newest run as the metrics show it: from the runs table, or (for `sync --metrics-file`)
+/// from the run of this very process, also when it could not start or could not record its end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastRun {
+    pub started_at: DateTime<Utc>,
+    /// `None` while it runs, or after it was killed.
+    pub exit_code: Option<u8>,
+    pub duration_s: Option<f64>,
+    pub requests: u64,
+    pub throttled: u64,
+}
+
+impl From<&RunRow> for LastRun {
+    fn from(r: &RunRow) -> Self {
+        LastRun {
+            started_at: r.started_at,
+            exit_code: exit_code(r.status),
+            duration_s: r
+                .finished_at
+                .map(|f| (f - r.started_at).num_milliseconds() as f64 / 1000.0),
+            requests: r.requests,
+            throttled: r.throttled,
+        }
+    }
+}
+
+/// One configured stream's numbers: those its last run stored (`sync_coverage`), the same that
+/// `status` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamNumbers {
+    pub stream: String,
+    pub complete_through: Option<DateTime<Utc>>,
+    pub failed_windows: i64,
+    pub missing_buckets: i64,
+    pub points: i64,
+}
+
+/// `rtc_quality_sync_last_success_timestamp_seconds` of a metrics file written before, for a run
+/// that cannot read the database: what it cannot know is carried over, not reset.
+pub fn previous_last_success(path: &Path) -> Option<DateTime<Utc>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let name = full_name("last_success_timestamp_seconds");
+    let value: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&name)?.strip_prefix(' '))?
+        .trim()
+        .parse()
+        .ok()?;
+    (value > 0.0)
+        .then(|| DateTime::from_timestamp_millis((value * 1000.0).round() as i64))
+        .flatten()
 }
 
 /// The process exit code a run ended with; `None` while it runs or after it was killed.
@@ -45,7 +98,7 @@ fn full_name(name: &str) -> String {
 /// `TextEncoder` escapes label values and spells NaN as Prometheus reads it). Families come sorted
 /// by name and streams by label, as the crate gathers them; a family without samples (no configured
 /// stream) is left out, as the crate does.
-pub fn render(s: &Snapshot<'_>) -> String {
+pub fn render(s: &Snapshot) -> String {
     let registry = Registry::new();
     // Every name and help text is a constant of this file and every gauge is registered once, so
     // registering cannot fail (the tests render every metric); a failure would be a bug here.
@@ -56,7 +109,7 @@ pub fn render(s: &Snapshot<'_>) -> String {
             .register(Box::new(g))
             .expect("each metric is registered once");
     };
-    let run = s.last_run;
+    let run = s.last_run.as_ref();
     gauge(
         "last_run_timestamp_seconds",
         "When the newest run started (Unix time; 0 before any run).",
@@ -65,22 +118,17 @@ pub fn render(s: &Snapshot<'_>) -> String {
     gauge(
         "last_run_exit_code",
         "The exit code the newest run ended with (NaN while it runs or after it was killed).",
-        run.map_or(f64::NAN, |r| {
-            exit_code(r.status).map_or(f64::NAN, f64::from)
-        }),
+        run.and_then(|r| r.exit_code).map_or(f64::NAN, f64::from),
     );
     gauge(
         "last_success_timestamp_seconds",
         "When the newest run that ended ok started (Unix time; 0 before any).",
-        s.last_success.map_or(0.0, |r| seconds(r.started_at)),
+        s.last_success.map_or(0.0, seconds),
     );
     gauge(
         "last_run_duration_seconds",
         "How long the newest run took (NaN while it runs or after it was killed).",
-        run.and_then(|r| r.finished_at.map(|f| (r, f)))
-            .map_or(f64::NAN, |(r, f)| {
-                (f - r.started_at).num_milliseconds() as f64 / 1000.0
-            }),
+        run.and_then(|r| r.duration_s).unwrap_or(f64::NAN),
     );
     gauge(
         "last_run_api_requests",
@@ -92,12 +140,11 @@ pub fn render(s: &Snapshot<'_>) -> String {
         "API calls of the newest run that the API refused for the rate limit.",
         run.map_or(0.0, |r| r.throttled as f64),
     );
-    let per_stream = |name: &str, help: &str, f: &dyn Fn(&StreamHealth, i64) -> f64| {
+    let per_stream = |name: &str, help: &str, f: &dyn Fn(&StreamNumbers) -> f64| {
         let vec = GaugeVec::new(Opts::new(full_name(name), help), &["stream"])
             .expect("a valid metric name and label");
-        for (h, points) in &s.streams {
-            vec.with_label_values(&[h.stream.as_str()])
-                .set(f(h, *points));
+        for n in &s.streams {
+            vec.with_label_values(&[n.stream.as_str()]).set(f(n));
         }
         registry
             .register(Box::new(vec))
@@ -106,23 +153,21 @@ pub fn render(s: &Snapshot<'_>) -> String {
     per_stream(
         "stream_complete_through_timestamp_seconds",
         "The end of the covered range that runs unbroken from the horizon start (Unix time; 0 when the horizon start is not covered).",
-        &|h, _| h.complete_through.map_or(0.0, seconds),
+        &|n| n.complete_through.map_or(0.0, seconds),
     );
     per_stream(
         "stream_failed_windows",
         "Failed windows that no later successful window covers; the next sync retries them.",
-        &|h, _| h.failed.len() as f64,
+        &|n| n.failed_windows as f64,
     );
     per_stream(
         "stream_missing_buckets",
         "Buckets of the horizon that no fetched window covers.",
-        &|h, _| h.missing_buckets as f64,
+        &|n| n.missing_buckets as f64,
     );
-    per_stream(
-        "stream_points",
-        "Points stored for the stream.",
-        &|_, points| points as f64,
-    );
+    per_stream("stream_points", "Points stored for the stream.", &|n| {
+        n.points as f64
+    });
     TextEncoder::new()
         .encode_to_string(&registry.gather())
         .expect("every gathered family has samples and a name")
@@ -220,37 +265,18 @@ mod tests {
     use chrono::{Duration, TimeZone};
 
     use super::*;
-    use crate::domain::{LedgerEntry, Window, WindowState};
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().into()
     }
 
-    fn health(stream: &str, complete: Option<&str>, failed: usize, missing: i64) -> StreamHealth {
-        let horizon = Window::new(t("2026-10-21T16:00:00Z"), t("2026-11-19T16:00:00Z"));
-        StreamHealth {
+    fn numbers(stream: &str, complete: Option<&str>, failed: i64, missing: i64) -> StreamNumbers {
+        StreamNumbers {
             stream: stream.into(),
-            horizon,
-            never_synced: false,
             complete_through: complete.map(t),
-            settled_through: None,
-            covered_end: None,
-            holes: Vec::new(),
-            hole_buckets: 0,
+            failed_windows: failed,
             missing_buckets: missing,
-            failed: (0..failed)
-                .map(|_| LedgerEntry {
-                    stream: "k".into(),
-                    indicator: "stall_rate".into(),
-                    window: horizon,
-                    state: WindowState::Failed,
-                    points: 0,
-                    attempts: 1,
-                    last_error: None,
-                    request_id: None,
-                    fetched_at: horizon.end,
-                })
-                .collect(),
+            points: 0,
         }
     }
 
@@ -448,19 +474,25 @@ rtc_quality_sync_last_run_throttled_requests 0
         );
         let ok = run(1, t("2026-11-19T02:00:00Z"), RunStatus::Ok, Some(12.0));
         let (a, b) = (
-            health("app-a/1d", Some("2026-11-19T16:00:00Z"), 0, 0),
-            health("we\"ird\\name\nx/5min", None, 2, 3),
+            numbers("app-a/1d", Some("2026-11-19T16:00:00Z"), 0, 0),
+            numbers("we\"ird\\name\nx/5min", None, 2, 3),
         );
         let full = Snapshot {
-            last_run: Some(&last),
-            last_success: Some(&ok),
-            streams: vec![(&b, 0), (&a, 110)],
+            last_run: Some((&last).into()),
+            last_success: Some(ok.started_at),
+            streams: vec![
+                b,
+                StreamNumbers {
+                    points: 110,
+                    ..a.clone()
+                },
+            ],
         };
         let killed = run(3, t("2026-11-21T02:00:00Z"), RunStatus::Running, None);
         let running = Snapshot {
-            last_run: Some(&killed),
+            last_run: Some((&killed).into()),
             last_success: None,
-            streams: vec![(&a, 7)],
+            streams: vec![StreamNumbers { points: 7, ..a }],
         };
         let empty = Snapshot {
             last_run: None,
@@ -468,6 +500,11 @@ rtc_quality_sync_last_run_throttled_requests 0
             streams: Vec::new(),
         };
         for (snapshot, before) in [full, running, empty].iter().zip(BEFORE) {
+            // What was written is what the next run reads back when it cannot read the database.
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.prom");
+            write(&path, &render(snapshot)).unwrap();
+            assert_eq!(previous_last_success(&path), snapshot.last_success);
             let text = render(snapshot);
             let sampled: BTreeSet<&str> = before
                 .lines()

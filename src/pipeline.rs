@@ -545,7 +545,15 @@ async fn assess(
     for s in streams.values() {
         let h = health::assess(&settings.window, s, &ledger, now);
         store
-            .assess_stream(&s.key, h.settled_through, h.missing_buckets, at)
+            .assess_stream(
+                &s.key,
+                &crate::store::Assessment {
+                    settled_through: h.settled_through,
+                    complete_through: h.complete_through,
+                    missing_buckets: h.missing_buckets,
+                },
+                at,
+            )
             .await?;
     }
     Ok(())

@@ -358,6 +358,9 @@ pub struct Status {
 pub struct StreamStatus {
     #[serde(flatten)]
     pub coverage: CoverageRow,
+    /// The end of the covered (settled or provisional) range unbroken from the horizon start, as
+    /// its last run assessed it (what the metrics show).
+    pub complete_through: Option<DateTime<Utc>>,
     /// For a stream of days (`1d`, distribution): the last local day its settled range holds whole
     /// (`settled_through` is an exclusive end: the midnight after that day).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -412,6 +415,7 @@ impl Status {
             None => store.ledger(None).await?,
         };
         let labels = store.stream_labels().await?;
+        let complete = store.complete_through().await?;
         let streams = coverage
             .into_iter()
             .map(|c| {
@@ -444,6 +448,10 @@ impl Status {
                 }
                 let grid = keys.iter().find_map(|k| day_grid(k));
                 StreamStatus {
+                    complete_through: complete
+                        .iter()
+                        .find(|(label, _)| *label == c.stream)
+                        .and_then(|(_, t)| *t),
                     open_windows: open,
                     last_settled_day: grid.zip(c.settled_through).map(|(tz, t)| {
                         (t.with_timezone(&tz) - chrono::Duration::days(1)).date_naive()
@@ -506,14 +514,13 @@ impl Status {
         self.problems = Some(problems);
     }
 
-    /// What `--metrics-file` shows: the runs and each judged stream with its stored points.
-    pub fn metrics_snapshot<'a>(
-        &'a self,
-        last_success: Option<&'a RunRow>,
-    ) -> metrics::Snapshot<'a> {
+    /// What `--metrics-file` shows: the newest run, and per configured stream (each label) the
+    /// numbers its last run stored, the ones `status` shows; a stream never synced has no stored
+    /// numbers, and shows the whole horizon missing.
+    pub fn metrics_snapshot(&self, last_success: Option<&RunRow>) -> metrics::Snapshot {
         metrics::Snapshot {
-            last_run: self.last_run.as_ref(),
-            last_success,
+            last_run: self.last_run.as_ref().map(Into::into),
+            last_success: last_success.map(|r| r.started_at),
             streams: self
                 .health
                 .iter()
@@ -523,12 +530,25 @@ impl Status {
                         .iter()
                         .find(|(alias, _)| *alias == h.stream)
                         .map_or(h.stream.as_str(), |(_, first)| first.as_str());
-                    let points = self
-                        .streams
-                        .iter()
-                        .find(|s| s.coverage.stream == stored_as)
-                        .map_or(0, |s| s.coverage.points);
-                    (h, points)
+                    match self.streams.iter().find(|s| s.coverage.stream == stored_as) {
+                        Some(s) => metrics::StreamNumbers {
+                            stream: h.stream.clone(),
+                            complete_through: s.complete_through,
+                            failed_windows: s.coverage.failed_windows,
+                            missing_buckets: s
+                                .coverage
+                                .missing_buckets
+                                .unwrap_or(h.missing_buckets),
+                            points: s.coverage.points,
+                        },
+                        None => metrics::StreamNumbers {
+                            stream: h.stream.clone(),
+                            complete_through: None,
+                            failed_windows: 0,
+                            missing_buckets: h.missing_buckets,
+                            points: 0,
+                        },
+                    }
                 })
                 .collect(),
         }

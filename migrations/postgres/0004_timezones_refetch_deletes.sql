@@ -42,6 +42,10 @@ ALTER TABLE sync_runs ADD COLUMN points_deleted bigint NOT NULL DEFAULT 0;
 -- before this column existed. `prune` removes only its own account's streams.
 ALTER TABLE sync_streams ADD COLUMN account text;
 
+-- What the last run assessed beside settled_through: the end of the covered (settled or provisional) range
+-- unbroken from the horizon start, which the metrics show; one computation for status and the metrics.
+ALTER TABLE sync_streams ADD COLUMN complete_through timestamptz;
+
 -- The run that holds the lock, once it is recorded, so a refused run can name it.
 ALTER TABLE sync_lock ADD COLUMN run_id bigint;
 

@@ -130,6 +130,13 @@ pub(crate) fn run_row(r: &impl Columns) -> Result<RunRow> {
     decode().map_err(db("decoding a run"))
 }
 
+/// `label, complete_through` of `sync_streams`.
+pub(crate) fn label_time(r: &impl Columns) -> Result<(String, Option<DateTime<Utc>>)> {
+    let decode =
+        || -> sqlx::Result<(String, Option<DateTime<Utc>>)> { Ok((r.text(0)?, r.opt_time(1)?)) };
+    decode().map_err(db("decoding sync_streams"))
+}
+
 /// `stream, label` of `sync_streams`.
 pub(crate) fn key_label(r: &impl Columns) -> Result<(String, String)> {
     let decode = || -> sqlx::Result<(String, String)> { Ok((r.text(0)?, r.text(1)?)) };

@@ -16,6 +16,15 @@ use crate::domain::{
 };
 use crate::planner;
 
+/// What a run assessed of a stream (`health::assess`), as `sync_streams` keeps it for `status`,
+/// `sync_coverage` and the metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assessment {
+    pub settled_through: Option<DateTime<Utc>>,
+    pub complete_through: Option<DateTime<Utc>>,
+    pub missing_buckets: i64,
+}
+
 /// A `sync_streams` row: its key, its label and the account that asked it (`None`: stored before
 /// accounts were recorded).
 pub type StoredStream = (String, String, Option<String>);
@@ -137,7 +146,9 @@ const DELETE_STREAM: &str = "DELETE FROM sync_streams WHERE stream = $1";
 const DELETE_STREAM_ROWS: &str = "DELETE FROM sync_ledger WHERE stream = $1";
 
 const ASSESS_STREAM: &str = "UPDATE sync_streams SET settled_through = $2, missing_buckets = $3, \
-     assessed_at = $4 WHERE stream = $1";
+     assessed_at = $4, complete_through = $5 WHERE stream = $1";
+
+const COMPLETE_THROUGH: &str = "SELECT label, complete_through FROM sync_streams ORDER BY label";
 
 const START_RUN: &str =
     "INSERT INTO sync_runs (mode, started_at, status) VALUES ($1, $2, 'running') RETURNING id";
@@ -475,16 +486,16 @@ pub(super) async fn delete_rows(writer: Writer<'_>, rows: &[LedgerEntry]) -> Res
 pub(super) async fn assess_stream(
     writer: Writer<'_>,
     key: &str,
-    settled_through: Option<DateTime<Utc>>,
-    missing_buckets: i64,
+    assessed: &Assessment,
     at: DateTime<Utc>,
 ) -> Result<()> {
     on!(writer, e => {
         sqlx::query(ASSESS_STREAM)
             .bind(key)
-            .bind(settled_through.map(Bound))
-            .bind(missing_buckets)
+            .bind(assessed.settled_through.map(Bound))
+            .bind(assessed.missing_buckets)
             .bind(Instant(at))
+            .bind(assessed.complete_through.map(Bound))
             .execute(e)
             .await
             .map_err(db("recording a stream's coverage"))?;
@@ -580,6 +591,18 @@ pub(super) async fn stream_labels(pools: Pools<'_>) -> Result<Vec<(String, Strin
         sqlx::query(STREAM_LABELS),
         "reading sync_streams",
         decode::key_label
+    )
+}
+
+/// `(label, complete_through)` of every stream the database knows, as its last run assessed it.
+pub(super) async fn complete_through(
+    pools: Pools<'_>,
+) -> Result<Vec<(String, Option<DateTime<Utc>>)>> {
+    read_all!(
+        pools,
+        sqlx::query(COMPLETE_THROUGH),
+        "reading sync_streams",
+        decode::label_time
     )
 }
 

@@ -39,7 +39,7 @@ use crate::domain::{
 
 pub(crate) use error::db;
 pub use error::{Result, StoreError};
-pub use ledger::StoredStream;
+pub use ledger::{Assessment, StoredStream};
 pub use lock::StoreLock;
 pub use postgres::{PgLock, PgStore};
 pub use rows::{CoverageRow, DistributionRow, MetricRow, RunRow};
@@ -226,18 +226,15 @@ impl Store {
     pub async fn assess_stream(
         &self,
         key: &str,
-        settled_through: Option<DateTime<Utc>>,
-        missing_buckets: i64,
+        assessed: &Assessment,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        ledger::assess_stream(
-            self.writer().await?.on(),
-            key,
-            settled_through,
-            missing_buckets,
-            at,
-        )
-        .await
+        ledger::assess_stream(self.writer().await?.on(), key, assessed, at).await
+    }
+
+    /// `(label, complete_through)` of every stream, as its last run assessed it.
+    pub async fn complete_through(&self) -> Result<Vec<(String, Option<DateTime<Utc>>)>> {
+        ledger::complete_through(self.pools()).await
     }
 
     /// Adds a run in state `running` and returns its id.

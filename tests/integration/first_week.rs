@@ -211,3 +211,165 @@ mod item_14_prune {
         super::item_14_prune_removes_this_accounts_retired_streams_only(&db.url()).await;
     }
 }
+
+/// The metrics file as `name` → value, for unlabelled gauges, and `(name, stream)` → value.
+fn scrape(path: &std::path::Path) -> std::collections::BTreeMap<(String, String), f64> {
+    let text = std::fs::read_to_string(path).unwrap();
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the Prometheus text format")
+        .samples
+        .into_iter()
+        .map(|s| {
+            let prometheus_parse::Value::Gauge(v) = s.value else {
+                panic!("{} is not a gauge", s.metric)
+            };
+            let stream = s.labels.get("stream").unwrap_or_default().to_string();
+            (
+                (
+                    s.metric.trim_start_matches("rtc_quality_sync_").to_string(),
+                    stream,
+                ),
+                v,
+            )
+        })
+        .collect()
+}
+
+fn m(name: &str, stream: &str) -> (String, String) {
+    (name.to_string(), stream.to_string())
+}
+
+#[tokio::test]
+async fn item_03_a_run_that_fails_early_still_writes_the_metrics_file() {
+    use crate::cli::{cmd, fast_simulator, run, setup, with_demo_keys};
+    let sim = fast_simulator(0).await;
+    let (dir, config) = setup(&sim, 50.0);
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let prom = dir.path().join("rtc.prom");
+    let sync = async |config: &std::path::Path, db: &str| {
+        run(with_demo_keys(&mut cmd(dir.path()))
+            .args(["sync", "--quiet", "--database-url", db, "--metrics-file"])
+            .arg(&prom)
+            .arg("--config")
+            .arg(config))
+        .await
+    };
+    let (code, _, err) = sync(&config, &db).await;
+    assert_eq!(code, 0, "{err}");
+    let good = scrape(&prom);
+    assert_eq!(good[&m("last_run_exit_code", "")], 0.0);
+    let success = good[&m("last_success_timestamp_seconds", "")];
+    assert!(success > 0.0);
+
+    // A configuration that cannot be read: exit 1, and the file says so; the last success, which
+    // cannot be read now, is carried over.
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[source\n").unwrap();
+    let (code, _, err) = sync(&broken, &db).await;
+    assert_eq!(code, 1, "{err}");
+    let failed = scrape(&prom);
+    assert_eq!(failed[&m("last_run_exit_code", "")], 1.0);
+    assert_eq!(failed[&m("last_success_timestamp_seconds", "")], success);
+    assert!(
+        failed[&m("last_run_timestamp_seconds", "")] > good[&m("last_run_timestamp_seconds", "")]
+    );
+    assert_eq!(failed[&m("last_run_api_requests", "")], 0.0);
+
+    // A database that cannot be opened: the same.
+    let nowhere = format!("sqlite://{}", dir.path().join("no/such/dir/t.db").display());
+    let (code, _, err) = sync(&config, &nowhere).await;
+    assert_eq!(code, 1, "{err}");
+    let failed = scrape(&prom);
+    assert_eq!(failed[&m("last_run_exit_code", "")], 1.0);
+    assert_eq!(failed[&m("last_success_timestamp_seconds", "")], success);
+
+    // Another run holds the lock: exit 3, and the file is the holder's to write.
+    let before = std::fs::read_to_string(&prom).unwrap();
+    let store = Store::connect(&db).await.unwrap();
+    let lock = store.try_lock("sync (the holder)").await.unwrap();
+    let (code, _, err) = sync(&config, &db).await;
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(std::fs::read_to_string(&prom).unwrap(), before);
+    lock.release().await.unwrap();
+    store.close().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn item_04_status_the_metrics_and_sync_coverage_give_the_same_numbers() {
+    use crate::cli::{cmd, fast_simulator, run, setup, with_demo_keys};
+    let sim = fast_simulator(0).await;
+    let (dir, config) = setup(&sim, 50.0);
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
+    let t0 = now();
+    sim.set_data_now(t0);
+    let (code, _, err) = run(with_demo_keys(&mut cmd(dir.path()))
+        .args([
+            "sync",
+            "--quiet",
+            "--database-url",
+            &db,
+            "--now",
+            &at(t0),
+            "--config",
+        ])
+        .arg(&config))
+    .await;
+    assert_eq!(code, 0, "{err}");
+    // An hour later more buckets are available, and not fetched yet: what `status` shows, what
+    // `sync_coverage` holds and what the metrics say are still the last run's numbers.
+    let prom = dir.path().join("rtc.prom");
+    let later = t0 + Duration::hours(1);
+    let (code, out, err) = run(cmd(dir.path())
+        .args([
+            "status",
+            "--json",
+            "--database-url",
+            &db,
+            "--now",
+            &at(later),
+        ])
+        .args(["--metrics-file"])
+        .arg(&prom)
+        .arg("--config")
+        .arg(&config))
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let metrics = scrape(&prom);
+    let store = Store::connect(&db).await.unwrap();
+    let coverage = store.coverage().await.unwrap();
+    assert!(!coverage.is_empty());
+    for c in &coverage {
+        let shown = status["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stream"] == c.stream.as_str())
+            .unwrap();
+        assert_eq!(
+            shown["missing_buckets"],
+            c.missing_buckets.unwrap(),
+            "{}",
+            c.stream
+        );
+        assert_eq!(
+            metrics[&m("stream_missing_buckets", &c.stream)],
+            c.missing_buckets.unwrap() as f64,
+            "{}",
+            c.stream
+        );
+        assert_eq!(
+            metrics[&m("stream_failed_windows", &c.stream)],
+            c.failed_windows as f64
+        );
+        assert_eq!(metrics[&m("stream_points", &c.stream)], c.points as f64);
+        assert_eq!(shown["points"], c.points);
+    }
+    // Staleness alone is judged at the current time.
+    let five = coverage.iter().find(|c| c.stream == "app-a/5min").unwrap();
+    assert_eq!(five.missing_buckets, Some(0));
+    store.close().await;
+    sim.shutdown().await;
+}
