@@ -144,6 +144,9 @@ struct Inner {
     backoff: ExponentialBuilder,
     backoff_max: Duration,
     stats: Counters,
+    /// When the last attempt was sent, in Unix milliseconds of the wall clock (0: none yet): the
+    /// next run's first call keeps its pace from it.
+    last_sent_ms: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Fetcher {
@@ -206,6 +209,7 @@ impl Fetcher {
                 backoff,
                 backoff_max: max,
                 stats: Counters::default(),
+                last_sent_ms: Default::default(),
             }),
         }
     }
@@ -222,6 +226,7 @@ impl Fetcher {
                 backoff: i.backoff,
                 backoff_max: i.backoff_max,
                 stats: Counters::default(),
+                last_sent_ms: Default::default(),
             }),
         }
     }
@@ -260,6 +265,9 @@ impl Fetcher {
                     .rate_wait_ms
                     .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
                 inner.stats.requests.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .last_sent_ms
+                    .fetch_max(crate::clock::now().timestamp_millis(), Ordering::Relaxed);
                 req.send(&inner.client).await
             };
             let error = match result {
@@ -319,6 +327,28 @@ impl Fetcher {
         }
     }
 
+    /// When this fetcher last sent a call (wall clock), if it has.
+    pub fn last_sent(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.inner.last_sent_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => chrono::DateTime::from_timestamp_millis(ms),
+        }
+    }
+
+    /// Keeps the pace across runs: no call before `last` (the previous run's last send of this
+    /// quota) plus this fetcher's spacing. The gateway counts arrivals in any second, whichever
+    /// process sent them, so a run started right after another must not open with a burst.
+    pub async fn follow(&self, last: chrono::DateTime<chrono::Utc>) {
+        let next = last + chrono::Duration::from_std(self.inner.pacer.period).unwrap_or_default();
+        if let Ok(wait) = (next - crate::clock::now()).to_std() {
+            // A clock set back by hours must not park the run: one spacing at most.
+            self.inner
+                .pacer
+                .hold_for(wait.min(self.inner.pacer.period))
+                .await;
+        }
+    }
+
     pub fn stats(&self) -> FetchStats {
         let s = &self.inner.stats;
         FetchStats {
@@ -366,6 +396,8 @@ type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<T
 pub struct Pacer {
     slots: InFlight,
     limiter: Limiter,
+    /// The spacing between two sends: `PACING_MARGIN / requests_per_second`.
+    period: Duration,
     /// No send before this instant: set when the server asks everyone to wait (`Retry-After`).
     hold_until: Mutex<Option<Instant>>,
 }
@@ -386,6 +418,7 @@ impl Pacer {
         Pacer {
             slots,
             limiter: RateLimiter::direct_with_clock(quota, TokioClock),
+            period,
             hold_until: Mutex::new(None),
         }
     }

@@ -340,11 +340,30 @@ pub async fn run(
 
     // A store error stops the run as a signal does, but is told apart from one.
     let stop = shutdown.child_token();
+    // The previous run's last calls: this run's first ones keep their pace (the gateway counts
+    // arrivals in any second, whichever run sent them).
+    let distribution_fetcher = fetcher.sibling(settings.source.distribution_requests_per_second);
+    let account = options.account.clone().unwrap_or_default();
+    let quotas = [
+        (crate::api::wire::ACTION, fetcher),
+        (crate::api::distribution::ACTION, &distribution_fetcher),
+    ];
+    match before_start(&shutdown, store.last_calls(&account)).await {
+        Ok(last) => {
+            for (action, at) in last {
+                if let (Some((_, f)), Some(at)) = (quotas.iter().find(|(a, _)| *a == action), at) {
+                    f.follow(at).await;
+                }
+            }
+        }
+        Err(PipelineError::Interrupted) => return Err(PipelineError::Interrupted),
+        Err(e) => tracing::warn!("cannot read when the last run's calls were sent: {e}"),
+    }
     let run = Run {
         settings,
         store,
         fetcher,
-        distribution_fetcher: fetcher.sibling(settings.source.distribution_requests_per_second),
+        distribution_fetcher,
         progress,
         shutdown: &stop,
         signal: &shutdown,
@@ -441,6 +460,29 @@ pub async fn run(
             Some(Ok(())) => {}
             Some(Err(e)) => tracing::warn!("cannot record the streams' coverage: {e}"),
             None => tracing::warn!("the streams' coverage was not recorded before the run stopped"),
+        }
+    }
+    // When this run's last calls went out, for the next run's pace.
+    let sent = [
+        (crate::api::wire::ACTION, fetcher.last_sent()),
+        (
+            crate::api::distribution::ACTION,
+            run.distribution_fetcher.last_sent(),
+        ),
+    ];
+    for (action, at) in sent {
+        if let Some(at) = at
+            && store_error.is_none()
+        {
+            let recorded = within_grace(
+                &shutdown,
+                FINISH_GRACE,
+                store.record_last_call(&account, action, at),
+            )
+            .await;
+            if let Some(Err(e)) = recorded {
+                tracing::warn!("cannot record when the last {action} call was sent: {e}");
+            }
         }
     }
     // Recorded if the database answers (it may be back after a failure); bounded after a signal.

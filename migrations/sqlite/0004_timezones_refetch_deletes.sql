@@ -96,6 +96,15 @@ ALTER TABLE sync_streams ADD COLUMN account TEXT;
 -- unbroken from the horizon start, which the metrics show; one computation for status and the metrics.
 ALTER TABLE sync_streams ADD COLUMN complete_through TEXT;
 
+-- When each quota (an account's action) last sent a call, so the next run keeps the pace: the gateway
+-- counts arrivals in any second, whichever run sent them.
+CREATE TABLE sync_pacing (
+    account      TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    last_call_at TEXT NOT NULL,
+    PRIMARY KEY (account, action)
+);
+
 -- The run that holds the lock, once it is recorded, so a refused run can name it.
 ALTER TABLE sync_lock ADD COLUMN run_id INTEGER;
 

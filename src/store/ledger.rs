@@ -148,6 +148,11 @@ const DELETE_STREAM_ROWS: &str = "DELETE FROM sync_ledger WHERE stream = $1";
 const ASSESS_STREAM: &str = "UPDATE sync_streams SET settled_through = $2, missing_buckets = $3, \
      assessed_at = $4, complete_through = $5 WHERE stream = $1";
 
+const LAST_CALLS: &str = "SELECT action, last_call_at FROM sync_pacing WHERE account = $1";
+
+const RECORD_LAST_CALL: &str = "INSERT INTO sync_pacing (account, action, last_call_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (account, action) DO UPDATE SET last_call_at = excluded.last_call_at";
+
 const COMPLETE_THROUGH: &str = "SELECT label, complete_through FROM sync_streams ORDER BY label";
 
 const START_RUN: &str =
@@ -592,6 +597,38 @@ pub(super) async fn stream_labels(pools: Pools<'_>) -> Result<Vec<(String, Strin
         "reading sync_streams",
         decode::key_label
     )
+}
+
+/// `(action, when its last call was sent)` of one account, as the runs before recorded them.
+pub(super) async fn last_calls(
+    pools: Pools<'_>,
+    account: &str,
+) -> Result<Vec<(String, Option<DateTime<Utc>>)>> {
+    read_all!(
+        pools,
+        sqlx::query(LAST_CALLS).bind(account),
+        "reading sync_pacing",
+        decode::label_time
+    )
+}
+
+/// Records when an account's action last sent a call.
+pub(super) async fn record_last_call(
+    writer: Writer<'_>,
+    account: &str,
+    action: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    on!(writer, e => {
+        sqlx::query(RECORD_LAST_CALL)
+            .bind(account)
+            .bind(action)
+            .bind(Instant(at))
+            .execute(e)
+            .await
+            .map_err(db("recording the last call"))?;
+    });
+    Ok(())
 }
 
 /// `(label, complete_through)` of every stream the database knows, as its last run assessed it.

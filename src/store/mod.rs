@@ -232,6 +232,21 @@ impl Store {
         ledger::assess_stream(self.writer().await?.on(), key, assessed, at).await
     }
 
+    /// When each action of `account` last sent a call, as the runs before recorded it.
+    pub async fn last_calls(&self, account: &str) -> Result<Vec<(String, Option<DateTime<Utc>>)>> {
+        ledger::last_calls(self.pools(), account).await
+    }
+
+    /// Records when an action of `account` last sent a call, for the next run's pace.
+    pub async fn record_last_call(
+        &self,
+        account: &str,
+        action: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        ledger::record_last_call(self.writer().await?.on(), account, action, at).await
+    }
+
     /// `(label, complete_through)` of every stream, as its last run assessed it.
     pub async fn complete_through(&self) -> Result<Vec<(String, Option<DateTime<Utc>>)>> {
         ledger::complete_through(self.pools()).await

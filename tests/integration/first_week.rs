@@ -373,3 +373,72 @@ async fn item_04_status_the_metrics_and_sync_coverage_give_the_same_numbers() {
     store.close().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn item_06_back_to_back_runs_keep_the_pace_across_runs() {
+    use crate::cli::{cmd, run, with_demo_keys};
+    // The gateway's own limit, exactly: two calls in any second, whichever process sent them.
+    let sim = rtc_quality_sync::simulator::spawn(rtc_quality_sync::simulator::SimulatorConfig {
+        rate_limit_per_sec: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nendpoint = \"{}\"\nrequests_per_second = 2.0\nmax_retries = 0\n\n[[jobs]]\n\
+             name = \"lobby\"\napp_id = \"app_a\"\nindicators = [\"stall_rate\"]\n",
+            sim.endpoint()
+        ),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
+    let from = (rtc_quality_sync::clock::now() - Duration::days(12))
+        .format("%Y-%m-%d")
+        .to_string();
+    let sync = async |extra: &[&str]| {
+        run(with_demo_keys(&mut cmd(dir.path()))
+            .args([
+                "sync",
+                "--json",
+                "--quiet",
+                "--database-url",
+                &db,
+                "--config",
+            ])
+            .arg(&config)
+            .args(extra))
+        .await
+    };
+    // A backfill, then at once a refetch, then at once another: each starts within a moment of the
+    // previous one's last call.
+    for extra in [
+        &[][..],
+        &["--refetch", "--from", &from][..],
+        &["--refetch", "--from", &from][..],
+    ] {
+        let (code, out, err) = sync(extra).await;
+        assert_eq!(code, 0, "{out}{err}");
+        let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(summary["throttled"], 0, "{out}");
+    }
+    let requests = sim.requests();
+    assert!(requests.len() >= 8, "{}", requests.len());
+    assert!(
+        requests.iter().all(|r| r.status == 200),
+        "{:?}",
+        requests
+            .iter()
+            .map(|r| (r.at, r.status))
+            .collect::<Vec<_>>()
+    );
+    // And the arrivals never put three calls into one second.
+    let at: Vec<_> = requests.iter().map(|r| r.at).collect();
+    for w in at.windows(3) {
+        assert!(w[2] - w[0] >= Duration::milliseconds(1000), "{w:?}");
+    }
+    sim.shutdown().await;
+}
