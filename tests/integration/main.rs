@@ -14,6 +14,7 @@ mod first_week;
 mod helpers;
 mod kill;
 mod pipeline;
+mod recipes;
 mod run_state;
 mod sim_helpers;
 mod simulator;
