@@ -625,3 +625,137 @@ proptest! {
         }
     }
 }
+
+// -------------------------------------------------------------------------------------------------
+// Parse → validate → store, on both backends.
+
+/// What `quality_metrics` holds of `app`: `(name, unit, ts, value)`, sorted.
+async fn stored_of(
+    store: &rtc_quality_sync::store::Store,
+    app: &str,
+) -> Vec<(String, String, DateTime<Utc>, f64)> {
+    let mut out: Vec<_> = store
+        .metrics(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.app_id == app)
+        .map(|r| {
+            let ts = DateTime::parse_from_rfc3339(&r.ts).unwrap().to_utc();
+            (r.indicator, r.unit, ts, r.value)
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
+    out
+}
+
+/// `ListQuality` answers through the client's checks, the batch stage and a window's commit, on
+/// SQLite and on PostgreSQL: a refused answer stores nothing (and never stops anything but its
+/// window); an accepted one stores exactly the correct reading's points inside the window and on
+/// the 5-minute grid, each with its unit, the same on both backends; committing it again writes
+/// nothing.
+#[test]
+fn item_18_property_answers_are_stored_exactly_or_not_at_all() {
+    use proptest::test_runner::{Config, TestRunner};
+    use rtc_quality_sync::batch::{FetchedWindow, split};
+    use rtc_quality_sync::domain::{Granularity, Job, ProductType, Window};
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ((_dir, sqlite), pg) = rt.block_on(async {
+        (
+            crate::helpers::sqlite_store().await,
+            crate::helpers::pg_store().await,
+        )
+    });
+    let stores: Vec<&rtc_quality_sync::store::Store> = std::iter::once(&sqlite)
+        .chain(pg.as_ref().map(|(_, s)| s))
+        .collect();
+    let stored = std::cell::Cell::new(0u32);
+    let next = std::cell::Cell::new(0u32);
+    let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+    let window = Window::new(base(), base() + Duration::minutes(40));
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        ..Config::default()
+    });
+    let result = runner.run(&quality_answer(), |a| {
+        // Each case asks its own app, so the cases never meet in the tables.
+        let app = format!("prop{}", next.get());
+        next.set(next.get() + 1);
+        let job = Job {
+            name: app.clone(),
+            app_id: app.clone(),
+            indicators: vec!["stall_rate".into()],
+            granularities: vec![Granularity::FiveMin],
+            product_type: ProductType::Native,
+            os: vec![],
+            access: vec![],
+            room_id: String::new(),
+            user_ids: vec![],
+        };
+        let stream = job.streams(tz).remove(0);
+        let req = client::request_for(&stream, window, &stream.job.indicators, tz);
+        let fetched = match client::answer_for(&req, 200, None, &quality_body(&a)) {
+            Err(e) => {
+                assert_clean_error(&e);
+                return Ok(());
+            }
+            Ok(fetched) => fetched,
+        };
+        let batch = split(
+            &FetchedWindow {
+                stream: &stream,
+                window,
+                indicators: &stream.job.indicators,
+                fetched: &fetched,
+                attempts: 1,
+                fetched_at: window.end + Duration::days(2),
+                timezone: tz,
+            },
+            window.end,
+        )
+        .batch;
+        // The correct reading, kept as the tables keep it: inside the window, on the grid.
+        let mut want: Vec<(String, String, DateTime<Utc>, f64)> = read_quality(&a)
+            .expect("an accepted answer has a correct reading")
+            .into_iter()
+            .flat_map(|(name, unit, points)| {
+                points
+                    .into_iter()
+                    .filter(move |&(ts, _)| window.contains(ts) && ts.timestamp() % 300 == 0)
+                    .map(move |(ts, v)| (name.clone(), unit.clone(), ts, v))
+            })
+            .collect();
+        want.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
+        stored.set(stored.get() + 1);
+        for store in &stores {
+            let (first, second, got) = rt.block_on(async {
+                let first = store.commit_window(&batch).await.unwrap();
+                let second = store.commit_window(&batch).await.unwrap();
+                (first, second, stored_of(store, &app).await)
+            });
+            prop_assert_eq!(&got, &want, "{}", store.backend_name());
+            prop_assert_eq!(first.inserted as usize, want.len());
+            prop_assert_eq!((second.inserted, second.updated, second.deleted), (0, 0, 0));
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // The property means something only if many answers reach the tables.
+    assert!(
+        stored.get() >= 24,
+        "only {} of 256 answers were stored",
+        stored.get()
+    );
+    rt.block_on(async {
+        for store in stores {
+            store.close().await;
+        }
+    });
+}
