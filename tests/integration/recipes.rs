@@ -119,11 +119,22 @@ impl Machine {
 
 /// cron's environment: no variables of the user's shell.
 fn cron_env(home: &Path) -> BTreeMap<String, String> {
-    BTreeMap::from([
+    let mut env = harness();
+    env.extend([
         ("PATH".into(), "/usr/bin:/bin".into()),
         ("SHELL".into(), "/bin/sh".into()),
         ("HOME".into(), home.display().to_string()),
-    ])
+    ]);
+    env
+}
+
+/// What the test harness itself puts in the environment and every process must keep: libfaketime's
+/// variables, when CI runs the suite at another hour (the simulator in this process is on that
+/// clock, and a child on another one would sign requests from the wrong time).
+fn harness() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("FAKETIME") || k == "LD_PRELOAD")
+        .collect()
 }
 
 #[tokio::test]
@@ -197,9 +208,10 @@ async fn item_01_the_systemd_recipe_checks_the_database_it_synced() {
             "the check's unit loads the sync's environment"
         );
     }
-    let mut env = environment_file(Path::new(
+    let mut env = harness();
+    env.extend(environment_file(Path::new(
         &m.localize(&service_setting(&service, "EnvironmentFile")),
-    ));
+    )));
     env.insert("PATH".into(), "/usr/bin:/bin".into());
     let (code, out) = m
         .sh(&m.localize(&service_setting(&service, "ExecStart")), &env)
@@ -237,15 +249,11 @@ async fn item_01_the_kubernetes_recipe_checks_the_database_it_synced() {
     let run = async |job: &serde_norway::Value| {
         let c = container(job);
         // Each variable from the Secret the recipe names.
-        let env: BTreeMap<String, String> = c["env"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let key = e["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap();
-                (e["name"].as_str().unwrap().to_string(), secret[key].clone())
-            })
-            .collect();
+        let mut env = harness();
+        env.extend(c["env"].as_sequence().unwrap().iter().map(|e| {
+            let key = e["valueFrom"]["secretKeyRef"]["key"].as_str().unwrap();
+            (e["name"].as_str().unwrap().to_string(), secret[key].clone())
+        }));
         let args: Vec<String> = c["args"]
             .as_sequence()
             .unwrap()
@@ -305,24 +313,26 @@ async fn item_01_the_compose_recipe_checks_the_database_it_synced() {
     let secrets = m.secrets("compose.db");
     // The service's environment, `${VAR:-}` from the host's, and its database (a host name only the
     // compose network knows) in place of PostgreSQL.
-    let env: BTreeMap<String, String> = service["environment"]
-        .as_mapping()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| {
-            let k = k.as_str().unwrap().to_string();
-            let v = v.as_str().unwrap();
-            let v = if k == "DATABASE_URL" {
-                assert!(v.contains("@postgres:5432/"), "{v}");
-                secrets["DATABASE_URL"].clone()
-            } else if let Some(var) = v.strip_prefix("${").and_then(|v| v.split(':').next()) {
-                secrets[var].clone()
-            } else {
-                v.to_string()
-            };
-            (k, v)
-        })
-        .collect();
+    let mut env = harness();
+    env.extend(
+        service["environment"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                let k = k.as_str().unwrap().to_string();
+                let v = v.as_str().unwrap();
+                let v = if k == "DATABASE_URL" {
+                    assert!(v.contains("@postgres:5432/"), "{v}");
+                    secrets["DATABASE_URL"].clone()
+                } else if let Some(var) = v.strip_prefix("${").and_then(|v| v.split(':').next()) {
+                    secrets[var].clone()
+                } else {
+                    v.to_string()
+                };
+                (k, v)
+            }),
+    );
     // The image's working directory is /app, with ./config mounted at /app/config.
     let app = m.path("app");
     std::fs::create_dir_all(app.join("config")).unwrap();
