@@ -15,6 +15,7 @@ mod helpers;
 mod kill;
 mod pipeline;
 mod run_state;
+mod schema;
 mod sim_helpers;
 mod simulator;
 mod state;
