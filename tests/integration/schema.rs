@@ -444,3 +444,45 @@ async fn item_19_13_tables_in_public_are_refused_for_another_schema_until_moved_
     assert!(names(&mut conn, "public").await.is_empty());
     sim.shutdown().await;
 }
+
+/// `demo` into an explicit PostgreSQL `--database-url` puts its tables in the configured schema
+/// (a shared database is why one is configured), and its sample query reads them there.
+#[tokio::test]
+async fn item_19_13_demo_into_postgres_uses_the_configured_schema() {
+    let Some(db) = crate::helpers::pg_empty_db().await else {
+        return;
+    };
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[storage]\nschema = \"rtc_demo\"\n\n[[jobs]]\napp_id = \"a\"\nindicators = [\"stall_rate\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(cmd(dir.path())
+        .args([
+            "demo",
+            "--quiet",
+            "--streams",
+            "1",
+            "--database-url",
+            &url,
+            "--config",
+        ])
+        .arg(&config))
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("-c 'SET search_path = \"rtc_demo\"' -c \"SELECT"),
+        "the sample query reads the schema: {out}"
+    );
+    let mut conn = PgConnection::connect(&url).await.unwrap();
+    assert_eq!(names(&mut conn, "rtc_demo").await, TOOL_RELATIONS);
+    assert!(names(&mut conn, "public").await.is_empty());
+    let points: i64 = sqlx::query_scalar("SELECT count(*) FROM rtc_demo.quality_metrics")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(points > 0);
+}
