@@ -16,7 +16,7 @@ use crate::cli::{
     Cli, Command, DemoArgs, PlanArgs, PruneArgs, RangeArgs, SimulateArgs, StatusArgs, SyncArgs,
 };
 use crate::config::{Credentials, DatabaseUrl, PLACEHOLDER_APP_ID, Settings};
-use crate::domain::RunStatus;
+use crate::domain::{PgSchema, RunStatus};
 use crate::error::{Error, Outcome};
 use crate::fetcher::Fetcher;
 use crate::metrics;
@@ -83,7 +83,7 @@ fn now(cli: &Cli) -> chrono::DateTime<Utc> {
 fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     let mut settings = Settings::load(&cli.config)?;
     if let Some(url) = database_url_override(cli) {
-        settings.database_url = DatabaseUrl::new(url);
+        settings.use_database_url(DatabaseUrl::new(url));
     }
     for w in &settings.warnings {
         tracing::warn!("{w}");
@@ -107,25 +107,47 @@ fn database_url_override(cli: &Cli) -> Option<String> {
     })
 }
 
-/// The database URL for commands that need nothing else: the flag or `DATABASE_URL`, else the
-/// config file's.
-fn database_url_only(cli: &Cli) -> anyhow::Result<DatabaseUrl> {
-    if let Some(url) = database_url_override(cli) {
-        return Ok(DatabaseUrl::new(url));
+/// The database for commands that need nothing else: the URL of the flag or `DATABASE_URL`, else
+/// the config file's, and the schema of the config file.
+fn database_target(cli: &Cli) -> anyhow::Result<(DatabaseUrl, PgSchema)> {
+    match database_url_override(cli) {
+        Some(url) => {
+            let url = DatabaseUrl::new(url);
+            let schema = schema_of_config(cli, &url)?;
+            Ok((url, schema))
+        }
+        None => {
+            let settings = load_settings(cli)?;
+            Ok((settings.database_url, settings.schema))
+        }
     }
-    Ok(load_settings(cli)?.database_url)
 }
 
-async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Store> {
-    Store::connect(url.expose())
+/// The config file's `[storage] schema` for a PostgreSQL `url` given on the command line (or in
+/// `DATABASE_URL`): a command that takes only the URL must still open the configured schema, or it
+/// would create the tables afresh in `public`. `public` without a config file; a SQLite file has no
+/// schemas, so its commands do not read the file for one.
+fn schema_of_config(cli: &Cli, url: &DatabaseUrl) -> anyhow::Result<PgSchema> {
+    if url.is_sqlite() || !cli.config.exists() {
+        return Ok(PgSchema::public());
+    }
+    Ok(load_settings(cli)?.schema)
+}
+
+async fn open_store(url: &DatabaseUrl, schema: &PgSchema) -> anyhow::Result<Store> {
+    Store::connect_in(url.expose(), schema)
         .await
         .map_err(|e| opening(url, e))
 }
 
 /// Opens the database with the one-sync lock taken before migrating (see [`Store::connect_locked`]).
-async fn open_locked(url: &DatabaseUrl, mode: &str) -> Result<(Store, StoreLock)> {
+async fn open_locked(
+    url: &DatabaseUrl,
+    schema: &PgSchema,
+    mode: &str,
+) -> Result<(Store, StoreLock)> {
     let holder = format!("rtc-quality-sync {mode}");
-    match Store::connect_locked(url.expose(), &holder).await {
+    match Store::connect_locked_in(url.expose(), schema, &holder).await {
         // Said as it is: "another run holds the lock" needs no "cannot open the database" before it.
         Err(e @ StoreError::Locked { .. }) => Err(Error::store(e)),
         r => Ok(r.map_err(|e| opening(url, e))?),
@@ -142,6 +164,7 @@ fn opening(url: &DatabaseUrl, e: StoreError) -> anyhow::Error {
         | StoreError::NoDatabase { .. }
         | StoreError::UnsupportedParameter { .. }
         | StoreError::Migrate { .. }
+        | StoreError::TablesElsewhere { .. }
         | StoreError::LockFile { .. } => e.into(),
         e => anyhow::Error::from(e).context(format!("cannot open the database {url}")),
     }
@@ -155,7 +178,7 @@ async fn read_ledger(settings: &Settings) -> anyhow::Result<Vec<crate::domain::L
     if crate::store::sqlite::file_missing(url.expose()) {
         return Ok(Vec::new());
     }
-    let store = open_store(url).await?;
+    let store = open_store(url, &settings.schema).await?;
     let ledger = pipeline::adopted_ledger(settings, &store).await;
     store.close().await;
     Ok(ledger?.0)
@@ -357,7 +380,7 @@ async fn sync_start(
     // From here on a signal ends the command within 5 s, whatever the database is doing.
     let shutdown = shutdown::on_signals();
     let opened = tokio::select! {
-        opened = open_locked(&settings.database_url, &options.mode) => opened,
+        opened = open_locked(&settings.database_url, &settings.schema, &options.mode) => opened,
         () = shutdown.cancelled() => return Err(Error::Interrupted(anyhow!(
             "interrupted while opening the database {}; nothing was fetched", settings.database_url
         ))),
@@ -508,10 +531,10 @@ async fn status_run(cli: &Cli, args: &StatusArgs) -> Result {
     } else {
         None
     };
-    let url = match (database_url_override(cli), &settings) {
-        (Some(url), _) => DatabaseUrl::new(url),
-        (None, Some(s)) => s.database_url.clone(),
-        (None, None) => database_url_only(cli)?,
+    // Loaded settings already hold `--database-url` or `DATABASE_URL` when one is given.
+    let (url, schema) = match &settings {
+        Some(s) => (s.database_url.clone(), s.schema.clone()),
+        None => database_target(cli)?,
     };
     // Only `sync`, `migrate` and `demo` create a database; a health check of one that is not there
     // is an error, not "never synced".
@@ -525,7 +548,7 @@ async fn status_run(cli: &Cli, args: &StatusArgs) -> Result {
     let store = if missing {
         None
     } else {
-        Some(open_store(&url).await?)
+        Some(open_store(&url, &schema).await?)
     };
     if args.check
         && let Some(store) = &store
@@ -604,12 +627,16 @@ fn init(path: &Path) -> Result {
 }
 
 async fn migrate(cli: &Cli) -> Result {
-    let url = database_url_only(cli)?;
-    let (store, lock) = open_locked(&url, "migrate").await?;
+    let (url, schema) = database_target(cli)?;
+    let (store, lock) = open_locked(&url, &schema, "migrate").await?;
     let released = lock.release().await;
     store.close().await;
     released?;
-    say!("migrations applied to {url}");
+    if url.is_sqlite() || schema.is_public() {
+        say!("migrations applied to {url}");
+    } else {
+        say!("migrations applied to {url}, schema {}", schema.quoted());
+    }
     Ok(Outcome::Done)
 }
 
@@ -628,7 +655,7 @@ async fn prune(cli: &Cli, args: &PruneArgs) -> Result {
         say!("no database at {url}: nothing to prune");
         return Ok(Outcome::Done);
     }
-    let (store, lock) = open_locked(url, "prune").await?;
+    let (store, lock) = open_locked(url, &settings.schema, "prune").await?;
     let done = prune_locked(&settings, &store, account.as_deref(), args).await;
     let released = lock.release().await;
     store.close().await;
@@ -767,7 +794,7 @@ async fn check(cli: &Cli) -> Result {
         }
     }
     let opened = async {
-        let store = open_store(&settings.database_url).await?;
+        let store = open_store(&settings.database_url, &settings.schema).await?;
         // Every page read once: a damaged file is found before a run meets it.
         let checked = store.quick_check().await;
         store.close().await;
@@ -776,6 +803,11 @@ async fn check(cli: &Cli) -> Result {
             .map(|()| store.backend_name())
     };
     match opened.await {
+        Ok("postgres") if !settings.schema.is_public() => say!(
+            "ok    database {} (postgres, schema {})",
+            settings.database_url,
+            settings.schema.quoted()
+        ),
         Ok(backend) => say!("ok    database {} ({backend})", settings.database_url),
         Err(e) => {
             ok = false;
@@ -875,7 +907,9 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result {
         .database_url
         .clone()
         .unwrap_or_else(|| "sqlite://demo.db".to_string());
-    let settings = demo_settings(&sim.endpoint(), &url, args.streams)?;
+    let mut settings = demo_settings(&sim.endpoint(), &url, args.streams)?;
+    // A PostgreSQL database is a shared one: the demo's tables go where the configuration's go.
+    settings.schema = schema_of_config(cli, &settings.database_url)?;
     say!(
         "demo: simulator at {}, database {}, {}, 30 days at 2 calls/s per API",
         sim.endpoint(),
@@ -888,7 +922,8 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result {
         mode: "demo".into(),
         ..Default::default()
     };
-    let (store, lock) = open_locked(&settings.database_url, &options.mode).await?;
+    let (store, lock) =
+        open_locked(&settings.database_url, &settings.schema, &options.mode).await?;
     let shutdown = shutdown::on_signals();
     let shown = demo_run(
         cli,
@@ -928,7 +963,14 @@ async fn demo_run(
     say!("the newest points:");
     match settings.database_url.expose().strip_prefix("sqlite://") {
         Some(path) => say!("  sqlite3 {path} \"{SAMPLE}\""),
-        None => say!("  psql \"{}\" -c \"{SAMPLE}\"", settings.database_url),
+        None if settings.schema.is_public() => {
+            say!("  psql \"{}\" -c \"{SAMPLE}\"", settings.database_url)
+        }
+        None => say!(
+            "  psql \"{}\" -c 'SET search_path = {}' -c \"{SAMPLE}\"",
+            settings.database_url,
+            settings.schema.quoted()
+        ),
     }
     for row in store.metrics(Some(5)).await? {
         say!("  {row}");

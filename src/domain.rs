@@ -672,6 +672,77 @@ pub fn parse_offset(s: &str) -> Option<FixedOffset> {
     FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }
 
+/// The PostgreSQL schema that holds every table and view of the tool, and the migrations' own
+/// table (`[storage] schema`). Only a plain identifier is accepted (ASCII letters, digits and `_`,
+/// not starting with a digit, at most 63 bytes), so it can be written into a connection's
+/// `search_path` and into printed SQL without escaping; it is always written double-quoted, so its
+/// case is kept exactly as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PgSchema(String);
+
+impl PgSchema {
+    /// The default: what every earlier version used.
+    pub const PUBLIC: &'static str = "public";
+
+    /// The schema named `name`, or what is allowed instead.
+    pub fn parse(name: &str) -> Result<PgSchema, &'static str> {
+        let first = name.as_bytes().first().copied();
+        if name.is_empty() {
+            return Err("a schema name is required; leave the key out for the default, public");
+        }
+        if name.len() > 63 {
+            return Err("at most 63 bytes are allowed (PostgreSQL cuts longer names)");
+        }
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            || first.is_some_and(|b| b.is_ascii_digit())
+        {
+            return Err(
+                "a plain PostgreSQL identifier is expected: ASCII letters, digits and \
+                        underscores, not starting with a digit, e.g. \"rtc_quality\"",
+            );
+        }
+        // PostgreSQL reserves these for its own schemas; CREATE SCHEMA refuses the first.
+        if name.to_ascii_lowercase().starts_with("pg_") || name == "information_schema" {
+            return Err(
+                "pg_* and information_schema are PostgreSQL's own schemas; choose another \
+                        name, e.g. \"rtc_quality\"",
+            );
+        }
+        Ok(PgSchema(name.to_string()))
+    }
+
+    pub fn public() -> PgSchema {
+        PgSchema(Self::PUBLIC.to_string())
+    }
+
+    /// The name as configured.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name as SQL reads it: double-quoted, so `Rtc` stays `Rtc` (unquoted PostgreSQL would
+    /// fold it to `rtc`) and a keyword such as `user` is a plain name.
+    pub fn quoted(&self) -> String {
+        format!("\"{}\"", self.0)
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.0 == Self::PUBLIC
+    }
+}
+
+impl Default for PgSchema {
+    fn default() -> Self {
+        PgSchema::public()
+    }
+}
+
+impl fmt::Display for PgSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

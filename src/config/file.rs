@@ -51,12 +51,14 @@ impl Default for RawSource {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct RawStorage {
     pub(super) database_url: String,
+    pub(super) schema: String,
 }
 
 impl Default for RawStorage {
     fn default() -> Self {
         RawStorage {
             database_url: DEFAULT_DATABASE_URL.into(),
+            schema: crate::domain::PgSchema::PUBLIC.into(),
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 
-use crate::domain::{DistributionJob, Job, Stream};
+use crate::domain::{DistributionJob, Job, PgSchema, Stream};
 
 use crate::redact::redact_url;
 
@@ -66,6 +66,14 @@ impl DatabaseUrl {
     /// The full URL, password included: only for opening the connection.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether it names a SQLite file (`sqlite:`), which has no schemas.
+    pub fn is_sqlite(&self) -> bool {
+        self.0
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("sqlite:")
     }
 
     /// The URL with any password replaced by `***`.
@@ -122,6 +130,8 @@ pub struct Settings {
     pub path: PathBuf,
     pub source: SourceSettings,
     pub database_url: DatabaseUrl,
+    /// `[storage] schema`: the PostgreSQL schema of every table (`public` by default).
+    pub schema: PgSchema,
     pub window: WindowSettings,
     pub jobs: Vec<Job>,
     /// `[[distributions]]`: where quality is bad, by dimension.
@@ -174,6 +184,18 @@ impl Settings {
                 })
             })
             .collect()
+    }
+
+    /// Points the settings at another database (`--database-url`, `DATABASE_URL`): the warning
+    /// about a schema that a SQLite database ignores follows the URL that is used.
+    pub fn use_database_url(&mut self, url: DatabaseUrl) {
+        let path = self.path.display().to_string();
+        if let Some(old) = schema_unused(&path, &self.database_url, &self.schema) {
+            self.warnings.retain(|w| *w != old);
+        }
+        self.warnings
+            .extend(schema_unused(&path, &url, &self.schema));
+        self.database_url = url;
     }
 
     /// Refuses the placeholder app id, for the commands that plan or call the API (`sync`, `plan`,
@@ -237,6 +259,18 @@ impl Settings {
         settings.warnings.extend(warnings);
         Ok(settings)
     }
+}
+
+/// The warning for a schema other than `public` with a SQLite database, which has no schemas: the
+/// configuration is still used (the same file may serve a PostgreSQL run with `--database-url`).
+fn schema_unused(path: &str, url: &DatabaseUrl, schema: &PgSchema) -> Option<String> {
+    (url.is_sqlite() && !schema.is_public()).then(|| {
+        format!(
+            "{path}: storage.schema = {:?} is for PostgreSQL only; the SQLite database {url} has no \
+             schemas and ignores it",
+            schema.as_str()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -469,6 +503,74 @@ indicators = ["stall_rate"]
         assert!(parse(MINIMAL).unwrap().require_real_app_ids().is_ok());
     }
 
+    /// Issue 19 item 13: `[storage] schema` is `public` by default, a plain identifier otherwise
+    /// (its case kept), and anything else is refused naming the file, the key, the value and what
+    /// is allowed. With a SQLite URL a schema other than public is a warning naming it, and the
+    /// warning follows the URL that `--database-url` puts in place.
+    #[test]
+    fn item_19_13_storage_schema_is_a_plain_identifier() {
+        let with = |schema: &str, url: &str| {
+            format!("[storage]\ndatabase_url = \"{url}\"\nschema = \"{schema}\"\n{MINIMAL}")
+        };
+        const PG: &str = "postgres://u:hunter2@h/db";
+        assert_eq!(parse(MINIMAL).unwrap().schema, PgSchema::public());
+        for name in ["rtc_quality", "RTC", "_x1", "user", &"a".repeat(63)] {
+            let s = parse(&with(name, PG)).unwrap();
+            assert_eq!(s.schema.as_str(), name);
+            assert_eq!(s.schema.quoted(), format!("\"{name}\""));
+            assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        }
+        for (name, allowed) in [
+            ("", "a schema name is required"),
+            ("1st", "not starting with a digit"),
+            ("rtc-quality", "letters, digits and underscores"),
+            ("rtc quality", "letters, digits and underscores"),
+            ("rtc\\\"x", "letters, digits and underscores"),
+            ("caf\u{e9}", "ASCII letters"),
+            (&"a".repeat(64), "at most 63 bytes"),
+            ("pg_rtc", "PostgreSQL's own schemas"),
+            ("information_schema", "PostgreSQL's own schemas"),
+        ] {
+            let e = err(&with(name, PG));
+            assert!(
+                e.starts_with("test.toml: storage.schema = ") && e.contains(allowed),
+                "{name}: {e}"
+            );
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        let e = err(&with("rtc-quality", PG));
+        assert_eq!(
+            e,
+            "test.toml: storage.schema = \"rtc-quality\": a plain PostgreSQL identifier is expected: \
+             ASCII letters, digits and underscores, not starting with a digit, e.g. \"rtc_quality\""
+        );
+
+        // SQLite has no schemas: a warning that names the key, the value and the database.
+        let mut s = parse(&with("rtc", "sqlite://q.db")).unwrap();
+        assert_eq!(
+            s.warnings,
+            [
+                "test.toml: storage.schema = \"rtc\" is for PostgreSQL only; the SQLite database \
+              sqlite://q.db has no schemas and ignores it"
+            ]
+        );
+        assert!(
+            parse(&with("public", "sqlite://q.db"))
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
+        s.use_database_url(DatabaseUrl::new(PG));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        s.use_database_url(DatabaseUrl::new("sqlite:///tmp/other.db"));
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(
+            s.warnings[0].contains("sqlite:///tmp/other.db"),
+            "{:?}",
+            s.warnings
+        );
+    }
+
     #[test]
     fn the_shipped_default_config_is_valid_and_complete() {
         let text = include_str!("../../config/default.toml");
@@ -487,6 +589,7 @@ indicators = ["stall_rate"]
             "timeout_secs",
             "max_retries",
             "database_url",
+            "schema",
             "max_lookback_days",
             "max_span_days",
             "data_delay_hours",

@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::file::{OneOrMany, RawConfig, RawDistribution, RawJob};
 use super::{ConfigError, DatabaseUrl, Settings, SourceSettings, WindowSettings};
 use crate::domain::{
-    DOCUMENTED_INDICATORS, Dimension, DistributionJob, Granularity, Job, ProductType, parse_offset,
+    DOCUMENTED_INDICATORS, Dimension, DistributionJob, Granularity, Job, PgSchema, ProductType,
+    parse_offset,
 };
 use crate::redact::redact_url;
 
@@ -115,6 +116,14 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         ));
     }
     let database_url = DatabaseUrl::new(url);
+    let schema = PgSchema::parse(&raw.storage.schema).map_err(|allowed| {
+        invalid(
+            "storage.schema",
+            &format!("{:?}", raw.storage.schema),
+            allowed,
+        )
+    })?;
+    warnings.extend(super::schema_unused(&p, &database_url, &schema));
 
     // [window]
     let w = raw.window;
@@ -207,6 +216,7 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         path: path.to_path_buf(),
         source,
         database_url,
+        schema,
         window,
         jobs,
         distributions,

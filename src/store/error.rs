@@ -57,6 +57,27 @@ pub enum StoreError {
         advice: &'static str,
     },
 
+    /// `[storage] schema` names a schema without the tool's tables while the server's own search
+    /// path finds them (`public`, most often): a database an earlier run filled. A fresh start
+    /// would fetch the whole horizon again and leave the older history behind, so it is refused,
+    /// with the statements that move the tables.
+    #[error(
+        "the schema {schema} of {url} holds none of rtc-quality-sync's tables, but the schema {elsewhere} \
+         does: a fresh start in {schema} would fetch the whole horizon again and leave the history \
+         older than it behind, so nothing was changed; to keep them, move them as their owner \
+         (e.g. paste these lines into psql), then run again:\n{statements}\n\
+         or, to keep them where they are, leave [storage] schema out (the default is public)"
+    )]
+    TablesElsewhere {
+        url: String,
+        /// The configured schema, as SQL reads it.
+        schema: String,
+        /// Where the tables are, as SQL reads it.
+        elsewhere: String,
+        /// One statement a line, indented, from `BEGIN;` to `COMMIT;`.
+        statements: String,
+    },
+
     #[error(
         "another run holds the lock on this database: {holder} since {since}; wait for it to finish or stop it"
     )]

@@ -33,8 +33,8 @@ mod time;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    FailedWindow, LedgerEntry, RunCounts, RunStatus, Stream, Window, WindowBatch, WriteCounts,
-    offset_text,
+    FailedWindow, LedgerEntry, PgSchema, RunCounts, RunStatus, Stream, Window, WindowBatch,
+    WriteCounts, offset_text,
 };
 
 pub(crate) use error::db;
@@ -83,11 +83,19 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Connects to `sqlite://PATH` or `postgres://...` / `postgresql://...` and applies the migrations.
+    /// Connects to `sqlite://PATH` or `postgres://...` / `postgresql://...` and applies the migrations;
+    /// on PostgreSQL, to the tables in `public` (see [`Store::connect_in`]).
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_in(url, &PgSchema::public()).await
+    }
+
+    /// [`Store::connect`] to the tables in `schema` (`[storage] schema`), created if missing, on
+    /// PostgreSQL; a SQLite file has no schemas and ignores it. A schema without the tool's tables
+    /// while `public` holds them is refused ([`StoreError::TablesElsewhere`]).
+    pub async fn connect_in(url: &str, schema: &PgSchema) -> Result<Store> {
         let store = match Backend::of(url)? {
             Backend::Sqlite => Store::Sqlite(SqliteStore::connect(url).await?),
-            Backend::Postgres => Store::Postgres(PgStore::connect(url).await?),
+            Backend::Postgres => Store::Postgres(PgStore::connect_in(url, schema).await?),
         };
         store.migrate().await?;
         Ok(store)
@@ -96,14 +104,25 @@ impl Store {
     /// Takes the one-sync-per-database lock *before* applying the migrations, for the commands that
     /// write (`sync`, `migrate`, `demo`): of two started at the same instant on a fresh database, one
     /// runs and the other gets [`StoreError::Locked`], never a half-migrated schema or a busy database.
+    /// On PostgreSQL, the tables in `public` (see [`Store::connect_locked_in`]).
     pub async fn connect_locked(url: &str, holder: &str) -> Result<(Store, StoreLock)> {
+        Store::connect_locked_in(url, &PgSchema::public(), holder).await
+    }
+
+    /// [`Store::connect_locked`] to the tables in `schema` (see [`Store::connect_in`]). The lock is
+    /// per schema on PostgreSQL: runs writing different schemas of one database run at once.
+    pub async fn connect_locked_in(
+        url: &str,
+        schema: &PgSchema,
+        holder: &str,
+    ) -> Result<(Store, StoreLock)> {
         Ok(match Backend::of(url)? {
             Backend::Sqlite => {
                 let (s, l) = SqliteStore::connect_locked(url, holder).await?;
                 (Store::Sqlite(s), StoreLock::Sqlite(l))
             }
             Backend::Postgres => {
-                let (s, l) = PgStore::connect_locked(url, holder).await?;
+                let (s, l) = PgStore::connect_locked_in(url, schema, holder).await?;
                 (Store::Postgres(s), StoreLock::Postgres(l))
             }
         })

@@ -22,14 +22,16 @@ use super::diff::{NormBatch, Row};
 use super::ledger;
 use super::lock::{describe_holder, hostname};
 use super::{Result, StoreError, db};
-use crate::domain::SeriesKey;
+use crate::domain::{PgSchema, SeriesKey};
 use crate::redact::{is_secret_key, redact_url, scrub};
 
 /// PostgreSQL's binary `COPY` encoder, for the benchmark's ceiling.
 #[cfg(feature = "testing")]
 pub use super::copy::CopyEncoder;
 
-/// The session advisory lock that lets one sync at a time write to a database ("rtcsync1").
+/// The session advisory lock that lets one sync at a time write to the tables in `public`
+/// ("rtcsync1"). Every earlier version took exactly this key, so a run of this version and one of
+/// the previous version on the same database still exclude each other.
 const SYNC_LOCK_KEY: i64 = 0x7274_6373_796e_6331;
 /// The class of the transaction advisory locks on series ("rtcs"); the two-key form never collides
 /// with the one-key sync lock.
@@ -47,6 +49,10 @@ const LOCK_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PgStore {
     pool: PgPool,
+    /// The schema every statement works in (the connections' `search_path`, unless `public`).
+    schema: PgSchema,
+    /// The sync lock's key: [`sync_lock_key`] of `schema`.
+    lock_key: i64,
     /// For the lock's dedicated connection (boxed: the options are large and `Store` holds this inline).
     options: Box<PgConnectOptions>,
     url: String,
@@ -64,10 +70,64 @@ type HolderRow = (String, i64, String, DateTime<Utc>, Option<i64>);
 struct LockSession {
     conn: PgConnection,
     holder: String,
+    /// The advisory lock's key, to release it.
+    key: i64,
 }
 
+/// The sync lock's key for the tables in `schema`: today's key for `public`, another one per
+/// schema otherwise, so that runs writing different schemas of one database never wait for each
+/// other. Stable across versions and platforms (FNV-1a, not std's randomly seeded hasher): two
+/// versions of the tool writing one schema must take the same key.
+pub fn sync_lock_key(schema: &PgSchema) -> i64 {
+    if schema.is_public() {
+        return SYNC_LOCK_KEY;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in b"rtc-quality-sync schema "
+        .iter()
+        .chain(schema.as_str().as_bytes())
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash as i64
+}
+
+/// Every table the migrations create (`migrations/postgres`), the order in which
+/// [`StoreError::TablesElsewhere`] moves them; a unit test reads the migrations to keep it whole.
+const TABLES: [&str; 6] = [
+    "series",
+    "points",
+    "sync_ledger",
+    "sync_runs",
+    "sync_lock",
+    "sync_streams",
+];
+/// Every view the migrations create; moved after the tables (a view follows its tables by oid,
+/// so the order only keeps the statements easy to read).
+const VIEWS: [&str; 3] = ["quality_metrics", "quality_distribution", "sync_coverage"];
+/// sqlx's record of the applied migrations: moved last, so that statements run one by one and
+/// stopped half-way leave a schema that is still refused (with what is left to move) rather than
+/// one that migrations would call complete.
+const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
+/// The table that marks a schema as this tool's: no other program names a table so, while
+/// `series`, `points` or `_sqlx_migrations` may well be another team's.
+const MARKER_TABLE: &str = "sync_ledger";
+
 impl PgStore {
+    /// [`PgStore::connect_in`] `public`: the tables where every earlier version kept them.
     pub async fn connect(url: &str) -> Result<PgStore> {
+        PgStore::connect_in(url, &PgSchema::public()).await
+    }
+
+    /// Connects to the tables in `schema`. For a schema other than `public`, every connection's
+    /// `search_path` is that schema alone, so every unqualified statement (and sqlx's migrations,
+    /// whose table is unqualified) works there and nothing reaches `public`; `public` leaves the
+    /// `search_path` as the server sets it (`"$user", public` unless the role says otherwise), as
+    /// every earlier version did, so existing databases keep working. A schema that holds none of
+    /// the tool's tables while the default search path finds them is refused
+    /// ([`StoreError::TablesElsewhere`]): a fresh start there would fetch everything again.
+    pub async fn connect_in(url: &str, schema: &PgSchema) -> Result<PgStore> {
         let redacted = redact_url(url);
         let connect_err = |e: sqlx::Error| StoreError::Connect {
             url: redacted.clone(),
@@ -78,14 +138,23 @@ impl PgStore {
         if let Some(password) = password {
             options = options.password(&password);
         }
-        let options = options
+        let plain = options
             .application_name("rtc-quality-sync")
             // NOTICEs (`... already exists, skipping`) would reach the logs at info level.
             .options([("client_min_messages", "warning")]);
+        let options = if schema.is_public() {
+            plain.clone()
+        } else {
+            // Only a plain identifier gets here (`PgSchema::parse`): no space or backslash for the
+            // startup packet's `options` to escape.
+            plain.clone().options([("search_path", schema.quoted())])
+        };
         // One direct connection first: the pool retries a refused connection until its acquire
-        // timeout, and `check` should say at once that the database is not there.
-        let probe = PgConnection::connect_with(&options).await.map_err(|e| {
-            match no_database(&e, &options) {
+        // timeout, and `check` should say at once that the database is not there. It keeps the
+        // server's own search_path, to find where an earlier run left the tables.
+        let mut probe = PgConnection::connect_with(&plain)
+            .await
+            .map_err(|e| match no_database(&e, &options) {
                 Some(name) => StoreError::NoDatabase {
                     url: redacted.clone(),
                     quoted: shell_word(&name),
@@ -93,9 +162,14 @@ impl PgStore {
                     name,
                 },
                 None => connect_err(e),
-            }
-        })?;
+            })?;
+        let placed = if schema.is_public() {
+            Ok(())
+        } else {
+            tables_in_place(&mut probe, schema, &redacted).await
+        };
         let _ = probe.close().await;
+        placed?;
         // A run commits a few windows at a time (the fetcher's in-flight calls) while `status`-like
         // reads may come in beside them; six connections cover that without crowding the server.
         let pool = PgPoolOptions::new()
@@ -104,6 +178,8 @@ impl PgStore {
             .connect_lazy_with(options.clone());
         Ok(PgStore {
             pool,
+            schema: schema.clone(),
+            lock_key: sync_lock_key(schema),
             options: Box::new(options),
             url: redacted,
             lock: Arc::default(),
@@ -112,6 +188,7 @@ impl PgStore {
     }
 
     pub async fn migrate(&self) -> Result<()> {
+        self.create_schema().await?;
         sqlx::migrate!("./migrations/postgres")
             .run(&self.pool)
             .await
@@ -120,6 +197,51 @@ impl PgStore {
                 message: e.to_string(),
                 advice: super::error::MIGRATE_POSTGRES,
             })
+    }
+
+    /// Creates the configured schema when it does not exist yet (`public` always does). Asked
+    /// first: `CREATE SCHEMA IF NOT EXISTS` needs the right to create schemas in the database even
+    /// when the schema is there, which a user given only a schema of its own does not have.
+    async fn create_schema(&self) -> Result<()> {
+        if self.schema.is_public() {
+            return Ok(());
+        }
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(self.schema.as_str())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db("looking for the schema"))?;
+        if exists {
+            return Ok(());
+        }
+        let created = sqlx::query(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            self.schema.quoted()
+        ))
+        .execute(&self.pool)
+        .await;
+        match created {
+            Ok(_) => Ok(()),
+            // Two commands creating it at the same instant: IF NOT EXISTS does not keep the
+            // slower one from meeting the faster one's catalog row. The schema is there.
+            Err(e) if matches!(sqlx_code(&e).as_deref(), Some("23505" | "42P06")) => Ok(()),
+            Err(e) => Err(StoreError::Migrate {
+                url: self.url.clone(),
+                message: format!(
+                    "cannot create the schema {}: {}",
+                    self.schema.quoted(),
+                    scrub(&e.to_string(), &self.url)
+                ),
+                advice: "create it as a user who may (`CREATE SCHEMA name AUTHORIZATION user`), or \
+                         grant this user CREATE on the database",
+            }),
+        }
+    }
+
+    /// The schema the store works in.
+    pub fn schema(&self) -> &PgSchema {
+        &self.schema
     }
 
     /// The pool, for queries the store does not offer (tests, the benchmark's ceiling).
@@ -139,7 +261,17 @@ impl PgStore {
     /// Takes the sync lock, then migrates, then records the holder: of two runs started at once on a
     /// fresh database, the loser stops at the lock before it touches the schema.
     pub async fn connect_locked(url: &str, holder: &str) -> Result<(PgStore, PgLock)> {
-        let store = PgStore::connect(url).await?;
+        PgStore::connect_locked_in(url, &PgSchema::public(), holder).await
+    }
+
+    /// [`PgStore::connect_locked`] for the tables in `schema` (see [`PgStore::connect_in`]): the
+    /// lock is the schema's own ([`sync_lock_key`]), taken before the schema is created.
+    pub async fn connect_locked_in(
+        url: &str,
+        schema: &PgSchema,
+        holder: &str,
+    ) -> Result<(PgStore, PgLock)> {
+        let store = PgStore::connect_in(url, schema).await?;
         let conn = store.take_advisory_lock(false, holder).await?;
         store.migrate().await?;
         let lock = store.hold(conn, holder).await?;
@@ -170,6 +302,7 @@ impl PgStore {
         *self.lock.lock().await = Some(LockSession {
             conn,
             holder: holder.to_string(),
+            key: self.lock_key,
         });
         Ok(PgLock {
             slot: self.lock.clone(),
@@ -223,7 +356,11 @@ impl PgStore {
             };
         let conn = record_holder(conn, &holder).await?;
         tracing::warn!("took the sync lock again; the run goes on");
-        *slot = Some(LockSession { conn, holder });
+        *slot = Some(LockSession {
+            conn,
+            holder,
+            key: self.lock_key,
+        });
         Ok(())
     }
 
@@ -244,7 +381,7 @@ impl PgStore {
                     message: e.to_string(),
                 })?;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(SYNC_LOCK_KEY)
+            .bind(self.lock_key)
             .fetch_one(&mut conn)
             .await
             .map_err(db("taking the sync lock"))?;
@@ -268,7 +405,7 @@ impl PgStore {
             Some((_, pid, host, _, _)) if !own(*pid, host) => None,
             // A stale record of this process's, or none yet (the holder is still migrating a
             // fresh database): the server says who holds the lock.
-            _ => session_holder(&mut conn).await,
+            _ => session_holder(&mut conn, self.lock_key).await,
         };
         let _ = conn.close().await;
         Err(match (row, session) {
@@ -284,6 +421,110 @@ impl PgStore {
             },
         })
     }
+}
+
+/// Refuses `schema` when it holds none of the tool's tables while a schema of the server's own
+/// search path (`public`, or the user's) holds them: that is a database of an earlier run, and a
+/// fresh start beside it would fetch the whole horizon again and leave its older history behind.
+/// `conn` keeps the server's search_path. A schema that holds sqlx's migrations table is the
+/// tool's (migrations then complete it); a schema without [`MARKER_TABLE`] is not the tool's.
+async fn tables_in_place(conn: &mut PgConnection, schema: &PgSchema, url: &str) -> Result<()> {
+    let names: Vec<&str> = TABLES
+        .iter()
+        .chain(&VIEWS)
+        .chain(&[MIGRATIONS_TABLE])
+        .copied()
+        .collect();
+    // (schema, relation, relkind) of the tool's relations in `schema` and on the search path, the
+    // search path's first schema first.
+    let found: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT n.nspname::text, c.relname::text, c.relkind::text \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relname = ANY($1) AND c.relkind IN ('r', 'p', 'v') \
+         AND (n.nspname = $2 OR n.nspname = ANY(current_schemas(false))) \
+         ORDER BY n.nspname = $2 DESC, array_position(current_schemas(false), n.nspname), c.relname",
+    )
+    .bind(&names)
+    .bind(schema.as_str())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db("looking for the tool's tables"))?;
+    let held = |nsp: &str, name: &str| found.iter().any(|(n, r, _)| n == nsp && r == name);
+    if held(schema.as_str(), MIGRATIONS_TABLE) {
+        return Ok(());
+    }
+    let Some(elsewhere) = found
+        .iter()
+        .find(|(n, r, _)| n != schema.as_str() && r == MARKER_TABLE)
+        .map(|(n, _, _)| n.clone())
+    else {
+        return Ok(());
+    };
+    let schema_exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema.as_str())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db("looking for the schema"))?;
+    let moves: Vec<(&str, bool)> = names
+        .iter()
+        .filter(|name| held(&elsewhere, name) && !held(schema.as_str(), name))
+        .map(|&name| {
+            let view = found
+                .iter()
+                .any(|(n, r, kind)| *n == elsewhere && r == name && kind == "v");
+            (name, view)
+        })
+        .collect();
+    Err(StoreError::TablesElsewhere {
+        url: url.to_string(),
+        schema: schema.quoted(),
+        elsewhere: sql_name(&elsewhere),
+        statements: move_statements(schema, schema_exists, &elsewhere, &moves),
+    })
+}
+
+/// The statements that move `moves` (`(name, is a view)`, in that order) from `from` to `schema`,
+/// in one transaction, one per line and indented for a message: paste them into `psql` as they are.
+fn move_statements(
+    schema: &PgSchema,
+    schema_exists: bool,
+    from: &str,
+    moves: &[(&str, bool)],
+) -> String {
+    let mut lines = vec!["BEGIN;".to_string()];
+    if !schema_exists {
+        lines.push(format!("CREATE SCHEMA IF NOT EXISTS {};", schema.quoted()));
+    }
+    for (name, view) in moves {
+        lines.push(format!(
+            "ALTER {} {}.{name} SET SCHEMA {};",
+            if *view { "VIEW" } else { "TABLE" },
+            sql_name(from),
+            schema.quoted()
+        ));
+    }
+    lines.push("COMMIT;".into());
+    lines
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A schema name from the catalog as SQL reads it: `public` as it is, any other double-quoted
+/// (its case kept, a `"` doubled).
+fn sql_name(name: &str) -> String {
+    if name == PgSchema::PUBLIC {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// The SQLSTATE of a server's error.
+fn sqlx_code(e: &sqlx::Error) -> Option<String> {
+    Some(e.as_database_error()?.code()?.into_owned())
 }
 
 /// The database's name when the server refused the connection because it does not exist
@@ -642,9 +883,16 @@ fn from_secs(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// The session that holds the sync lock, as the server knows it: `(holder, connected since)`.
-async fn session_holder(conn: &mut PgConnection) -> Option<(String, String)> {
-    // A one-key advisory lock on a bigint shows its high half as `classid`, its low half as `objid`.
+/// A one-key advisory lock on a bigint, as `pg_locks` shows it: its high half as `classid`, its low
+/// half as `objid`, both unsigned 32-bit oids. The high half is shifted as unsigned, so a key with
+/// its top bit set (half of the schemas' keys) is found too.
+fn lock_key_halves(key: i64) -> (i64, i64) {
+    (((key as u64) >> 32) as i64, key & 0xffff_ffff)
+}
+
+/// The session that holds the sync lock `key`, as the server knows it: `(holder, connected since)`.
+async fn session_holder(conn: &mut PgConnection, key: i64) -> Option<(String, String)> {
+    let (high, low) = lock_key_halves(key);
     let row: Option<(i32, String, String, String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
          coalesce(host(a.client_addr), 'a local socket'), a.backend_start \
@@ -653,8 +901,8 @@ async fn session_holder(conn: &mut PgConnection) -> Option<(String, String)> {
          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
          AND l.classid::int8 = $1 AND l.objid::int8 = $2 LIMIT 1",
     )
-    .bind(SYNC_LOCK_KEY >> 32)
-    .bind(SYNC_LOCK_KEY & 0xffff_ffff)
+    .bind(high)
+    .bind(low)
     .fetch_optional(conn)
     .await
     .ok()
@@ -713,14 +961,14 @@ impl Drop for PgLock {
 impl PgLock {
     pub async fn release(self) -> Result<()> {
         let session = self.slot.lock().await.take();
-        if let Some(LockSession { mut conn, .. }) = session {
+        if let Some(LockSession { mut conn, key, .. }) = session {
             // Clear the record while still holding the lock, so a new holder's is never erased.
             sqlx::query("DELETE FROM sync_lock")
                 .execute(&mut conn)
                 .await
                 .map_err(db("clearing the lock holder"))?;
             sqlx::query("SELECT pg_advisory_unlock($1)")
-                .bind(SYNC_LOCK_KEY)
+                .bind(key)
                 .execute(&mut conn)
                 .await
                 .map_err(db("releasing the sync lock"))?;
@@ -733,6 +981,89 @@ impl PgLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 19 item 13: what a schema move covers is exactly what the migrations create, so a
+    /// migration that adds a table or a view cannot leave it behind in `public`.
+    #[test]
+    fn item_19_13_the_tool_tables_are_those_the_migrations_create() {
+        let migrations = [
+            include_str!("../../migrations/postgres/0001_schema.sql"),
+            include_str!("../../migrations/postgres/0002_coverage_per_query_and_indicator.sql"),
+            include_str!("../../migrations/postgres/0003_quality_distribution.sql"),
+            include_str!("../../migrations/postgres/0004_timezones_refetch_deletes.sql"),
+        ];
+        let listed = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+            .unwrap()
+            .count();
+        assert_eq!(listed, migrations.len(), "a new migration: add it above");
+        let (mut tables, mut views) = (Vec::new(), Vec::new());
+        for sql in migrations {
+            for line in sql.lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                let name = |i: usize| words[i].trim_end_matches(['(', ';']).to_string();
+                match words.as_slice() {
+                    ["CREATE", "TABLE", ..] => tables.push(name(2)),
+                    ["CREATE", "VIEW", ..] => views.push(name(2)),
+                    ["CREATE", "OR", "REPLACE", "VIEW", ..] => views.push(name(4)),
+                    ["CREATE", what, ..] if *what != "INDEX" => panic!("{line}"),
+                    _ => {}
+                }
+            }
+        }
+        tables.sort();
+        tables.dedup();
+        views.sort();
+        views.dedup();
+        let mut known: Vec<&str> = TABLES.to_vec();
+        known.sort();
+        assert_eq!(tables, known);
+        let mut known: Vec<&str> = VIEWS.to_vec();
+        known.sort();
+        assert_eq!(views, known);
+        assert!(TABLES.contains(&MARKER_TABLE));
+    }
+
+    /// Issue 19 item 13: `public` keeps the previous version's lock key; every other schema has
+    /// its own, stable one, which `session_holder` finds in `pg_locks` by its unsigned halves.
+    #[test]
+    fn item_19_13_the_sync_lock_is_per_schema() {
+        let key = |name: &str| sync_lock_key(&PgSchema::parse(name).unwrap());
+        assert_eq!(key("public"), 0x7274_6373_796e_6331);
+        let keys: std::collections::BTreeSet<i64> =
+            ["public", "rtc", "Rtc", "rtc_a", "rtc_b", "team_x"]
+                .iter()
+                .map(|n| key(n))
+                .collect();
+        assert_eq!(keys.len(), 6);
+        // Pinned: another version must take the same key for the same schema.
+        assert_eq!(key("rtc"), 5_603_235_106_710_906_672);
+        assert_eq!(key("rtc_a"), -2_910_288_425_449_513_164);
+        assert_eq!(lock_key_halves(SYNC_LOCK_KEY), (0x7274_6373, 0x796e_6331));
+        assert_eq!(lock_key_halves(-1), (0xffff_ffff, 0xffff_ffff));
+        assert_eq!(lock_key_halves(i64::MIN + 5), (0x8000_0000, 5));
+    }
+
+    /// Issue 19 item 13: the statements that move the tables, one a line, in one transaction; the
+    /// schema is created only when it is missing (creating needs a right its owner may not have).
+    #[test]
+    fn item_19_13_the_move_statements_run_as_printed() {
+        let rtc = PgSchema::parse("Rtc").unwrap();
+        let moves = [
+            ("series", false),
+            ("quality_metrics", true),
+            ("_sqlx_migrations", false),
+        ];
+        assert_eq!(
+            move_statements(&rtc, false, "public", &moves),
+            "  BEGIN;\n  CREATE SCHEMA IF NOT EXISTS \"Rtc\";\n  ALTER TABLE public.series SET SCHEMA \"Rtc\";\n  \
+             ALTER VIEW public.quality_metrics SET SCHEMA \"Rtc\";\n  \
+             ALTER TABLE public._sqlx_migrations SET SCHEMA \"Rtc\";\n  COMMIT;"
+        );
+        assert_eq!(
+            move_statements(&rtc, true, "app\"user", &moves[..1]),
+            "  BEGIN;\n  ALTER TABLE \"app\"\"user\".series SET SCHEMA \"Rtc\";\n  COMMIT;"
+        );
+    }
 
     /// Issue 18 item 10: sqlx logs every URL parameter it does not know with its value, so no
     /// parameter whose name holds `pass` reaches it; the password is taken out and applied apart.

@@ -16,6 +16,7 @@ mod kill;
 mod pipeline;
 mod recipes;
 mod run_state;
+mod schema;
 mod sim_helpers;
 mod simulator;
 mod state;
