@@ -14,7 +14,7 @@ use crate::cli::{cmd, fast_simulator, run, with_demo_keys};
 use crate::pipeline::config_text;
 
 /// Every relation the tool creates, `_sqlx_migrations` included.
-const TOOL_RELATIONS: [&str; 10] = [
+const TOOL_RELATIONS: [&str; 11] = [
     "_sqlx_migrations",
     "points",
     "quality_distribution",
@@ -23,6 +23,7 @@ const TOOL_RELATIONS: [&str; 10] = [
     "sync_coverage",
     "sync_ledger",
     "sync_lock",
+    "sync_pacing",
     "sync_runs",
     "sync_streams",
 ];
