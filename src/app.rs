@@ -796,24 +796,33 @@ async fn check(cli: &Cli) -> Result {
     let opened = async {
         let store = open_store(&settings.database_url, &settings.schema).await?;
         // Every page read once: a damaged file is found before a run meets it.
-        let checked = store.quick_check().await;
-        store.close().await;
-        checked
-            .with_context(|| format!("cannot use the database {}", settings.database_url))
-            .map(|()| store.backend_name())
+        match store.quick_check().await {
+            Ok(()) => Ok(store),
+            Err(e) => {
+                store.close().await;
+                Err(anyhow::Error::from(e))
+                    .with_context(|| format!("cannot use the database {}", settings.database_url))
+            }
+        }
     };
-    match opened.await {
-        Ok("postgres") if !settings.schema.is_public() => say!(
-            "ok    database {} (postgres, schema {})",
-            settings.database_url,
-            settings.schema.quoted()
-        ),
-        Ok(backend) => say!("ok    database {} ({backend})", settings.database_url),
+    let store = match opened.await {
+        Ok(store) => {
+            match store.backend_name() {
+                "postgres" if !settings.schema.is_public() => say!(
+                    "ok    database {} (postgres, schema {})",
+                    settings.database_url,
+                    settings.schema.quoted()
+                ),
+                backend => say!("ok    database {} ({backend})", settings.database_url),
+            }
+            Some(store)
+        }
         Err(e) => {
             ok = false;
             say!("FAIL  database: {e:#}");
+            None
         }
-    }
+    };
     match credentials() {
         Err(e) => {
             ok = false;
@@ -824,9 +833,26 @@ async fn check(cli: &Cli) -> Result {
                 "ok    credentials: access key {}",
                 crate::redact::mask_access_key(&creds.access_key_id)
             );
+            let account = creds.account_id();
             let fetcher = Fetcher::new(Client::new(&settings.source, creds)?, &settings.source);
+            // Its calls count against the same quota as a sync's: the pace holds across both.
+            let action = crate::api::wire::ACTION;
+            if let Some(store) = &store
+                && let Ok(last) = store.last_calls(&account).await
+                && let Some((_, Some(at))) = last.into_iter().find(|(a, _)| a == action)
+            {
+                fetcher.follow(at).await;
+            }
             ok &= check_api(cli, &settings, &fetcher).await?;
+            if let (Some(store), Some(at)) = (&store, fetcher.last_sent())
+                && let Err(e) = store.record_last_call(&account, action, at).await
+            {
+                tracing::warn!("cannot record when the last call was sent: {e}");
+            }
         }
+    }
+    if let Some(store) = store {
+        store.close().await;
     }
     Ok(if ok { Outcome::Done } else { Outcome::Failed })
 }

@@ -572,7 +572,7 @@ impl Status {
         }
         let _ = writeln!(
             out,
-            "{:<40} {:<38} {:>11} {:>6} {:>8} {:>10} {:<21}",
+            "{:<40} {:<41} {:>11} {:>6} {:>8} {:>10} {:<21}",
             "stream",
             "settled until (exclusive)",
             "provisional",
@@ -585,7 +585,7 @@ impl Status {
             let c = &s.coverage;
             let _ = writeln!(
                 out,
-                "{:<40} {:<38} {:>11} {:>6} {:>8} {:>10} {:<21}",
+                "{:<40} {:<41} {:>11} {:>6} {:>8} {:>10} {:<21}",
                 c.stream,
                 settled_cell(s),
                 c.provisional_windows,
