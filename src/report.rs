@@ -234,6 +234,8 @@ pub struct SummaryJson {
     pub calls: u64,
     pub retries: u64,
     pub throttled: u64,
+    /// Windows a cap or a daily budget left for the next run (none yet: no cap or budget exists).
+    pub windows_deferred: u64,
     pub streams: Vec<StreamJson>,
     /// Why the run failed before it could commit anything, or why the database stopped it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -245,6 +247,7 @@ pub struct StreamJson {
     pub stream: String,
     pub windows_ok: u64,
     pub windows_failed: u64,
+    pub windows_deferred: u64,
     pub points_inserted: u64,
     pub points_updated: u64,
     pub points_unchanged: u64,
@@ -266,6 +269,7 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
         calls: r.counts.requests,
         retries: r.counts.retries,
         throttled: r.counts.throttled,
+        windows_deferred: 0,
         streams: r
             .streams
             .iter()
@@ -273,6 +277,7 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
                 stream: s.stream.clone(),
                 windows_ok: s.windows_ok,
                 windows_failed: s.windows_failed,
+                windows_deferred: 0,
                 points_inserted: s.points.inserted,
                 points_updated: s.points.updated,
                 points_unchanged: s.points.unchanged,
@@ -306,6 +311,7 @@ pub fn failure_json(
         calls: 0,
         retries: 0,
         throttled: 0,
+        windows_deferred: 0,
         streams: Vec::new(),
         error: Some(error.to_string()),
     }

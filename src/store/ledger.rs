@@ -73,6 +73,22 @@ macro_rules! insert_row {
     }};
 }
 
+/// Binds what a query's series share (`$1` to `$8`: app, room, granularity, product type, os,
+/// access, users, dimension) of the scope `$s`.
+macro_rules! bind_scope {
+    ($q:expr, $s:expr) => {{
+        let s: &SeriesKey = $s;
+        $q.bind(&s.app_id)
+            .bind(&s.room_id)
+            .bind(s.granularity.as_str())
+            .bind(&s.product_type)
+            .bind(&s.os)
+            .bind(&s.access)
+            .bind(&s.user_ids)
+            .bind(&s.dimension)
+    }};
+}
+
 /// Runs a read on either backend's pool and decodes every row with `$decode`.
 macro_rules! read_all {
     ($pools:expr, $query:expr, $action:literal, $decode:path) => {
@@ -299,15 +315,7 @@ pub(super) async fn replace_window(
 /// `dimension_value` are ignored).
 pub(super) async fn scope_series(conn: Conn<'_>, scope: &SeriesKey) -> Result<Vec<(i64, String)>> {
     on!(conn, e => {
-        sqlx::query_as(SCOPE_SERIES)
-            .bind(&scope.app_id)
-            .bind(&scope.room_id)
-            .bind(scope.granularity.as_str())
-            .bind(&scope.product_type)
-            .bind(&scope.os)
-            .bind(&scope.access)
-            .bind(&scope.user_ids)
-            .bind(&scope.dimension)
+        bind_scope!(sqlx::query_as(SCOPE_SERIES), scope)
             .bind(&scope.grid_timezone)
             .fetch_all(e)
             .await
@@ -446,15 +454,7 @@ pub(super) async fn evidence(
         let scope = stream.scope();
         for w in windows {
             let found: Vec<(String, i64)> = on!(pools, e => {
-                sqlx::query_as(EVIDENCE)
-                    .bind(&scope.app_id)
-                    .bind(&scope.room_id)
-                    .bind(scope.granularity.as_str())
-                    .bind(&scope.product_type)
-                    .bind(&scope.os)
-                    .bind(&scope.access)
-                    .bind(&scope.user_ids)
-                    .bind(&scope.dimension)
+                bind_scope!(sqlx::query_as(EVIDENCE), &scope)
                     .bind(&scope.grid_timezone)
                     .bind(Bound(w.start))
                     .bind(Bound(w.end))
@@ -661,15 +661,7 @@ pub(super) async fn query_series(
     grid_timezone: Option<&str>,
 ) -> Result<Vec<(i64, String, String, String, i64)>> {
     on!(pools, e => {
-        sqlx::query_as(QUERY_SERIES)
-            .bind(&scope.app_id)
-            .bind(&scope.room_id)
-            .bind(scope.granularity.as_str())
-            .bind(&scope.product_type)
-            .bind(&scope.os)
-            .bind(&scope.access)
-            .bind(&scope.user_ids)
-            .bind(&scope.dimension)
+        bind_scope!(sqlx::query_as(QUERY_SERIES), scope)
             .bind(grid_timezone)
             .fetch_all(e)
             .await

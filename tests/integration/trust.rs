@@ -88,7 +88,7 @@ fn fresh_calls(settings: &Settings, now: DateTime<Utc>) -> usize {
 // -------------------------------------------------------------------------------------------------
 // 1. Upgrade + edit: a database of the first version, its job edited in the same upgrade.
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1");
+use crate::upgrade::{FIXTURE, postgres_fixture, sqlite_fixture};
 
 /// The fixture's configuration, edited as a user would in the same upgrade: `room-b` now asks
 /// another room, and `app-wide` one more indicator.
@@ -105,15 +105,8 @@ fn edited_fixture_settings(endpoint: &str) -> Settings {
     Settings::parse(&text, Path::new("config.toml")).unwrap()
 }
 
-fn fixture_written_at() -> DateTime<Utc> {
-    let text = std::fs::read_to_string(Path::new(FIXTURE).join("now.txt")).unwrap();
-    DateTime::parse_from_rfc3339(text.trim())
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
 async fn upgrade_with_an_edited_job(url: &str) {
-    let now = fixture_written_at() + Duration::minutes(1);
+    let now = crate::upgrade::written_at() + Duration::minutes(1);
     let sim = simulator(60, "", now).await;
     let settings = edited_fixture_settings(&sim.endpoint());
     let store = Store::connect(url).await.unwrap();
@@ -226,22 +219,15 @@ mod item_01_an_upgrade_with_an_edited_job_backfills_the_new_query {
 
     #[tokio::test]
     async fn sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v1.db");
-        std::fs::copy(Path::new(FIXTURE).join("v1.db"), &path).unwrap();
-        upgrade_with_an_edited_job(&format!("sqlite://{}", path.display())).await;
+        let (_dir, url) = sqlite_fixture();
+        upgrade_with_an_edited_job(&url).await;
     }
 
     #[tokio::test]
     async fn postgres() {
-        use sqlx::Connection;
-        let Some(db) = pg_empty_db().await else {
+        let Some(db) = postgres_fixture().await else {
             return;
         };
-        let dump = std::fs::read_to_string(Path::new(FIXTURE).join("v1-postgres.sql")).unwrap();
-        let mut conn = sqlx::PgConnection::connect(&db.url()).await.unwrap();
-        sqlx::raw_sql(&dump).execute(&mut conn).await.unwrap();
-        conn.close().await.unwrap();
         upgrade_with_an_edited_job(&db.url()).await;
     }
 }

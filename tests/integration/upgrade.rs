@@ -17,10 +17,10 @@ use sqlx::Connection;
 use crate::helpers::{pg_empty_db, windows};
 use crate::pipeline::{dump, expected, simulator, sync_at, values};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1");
+pub const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/v1");
 
 /// When the fixture was written.
-fn written_at() -> DateTime<Utc> {
+pub fn written_at() -> DateTime<Utc> {
     let text = std::fs::read_to_string(Path::new(FIXTURE).join("now.txt")).unwrap();
     DateTime::parse_from_rfc3339(text.trim())
         .unwrap()
@@ -148,23 +148,36 @@ async fn upgrades_in_place_without_fetching_again(url: &str) {
     sim.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_sqlite_database_of_the_previous_version_upgrades_in_place() {
+/// A copy of the SQLite fixture in a temp dir, and its URL.
+pub fn sqlite_fixture() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.db");
     std::fs::copy(Path::new(FIXTURE).join("v1.db"), &path).unwrap();
-    upgrades_in_place_without_fetching_again(&format!("sqlite://{}", path.display())).await;
+    let url = format!("sqlite://{}", path.display());
+    (dir, url)
 }
 
-#[tokio::test]
-async fn a_postgres_database_of_the_previous_version_upgrades_in_place() {
-    let Some(db) = pg_empty_db().await else {
-        return;
-    };
+/// A new PostgreSQL database loaded from the fixture's dump, or `None` as for `pg_empty_db`.
+pub async fn postgres_fixture() -> Option<crate::helpers::PgDb> {
+    let db = pg_empty_db().await?;
     let dump = std::fs::read_to_string(Path::new(FIXTURE).join("v1-postgres.sql")).unwrap();
     // The dump empties the search path for its session: a connection of its own.
     let mut conn = sqlx::PgConnection::connect(&db.url()).await.unwrap();
     sqlx::raw_sql(&dump).execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
+    Some(db)
+}
+
+#[tokio::test]
+async fn a_sqlite_database_of_the_previous_version_upgrades_in_place() {
+    let (_dir, url) = sqlite_fixture();
+    upgrades_in_place_without_fetching_again(&url).await;
+}
+
+#[tokio::test]
+async fn a_postgres_database_of_the_previous_version_upgrades_in_place() {
+    let Some(db) = postgres_fixture().await else {
+        return;
+    };
     upgrades_in_place_without_fetching_again(&db.url()).await;
 }
