@@ -11,14 +11,15 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use chrono::Utc;
 
-use crate::api::client::{Client, request_for};
+use crate::api::client::Client;
+use crate::api::quality::request_for;
 use crate::cli::{
     Cli, Command, DemoArgs, PlanArgs, PruneArgs, RangeArgs, SimulateArgs, StatusArgs, SyncArgs,
 };
 use crate::config::{Credentials, DatabaseUrl, PLACEHOLDER_APP_ID, Settings};
 use crate::domain::{PgSchema, RunStatus};
 use crate::error::{Error, Outcome};
-use crate::fetcher::Fetcher;
+use crate::fetcher::{Fetcher, Quotas};
 use crate::metrics;
 use crate::pipeline::{self, RunOptions};
 use crate::planner::PlanOptions;
@@ -285,7 +286,7 @@ async fn sync_run(cli: &Cli, args: &SyncArgs, this: &mut ThisRun) -> Result {
     let clock = std::time::Instant::now();
     // A run that cannot start (the configuration, the credentials, the lock, the database) ends
     // with its `run finished` event too, so a log-based alert sees every run.
-    let (settings, options, fetcher, shutdown, store, lock) = match sync_start(cli, args).await {
+    let (settings, options, quotas, shutdown, store, lock) = match sync_start(cli, args).await {
         Ok(started) => started,
         Err(e) => {
             let status = match e {
@@ -304,12 +305,12 @@ async fn sync_run(cli: &Cli, args: &SyncArgs, this: &mut ThisRun) -> Result {
         cli,
         &settings,
         (&store, lock),
-        &fetcher,
+        &quotas,
         (&options, started_at),
         (args.json, &shutdown),
     )
     .await;
-    let stats = fetcher.stats();
+    let stats = quotas.stats();
     (this.requests, this.throttled) = (stats.requests, stats.throttled);
     if let Some(path) = &args.metrics_file
         && crate::error::exit_code(&outcome) != Outcome::LockLost.exit_code()
@@ -364,7 +365,7 @@ async fn sync_start(
     (
         Settings,
         RunOptions,
-        Fetcher,
+        Quotas,
         tokio_util::sync::CancellationToken,
         Store,
         StoreLock,
@@ -376,7 +377,7 @@ async fn sync_start(
     let credentials = credentials()?;
     options.account = Some(credentials.account_id());
     let client = Client::new(&settings.source, credentials)?;
-    let fetcher = Fetcher::new(client, &settings.source);
+    let quotas = Quotas::new(Fetcher::new(client, &settings.source), &settings.source);
     // From here on a signal ends the command within 5 s, whatever the database is doing.
     let shutdown = shutdown::on_signals();
     let opened = tokio::select! {
@@ -386,7 +387,7 @@ async fn sync_start(
         ))),
     };
     let (store, lock) = opened?;
-    Ok((settings, options, fetcher, shutdown, store, lock))
+    Ok((settings, options, quotas, shutdown, store, lock))
 }
 
 /// How long each step after the run (releasing the lock, the metrics file, closing the store) may
@@ -428,7 +429,7 @@ async fn run_sync(
     cli: &Cli,
     settings: &Settings,
     (store, lock): (&Store, StoreLock),
-    fetcher: &Fetcher,
+    quotas: &Quotas,
     (options, started_at): (&RunOptions, chrono::DateTime<Utc>),
     (json, shutdown): (bool, &tokio_util::sync::CancellationToken),
 ) -> Result {
@@ -436,7 +437,7 @@ async fn run_sync(
     let result = pipeline::run(
         settings,
         store,
-        fetcher,
+        quotas,
         options,
         started_at,
         shutdown.clone(),
@@ -841,7 +842,7 @@ async fn check(cli: &Cli) -> Result {
                 && let Ok(last) = store.last_calls(&account).await
                 && let Some((_, Some(at))) = last.into_iter().find(|(a, _)| a == action)
             {
-                fetcher.follow(at).await;
+                fetcher.follow(at);
             }
             ok &= check_api(cli, &settings, &fetcher).await?;
             if let (Some(store), Some(at)) = (&store, fetcher.last_sent())
@@ -943,7 +944,10 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result {
         report::count(settings.streams().len() as u64, "stream", "streams")
     );
     let creds = Credentials::new(simulator::DEMO_ACCESS_KEY, simulator::DEMO_SECRET_KEY, None);
-    let fetcher = Fetcher::new(Client::new(&settings.source, creds)?, &settings.source);
+    let quotas = Quotas::new(
+        Fetcher::new(Client::new(&settings.source, creds)?, &settings.source),
+        &settings.source,
+    );
     let options = RunOptions {
         mode: "demo".into(),
         ..Default::default()
@@ -955,7 +959,7 @@ async fn demo(cli: &Cli, args: &DemoArgs) -> Result {
         cli,
         &settings,
         (&store, lock),
-        &fetcher,
+        &quotas,
         (&options, &shutdown),
     )
     .await;
@@ -969,14 +973,14 @@ async fn demo_run(
     cli: &Cli,
     settings: &Settings,
     (store, lock): (&Store, StoreLock),
-    fetcher: &Fetcher,
+    quotas: &Quotas,
     (options, shutdown): (&RunOptions, &tokio_util::sync::CancellationToken),
 ) -> Result {
     let outcome = run_sync(
         cli,
         settings,
         (store, lock),
-        fetcher,
+        quotas,
         (options, now(cli)),
         (false, shutdown),
     )

@@ -1,14 +1,12 @@
 //! The fetcher: every API call of a run goes through here, paced, bounded and retried.
 //!
-//! **Invariant:** one [`Fetcher`] per credential and action quota, shared (cloned) by every task. Every
-//! attempt, retries included, waits for a slot (`max_in_flight`, an [`InFlight`] bound that several
-//! fetchers may share) and then for its fetcher's one rate limiter, so the calls of one kind leaving this
-//! process never exceed that fetcher's rate in any one-second window. `ListQuality` and
-//! `ListQualityDistribution` have separate quotas, so each gets its own fetcher (its own limiter, its own
-//! `Retry-After` hold) over one shared [`InFlight`]. Only retryable errors (see `api::error::classify`)
-//! are retried, at most `max_retries` times.
+//! **Invariant:** one [`Fetcher`] per quota key ([`Quotas`]), shared (cloned) by every task. Every
+//! attempt, retries included, waits for a slot (`max_in_flight`, an [`InFlight`] bound that the
+//! quotas share) and then for its fetcher's one rate limiter, so the calls of one quota leaving this
+//! process never exceed its rate in any one-second window. Each quota has its own limiter and its own
+//! `Retry-After` hold. Any [`Action`] goes through the same code. Only retryable errors (see
+//! `api::error::classify`) are retried, at most `max_retries` times.
 
-use std::future::Future;
 use std::ops::Add;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,13 +19,12 @@ use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use serde::Serialize;
-use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-use crate::api::client::{Client, Fetched};
-use crate::api::distribution::{self, FetchedDistribution, ListQualityDistributionRequest};
+use crate::api::Action;
+use crate::api::client::Client;
 use crate::api::error::ApiError;
-use crate::api::wire::{self, ListQualityRequest};
 use crate::config::SourceSettings;
 
 /// Calls are spaced this much wider than `1 / requests_per_second`. The gateway counts arrivals, not sends:
@@ -40,50 +37,6 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// No retry waits longer than this, jitter included, unless the server's `Retry-After` asks for more
 /// (up to `api::error::MAX_RETRY_AFTER`; a longer one is not waited for: that call fails at once).
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
-
-/// One kind of call the fetcher can send: the request body, and which client method sends it.
-pub trait Call: Sync {
-    /// What a successful attempt returns.
-    type Output: Send;
-    /// The API action, for logs.
-    const ACTION: &'static str;
-    fn app_id(&self) -> &str;
-    /// The window's start as sent (RFC 3339), for logs.
-    fn start_time(&self) -> &str;
-    /// One attempt: one HTTP request.
-    fn send(&self, client: &Client) -> impl Future<Output = Result<Self::Output, ApiError>> + Send;
-}
-
-impl Call for ListQualityRequest {
-    type Output = Fetched;
-    const ACTION: &'static str = wire::ACTION;
-    fn app_id(&self) -> &str {
-        &self.app_id
-    }
-    fn start_time(&self) -> &str {
-        &self.start_time
-    }
-    fn send(&self, client: &Client) -> impl Future<Output = Result<Fetched, ApiError>> + Send {
-        client.list_quality(self)
-    }
-}
-
-impl Call for ListQualityDistributionRequest {
-    type Output = FetchedDistribution;
-    const ACTION: &'static str = distribution::ACTION;
-    fn app_id(&self) -> &str {
-        &self.app_id
-    }
-    fn start_time(&self) -> &str {
-        &self.start_time
-    }
-    fn send(
-        &self,
-        client: &Client,
-    ) -> impl Future<Output = Result<FetchedDistribution, ApiError>> + Send {
-        client.list_quality_distribution(self)
-    }
-}
 
 /// The bound on calls in flight at once. Cheap to clone; fetchers built with clones of one `InFlight`
 /// share it, so `source.max_in_flight` bounds the calls of every kind together.
@@ -98,7 +51,7 @@ impl InFlight {
 
 /// What one logical call came to.
 #[derive(Debug)]
-pub struct FetchOutcome<T = Fetched> {
+pub struct FetchOutcome<T> {
     /// The last attempt's result.
     pub result: Result<T, ApiError>,
     /// Requests sent for this call, retries included (at least 1).
@@ -237,17 +190,17 @@ impl Fetcher {
     }
 
     /// One logical call: attempts until success, a permanent error, or `max_retries` retries.
-    pub async fn fetch<R: Call>(&self, req: &R) -> FetchOutcome<R::Output> {
+    pub async fn fetch<A: Action>(&self, req: &A) -> FetchOutcome<A::Answer> {
         self.fetch_with(req, |_| {}).await
     }
 
     /// [`Fetcher::fetch`], calling `on_retry(attempt)` as each retry is decided (before its wait),
     /// so a progress report counts retries as they happen, not when the window ends.
-    pub async fn fetch_with<R: Call>(
+    pub async fn fetch_with<A: Action>(
         &self,
-        req: &R,
+        req: &A,
         on_retry: impl Fn(u32),
-    ) -> FetchOutcome<R::Output> {
+    ) -> FetchOutcome<A::Answer> {
         let inner = &*self.inner;
         let mut backoff = inner.backoff.build();
         let mut attempts: u32 = 0;
@@ -268,7 +221,7 @@ impl Fetcher {
                 inner
                     .last_sent_ms
                     .fetch_max(crate::clock::now().timestamp_millis(), Ordering::Relaxed);
-                req.send(&inner.client).await
+                inner.client.call(req).await
             };
             let error = match result {
                 Ok(fetched) => {
@@ -287,7 +240,7 @@ impl Fetcher {
             }
             if let Some(after) = error.retry_after() {
                 // The server speaks for the credential, not for this call: every task holds back.
-                inner.pacer.hold_for(after).await;
+                inner.pacer.hold_for(after);
             }
             let next = if error.is_retryable() && attempts <= inner.max_retries {
                 backoff.next()
@@ -311,7 +264,7 @@ impl Fetcher {
             // endpoint for a minute must not look idle. The error's text is escaped where it was
             // built, so the API cannot forge a line here.
             tracing::warn!(
-                action = R::ACTION,
+                action = A::NAME,
                 app_id = %req.app_id(),
                 window.start = %utc_text(req.start_time()),
                 attempt = attempts,
@@ -319,7 +272,7 @@ impl Fetcher {
                 request_id = error.request_id().unwrap_or(""),
                 wait_ms = delay.as_millis() as u64,
                 "{} call failed (attempt {attempts} of {}); retrying in {:.1} s: {error}",
-                R::ACTION,
+                A::NAME,
                 inner.max_retries + 1,
                 delay.as_secs_f64()
             );
@@ -338,14 +291,11 @@ impl Fetcher {
     /// Keeps the pace across runs: no call before `last` (the previous run's last send of this
     /// quota) plus this fetcher's spacing. The gateway counts arrivals in any second, whichever
     /// process sent them, so a run started right after another must not open with a burst.
-    pub async fn follow(&self, last: chrono::DateTime<chrono::Utc>) {
+    pub fn follow(&self, last: chrono::DateTime<chrono::Utc>) {
         let next = last + chrono::Duration::from_std(self.inner.pacer.period).unwrap_or_default();
         if let Ok(wait) = (next - crate::clock::now()).to_std() {
             // A clock set back by hours must not park the run: one spacing at most.
-            self.inner
-                .pacer
-                .hold_for(wait.min(self.inner.pacer.period))
-                .await;
+            self.inner.pacer.hold_for(wait.min(self.inner.pacer.period));
         }
     }
 
@@ -357,6 +307,84 @@ impl Fetcher {
             throttled: s.throttled.load(Ordering::Relaxed),
             rate_wait_ms: s.rate_wait_ms.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The run's quotas: one [`Fetcher`] per quota key, each with its own limiter at its action's rate
+/// ([`Action::requests_per_second`]), all sharing one client, one retry policy and one [`InFlight`]
+/// bound. Today a quota's key is its action (one account per run). A quota's fetcher is made the
+/// first time an action asks for it, so a new action needs no entry here.
+#[derive(Debug)]
+pub struct Quotas {
+    /// Whose client, retry policy and in-flight slots every quota shares.
+    template: Fetcher,
+    source: SourceSettings,
+    fetchers: std::sync::Mutex<std::collections::BTreeMap<&'static str, Fetcher>>,
+    /// Per action, when the previous run sent its last call: a quota made later follows it.
+    previous: std::sync::Mutex<std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>>>,
+}
+
+impl Quotas {
+    /// Quotas over `template`'s client, retry policy and in-flight slots, at `source`'s rates.
+    pub fn new(template: Fetcher, source: &SourceSettings) -> Quotas {
+        Quotas {
+            template,
+            source: source.clone(),
+            fetchers: Default::default(),
+            previous: Default::default(),
+        }
+    }
+
+    /// The fetcher of `A`'s quota, made at its rate the first time.
+    pub fn of<A: Action>(&self) -> Fetcher {
+        let mut fetchers = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
+        fetchers
+            .entry(A::NAME)
+            .or_insert_with(|| {
+                let f = self.template.sibling(A::requests_per_second(&self.source));
+                if let Some(&at) = self
+                    .previous
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(A::NAME)
+                {
+                    f.follow(at);
+                }
+                f
+            })
+            .clone()
+    }
+
+    /// Keeps the pace across runs: `action`'s quota sends nothing before `last` (the previous run's
+    /// last call of it) plus its spacing; see [`Fetcher::follow`].
+    pub fn follow(&self, action: &str, last: chrono::DateTime<chrono::Utc>) {
+        self.previous
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(action.to_string(), last);
+        let fetchers = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = fetchers.get(action) {
+            f.follow(last);
+        }
+    }
+
+    /// Each quota used, with its fetcher: for its last call and its counters.
+    pub fn used(&self) -> Vec<(&'static str, Fetcher)> {
+        let fetchers = self.fetchers.lock().unwrap_or_else(|e| e.into_inner());
+        fetchers.iter().map(|(a, f)| (*a, f.clone())).collect()
+    }
+
+    /// The counters of every quota together.
+    pub fn stats(&self) -> FetchStats {
+        self.used()
+            .iter()
+            .map(|(_, f)| f.stats())
+            .fold(FetchStats::default(), |a, b| FetchStats {
+                requests: a.requests + b.requests,
+                retries: a.retries + b.retries,
+                throttled: a.throttled + b.throttled,
+                rate_wait_ms: a.rate_wait_ms + b.rate_wait_ms,
+            })
     }
 }
 
@@ -399,7 +427,7 @@ pub struct Pacer {
     /// The spacing between two sends: `PACING_MARGIN / requests_per_second`.
     period: Duration,
     /// No send before this instant: set when the server asks everyone to wait (`Retry-After`).
-    hold_until: Mutex<Option<Instant>>,
+    hold_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Pacer {
@@ -419,7 +447,7 @@ impl Pacer {
             slots,
             limiter: RateLimiter::direct_with_clock(quota, TokioClock),
             period,
-            hold_until: Mutex::new(None),
+            hold_until: std::sync::Mutex::new(None),
         }
     }
 
@@ -437,7 +465,7 @@ impl Pacer {
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
-            let hold = *self.hold_until.lock().await;
+            let hold = *self.hold_until.lock().unwrap_or_else(|e| e.into_inner());
             let wait = if let Some(until) = hold.filter(|&t| t > Instant::now()) {
                 until - Instant::now()
             } else {
@@ -456,9 +484,9 @@ impl Pacer {
     }
 
     /// Holds every send back for `d` from now (never shortens an existing hold).
-    pub async fn hold_for(&self, d: Duration) {
+    pub fn hold_for(&self, d: Duration) {
         let until = Instant::now() + d;
-        let mut hold = self.hold_until.lock().await;
+        let mut hold = self.hold_until.lock().unwrap_or_else(|e| e.into_inner());
         if hold.is_none_or(|h| h < until) {
             *hold = Some(until);
         }
@@ -539,8 +567,8 @@ mod tests {
         let pacer = Pacer::new(2.0, 4);
         let t0 = Instant::now();
         drop(pacer.acquire().await);
-        pacer.hold_for(Duration::from_secs(3)).await;
-        pacer.hold_for(Duration::from_secs(1)).await; // does not shorten the hold
+        pacer.hold_for(Duration::from_secs(3));
+        pacer.hold_for(Duration::from_secs(1)); // does not shorten the hold
         drop(pacer.acquire().await);
         assert!(Instant::now() - t0 >= Duration::from_secs(3));
     }

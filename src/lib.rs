@@ -9,7 +9,6 @@
 
 pub mod api;
 pub mod app;
-pub mod batch;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -14,17 +14,15 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::client::request_for;
-use crate::api::distribution::{FetchedDistribution, ListQualityDistributionRequest};
 use crate::api::error::{ApiError, ErrorScope};
-use crate::batch::FetchedDay;
-use crate::batch::{self, FetchedWindow};
+use crate::api::wire::ListQualityRequest;
+use crate::api::{Action, Fetch, WindowApi, distribution::ListQualityDistributionRequest};
 use crate::config::Settings;
 use crate::domain::{
     FailedWindow, LedgerEntry, RunCounts, RunStatus, Stream, Window, WindowState, WriteCounts,
 };
 use crate::error::Outcome;
-use crate::fetcher::{FetchOutcome, Fetcher};
+use crate::fetcher::Quotas;
 use crate::health;
 use crate::planner::{self, Plan, PlanOptions};
 use crate::progress::{Progress, WindowDone};
@@ -185,6 +183,7 @@ pub async fn adopted_ledger(
 /// One unit of work: a window of a stream, for the indicators that need it.
 struct Task {
     stream: Arc<Stream>,
+    api: Api,
     window: Window,
     indicators: Vec<String>,
     /// Calls this exact window cost in earlier runs.
@@ -203,9 +202,8 @@ struct Tally {
 struct Run<'a> {
     settings: &'a Settings,
     store: &'a Store,
-    fetcher: &'a Fetcher,
-    /// `ListQualityDistribution`'s own quota, sharing `fetcher`'s in-flight slots.
-    distribution_fetcher: Fetcher,
+    /// One fetcher per quota, over shared in-flight slots.
+    quotas: &'a Quotas,
     progress: &'a Progress,
     /// Stops sending calls: cancelled by a signal or by a database failure.
     shutdown: &'a CancellationToken,
@@ -219,14 +217,14 @@ struct Run<'a> {
     tally: Mutex<Tally>,
 }
 
-/// Runs a sync: plans at `now`, fetches through `fetcher`, commits into `store`.
+/// Runs a sync: plans at `now`, fetches through `quotas`, commits into `store`.
 ///
 /// `shutdown` stops sending new calls; windows already fetched are committed, those in flight are
 /// dropped, and the run is recorded as interrupted. The caller holds the database lock.
 pub async fn run(
     settings: &Settings,
     store: &Store,
-    fetcher: &Fetcher,
+    quotas: &Quotas,
     options: &RunOptions,
     now: DateTime<Utc>,
     shutdown: CancellationToken,
@@ -239,77 +237,13 @@ pub async fn run(
         () = shutdown.cancelled() => return Err(PipelineError::Interrupted),
     };
     let (streams, plan) = make_plan(settings, &ledger, options, now)?;
-    let prior: HashMap<(&str, &str, Window), i64> = ledger
-        .iter()
-        .map(|e| {
-            (
-                (e.stream.as_str(), e.indicator.as_str(), e.window),
-                e.attempts,
-            )
-        })
-        .collect();
-
-    let stream_by_name: HashMap<String, Arc<Stream>> = streams
-        .into_iter()
-        .map(|s| (s.name.clone(), Arc::new(s)))
-        .collect();
-    let mut tasks: Vec<Task> = Vec::new();
-    let mut tally = Tally::default();
-    for sp in &plan.streams {
-        let stream = stream_by_name[&sp.stream].clone();
-        tally.streams.insert(
-            sp.stream.clone(),
-            StreamSummary {
-                stream: sp.stream.clone(),
-                windows_planned: sp.windows.len() as u64,
-                ..Default::default()
-            },
-        );
-        for w in &sp.windows {
-            let prior_attempts = w
-                .indicators
-                .iter()
-                .filter_map(|i| prior.get(&(stream.key.as_str(), i.as_str(), w.window)))
-                .copied()
-                .max()
-                .unwrap_or(0);
-            tasks.push(Task {
-                stream: stream.clone(),
-                window: w.window,
-                indicators: w.indicators.clone(),
-                prior_attempts,
-            });
-        }
-    }
-    // Newest windows first, so fresh data reaches dashboards first; streams interleaved.
-    tasks.sort_by(|a, b| {
-        b.window
-            .end
-            .cmp(&a.window.end)
-            .then_with(|| a.stream.name.cmp(&b.stream.name))
-    });
+    let (tasks, tally, stream_by_name) = tasks_of(&plan, streams, &ledger);
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
     if options.plan.refetch {
         // Marked before the first call, so a run cut short leaves the rest to the next run.
-        let marks: Vec<LedgerEntry> = tasks
-            .iter()
-            .flat_map(|t| {
-                t.indicators.iter().map(|i| LedgerEntry {
-                    stream: t.stream.key.clone(),
-                    indicator: i.clone(),
-                    window: t.window,
-                    state: WindowState::Refetch,
-                    points: 0,
-                    attempts: t.prior_attempts,
-                    last_error: None,
-                    request_id: None,
-                    fetched_at: now,
-                })
-            })
-            .collect();
-        before_start(&shutdown, store.mark_refetch(&marks)).await?;
+        before_start(&shutdown, store.mark_refetch(&refetch_marks(&tasks, now))).await?;
     }
 
     // This run holds the lock, so a run still `running` died without finishing.
@@ -342,17 +276,12 @@ pub async fn run(
     let stop = shutdown.child_token();
     // The previous run's last calls: this run's first ones keep their pace (the gateway counts
     // arrivals in any second, whichever run sent them).
-    let distribution_fetcher = fetcher.sibling(settings.source.distribution_requests_per_second);
     let account = options.account.clone().unwrap_or_default();
-    let quotas = [
-        (crate::api::wire::ACTION, fetcher),
-        (crate::api::distribution::ACTION, &distribution_fetcher),
-    ];
     match before_start(&shutdown, store.last_calls(&account)).await {
         Ok(last) => {
             for (action, at) in last {
-                if let (Some((_, f)), Some(at)) = (quotas.iter().find(|(a, _)| *a == action), at) {
-                    f.follow(at).await;
+                if let Some(at) = at {
+                    quotas.follow(&action, at);
                 }
             }
         }
@@ -362,8 +291,7 @@ pub async fn run(
     let run = Run {
         settings,
         store,
-        fetcher,
-        distribution_fetcher,
+        quotas,
         progress,
         shutdown: &stop,
         signal: &shutdown,
@@ -372,19 +300,20 @@ pub async fn run(
         started,
         tally: Mutex::new(tally),
     };
-    // One queue per API, each as deep as `max_in_flight`: a queue waiting on its own quota never
-    // holds back the other's, and the fetchers' shared slots still bound the calls in flight.
-    let (distribution, quality): (Vec<Task>, Vec<Task>) = tasks
-        .into_iter()
-        .partition(|t| t.stream.distribution.is_some());
+    // One queue per quota, each as deep as `max_in_flight`: a queue waiting on its own quota never
+    // holds back another's, and the quotas' shared slots still bound the calls in flight.
+    let mut queues: BTreeMap<&str, Vec<Task>> = BTreeMap::new();
+    for task in tasks {
+        queues.entry(task.api.action()).or_default().push(task);
+    }
     let depth = settings.source.max_in_flight.max(1);
-    let queue = |tasks: Vec<Task>| {
+    let work = futures::stream::select_all(queues.into_values().map(|tasks| {
         futures::stream::iter(tasks)
             .take_while(|_| futures::future::ready(!stop.is_cancelled()))
             .map(|task| run.process(task))
             .buffer_unordered(depth)
-    };
-    let work = futures::stream::select(queue(quality), queue(distribution));
+            .boxed_local()
+    }));
     futures::pin_mut!(work);
     let mut store_error = None;
     while let Some(r) = work.next().await {
@@ -401,23 +330,7 @@ pub async fn run(
     progress.finish();
 
     let tally = std::mem::take(&mut *run.tally.lock().unwrap());
-    let (stats, more) = (fetcher.stats(), run.distribution_fetcher.stats());
-    let mut counts = RunCounts {
-        requests: stats.requests + more.requests,
-        retries: stats.retries + more.retries,
-        throttled: stats.throttled + more.throttled,
-        ..Default::default()
-    };
-    let mut streams: Vec<StreamSummary> = tally.streams.into_values().collect();
-    for s in &mut streams {
-        // Saturating: a count that went wrong elsewhere must never print as 18446744073709551612.
-        s.windows_skipped = s
-            .windows_planned
-            .saturating_sub(s.windows_ok.saturating_add(s.windows_failed));
-        counts.points += s.points;
-        counts.windows_ok += s.windows_ok;
-        counts.windows_failed += s.windows_failed;
-    }
+    let (streams, counts) = summarize(tally.streams, quotas.stats());
     let any_failed = streams
         .iter()
         .any(|s| s.windows_failed > 0 || s.windows_skipped > 0);
@@ -430,23 +343,13 @@ pub async fn run(
         tracing::error!("{e}");
         store_error = Some(e);
     }
-    let status = if interrupted {
-        RunStatus::Interrupted
-    } else if let Some(e) = &store_error {
-        // What was committed before the database failed stays: partial, unless that was nothing,
-        // or the database itself is lost or damaged.
-        if counts.windows_ok > 0 && !e.is_lost_database() {
-            RunStatus::Partial
-        } else {
-            RunStatus::Failed
-        }
-    } else if tally.credentials_error.is_some() && counts.windows_ok == 0 {
-        RunStatus::Failed
-    } else if any_failed {
-        RunStatus::Partial
-    } else {
-        RunStatus::Ok
-    };
+    let status = judge(
+        interrupted,
+        store_error.as_ref(),
+        tally.credentials_error.is_some(),
+        &counts,
+        any_failed,
+    );
     // What the run leaves covered, for `sync_coverage`: only when the database is sound, and
     // bounded after a signal like every other wait.
     if store_error.is_none() {
@@ -463,15 +366,8 @@ pub async fn run(
         }
     }
     // When this run's last calls went out, for the next run's pace.
-    let sent = [
-        (crate::api::wire::ACTION, fetcher.last_sent()),
-        (
-            crate::api::distribution::ACTION,
-            run.distribution_fetcher.last_sent(),
-        ),
-    ];
-    for (action, at) in sent {
-        if let Some(at) = at
+    for (action, fetcher) in quotas.used() {
+        if let Some(at) = fetcher.last_sent()
             && store_error.is_none()
         {
             let recorded = within_grace(
@@ -519,6 +415,137 @@ pub async fn run(
         end_not_recorded,
         warnings: plan.warnings,
     })
+}
+
+/// The plan's windows as tasks, newest first (streams interleaved, so fresh data reaches dashboards
+/// first), each with the calls its window cost in earlier runs; the run's tally, a summary per
+/// planned stream; and the streams by name.
+fn tasks_of(
+    plan: &Plan,
+    streams: Vec<Stream>,
+    ledger: &[LedgerEntry],
+) -> (Vec<Task>, Tally, HashMap<String, Arc<Stream>>) {
+    let prior: HashMap<(&str, &str, Window), i64> = ledger
+        .iter()
+        .map(|e| {
+            (
+                (e.stream.as_str(), e.indicator.as_str(), e.window),
+                e.attempts,
+            )
+        })
+        .collect();
+
+    let stream_by_name: HashMap<String, Arc<Stream>> = streams
+        .into_iter()
+        .map(|s| (s.name.clone(), Arc::new(s)))
+        .collect();
+    let mut tasks: Vec<Task> = Vec::new();
+    let mut tally = Tally::default();
+    for sp in &plan.streams {
+        let stream = stream_by_name[&sp.stream].clone();
+        tally.streams.insert(
+            sp.stream.clone(),
+            StreamSummary {
+                stream: sp.stream.clone(),
+                windows_planned: sp.windows.len() as u64,
+                ..Default::default()
+            },
+        );
+        for w in &sp.windows {
+            let prior_attempts = w
+                .indicators
+                .iter()
+                .filter_map(|i| prior.get(&(stream.key.as_str(), i.as_str(), w.window)))
+                .copied()
+                .max()
+                .unwrap_or(0);
+            tasks.push(Task {
+                api: Api::of(&stream),
+                stream: stream.clone(),
+                window: w.window,
+                indicators: w.indicators.clone(),
+                prior_attempts,
+            });
+        }
+    }
+    tasks.sort_by(|a, b| {
+        b.window
+            .end
+            .cmp(&a.window.end)
+            .then_with(|| a.stream.name.cmp(&b.stream.name))
+    });
+    (tasks, tally, stream_by_name)
+}
+
+/// The ledger rows a `--refetch` writes before its first call: every task's window, per indicator.
+fn refetch_marks(tasks: &[Task], now: DateTime<Utc>) -> Vec<LedgerEntry> {
+    tasks
+        .iter()
+        .flat_map(|t| {
+            t.indicators.iter().map(|i| LedgerEntry {
+                stream: t.stream.key.clone(),
+                indicator: i.clone(),
+                window: t.window,
+                state: WindowState::Refetch,
+                points: 0,
+                attempts: t.prior_attempts,
+                last_error: None,
+                request_id: None,
+                fetched_at: now,
+            })
+        })
+        .collect()
+}
+
+/// The streams' summaries (what was not reached counted as skipped) and the run's totals.
+fn summarize(
+    tally: BTreeMap<String, StreamSummary>,
+    stats: crate::fetcher::FetchStats,
+) -> (Vec<StreamSummary>, RunCounts) {
+    let mut counts = RunCounts {
+        requests: stats.requests,
+        retries: stats.retries,
+        throttled: stats.throttled,
+        ..Default::default()
+    };
+    let mut streams: Vec<StreamSummary> = tally.into_values().collect();
+    for s in &mut streams {
+        // Saturating: a count that went wrong elsewhere must never print as 18446744073709551612.
+        s.windows_skipped = s
+            .windows_planned
+            .saturating_sub(s.windows_ok.saturating_add(s.windows_failed));
+        counts.points += s.points;
+        counts.windows_ok += s.windows_ok;
+        counts.windows_failed += s.windows_failed;
+    }
+    (streams, counts)
+}
+
+/// The run's status (PRODUCT.md, "Exit codes"): what stopped it, and what it committed.
+fn judge(
+    interrupted: bool,
+    store_error: Option<&StoreError>,
+    credentials_failed: bool,
+    counts: &RunCounts,
+    any_failed: bool,
+) -> RunStatus {
+    if interrupted {
+        RunStatus::Interrupted
+    } else if let Some(e) = store_error {
+        // What was committed before the database failed stays: partial, unless that was nothing,
+        // or the database itself is lost or damaged.
+        if counts.windows_ok > 0 && !e.is_lost_database() {
+            RunStatus::Partial
+        } else {
+            RunStatus::Failed
+        }
+    } else if credentials_failed && counts.windows_ok == 0 {
+        RunStatus::Failed
+    } else if any_failed {
+        RunStatus::Partial
+    } else {
+        RunStatus::Ok
+    }
 }
 
 /// Before planning a run, under its lock: gives the series stored before time zones were recorded
@@ -612,55 +639,31 @@ async fn before_start<T>(
     }
 }
 
-/// A successful call's answer, of either API.
-enum Answer {
-    Quality(crate::api::client::Fetched),
-    Distribution(FetchedDistribution),
+/// Which API serves a stream's windows: the one place a stream meets its API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Quality,
+    Distribution,
 }
 
-impl Run<'_> {
-    /// Sends the task's call through its API's fetcher: `ListQuality` for the window's indicators,
-    /// or `ListQualityDistribution` for one local day of a distribution stream.
-    async fn fetch(&self, task: &Task) -> FetchOutcome<Answer> {
-        let stream = &task.stream;
-        let tz = self.settings.window.timezone;
-        // Each retry shows on the progress line as it is decided.
-        let retried = |_attempt: u32| self.progress.retried();
-        match &stream.distribution {
-            None => {
-                let request = request_for(stream, task.window, &task.indicators, tz);
-                let o = self.fetcher.fetch_with(&request, retried).await;
-                FetchOutcome {
-                    result: o.result.map(Answer::Quality),
-                    attempts: o.attempts,
-                    throttled: o.throttled,
-                    rate_wait: o.rate_wait,
-                }
-            }
-            Some(d) => {
-                let request = ListQualityDistributionRequest::for_window(
-                    &stream.job.app_id,
-                    task.window,
-                    tz,
-                    &stream.job.indicators[0],
-                    d.dimension,
-                    stream.job.product_type,
-                    Some(d.platform.as_str()),
-                );
-                let o = self
-                    .distribution_fetcher
-                    .fetch_with(&request, retried)
-                    .await;
-                FetchOutcome {
-                    result: o.result.map(Answer::Distribution),
-                    attempts: o.attempts,
-                    throttled: o.throttled,
-                    rate_wait: o.rate_wait,
-                }
-            }
+impl Api {
+    fn of(stream: &Stream) -> Api {
+        match stream.distribution {
+            None => Api::Quality,
+            Some(_) => Api::Distribution,
         }
     }
 
+    /// The action whose quota the API's calls draw on.
+    fn action(self) -> &'static str {
+        match self {
+            Api::Quality => ListQualityRequest::NAME,
+            Api::Distribution => ListQualityDistributionRequest::NAME,
+        }
+    }
+}
+
+impl Run<'_> {
     /// The run's clock: `now` plus the time since the run started.
     fn fetched_at(&self) -> DateTime<Utc> {
         self.now + Duration::from_std(self.started.elapsed()).unwrap_or_default()
@@ -675,9 +678,17 @@ impl Run<'_> {
         }
     }
 
-    /// Fetches one window and commits it, or records its failure. Only a store error is returned:
-    /// an API error belongs to the window and is recorded in the ledger.
+    /// Fetches one window through its API and commits it, or records its failure. Only a store
+    /// error is returned: an API error belongs to the window and is recorded in the ledger.
     async fn process(&self, task: Task) -> Result<(), StoreError> {
+        match task.api {
+            Api::Quality => self.window::<ListQualityRequest>(task).await,
+            Api::Distribution => self.window::<ListQualityDistributionRequest>(task).await,
+        }
+    }
+
+    /// [`Run::process`] for an API `A`: its call through its quota's fetcher, its answer to a batch.
+    async fn window<A: WindowApi>(&self, task: Task) -> Result<(), StoreError> {
         let stream = &task.stream;
         {
             let t = self.tally.lock().unwrap();
@@ -686,8 +697,13 @@ impl Run<'_> {
                 return Ok(());
             }
         }
+        let tz = self.settings.window.timezone;
+        let request = A::for_window(stream, task.window, &task.indicators, tz);
+        let fetcher = self.quotas.of::<A>();
+        // Each retry shows on the progress line as it is decided.
+        let retried = |_attempt: u32| self.progress.retried();
         let outcome = tokio::select! {
-            o = self.fetch(&task) => o,
+            o = fetcher.fetch_with(&request, retried) => o,
             _ = self.shutdown.cancelled() => {
                 tracing::info!(stream = %stream.name, window = %task.window, "interrupted before the window arrived; it is fetched again next run");
                 return Ok(());
@@ -704,45 +720,25 @@ impl Run<'_> {
             Ok(answer) => {
                 let settled_until =
                     planner::settled_until(&self.settings.window, stream.granularity, fetched_at);
-                let (batch, dropped, request_id) = match &answer {
-                    Answer::Quality(fetched) => {
-                        let split = batch::split(
-                            &FetchedWindow {
-                                stream,
-                                window: task.window,
-                                indicators: &task.indicators,
-                                fetched,
-                                attempts,
-                                fetched_at,
-                                timezone: self.settings.window.timezone,
-                            },
-                            settled_until,
-                        );
-                        if let Some(example) = split.off_grid.example {
-                            tracing::warn!(
-                                stream = %stream.name, window = %task.window, points = split.off_grid.count,
-                                example = %example.format("%Y-%m-%dT%H:%M:%S%.fZ"), request_id = %fetched.request_id,
-                                "dropped {} point(s) whose TimeStamp is not on the {} grid in {}",
-                                split.off_grid.count, stream.granularity, self.settings.window.timezone
-                            );
-                        }
-                        (split.batch, split.off_grid.count, &fetched.request_id)
-                    }
-                    Answer::Distribution(fetched) => {
-                        let day = FetchedDay {
-                            stream,
-                            day: task.window,
-                            fetched,
-                            attempts,
-                            fetched_at,
-                        };
-                        (
-                            batch::distribution_batch(&day, settled_until),
-                            0,
-                            &fetched.request_id,
-                        )
-                    }
+                let fetch = Fetch {
+                    stream,
+                    window: task.window,
+                    indicators: &task.indicators,
+                    attempts,
+                    fetched_at,
+                    timezone: tz,
                 };
+                let split = A::batch(&answer, &fetch, settled_until);
+                let request_id = split.batch.request_id.clone().unwrap_or_default();
+                if let Some(example) = split.off_grid.example {
+                    tracing::warn!(
+                        stream = %stream.name, window = %task.window, points = split.off_grid.count,
+                        example = %example.format("%Y-%m-%dT%H:%M:%S%.fZ"), request_id = %request_id,
+                        "dropped {} point(s) whose TimeStamp is not on the {} grid in {}",
+                        split.off_grid.count, stream.granularity, tz
+                    );
+                }
+                let (batch, dropped) = (split.batch, split.off_grid.count);
                 // The whole window (its settled part and its provisional tail) in one transaction.
                 let commit = self.store.commit_window(&batch);
                 let Some(written) = self.bounded(commit).await else {

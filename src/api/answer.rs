@@ -1,6 +1,6 @@
 //! What every action's answer shares: the envelope check (an error wins over a malformed `Result`),
 //! deserialization that names the offending field, and the rule that the requested indicators came back.
-//! Both `api::client` (`ListQuality`) and `api::distribution` build on it.
+//! Every action's module (`api::quality`, `api::distribution`) opens its answers with [`open`].
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -13,7 +13,55 @@ use crate::api::error::ApiError;
 use crate::api::wire::Envelope;
 use crate::text::escape_controls;
 
-/// The part of `client::interpret` every action shares: the envelope alone. An error (a non-2xx status or a
+/// A successful answer, opened: its request id (escaped, empty if none), its `Result`, and how to
+/// say that a field of it is invalid.
+pub struct Opened<R> {
+    pub request_id: String,
+    pub result: R,
+    pub invalid: Invalid,
+}
+
+/// Builds one answer's `invalid response` errors, each with the answer's request id.
+#[derive(Debug, Clone)]
+pub struct Invalid {
+    request_id: Option<String>,
+}
+
+impl Invalid {
+    /// The answer is invalid at `path` (e.g. `Result.Indicators[2].Name`) for the reason `what`.
+    pub fn at(&self, path: String, what: String) -> ApiError {
+        ApiError::InvalidResponse {
+            path,
+            what,
+            request_id: self.request_id.clone(),
+            not_json: false,
+        }
+    }
+}
+
+/// What every action does first with an answer: [`check_envelope`], then its `Result` read as `R`
+/// (naming the offending field) and required.
+pub fn open<R: serde::de::DeserializeOwned + Default>(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<Opened<R>, ApiError> {
+    let request_id = check_envelope(status, retry_after, body)?;
+    let invalid = Invalid {
+        request_id: Some(request_id.clone()).filter(|id| !id.is_empty()),
+    };
+    let envelope = parse::<Envelope<R>>(body, invalid.request_id.as_deref())?;
+    let result = envelope
+        .result
+        .ok_or_else(|| invalid.at("Result".into(), "missing from a successful response".into()))?;
+    Ok(Opened {
+        request_id,
+        result,
+        invalid,
+    })
+}
+
+/// The part of every action's answer check that comes first: the envelope alone. An error (a non-2xx status or a
 /// `ResponseMetadata.Error`) is returned as such even when `Result` is malformed; on success, the
 /// `RequestId` (empty if none).
 ///

@@ -1,21 +1,25 @@
 //! `ListQualityDistribution` (volc-openapi.md section 5): the body of one call and its answer, checked
-//! field by field. The call itself is `Client::list_quality_distribution` (in `api::client`), which
-//! shares `ListQuality`'s signing, size cap, envelope check and error classification.
+//! field by field, as an [`Action`]: the client signs, caps and classifies it as it does every action.
 //!
 //! **Invariant:** a broken answer is an `invalid response` error naming the field, never a panic; a
 //! `null` value is no traffic (not a point, not an error); an answer without the requested indicator
 //! never leaves [`require_requested`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::api::answer::{OneValuePerKey, check_envelope, check_text, parse, require_names, shown};
+use crate::api::answer::{OneValuePerKey, Opened, check_text, open, require_names, shown};
 use crate::api::error::ApiError;
-use crate::api::wire::{Envelope, ListQualityDistributionResult};
-use crate::domain::{Dimension, ProductType, Window};
+use crate::api::wire::ListQualityDistributionResult;
+use crate::api::{Action, Fetch, OffGrid, Reply, Split, WindowApi};
+use crate::config::SourceSettings;
+use crate::domain::{
+    Dimension, Point, ProductType, SeriesKey, SeriesPoints, Stream, Window, WindowBatch,
+    offset_text,
+};
 
 pub const ACTION: &str = "ListQualityDistribution";
 
@@ -66,6 +70,21 @@ impl ListQualityDistributionRequest {
     }
 }
 
+impl Action for ListQualityDistributionRequest {
+    const NAME: &'static str = ACTION;
+    type Answer = FetchedDistribution;
+    crate::api::json_request!();
+    fn requests_per_second(source: &SourceSettings) -> f64 {
+        source.distribution_requests_per_second
+    }
+    /// [`interpret`], then [`require_requested`]: an answer without the requested indicator is a
+    /// retried [`ApiError::MissingIndicators`].
+    fn answer(&self, r: &Reply<'_>) -> Result<FetchedDistribution, ApiError> {
+        interpret(r.status, r.retry_after, r.body)
+            .and_then(|fetched| require_requested(fetched, &self.indicator))
+    }
+}
+
 /// What one successful call returned, checked and converted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchedDistribution {
@@ -113,18 +132,12 @@ pub fn interpret(
     retry_after: Option<Duration>,
     body: &[u8],
 ) -> Result<FetchedDistribution, ApiError> {
-    let request_id = check_envelope(status, retry_after, body)?;
-    let rid = Some(request_id.clone()).filter(|id| !id.is_empty());
-    let envelope = parse::<Envelope<ListQualityDistributionResult>>(body, rid.as_deref())?;
-    let invalid = |path: String, what: String| ApiError::InvalidResponse {
-        path,
-        what,
-        request_id: rid.clone(),
-        not_json: false,
-    };
-    let result = envelope
-        .result
-        .ok_or_else(|| invalid("Result".into(), "missing from a successful response".into()))?;
+    let Opened {
+        request_id,
+        result,
+        invalid,
+    } = open::<ListQualityDistributionResult>(status, retry_after, body)?;
+    let invalid = |path: String, what: String| invalid.at(path, what);
 
     let mut series: Vec<DistributionSeries> = Vec::with_capacity(result.indicators.len());
     // Per returned name: its series in `series`.
@@ -231,10 +244,94 @@ pub fn require_requested(
     Ok(fetched)
 }
 
+impl WindowApi for ListQualityDistributionRequest {
+    /// One local day of the stream's one indicator by its dimension.
+    fn for_window(
+        stream: &Stream,
+        window: Window,
+        _indicators: &[String],
+        tz: FixedOffset,
+    ) -> ListQualityDistributionRequest {
+        let d = stream.distribution.as_ref().expect("a distribution stream");
+        ListQualityDistributionRequest::for_window(
+            &stream.job.app_id,
+            window,
+            tz,
+            &stream.job.indicators[0],
+            d.dimension,
+            stream.job.product_type,
+            Some(d.platform.as_str()),
+        )
+    }
+    fn batch(answer: &FetchedDistribution, w: &Fetch<'_>, settled_until: DateTime<Utc>) -> Split {
+        Split {
+            batch: distribution_batch(w, answer, settled_until),
+            off_grid: OffGrid::default(),
+        }
+    }
+}
+
+/// The batch to commit for a fetched day: one series per returned name and dimension value, settled
+/// when the day ends at or before `settled_until`.
+///
+/// The API's time grid for this call is not documented, so every `TimeStamp` inside the day is kept
+/// as returned; points outside the day (such as the next midnight) are dropped, and not counted.
+pub fn distribution_batch(
+    f: &Fetch<'_>,
+    fetched: &FetchedDistribution,
+    settled_until: DateTime<Utc>,
+) -> WindowBatch {
+    let stream = f.stream;
+    let scope = stream.scope();
+    let mut series: BTreeMap<(&str, &str), Vec<Point>> = BTreeMap::new();
+    for s in &fetched.series {
+        for p in s.points.iter().filter(|p| f.window.contains(p.ts)) {
+            series
+                .entry((s.name.as_str(), p.dimension_value.as_str()))
+                .or_default()
+                .push(Point {
+                    ts: p.ts,
+                    value: p.value,
+                });
+        }
+    }
+    WindowBatch {
+        stream: stream.key.clone(),
+        indicators: stream.job.indicators.clone(),
+        owners: stream.job.indicators.clone(),
+        window: f.window,
+        // A day's values are one answer: the whole day is settled, or none of it.
+        settled_until: if f.window.end <= settled_until {
+            f.window.end
+        } else {
+            f.window.start
+        },
+        timezone: offset_text(stream.timezone),
+        series: series
+            .into_iter()
+            .map(|((name, value), points)| SeriesPoints {
+                key: SeriesKey {
+                    indicator: name.to_string(),
+                    dimension_value: value.to_string(),
+                    ..scope.clone()
+                },
+                // ListQualityDistribution returns no unit.
+                unit: String::new(),
+                points,
+            })
+            .collect(),
+        scope,
+        attempts: f.attempts,
+        request_id: Some(fetched.request_id.clone()),
+        fetched_at: f.fetched_at,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::error::ErrorScope;
+    use crate::domain::{Granularity, WindowState};
     use chrono::TimeZone;
 
     fn body(result: &str) -> Vec<u8> {
@@ -580,5 +677,90 @@ mod tests {
         let empty = interpret(200, None, &body("{}")).unwrap();
         let e = require_requested(empty, "stall_rate").unwrap_err();
         assert!(e.to_string().contains("no indicator at all"), "{e}");
+    }
+
+    /// 2026-11-26T00:00:00Z plus `hours`.
+    fn h(hours: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap() + chrono::Duration::hours(hours)
+    }
+
+    fn plus8() -> FixedOffset {
+        FixedOffset::east_opt(8 * 3600).unwrap()
+    }
+
+    #[test]
+    fn a_distribution_day_keeps_what_lies_inside_it_as_returned() {
+        let day = Window::new(h(-8), h(16));
+        let p = |v: &str, ts: DateTime<Utc>, value: f64| DistributionPoint {
+            dimension_value: v.into(),
+            ts,
+            value,
+        };
+        let fetched = FetchedDistribution {
+            request_id: "req-1".into(),
+            series: vec![DistributionSeries {
+                name: "80ms_audio_stall_rate".into(),
+                points: vec![
+                    p("广东", h(-8), 1.5),
+                    // Off any grid, but inside the asked day: kept as returned.
+                    p("广东", h(3), 1.25),
+                    p("北京", h(-8), 2.0),
+                    // The next midnight belongs to the next day.
+                    p("北京", h(16), 9.0),
+                ],
+            }],
+        };
+        let job = crate::domain::DistributionJob {
+            name: "where".into(),
+            app_id: "app1".into(),
+            indicators: vec!["stall_rate".into()],
+            dimensions: vec![crate::domain::Dimension::Province],
+            product_type: ProductType::Native,
+            platform: String::new(),
+        };
+        let stream = job.streams(plus8()).remove(0);
+        let f = Fetch {
+            stream: &stream,
+            window: day,
+            indicators: &stream.job.indicators,
+            attempts: 2,
+            fetched_at: h(60),
+            timezone: plus8(),
+        };
+        let b = distribution_batch(&f, &fetched, h(40));
+        assert_eq!(b.parts(), [(day, WindowState::Settled)]);
+        assert_eq!(b.indicators, ["stall_rate"]);
+        assert_eq!((b.window, b.attempts), (day, 2));
+        let got: Vec<(&str, &str, Vec<f64>)> = b
+            .series
+            .iter()
+            .map(|s| {
+                (
+                    s.key.dimension.as_str(),
+                    s.key.dimension_value.as_str(),
+                    s.points.iter().map(|p| p.value).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Province", "北京", vec![2.0]),
+                ("Province", "广东", vec![1.5, 1.25]),
+            ]
+        );
+        assert!(
+            b.series
+                .iter()
+                .all(|s| s.key.indicator == "80ms_audio_stall_rate"
+                    && s.key.granularity == Granularity::Day
+                    && s.key.grid_timezone == "+08:00"
+                    && s.unit.is_empty())
+        );
+        // Fetched too early to be final: the whole day is provisional, never half of it.
+        assert_eq!(
+            distribution_batch(&f, &fetched, h(15)).parts(),
+            [(day, WindowState::Provisional)]
+        );
     }
 }

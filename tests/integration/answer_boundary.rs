@@ -2,7 +2,7 @@
 //! `ListQualityDistribution` answers (names, units and dimension values in any Unicode, control
 //! characters and long strings included; time stamps on and off any grid, in various offsets;
 //! duplicates with equal and with different values; huge numbers and numbers past `f64`; nulls and
-//! absent fields) go through `api::client::answer_for` / `interpret` and `api::distribution`'s
+//! absent fields) go through `api::quality::answer_for` / `interpret` and `api::distribution`'s
 //! `interpret` + `require_requested`. Each either fails with a clean `ApiError` (no panic, no control
 //! character in its message) or gives exactly what a reading of the answer by PRODUCT.md's rule 7
 //! gives, re-implemented here on its own: names, units and dimension values of at most 256 bytes
@@ -14,9 +14,9 @@ use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, Utc};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
-use rtc_quality_sync::api::client::{self, Fetched};
 use rtc_quality_sync::api::distribution::{self, FetchedDistribution};
 use rtc_quality_sync::api::error::ApiError;
+use rtc_quality_sync::api::quality::{self, Fetched};
 use rtc_quality_sync::api::wire::ListQualityRequest;
 
 /// A JSON field: left out, `null`, or a value.
@@ -391,7 +391,7 @@ proptest! {
     ) {
         let body = quality_body(&a);
         let want = quality_numbers_readable(&a).then(|| read_quality(&a)).flatten();
-        match (client::interpret(200, None, &body), &want) {
+        match (quality::interpret(200, None, &body), &want) {
             (Ok(f), Some(want)) => {
                 let got = as_series(&f);
                 assert_storable(&got);
@@ -427,7 +427,7 @@ proptest! {
                     .iter()
                     .all(|r| series.iter().any(|(name, _, _)| name.contains(r.as_str())))
         });
-        match (client::answer_for(&req, 200, None, &body), &want) {
+        match (quality::answer_for(&req, 200, None, &body), &want) {
             (Ok(f), Some(want)) => prop_assert_eq!(&as_series(&f), want),
             (Err(e), None) => assert_clean_error(&e),
             (got, want) => prop_assert!(false, "answer_for gave {:?}, a correct reading {:?}", got, want),
@@ -657,7 +657,7 @@ async fn stored_of(
 #[test]
 fn item_18_property_answers_are_stored_exactly_or_not_at_all() {
     use proptest::test_runner::{Config, TestRunner};
-    use rtc_quality_sync::batch::{FetchedWindow, split};
+    use rtc_quality_sync::api::{Fetch, quality::split};
     use rtc_quality_sync::domain::{Granularity, Job, ProductType, Window};
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -698,8 +698,8 @@ fn item_18_property_answers_are_stored_exactly_or_not_at_all() {
             user_ids: vec![],
         };
         let stream = job.streams(tz).remove(0);
-        let req = client::request_for(&stream, window, &stream.job.indicators, tz);
-        let fetched = match client::answer_for(&req, 200, None, &quality_body(&a)) {
+        let req = quality::request_for(&stream, window, &stream.job.indicators, tz);
+        let fetched = match quality::answer_for(&req, 200, None, &quality_body(&a)) {
             Err(e) => {
                 assert_clean_error(&e);
                 return Ok(());
@@ -707,15 +707,15 @@ fn item_18_property_answers_are_stored_exactly_or_not_at_all() {
             Ok(fetched) => fetched,
         };
         let batch = split(
-            &FetchedWindow {
+            &Fetch {
                 stream: &stream,
                 window,
                 indicators: &stream.job.indicators,
-                fetched: &fetched,
                 attempts: 1,
                 fetched_at: window.end + Duration::days(2),
                 timezone: tz,
             },
+            &fetched,
             window.end,
         )
         .batch;

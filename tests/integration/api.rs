@@ -7,7 +7,7 @@ use rtc_quality_sync::api::error::{ApiError, ErrorScope};
 use rtc_quality_sync::api::wire::ListQualityRequest;
 use rtc_quality_sync::config::{Credentials, SourceSettings};
 use rtc_quality_sync::domain::{RunStatus, WindowState};
-use rtc_quality_sync::fetcher::Fetcher;
+use rtc_quality_sync::fetcher::{Fetcher, Quotas};
 use rtc_quality_sync::store::Store;
 
 use crate::api_helpers::{
@@ -49,12 +49,94 @@ fn assert_error_is_clean(e: &ApiError) {
     assert_no_secrets(&format!("{e:?}"));
 }
 
+/// A GET action, as `ListRoomInfo` is: its parameters in the query, no body.
+struct Listing {
+    params: Vec<(String, String)>,
+}
+
+impl rtc_quality_sync::api::Action for Listing {
+    const NAME: &'static str = "ListRoomInfo";
+    type Answer = Vec<u8>;
+    fn payload(&self) -> Result<rtc_quality_sync::api::Payload, ApiError> {
+        Ok(rtc_quality_sync::api::Payload::Query(self.params.clone()))
+    }
+    fn requests_per_second(source: &SourceSettings) -> f64 {
+        source.requests_per_second
+    }
+    fn app_id(&self) -> &str {
+        &self.params[0].1
+    }
+    fn start_time(&self) -> &str {
+        &self.params[1].1
+    }
+    fn answer(&self, r: &rtc_quality_sync::api::Reply<'_>) -> Result<Vec<u8>, ApiError> {
+        Ok(r.body.to_vec())
+    }
+}
+
+/// Issue 20: a GET signs no content type and carries its query canonicalised, whatever its values
+/// hold (spaces, `+`, `/`, `%`, non-ASCII: a room id may hold any of them), and sends no body.
+#[tokio::test]
+async fn a_get_action_travels_as_its_signed_canonical_query_without_a_body() {
+    let api = TestApi::start(vec![]);
+    let creds = Credentials::new(ACCESS_KEY, SECRET_KEY, Some(SESSION_TOKEN));
+    let client = Client::new(&api.source(), creds).unwrap();
+    let params: Vec<(String, String)> = [
+        ("AppId", "app 1"),
+        ("StartTime", "2024-01-15T00:00:00+08:00"),
+        ("RoomId", "a+b/c%d 房间~"),
+        ("PageNum", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    client
+        .call(&Listing {
+            params: params.clone(),
+        })
+        .await
+        .unwrap();
+
+    let got = api.received();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(r.method, "GET");
+    assert!(r.body.is_empty(), "a GET sends no body");
+    assert_eq!(
+        r.header("content-type"),
+        None,
+        "a GET sends no content type"
+    );
+    let auth = r.header("authorization").unwrap();
+    assert!(
+        auth.contains("SignedHeaders=host;x-content-sha256;x-date;x-security-token,"),
+        "{auth}"
+    );
+    assert!(r.signature_ok, "the server could not verify the signature");
+    crate::api_helpers::verify_signature(r, SECRET_KEY).unwrap();
+    // The query as sent is the canonical one, and decodes to exactly what was asked.
+    assert_eq!(
+        r.query,
+        "Action=ListRoomInfo&AppId=app%201&PageNum=1&RoomId=a%2Bb%2Fc%25d%20%E6%88%BF%E9%97%B4~\
+         &StartTime=2024-01-15T00%3A00%3A00%2B08%3A00&Version=2020-12-01"
+    );
+    let mut decoded: Vec<(String, String)> = url::form_urlencoded::parse(r.query.as_bytes())
+        .into_owned()
+        .collect();
+    let mut want = params;
+    want.push(("Action".into(), "ListRoomInfo".into()));
+    want.push(("Version".into(), "2020-12-01".into()));
+    decoded.sort();
+    want.sort();
+    assert_eq!(decoded, want);
+}
+
 #[tokio::test]
 async fn the_request_is_signed_and_sent_as_documented() {
     let api = TestApi::start(vec![]);
     let creds = Credentials::new(ACCESS_KEY, SECRET_KEY, Some(SESSION_TOKEN));
     let client = Client::new(&api.source(), creds).unwrap();
-    let fetched = client.list_quality(&request()).await.unwrap();
+    let fetched = client.call(&request()).await.unwrap();
 
     let got = api.received();
     assert_eq!(got.len(), 1);
@@ -418,7 +500,7 @@ async fn invalid_responses_name_the_field_and_the_request_id() {
     let api = TestApi::start(replies);
     let client = Client::new(&api.source(), credentials()).unwrap();
     for (want, request_id) in expected {
-        let e = client.list_quality(&request()).await.unwrap_err();
+        let e = client.call(&request()).await.unwrap_err();
         let text = e.to_string();
         assert!(text.contains(want), "{text:?} lacks {want:?}");
         assert_eq!(e.request_id(), request_id, "{text}");
@@ -438,7 +520,7 @@ async fn a_body_over_the_cap_is_refused_and_said_so() {
         .unwrap()
         .with_body_limit(200);
     for how in ["with Content-Length", "streamed"] {
-        let e = client.list_quality(&request()).await.unwrap_err();
+        let e = client.call(&request()).await.unwrap_err();
         assert!(
             matches!(e, ApiError::TooLarge { limit: 200, .. }),
             "{how}: {e:?}"
@@ -448,7 +530,7 @@ async fn a_body_over_the_cap_is_refused_and_said_so() {
     }
     // The same answer under the default cap is fine.
     let client = Client::new(&api.source(), credentials()).unwrap();
-    client.list_quality(&request()).await.unwrap();
+    client.call(&request()).await.unwrap();
 }
 
 fn gaps(t: &[std::time::Instant]) -> Vec<u128> {
@@ -545,7 +627,7 @@ async fn item_11_a_bad_name_fails_only_its_window(store: Store) {
     });
     let text = crate::pipeline::config_text(api.endpoint().as_str(), 50.0, "");
     let settings = crate::pipeline::settings(&text);
-    let fetcher = fast_fetcher(&settings.source);
+    let fetcher = Quotas::new(fast_fetcher(&settings.source), &settings.source);
     let report = rtc_quality_sync::pipeline::run(
         &settings,
         &store,

@@ -98,7 +98,7 @@ async fn load(store: &Store) -> Loaded {
 async fn load_distribution(settings: &Settings, store: &Store, now: DateTime<Utc>) {
     use rtc_quality_sync::api::client::Client;
     use rtc_quality_sync::api::distribution::ListQualityDistributionRequest;
-    use rtc_quality_sync::batch::{FetchedDay, distribution_batch};
+    use rtc_quality_sync::api::{Fetch, distribution::distribution_batch};
     use rtc_quality_sync::domain::{Dimension, Granularity, ProductType};
 
     let client = Client::new(&settings.source, crate::pipeline::demo_credentials()).unwrap();
@@ -124,7 +124,7 @@ async fn load_distribution(settings: &Settings, store: &Store, now: DateTime<Utc
                 None,
             );
             let fetched = loop {
-                match client.list_quality_distribution(&req).await {
+                match client.call(&req).await {
                     Ok(f) => break f,
                     Err(e) if e.is_retryable() => {
                         tokio::time::sleep(std::time::Duration::from_millis(300)).await
@@ -143,13 +143,15 @@ async fn load_distribution(settings: &Settings, store: &Store, now: DateTime<Utc
             .streams(tz)
             .remove(0);
             let batch = distribution_batch(
-                &FetchedDay {
+                &Fetch {
                     stream: &stream,
-                    day,
-                    fetched: &fetched,
+                    window: day,
+                    indicators: &stream.job.indicators,
                     attempts: 1,
                     fetched_at: now,
+                    timezone: tz,
                 },
+                &fetched,
                 planner::settled_until(&settings.window, Granularity::Day, now),
             );
             store.commit_window(&batch).await.unwrap();

@@ -119,7 +119,7 @@ async fn the_client_gets_exactly_the_per_day_points_of_every_dimension() {
     for day in ["2026-03-05", "2026-03-10"] {
         for dimension in Dimension::ALL {
             let req = request(day, "stall_rate", dimension);
-            let f = client.list_quality_distribution(&req).await.unwrap();
+            let f = client.call(&req).await.unwrap();
             assert!(!f.request_id.is_empty());
             let names: Vec<&str> = f.series.iter().map(|s| s.name.as_str()).collect();
             assert_eq!(names, ["audio_stall_rate", "video_stall_rate"]);
@@ -143,7 +143,7 @@ async fn the_client_gets_exactly_the_per_day_points_of_every_dimension() {
     }
     // Chinese province names arrive as they were sent.
     let f = client
-        .list_quality_distribution(&request(
+        .call(&request(
             "2026-03-05",
             "join_room_success_rate",
             Dimension::Province,
@@ -267,7 +267,7 @@ async fn an_array_indicator_or_an_unknown_dimension_is_an_invalid_parameter() {
     // Through the client: the error is permanent and says what the service said.
     let source = source(&sim, 1000.0);
     let e = client(&source)
-        .list_quality_distribution(&ListQualityDistributionRequest {
+        .call(&ListQualityDistributionRequest {
             app_id: "app2".into(),
             ..request("2026-03-05", "stall_rate", Dimension::Os)
         })
@@ -458,10 +458,7 @@ async fn an_answer_without_the_indicator_is_retried_then_fails_and_faults_reach_
     .await;
     let source = self::source(&sim, 1000.0);
     let req = request("2026-03-05", "stall_rate", Dimension::Os);
-    let f = client(&source)
-        .list_quality_distribution(&req)
-        .await
-        .unwrap();
+    let f = client(&source).call(&req).await.unwrap();
     let after: DateTime<Utc> = "2026-03-05T16:00:17Z".parse().unwrap();
     for s in &f.series {
         let outside: Vec<_> = s.points.iter().filter(|p| p.ts == after).collect();

@@ -102,7 +102,7 @@ async fn reference(
                 None,
             );
             let fetched = loop {
-                match client.list_quality_distribution(&req).await {
+                match client.call(&req).await {
                     Ok(f) => break f,
                     Err(e) if e.is_retryable() => {
                         tokio::time::sleep(StdDuration::from_millis(50)).await

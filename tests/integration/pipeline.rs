@@ -5,10 +5,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rtc_quality_sync::api::client::{Client, request_for};
+use rtc_quality_sync::api::client::Client;
+use rtc_quality_sync::api::quality::request_for;
 use rtc_quality_sync::config::{Credentials, Settings};
 use rtc_quality_sync::domain::{RunStatus, Window};
-use rtc_quality_sync::fetcher::Fetcher;
+use rtc_quality_sync::fetcher::{Fetcher, Quotas};
 use rtc_quality_sync::pipeline::{self, RunOptions, RunReport};
 use rtc_quality_sync::planner;
 use rtc_quality_sync::progress::Progress;
@@ -91,6 +92,7 @@ pub async fn sync_with(
         Duration::from_millis(10),
         Duration::from_millis(200),
     );
+    let fetcher = Quotas::new(fetcher, &settings.source);
     pipeline::run(
         settings,
         store,
@@ -150,7 +152,7 @@ pub async fn expected(
             let req = request_for(&stream, w, &stream.job.indicators, settings.window.timezone);
             let fetched = loop {
                 tokio::time::sleep(Duration::from_millis(60)).await;
-                match client.list_quality(&req).await {
+                match client.call(&req).await {
                     Ok(f) => break f,
                     Err(e) if e.is_retryable() => continue,
                     Err(e) => panic!("reference fetch failed: {e}"),
@@ -387,7 +389,7 @@ async fn bad_credentials_stop_every_job_with_exit_1() {
         Credentials::new(simulator::DEMO_ACCESS_KEY, "not-the-secret", None),
     )
     .unwrap();
-    let fetcher = Fetcher::new(client, &s.source);
+    let fetcher = Quotas::new(Fetcher::new(client, &s.source), &s.source);
     let report = pipeline::run(
         &s,
         &store,

@@ -611,7 +611,10 @@ async fn item_04_an_interrupted_refetch_is_finished_by_the_next_run(url: &str) {
         crate::pipeline::demo_credentials(),
     )
     .unwrap();
-    let fetcher = rtc_quality_sync::fetcher::Fetcher::new(client, &cfg.source);
+    let fetcher = rtc_quality_sync::fetcher::Quotas::new(
+        rtc_quality_sync::fetcher::Fetcher::new(client, &cfg.source),
+        &cfg.source,
+    );
     let token = CancellationToken::new();
     let answered = sim.requests().len();
     let progress = rtc_quality_sync::progress::Progress::hidden();
@@ -789,7 +792,10 @@ async fn sync_while(
         crate::pipeline::demo_credentials(),
     )
     .unwrap();
-    let fetcher = rtc_quality_sync::fetcher::Fetcher::new(client, &cfg.source);
+    let fetcher = rtc_quality_sync::fetcher::Quotas::new(
+        rtc_quality_sync::fetcher::Fetcher::new(client, &cfg.source),
+        &cfg.source,
+    );
     let options = RunOptions {
         mode: "sync".into(),
         ..Default::default()
