@@ -1,5 +1,5 @@
-//! Wire types: the JSON that `ListQuality` (and `ListQualityDistribution`'s answer) speaks, exactly as
-//! documented, kept apart from domain types.
+//! Wire types: the JSON that `ListQuality` (and the answers of `ListQualityDistribution` and
+//! `ListRoomInfo`) speak, exactly as documented, kept apart from domain types.
 //!
 //! Field names follow the API (PascalCase). Both the client and the simulator use these types.
 
@@ -135,6 +135,49 @@ pub struct DistributionItem {
     /// `null` when that value had no traffic.
     #[serde(rename = "Value", default)]
     pub value: Option<f64>,
+}
+
+/// `ListRoomInfo` (volc-openapi.md section 6): a GET, its parameters in the query.
+pub const ROOM_LIST_ACTION: &str = "ListRoomInfo";
+
+/// The `Result` of a `ListRoomInfo` call: one page of the calls created in the asked range.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListRoomInfoResult {
+    /// How many calls (not rooms) the range holds; needed to know when paging is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_num: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_size: Option<i64>,
+    /// "Too many matches; narrow the query": the range must be split. `null` reads as `false`.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub has_more: bool,
+    /// `null` reads as absent: no call on this page.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub room_list: Vec<RoomInfo>,
+}
+
+/// One listed call. Every field is checked by `api::rooms`, which names what is wrong.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoomInfo {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub call_id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub room_id: String,
+    /// RFC 3339, in any offset.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub created_time: String,
+    /// RFC 3339; `""` while the call runs.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub destroy_time: String,
+    /// Missing (or `null`) is an invalid answer, not zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_user_num: Option<i64>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub is_finished: bool,
 }
 
 /// Reads `null` as the field's default. Every field of a result is optional in the official models
