@@ -8,13 +8,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::api::answer::{OneValuePerKey, Opened, check_text, open, require_names, shown};
 use crate::api::error::ApiError;
 use crate::api::wire::ListQualityDistributionResult;
-use crate::api::{Action, Fetch, OffGrid, Reply, Split, WindowApi};
+use crate::api::{Action, Fetch, OffGrid, Reply, Split, WindowApi, asked_time};
 use crate::config::SourceSettings;
 use crate::domain::{
     Dimension, Point, ProductType, SeriesKey, SeriesPoints, Stream, Window, WindowBatch,
@@ -54,14 +54,10 @@ impl ListQualityDistributionRequest {
         product_type: ProductType,
         platform: Option<&str>,
     ) -> ListQualityDistributionRequest {
-        let time = |t: DateTime<Utc>| {
-            t.with_timezone(&tz)
-                .to_rfc3339_opts(SecondsFormat::Secs, false)
-        };
         ListQualityDistributionRequest {
             app_id: app_id.to_string(),
-            start_time: time(window.start),
-            end_time: time(window.end),
+            start_time: asked_time(window.start, tz),
+            end_time: asked_time(window.end, tz),
             indicator: indicator.to_string(),
             dimension,
             product_type: Some(product_type.as_str().to_string()),

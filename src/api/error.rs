@@ -121,6 +121,20 @@ pub enum ApiError {
         returned: Vec<String>,
         request_id: Option<String>,
     },
+    /// A `ListRoomInfo` page that lists fewer calls than its `Total` implies (an empty `RoomList`
+    /// while `Total` says more, say). Retried, since the next answer may be whole; it never ends a
+    /// listing, so no call is lost to it.
+    #[error(
+        "incomplete answer: page {page_num} lists {rows} call(s) where Total ({total}) implies {expected}{}; transient, retried, and the next run lists the range again",
+        rid(.request_id)
+    )]
+    ShortPage {
+        page_num: i64,
+        rows: usize,
+        expected: i64,
+        total: i64,
+        request_id: Option<String>,
+    },
     /// The body grew past the cap; the rest was not read.
     #[error("invalid response: body is larger than the {} cap{}; narrow the job (fewer indicators or a shorter window) or report it", human_bytes(.limit), rid(.request_id))]
     TooLarge {
@@ -345,7 +359,9 @@ impl ApiError {
                 }
             }
             // The service answered without a requested series; another try may bring it.
-            ApiError::MissingIndicators { .. } => ErrorClass::Retryable,
+            ApiError::MissingIndicators { .. } | ApiError::ShortPage { .. } => {
+                ErrorClass::Retryable
+            }
             // Every call would be redirected alike; following it would send the credentials away.
             ApiError::Redirect { .. } | ApiError::TooLarge { .. } | ApiError::Setup { .. } => {
                 ErrorClass::Permanent
@@ -400,6 +416,7 @@ impl ApiError {
             | ApiError::Status { request_id, .. }
             | ApiError::InvalidResponse { request_id, .. }
             | ApiError::MissingIndicators { request_id, .. }
+            | ApiError::ShortPage { request_id, .. }
             | ApiError::TooLarge { request_id, .. } => {
                 request_id.as_deref().filter(|id| !id.is_empty())
             }
@@ -463,6 +480,7 @@ impl ApiError {
             ApiError::Timeout { .. } => "timeout".into(),
             ApiError::InvalidResponse { .. } => "invalid_response".into(),
             ApiError::MissingIndicators { .. } => "missing_indicators".into(),
+            ApiError::ShortPage { .. } => "short_page".into(),
             ApiError::TooLarge { .. } => "too_large".into(),
             ApiError::Setup { .. } => "setup".into(),
         }

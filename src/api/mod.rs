@@ -29,6 +29,7 @@ pub mod client;
 pub mod distribution;
 pub mod error;
 pub mod quality;
+pub mod rooms;
 pub mod sign;
 pub mod wire;
 
@@ -78,6 +79,12 @@ pub struct Reply<'a> {
     pub retry_after: Option<Duration>,
     /// The body, read under the cap.
     pub body: &'a [u8],
+}
+
+/// A time as every action is asked it: RFC 3339 in the configured offset, to the second.
+pub fn asked_time(t: DateTime<Utc>, tz: FixedOffset) -> String {
+    t.with_timezone(&tz)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
 /// A request body serialized once, as a [`Payload::Json`].

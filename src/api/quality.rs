@@ -9,12 +9,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 
 use crate::api::answer::{OneValuePerKey, Opened, check_text, open, require_names, shown};
 use crate::api::error::ApiError;
 use crate::api::wire::{self, ListQualityRequest, ListQualityResult};
-use crate::api::{Action, Fetch, OffGrid, Reply, Split, WindowApi};
+use crate::api::{Action, Fetch, OffGrid, Reply, Split, WindowApi, asked_time};
 use crate::config::SourceSettings;
 use crate::domain::{Point, SeriesKey, SeriesPoints, Stream, Window, WindowBatch, offset_text};
 use crate::planner::floor_to;
@@ -54,14 +54,10 @@ pub fn request_for(
     tz: FixedOffset,
 ) -> ListQualityRequest {
     let job = &stream.job;
-    let time = |t: DateTime<Utc>| {
-        t.with_timezone(&tz)
-            .to_rfc3339_opts(SecondsFormat::Secs, false)
-    };
     ListQualityRequest {
         app_id: job.app_id.clone(),
-        start_time: time(window.start),
-        end_time: time(window.end),
+        start_time: asked_time(window.start, tz),
+        end_time: asked_time(window.end, tz),
         indicator: indicators.to_vec(),
         aggregate_granularity: stream.granularity.as_str().to_string(),
         product_type: Some(job.product_type.as_str().to_string()),

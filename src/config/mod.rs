@@ -104,6 +104,8 @@ pub struct SourceSettings {
     pub requests_per_second: f64,
     /// The same for `ListQualityDistribution`, whose quota is its own.
     pub distribution_requests_per_second: f64,
+    /// The same for `ListRoomInfo` (10 allowed), whose quota is its own.
+    pub room_list_requests_per_second: f64,
     /// Calls in flight at once, to hide latency behind the rate limit.
     pub max_in_flight: usize,
     /// Per request, connection to last byte.
@@ -569,6 +571,27 @@ indicators = ["stall_rate"]
             "{:?}",
             s.warnings
         );
+    }
+
+    #[test]
+    fn room_list_requests_per_second_is_its_own_quota_and_validated() {
+        let base = "[[jobs]]\napp_id = \"a\"\nindicators = [\"stall_rate\"]\n";
+        let s = parse(base).unwrap();
+        assert_eq!(s.source.room_list_requests_per_second, 10.0);
+        let s = parse(&format!(
+            "[source]\nroom_list_requests_per_second = 0.5\n{base}"
+        ))
+        .unwrap();
+        assert_eq!(s.source.room_list_requests_per_second, 0.5);
+        for bad in ["0", "-1", "101", "nan"] {
+            let e = err(&format!(
+                "[source]\nroom_list_requests_per_second = {bad}\n{base}"
+            ));
+            assert!(
+                e.contains("source.room_list_requests_per_second") && e.contains("ListRoomInfo"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -66,6 +66,13 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
             "a number from 0.01 to 100 is expected; ListQualityDistribution allows 2.0",
         ));
     }
+    if !(0.01..=100.0).contains(&s.room_list_requests_per_second) {
+        return Err(invalid(
+            "source.room_list_requests_per_second",
+            &s.room_list_requests_per_second,
+            "a number from 0.01 to 100 is expected; ListRoomInfo allows 10",
+        ));
+    }
     if s.requests_per_second > 2.0 {
         warnings.push(format!(
             "{p}: source.requests_per_second = {} is above ListQuality's documented limit of 2.0; the API will throttle",
@@ -98,6 +105,7 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         region: s.region.trim().to_string(),
         requests_per_second: s.requests_per_second,
         distribution_requests_per_second: s.distribution_requests_per_second,
+        room_list_requests_per_second: s.room_list_requests_per_second,
         max_in_flight: s.max_in_flight as usize,
         timeout: Duration::from_secs_f64(s.timeout_secs),
         max_retries: s.max_retries as u32,

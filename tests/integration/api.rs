@@ -380,6 +380,7 @@ async fn network_errors_are_retried_then_reported() {
         region: "cn-north-1".into(),
         requests_per_second: 50.0,
         distribution_requests_per_second: 2.0,
+        room_list_requests_per_second: 10.0,
         max_in_flight: 1,
         timeout: Duration::from_secs(2),
         max_retries: 2,

@@ -218,6 +218,7 @@ impl TestApi {
             region: REGION.into(),
             requests_per_second: 2.0,
             distribution_requests_per_second: 2.0,
+            room_list_requests_per_second: 10.0,
             max_in_flight: 4,
             timeout: Duration::from_secs(5),
             max_retries: 3,

@@ -29,6 +29,7 @@ fn source(sim: &SimulatorHandle, requests_per_second: f64) -> SourceSettings {
         region: "cn-north-1".into(),
         requests_per_second,
         distribution_requests_per_second: 2.0,
+        room_list_requests_per_second: 10.0,
         max_in_flight: 4,
         timeout: Duration::from_secs(5),
         max_retries: 3,
