@@ -458,6 +458,19 @@ pub struct Distribution {
     pub platform: String,
 }
 
+/// One call of an app, as `ListRoomInfo` lists it and `rtc_rooms` keeps it (one row per `CallId`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomCall {
+    pub call_id: String,
+    pub room_id: String,
+    pub created_at: DateTime<Utc>,
+    /// `None` while the call runs.
+    pub destroyed_at: Option<DateTime<Utc>>,
+    /// Never negative.
+    pub active_user_num: i64,
+    pub finished: bool,
+}
+
 /// One configured `[[distributions]]` table: an app's indicators by dimensions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DistributionJob {

@@ -1,5 +1,5 @@
 //! `ListRoomInfo` (volc-openapi.md section 6): one page of the calls created in a range, asked by a
-//! GET, and its answer checked field by field into [`ListedCall`]s.
+//! GET, and its answer checked field by field into [`RoomCall`]s.
 //!
 //! **Invariant:** a page that lists fewer calls than its `Total` implies is a retried
 //! [`ApiError::ShortPage`], never the end of a listing; a call whose `CreatedTime` is after its
@@ -16,7 +16,7 @@ use crate::api::error::ApiError;
 use crate::api::wire::{self, ListRoomInfoResult};
 use crate::api::{Action, Payload, Reply, asked_time};
 use crate::config::SourceSettings;
-use crate::domain::Window;
+use crate::domain::{RoomCall, Window};
 
 pub const ACTION: &str = wire::ROOM_LIST_ACTION;
 
@@ -90,20 +90,7 @@ pub struct RoomPage {
     /// The range holds too many calls for the API to list: split it and list each half.
     pub has_more: bool,
     /// In the order listed, each `CallId` once.
-    pub calls: Vec<ListedCall>,
-}
-
-/// One listed call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedCall {
-    pub call_id: String,
-    pub room_id: String,
-    pub created_at: DateTime<Utc>,
-    /// `None` while the call runs (`DestroyTime` `""`).
-    pub destroyed_at: Option<DateTime<Utc>>,
-    /// Never negative.
-    pub active_user_num: i64,
-    pub finished: bool,
+    pub calls: Vec<RoomCall>,
 }
 
 /// What a `ListRoomInfo` answer to `req` becomes. Pure, so every malformed page is tested without a
@@ -136,7 +123,7 @@ pub fn read_page(req: &ListRoomInfoRequest, reply: &Reply<'_>) -> Result<RoomPag
             ),
         ));
     }
-    let mut calls: Vec<ListedCall> = Vec::with_capacity(rows);
+    let mut calls: Vec<RoomCall> = Vec::with_capacity(rows);
     // Per CallId: its place in `calls`, and the entry that listed it.
     let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
     for (i, c) in result.room_list.into_iter().enumerate() {
@@ -186,7 +173,7 @@ pub fn read_page(req: &ListRoomInfoRequest, reply: &Reply<'_>) -> Result<RoomPag
             }
             Some(n) => n,
         };
-        let call = ListedCall {
+        let call = RoomCall {
             call_id: c.call_id,
             room_id: c.room_id,
             created_at,
@@ -324,7 +311,7 @@ mod tests {
         );
         assert_eq!(
             p.calls[0],
-            ListedCall {
+            RoomCall {
                 call_id: "a".into(),
                 room_id: "room a".into(),
                 created_at: utc(2024, 1, 15, 0, 0),
