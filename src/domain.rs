@@ -458,6 +458,40 @@ pub struct Distribution {
     pub platform: String,
 }
 
+/// One configured `[[rooms]]` table (PRODUCT.md, "Room streams"): an app's calls listed with
+/// `ListRoomInfo` into `rtc_rooms`, and the quality of each room that had a call of at least
+/// `min_active_users`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomsBlock {
+    pub name: String,
+    pub app_id: String,
+    pub indicators: Vec<String>,
+    pub granularities: Vec<Granularity>,
+    pub product_type: ProductType,
+    /// Calls with fewer active users are listed but never fetched.
+    pub min_active_users: i64,
+    /// `ListQuality` windows of this block's rooms per run; 0: no cap.
+    pub max_room_calls_per_run: u64,
+}
+
+impl RoomsBlock {
+    /// What the block's discovery asks (its ledger key): the app's calls, listed by local day in
+    /// `timezone`.
+    pub fn listing_key(&self, timezone: FixedOffset) -> String {
+        serde_json::json!({
+            "api": "ListRoomInfo",
+            "app_id": self.app_id,
+            "timezone": offset_text(timezone),
+        })
+        .to_string()
+    }
+
+    /// The label of the block's discovery, `<name>/rooms`.
+    pub fn listing_label(&self) -> String {
+        format!("{}/rooms", self.name)
+    }
+}
+
 /// One call of an app, as `ListRoomInfo` lists it and `rtc_rooms` keeps it (one row per `CallId`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomCall {

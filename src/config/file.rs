@@ -19,6 +19,8 @@ pub(super) struct RawConfig {
     pub(super) jobs: Vec<RawJob>,
     #[serde(default)]
     pub(super) distributions: Vec<RawDistribution>,
+    #[serde(default)]
+    pub(super) rooms: Vec<RawRooms>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +130,27 @@ pub(super) struct RawDistribution {
     pub(super) product_type: Option<String>,
     #[serde(default)]
     pub(super) platform: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRooms {
+    #[serde(default)]
+    pub(super) name: Option<String>,
+    pub(super) app_id: String,
+    pub(super) indicators: Vec<String>,
+    #[serde(default)]
+    pub(super) granularity: Option<OneOrMany>,
+    #[serde(default)]
+    pub(super) product_type: Option<String>,
+    #[serde(default = "one")]
+    pub(super) min_active_users: i64,
+    #[serde(default)]
+    pub(super) max_room_calls_per_run: i64,
+}
+
+fn one() -> i64 {
+    1
 }
 
 /// Parses config text into the raw tables; `path` is only used in messages.

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::FixedOffset;
 
-use crate::domain::{DistributionJob, Job, PgSchema, Stream};
+use crate::domain::{DistributionJob, Job, PgSchema, RoomsBlock, Stream};
 
 use crate::redact::redact_url;
 
@@ -138,6 +138,8 @@ pub struct Settings {
     pub jobs: Vec<Job>,
     /// `[[distributions]]`: where quality is bad, by dimension.
     pub distributions: Vec<DistributionJob>,
+    /// `[[rooms]]`: every call of an app (`ListRoomInfo`), and its rooms' quality.
+    pub rooms: Vec<RoomsBlock>,
     /// Things that are allowed but probably not meant; the caller logs them.
     pub warnings: Vec<String>,
 }
@@ -214,8 +216,14 @@ impl Settings {
             .iter()
             .enumerate()
             .map(|(i, d)| (format!("distributions[{i}].app_id"), &d.app_id));
+        let rooms = self
+            .rooms
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("rooms[{i}].app_id"), &r.app_id));
         match jobs
             .chain(distributions)
+            .chain(rooms)
             .find(|(_, app_id)| *app_id == PLACEHOLDER_APP_ID)
         {
             None => Ok(()),
@@ -571,6 +579,76 @@ indicators = ["stall_rate"]
             "{:?}",
             s.warnings
         );
+    }
+
+    #[test]
+    fn rooms_tables_are_validated_by_key() {
+        let rooms = "[[rooms]]\napp_id = \"a\"\nindicators = [\"stall_rate\", \"stall_rate\"]\n";
+        let s = parse(rooms).unwrap();
+        assert_eq!(
+            s.rooms,
+            [RoomsBlock {
+                name: "a-rooms".into(),
+                app_id: "a".into(),
+                indicators: vec!["stall_rate".into()],
+                granularities: vec![crate::domain::Granularity::Day],
+                product_type: crate::domain::ProductType::Native,
+                min_active_users: 1,
+                max_room_calls_per_run: 0,
+            }]
+        );
+        assert!(
+            s.warnings.iter().any(|w| w.contains("rooms[0].indicators")),
+            "{:?}",
+            s.warnings
+        );
+        let s = parse(&format!(
+            "{rooms}name = \"r\"\ngranularity = [\"5min\", \"1d\"]\nproduct_type = \"web\"\nmin_active_users = 3\nmax_room_calls_per_run = 50\n"
+        ))
+        .unwrap();
+        let r = &s.rooms[0];
+        assert_eq!(
+            (
+                r.name.as_str(),
+                r.min_active_users,
+                r.max_room_calls_per_run
+            ),
+            ("r", 3, 50)
+        );
+        assert_eq!(r.granularities.len(), 2);
+        for (line, key, allowed) in [
+            (
+                "min_active_users = 0",
+                "rooms[0].min_active_users",
+                "from 1",
+            ),
+            (
+                "max_room_calls_per_run = -1",
+                "rooms[0].max_room_calls_per_run",
+                "no cap",
+            ),
+            ("granularity = \"1h\"", "rooms[0].granularity", "5min"),
+            ("product_type = \"tv\"", "rooms[0].product_type", "native"),
+            ("room_id = \"x\"", "room_id", "unknown field"),
+        ] {
+            let e = err(&format!("{rooms}{line}\n"));
+            assert!(
+                e.contains("test.toml") && e.contains(key) && e.contains(allowed),
+                "{line}: {e}"
+            );
+        }
+        let e = err(&format!(
+            "[[jobs]]\nname = \"a-rooms\"\napp_id = \"b\"\nindicators = [\"stall_rate\"]\n{rooms}"
+        ));
+        assert!(e.contains("rooms[0].name") && e.contains("unique"), "{e}");
+        let e = err("[[rooms]]\napp_id = \"\"\nindicators = [\"stall_rate\"]\n");
+        assert!(e.contains("rooms[0].app_id"), "{e}");
+        let placeholder = parse(&format!(
+            "[[rooms]]\napp_id = \"{PLACEHOLDER_APP_ID}\"\nindicators = [\"stall_rate\"]\n"
+        ))
+        .unwrap();
+        let e = placeholder.require_real_app_ids().unwrap_err().to_string();
+        assert!(e.contains("rooms[0].app_id"), "{e}");
     }
 
     #[test]

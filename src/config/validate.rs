@@ -5,11 +5,11 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use super::file::{OneOrMany, RawConfig, RawDistribution, RawJob};
+use super::file::{OneOrMany, RawConfig, RawDistribution, RawJob, RawRooms};
 use super::{ConfigError, DatabaseUrl, Settings, SourceSettings, WindowSettings};
 use crate::domain::{
     DOCUMENTED_INDICATORS, Dimension, DistributionJob, Granularity, Job, PgSchema, ProductType,
-    parse_offset,
+    RoomsBlock, parse_offset,
 };
 use crate::redact::redact_url;
 
@@ -179,11 +179,11 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
     };
 
     // [[jobs]]
-    if raw.jobs.is_empty() && raw.distributions.is_empty() {
+    if raw.jobs.is_empty() && raw.distributions.is_empty() && raw.rooms.is_empty() {
         return Err(invalid(
             "jobs",
             &"[]",
-            "at least one [[jobs]] (or [[distributions]]) table with app_id and indicators is required",
+            "at least one [[jobs]] (or [[distributions]], or [[rooms]]) table with app_id and indicators is required",
         ));
     }
     let mut jobs: Vec<Job> = Vec::with_capacity(raw.jobs.len());
@@ -218,7 +218,28 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         distributions.push(job);
     }
 
-    horizon_holds_a_bucket(&window, &jobs, !distributions.is_empty(), &invalid)?;
+    // [[rooms]]
+    let mut rooms: Vec<RoomsBlock> = Vec::with_capacity(raw.rooms.len());
+    for (i, r) in raw.rooms.into_iter().enumerate() {
+        let block = validate_rooms(i, r, &p, &mut warnings)?;
+        if jobs.iter().any(|o| o.name == block.name)
+            || distributions.iter().any(|o| o.name == block.name)
+            || rooms.iter().any(|o| o.name == block.name)
+        {
+            return Err(invalid(
+                &format!("rooms[{i}].name"),
+                &format!("{:?}", block.name),
+                "names must be unique among [[jobs]], [[distributions]] and [[rooms]] (set name = \"...\")",
+            ));
+        }
+        rooms.push(block);
+    }
+
+    let days = !distributions.is_empty()
+        || rooms
+            .iter()
+            .any(|r| r.granularities.contains(&Granularity::Day));
+    horizon_holds_a_bucket(&window, &jobs, days, &invalid)?;
 
     Ok(Settings {
         path: path.to_path_buf(),
@@ -228,6 +249,7 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         window,
         jobs,
         distributions,
+        rooms,
         warnings,
     })
 }
@@ -244,10 +266,10 @@ const HORIZON_HOURS_FOR_FIVE_MIN: i64 = 1;
 fn horizon_holds_a_bucket(
     window: &WindowSettings,
     jobs: &[Job],
-    distributions: bool,
+    other_days: bool,
     invalid: &dyn Fn(&str, &dyn fmt::Display, &str) -> ConfigError,
 ) -> Result<(), ConfigError> {
-    let days = distributions
+    let days = other_days
         || jobs
             .iter()
             .any(|j| j.granularities.contains(&Granularity::Day));
@@ -444,6 +466,98 @@ fn no_control_characters(
 const OS_VALUES: [&str; 5] = ["android", "iOS", "linux", "mac", "windows"];
 const ACCESS_VALUES: [&str; 5] = ["2g", "3g", "4g", "5g", "wifi"];
 
+/// `granularity`: a string or a list of `"1d"` and `"5min"`, each once; `"1d"` when left out.
+fn granularities(
+    invalid: &Invalid<'_>,
+    raw: Option<OneOrMany>,
+) -> Result<Vec<Granularity>, ConfigError> {
+    let granularity_names = match raw {
+        None => vec!["1d".to_string()],
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) => v,
+    };
+    if granularity_names.is_empty() {
+        return Err(invalid(
+            "granularity",
+            &"[]",
+            "\"1d\", \"5min\" or a list of them is expected",
+        ));
+    }
+    let mut granularities = Vec::new();
+    for g in &granularity_names {
+        let parsed = Granularity::parse(g).ok_or_else(|| {
+            invalid(
+                "granularity",
+                &format!("{g:?}"),
+                "\"1d\" or \"5min\" is expected",
+            )
+        })?;
+        if !granularities.contains(&parsed) {
+            granularities.push(parsed);
+        }
+    }
+    Ok(granularities)
+}
+
+/// One `[[rooms]]` table (PRODUCT.md, "Room streams").
+fn validate_rooms(
+    i: usize,
+    r: RawRooms,
+    p: &str,
+    warnings: &mut Vec<String>,
+) -> Result<RoomsBlock, ConfigError> {
+    let invalid = |key: &str, value: &dyn fmt::Display, allowed: &str| ConfigError::Invalid {
+        path: p.to_string(),
+        key: format!("rooms[{i}].{key}"),
+        value: value.to_string(),
+        allowed: allowed.to_string(),
+    };
+    for (key, value) in [("app_id", &r.app_id)]
+        .into_iter()
+        .chain(r.name.iter().map(|n| ("name", n)))
+        .chain(r.indicators.iter().map(|v| ("indicators", v)))
+    {
+        no_control_characters(&invalid, key, value)?;
+    }
+    let app_id = app_id(&invalid, &r.app_id)?;
+    let indicators = indicators(
+        &invalid,
+        &r.indicators,
+        &format!("{p}: rooms[{i}].indicators"),
+        warnings,
+    )?;
+    let granularities = granularities(&invalid, r.granularity)?;
+    let product_type = product_type(&invalid, r.product_type.as_deref())?;
+    if !(1..=1_000_000).contains(&r.min_active_users) {
+        return Err(invalid(
+            "min_active_users",
+            &r.min_active_users,
+            "a whole number from 1 to 1000000 is expected",
+        ));
+    }
+    if !(0..=1_000_000).contains(&r.max_room_calls_per_run) {
+        return Err(invalid(
+            "max_room_calls_per_run",
+            &r.max_room_calls_per_run,
+            "a whole number from 0 (no cap) to 1000000 is expected",
+        ));
+    }
+    let name = r
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("{app_id}-rooms"));
+    Ok(RoomsBlock {
+        name,
+        app_id,
+        indicators,
+        granularities,
+        product_type,
+        min_active_users: r.min_active_users,
+        max_room_calls_per_run: r.max_room_calls_per_run as u64,
+    })
+}
+
 fn validate_job(
     i: usize,
     j: RawJob,
@@ -472,31 +586,7 @@ fn validate_job(
         warnings,
     )?;
 
-    let granularity_names = match j.granularity {
-        None => vec!["1d".to_string()],
-        Some(OneOrMany::One(s)) => vec![s],
-        Some(OneOrMany::Many(v)) => v,
-    };
-    if granularity_names.is_empty() {
-        return Err(invalid(
-            "granularity",
-            &"[]",
-            "\"1d\", \"5min\" or a list of them is expected",
-        ));
-    }
-    let mut granularities = Vec::new();
-    for g in &granularity_names {
-        let parsed = Granularity::parse(g).ok_or_else(|| {
-            invalid(
-                "granularity",
-                &format!("{g:?}"),
-                "\"1d\" or \"5min\" is expected",
-            )
-        })?;
-        if !granularities.contains(&parsed) {
-            granularities.push(parsed);
-        }
-    }
+    let granularities = granularities(&invalid, j.granularity)?;
 
     let product_type = product_type(&invalid, j.product_type.as_deref())?;
 
