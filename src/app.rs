@@ -675,7 +675,8 @@ async fn prune_locked(
     let (_, adoptions) = pipeline::adopted_ledger(settings, store).await?;
     let adoptable = adoptions.iter().map(|a| a.from.clone()).collect();
     let stored = store.stream_accounts().await?;
-    let retired = retired(&configured, &stored, &adoptable, account);
+    let listings: Vec<String> = settings.listings().into_iter().map(|(k, _)| k).collect();
+    let retired = retired(&configured, &listings, &stored, &adoptable, account);
     for label in &args.streams {
         if !retired.iter().any(|r| &r.label == label) {
             let known: Vec<&str> = retired.iter().map(|r| r.label.as_str()).collect();

@@ -12,6 +12,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod discovery;
 pub mod domain;
 pub mod error;
 pub mod fetcher;

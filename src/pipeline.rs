@@ -16,10 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::error::{ApiError, ErrorScope};
 use crate::api::wire::ListQualityRequest;
+use crate::api::rooms::ListRoomInfoRequest;
 use crate::api::{Action, Fetch, WindowApi, distribution::ListQualityDistributionRequest};
 use crate::config::Settings;
+use crate::discovery::{self, LISTING_INDICATOR};
 use crate::domain::{
-    FailedWindow, LedgerEntry, RunCounts, RunStatus, Stream, Window, WindowState, WriteCounts,
+    FailedWindow, LedgerEntry, RoomsBlock, RunCounts, RunStatus, Stream, Window, WindowState,
+    WriteCounts,
 };
 use crate::error::Outcome;
 use crate::fetcher::Quotas;
@@ -27,7 +30,7 @@ use crate::health;
 use crate::planner::{self, Plan, PlanOptions};
 use crate::progress::{Progress, WindowDone};
 use crate::shutdown::within_grace;
-use crate::store::{Store, StoreError};
+use crate::store::{RoomListing, Store, StoreError};
 
 /// After a signal, how long the windows already fetched may take to commit, and then how long
 /// recording the run's end may take: together well inside the 5 s PRODUCT.md allows, also when the
@@ -67,6 +70,25 @@ pub struct StreamSummary {
     pub error: Option<String>,
 }
 
+/// What a run did for one `[[rooms]]` block (PRODUCT.md, "Room streams": `sync --json`'s `rooms`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoomsSummary {
+    pub name: String,
+    /// Distinct `CallId`s this run's listing returned.
+    pub calls_listed: u64,
+    /// The block's app's calls in `rtc_rooms` after the run.
+    pub calls_known: u64,
+    pub rooms_known: u64,
+    /// Listing ranges (and, with room streams, their windows).
+    pub windows_ok: u64,
+    pub windows_failed: u64,
+    pub windows_deferred: u64,
+    /// `ListRoomInfo` requests, retries included.
+    pub list_calls: u64,
+    /// The first error of the block, as the user should read it.
+    pub error: Option<String>,
+}
+
 /// What a run did, for the summary and the exit code.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -75,6 +97,8 @@ pub struct RunReport {
     /// The run's `now`.
     pub started_at: DateTime<Utc>,
     pub streams: Vec<StreamSummary>,
+    /// One entry per `[[rooms]]` block run.
+    pub rooms: Vec<RoomsSummary>,
     pub counts: RunCounts,
     pub duration_ms: u64,
     /// Jobs stopped by an error that concerns the whole job, with that error.
@@ -134,7 +158,7 @@ pub fn select_streams(settings: &Settings, jobs: &[String]) -> Result<Vec<Stream
             })
     };
     for j in jobs {
-        if !all.iter().any(|s| selects(s, j)) {
+        if !all.iter().any(|s| selects(s, j)) && !settings.rooms.iter().any(|b| &b.name == j) {
             let names: Vec<&str> = settings.jobs.iter().map(|j| j.name.as_str()).collect();
             let streams: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
             return Err(PipelineError::UnknownJob(
@@ -300,6 +324,27 @@ pub async fn run(
         started,
         tally: Mutex::new(tally),
     };
+    // Discovery first: the calls it lists are what room streams are planned from.
+    let mut rooms = Vec::new();
+    let mut store_error = None;
+    for block in settings
+        .rooms
+        .iter()
+        .filter(|b| options.jobs.is_empty() || options.jobs.contains(&b.name))
+    {
+        if stop.is_cancelled() {
+            break;
+        }
+        match run.list_block(block, &ledger).await {
+            Ok(summary) => rooms.push(summary),
+            Err(e) => {
+                tracing::error!("stopping the run, committing nothing more: {e}");
+                store_error = Some(e);
+                run.db_failed.cancel();
+                stop.cancel();
+            }
+        }
+    }
     // One queue per quota, each as deep as `max_in_flight`: a queue waiting on its own quota never
     // holds back another's, and the quotas' shared slots still bound the calls in flight.
     let mut queues: BTreeMap<&str, Vec<Task>> = BTreeMap::new();
@@ -315,7 +360,6 @@ pub async fn run(
             .boxed_local()
     }));
     futures::pin_mut!(work);
-    let mut store_error = None;
     while let Some(r) = work.next().await {
         if let Err(e) = r {
             // A dead database stops the run: nothing more could be committed.
@@ -330,10 +374,15 @@ pub async fn run(
     progress.finish();
 
     let tally = std::mem::take(&mut *run.tally.lock().unwrap());
-    let (streams, counts) = summarize(tally.streams, quotas.stats());
+    let (streams, mut counts) = summarize(tally.streams, quotas.stats());
+    for r in &rooms {
+        counts.windows_ok += r.windows_ok;
+        counts.windows_failed += r.windows_failed;
+    }
     let any_failed = streams
         .iter()
-        .any(|s| s.windows_failed > 0 || s.windows_skipped > 0);
+        .any(|s| s.windows_failed > 0 || s.windows_skipped > 0)
+        || rooms.iter().any(|r| r.windows_failed > 0);
     // A SQLite file removed or replaced while the run wrote it: the commits went into a file
     // that no path names any more, so nothing of this run was kept.
     if store_error.is_none()
@@ -406,6 +455,7 @@ pub async fn run(
         status,
         started_at: now,
         streams,
+        rooms,
         counts,
         duration_ms: started.elapsed().as_millis() as u64,
         failed_jobs,
@@ -575,6 +625,16 @@ async fn prepare_ledger(
     let names: Vec<(String, String, Vec<String>)> = selected
         .iter()
         .map(|s| (s.key.clone(), s.name.clone(), s.aliases.clone()))
+        .chain(
+            settings
+                .rooms
+                .iter()
+                .filter(|b| options.jobs.is_empty() || options.jobs.contains(&b.name))
+                .map(|b| {
+                    let tz = settings.window.timezone;
+                    (b.listing_key(tz), b.listing_label(), Vec::new())
+                }),
+        )
         .collect();
     let suffix = format!(" (replaced {})", now.format("%Y-%m-%d"));
     store
@@ -664,6 +724,125 @@ impl Api {
 }
 
 impl Run<'_> {
+    /// Lists `block`'s app's calls over the ranges not yet done (newest first, as many at once as
+    /// `max_in_flight`), each committed with its ledger row, or its failure recorded. Only a store
+    /// error is returned.
+    async fn list_block(
+        &self,
+        block: &RoomsBlock,
+        ledger: &[LedgerEntry],
+    ) -> Result<RoomsSummary, StoreError> {
+        let tz = self.settings.window.timezone;
+        let key = block.listing_key(tz);
+        let mut summary = RoomsSummary {
+            name: block.name.clone(),
+            ..Default::default()
+        };
+        if self.tally.lock().unwrap().credentials_error.is_some() {
+            return Ok(summary);
+        }
+        let done: Vec<Window> = ledger
+            .iter()
+            .filter(|e| e.stream == key && e.state == WindowState::Settled)
+            .map(|e| e.window)
+            .collect();
+        let start = discovery::listing_start(&self.settings.window, &block.granularities, self.now);
+        let ranges = discovery::ranges_to_list(start, self.now, tz, done);
+        let prior = |w: Window| {
+            ledger
+                .iter()
+                .filter(|e| e.stream == key && e.window == w)
+                .map(|e| e.attempts)
+                .max()
+                .unwrap_or(0)
+        };
+        let fetcher = self.quotas.of::<ListRoomInfoRequest>();
+        let retried = |_attempt: u32| self.progress.retried();
+        let mut listed_ids = std::collections::HashSet::new();
+        let depth = self.settings.source.max_in_flight.max(1);
+        let listings = futures::stream::iter(ranges)
+            .take_while(|_| futures::future::ready(!self.shutdown.is_cancelled()))
+            .map(|range| {
+                let fetcher = &fetcher;
+                let retried = &retried;
+                async move {
+                    let listed = tokio::select! {
+                        l = discovery::list_range(fetcher, &block.app_id, range, tz, retried) => Some(l),
+                        () = self.shutdown.cancelled() => None,
+                    };
+                    (range, listed)
+                }
+            })
+            .buffer_unordered(depth);
+        futures::pin_mut!(listings);
+        while let Some((range, listed)) = listings.next().await {
+            let Some(listed) = listed else { continue };
+            let fetched_at = self.fetched_at();
+            let window = discovery::recorded_window(range, self.now, tz);
+            let attempts = prior(window) + i64::from(listed.requests);
+            summary.list_calls += u64::from(listed.requests);
+            match listed.result {
+                Ok(calls) => {
+                    let listing = RoomListing {
+                        stream: &key,
+                        app_id: &block.app_id,
+                        window,
+                        done: discovery::is_done(range, &calls, fetched_at),
+                        calls: &calls,
+                        attempts,
+                        request_id: listed.request_id.as_deref(),
+                        fetched_at,
+                    };
+                    let Some(written) = self.bounded(self.store.commit_listing(&listing)).await
+                    else {
+                        continue;
+                    };
+                    written?;
+                    listed_ids.extend(calls.into_iter().map(|c| c.call_id));
+                    summary.windows_ok += 1;
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    tracing::warn!(
+                        stream = %block.listing_label(), window = %range, attempts,
+                        request_id = error.request_id().unwrap_or(""), "listing failed: {message}"
+                    );
+                    let failure = FailedWindow {
+                        stream: &key,
+                        indicators: &[LISTING_INDICATOR.to_string()],
+                        window,
+                        error: &message,
+                        request_id: error.request_id(),
+                        attempts,
+                        fetched_at,
+                    };
+                    if let Some(recorded) = self.bounded(self.store.record_failure(&failure)).await
+                    {
+                        recorded?;
+                    }
+                    let mut t = self.tally.lock().unwrap();
+                    note_scope(&mut t, &block.name, &error);
+                    summary.windows_failed += 1;
+                    summary.error.get_or_insert(message);
+                }
+            }
+        }
+        summary.calls_listed = listed_ids.len() as u64;
+        let known = self.store.room_calls(&block.app_id).await?;
+        summary.calls_known = known.len() as u64;
+        summary.rooms_known = known
+            .iter()
+            .map(|c| c.call.room_id.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len() as u64;
+        tracing::info!(
+            rooms = %block.name, calls_listed = summary.calls_listed, calls_known = summary.calls_known,
+            rooms_known = summary.rooms_known, ranges_ok = summary.windows_ok,
+            ranges_failed = summary.windows_failed, "listed the app's calls"
+        );
+        Ok(summary)
+    }
+
     /// The run's clock: `now` plus the time since the run started.
     fn fetched_at(&self) -> DateTime<Utc> {
         self.now + Duration::from_std(self.started.elapsed()).unwrap_or_default()
@@ -785,7 +964,7 @@ impl Run<'_> {
                     recorded?;
                 }
                 let mut t = self.tally.lock().unwrap();
-                note_scope(&mut t, stream, &error);
+                note_scope(&mut t, &stream.job.name, &error);
                 let s = t.streams.get_mut(&stream.name).expect("planned stream");
                 s.windows_failed += 1;
                 s.calls += u64::from(outcome.attempts);
@@ -798,7 +977,7 @@ impl Run<'_> {
 }
 
 /// Remembers an error that stops a whole job or the whole run, and says so once.
-fn note_scope(t: &mut Tally, stream: &Stream, error: &ApiError) {
+fn note_scope(t: &mut Tally, job: &str, error: &ApiError) {
     match error.scope() {
         ErrorScope::Credentials if t.credentials_error.is_none() => {
             tracing::error!("the API refused the credentials; stopping every job: {error}");
@@ -808,10 +987,9 @@ fn note_scope(t: &mut Tally, stream: &Stream, error: &ApiError) {
             tracing::error!("stopping every job: {error}");
             t.credentials_error = Some(error.to_string());
         }
-        ErrorScope::Job if !t.failed_jobs.contains_key(&stream.job.name) => {
-            tracing::error!(job = %stream.job.name, "stopping this job: {error}");
-            t.failed_jobs
-                .insert(stream.job.name.clone(), error.to_string());
+        ErrorScope::Job if !t.failed_jobs.contains_key(job) => {
+            tracing::error!(job = %job, "stopping this job: {error}");
+            t.failed_jobs.insert(job.to_string(), error.to_string());
         }
         _ => {}
     }

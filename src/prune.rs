@@ -37,6 +37,7 @@ pub struct Retired {
 /// `adoptable`), with their owners as `account` (this configuration's, if known) sees them.
 pub fn retired(
     configured: &[Stream],
+    listings: &[String],
     stored: &[StoredStream],
     adoptable: &HashSet<String>,
     account: Option<&str>,
@@ -44,6 +45,7 @@ pub fn retired(
     stored
         .iter()
         .filter(|(key, _, _)| !configured.iter().any(|s| &s.key == key))
+        .filter(|(key, _, _)| !listings.contains(key))
         .filter(|(key, _, _)| !adoptable.contains(key))
         .map(|(key, label, owner)| Retired {
             key: key.clone(),
@@ -70,6 +72,10 @@ pub struct StoredQuery {
 
 pub fn query_of(key: &str) -> Option<StoredQuery> {
     let v: serde_json::Value = serde_json::from_str(key).ok()?;
+    // A listing of calls wrote no series.
+    if v["api"] == "ListRoomInfo" {
+        return None;
+    }
     let text = |k: &str| v[k].as_str().map(str::to_string);
     let grid_timezone = text("timezone");
     if v["api"] == "ListQualityDistribution" {
@@ -187,7 +193,7 @@ mod tests {
             stored("legacy:a/1d", "a/1d", None),
         ];
         let adoptable = HashSet::from(["legacy:a/1d".to_string()]);
-        let r = retired(&now, &rows, &adoptable, Some("me"));
+        let r = retired(&now, &[], &rows, &adoptable, Some("me"));
         let got: Vec<(&str, &Owner)> = r.iter().map(|r| (r.label.as_str(), &r.owner)).collect();
         assert_eq!(
             got,
@@ -199,7 +205,7 @@ mod tests {
         );
         // Without credentials nothing is ours.
         assert!(
-            retired(&now, &rows, &adoptable, None)
+            retired(&now, &[], &rows, &adoptable, None)
                 .iter()
                 .all(|r| r.owner != Owner::Ours)
         );

@@ -237,6 +237,9 @@ pub struct SummaryJson {
     /// Windows a cap or a daily budget left for the next run (none yet: no cap or budget exists).
     pub windows_deferred: u64,
     pub streams: Vec<StreamJson>,
+    /// One object per `[[rooms]]` block (PRODUCT.md, "Room streams"); its room streams are not in
+    /// `streams`.
+    pub rooms: Vec<RoomsJson>,
     /// Why the run failed before it could commit anything, or why the database stopped it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -257,6 +260,30 @@ pub struct StreamJson {
     /// window, such as the bucket at `EndTime`, are not counted.
     pub points_dropped: u64,
     pub calls: u64,
+}
+
+/// A `[[rooms]]` block in `sync --json`: its listing, and its room streams' windows and points.
+#[derive(Debug, Serialize)]
+pub struct RoomsJson {
+    pub name: String,
+    /// Distinct `CallId`s this run's listing returned.
+    pub calls_listed: u64,
+    /// Its app's rows in `rtc_rooms`.
+    pub calls_known: u64,
+    pub rooms_known: u64,
+    /// Room-stream windows and listing ranges.
+    pub windows_ok: u64,
+    pub windows_failed: u64,
+    pub windows_deferred: u64,
+    pub points_inserted: u64,
+    pub points_updated: u64,
+    pub points_unchanged: u64,
+    pub points_deleted: u64,
+    pub points_dropped: u64,
+    /// `ListQuality` requests for its rooms.
+    pub calls: u64,
+    /// `ListRoomInfo` requests.
+    pub list_calls: u64,
 }
 
 pub fn summary_json(r: &RunReport) -> SummaryJson {
@@ -286,6 +313,27 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
                 calls: s.calls,
             })
             .collect(),
+        rooms: r
+            .rooms
+            .iter()
+            .map(|b| RoomsJson {
+                name: b.name.clone(),
+                calls_listed: b.calls_listed,
+                calls_known: b.calls_known,
+                rooms_known: b.rooms_known,
+                windows_ok: b.windows_ok,
+                windows_failed: b.windows_failed,
+                windows_deferred: b.windows_deferred,
+                // No room stream is fetched yet: only the listing runs.
+                points_inserted: 0,
+                points_updated: 0,
+                points_unchanged: 0,
+                points_deleted: 0,
+                points_dropped: 0,
+                calls: 0,
+                list_calls: b.list_calls,
+            })
+            .collect(),
         error: r.store_error.clone(),
     }
 }
@@ -313,6 +361,7 @@ pub fn failure_json(
         throttled: 0,
         windows_deferred: 0,
         streams: Vec::new(),
+        rooms: Vec::new(),
         error: Some(error.to_string()),
     }
 }
@@ -516,6 +565,7 @@ impl Status {
             .iter()
             .map(|s| s.coverage.stream.clone())
             .filter(|name| !configured.iter().any(|c| c.labels().any(|l| l == name)))
+            .filter(|name| !settings.listings().iter().any(|(_, l)| l == name))
             .collect();
         self.problems = Some(problems);
     }

@@ -202,6 +202,15 @@ impl Settings {
         self.database_url = url;
     }
 
+    /// Each `[[rooms]]` block's discovery, `(key, label)`: what it asks (its ledger key) and
+    /// `<name>/rooms`.
+    pub fn listings(&self) -> Vec<(String, String)> {
+        self.rooms
+            .iter()
+            .map(|b| (b.listing_key(self.window.timezone), b.listing_label()))
+            .collect()
+    }
+
     /// Refuses the placeholder app id, for the commands that plan or call the API (`sync`, `plan`,
     /// `check`): its calls could only fail, and a plan for it is no plan. Loading still accepts it,
     /// so `status` reads the database of a configuration being edited.
