@@ -22,6 +22,7 @@ use sqlx::{Connection, Database};
 use super::decode::{self, Columns};
 use super::diff::{Diff, NormBatch, Stored, owned_by};
 use super::ledger;
+use super::rooms::{self, RoomCounts, RoomListing};
 use super::{Result, StoreError, db};
 use crate::domain::{SeriesKey, WindowBatch, WriteCounts};
 
@@ -96,6 +97,35 @@ pub(super) trait Backend: Sync {
     fn shared(conn: &mut Conn<Self>) -> ledger::Conn<'_>;
 }
 
+/// Begins a commit's transaction on the backend's writer, as the backend begins one.
+async fn begin<B: Backend>(conn: &mut Conn<B>) -> Result<sqlx::Transaction<'_, B::DB>> {
+    let begun = match B::BEGIN {
+        Some(statement) => conn.begin_with(statement).await,
+        None => conn.begin().await,
+    };
+    begun.map_err(db("starting a transaction"))
+}
+
+/// Writes one listed range of calls and its ledger row in one transaction (see `store::rooms`).
+pub(super) async fn commit_listing<B: Backend>(
+    backend: &B,
+    listing: &RoomListing<'_>,
+) -> Result<RoomCounts> {
+    let mut writer = backend.writer().await?;
+    let mut tx = begin::<B>(&mut writer).await?;
+    match rooms::write_listing(B::shared(&mut tx), listing).await {
+        Ok(counts) => {
+            tx.commit().await.map_err(db("committing a listing"))?;
+            Ok(counts)
+        }
+        Err(e) => {
+            // Roll back now rather than when the connection is next used.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
 /// Writes one window's points and its ledger rows in one transaction.
 pub(super) async fn commit_window<B: Backend>(
     backend: &B,
@@ -103,11 +133,7 @@ pub(super) async fn commit_window<B: Backend>(
 ) -> Result<WriteCounts> {
     let norm = NormBatch::new(batch);
     let mut writer = backend.writer().await?;
-    let begun = match B::BEGIN {
-        Some(statement) => writer.begin_with(statement).await,
-        None => writer.begin().await,
-    };
-    let mut tx = begun.map_err(db("starting a transaction"))?;
+    let mut tx = begin::<B>(&mut writer).await?;
     match write_window(backend, &mut tx, batch, &norm).await {
         Ok(counts) => {
             tx.commit().await.map_err(db("committing a window"))?;
@@ -163,7 +189,7 @@ async fn write_window<B: Backend>(
             )
         })
         .collect();
-    ledger::replace_window(B::shared(conn), batch, &parts).await?;
+    ledger::replace_window(B::shared(conn), &batch.into(), &parts).await?;
     Ok(diff.counts())
 }
 

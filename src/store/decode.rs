@@ -8,9 +8,10 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
+use super::rooms::StoredCall;
 use super::time::parse_bucket;
 use super::{CoverageRow, DistributionRow, MetricRow, Result, RunRow, StoreError, db};
-use crate::domain::{LedgerEntry, RunStatus, Window, WindowState};
+use crate::domain::{LedgerEntry, RoomCall, RunStatus, Window, WindowState};
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
 pub(crate) trait Columns {
@@ -103,6 +104,26 @@ pub(crate) fn ledger_entry(r: &impl Columns) -> Result<LedgerEntry> {
         })
     };
     decode().map_err(db("decoding the ledger"))
+}
+
+/// Every column of `rtc_rooms`, in table order.
+pub(crate) fn stored_call(r: &impl Columns) -> Result<StoredCall> {
+    let decode = || -> sqlx::Result<StoredCall> {
+        Ok(StoredCall {
+            app_id: r.text(0)?,
+            call: RoomCall {
+                room_id: r.text(1)?,
+                call_id: r.text(2)?,
+                created_at: r.time(3)?,
+                destroyed_at: r.opt_time(4)?,
+                active_user_num: r.int(5)?,
+                finished: r.boolean(6)?,
+            },
+            first_seen_at: r.time(7)?,
+            updated_at: r.time(8)?,
+        })
+    };
+    decode().map_err(db("decoding rtc_rooms"))
 }
 
 /// Every column of `sync_runs`, in table order.

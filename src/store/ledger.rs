@@ -35,6 +35,16 @@ pub(super) enum On<S, P> {
     Postgres(P),
 }
 
+impl<S, P> On<&mut S, &mut P> {
+    /// The same handle, borrowed again: one transaction's connection through several statements.
+    pub(super) fn reborrow(&mut self) -> On<&mut S, &mut P> {
+        match self {
+            On::Sqlite(s) => On::Sqlite(&mut **s),
+            On::Postgres(p) => On::Postgres(&mut **p),
+        }
+    }
+}
+
 /// A connection inside a window's transaction.
 pub(super) type Conn<'a> = On<&'a mut SqliteConnection, &'a mut PgConnection>;
 /// Where reads go: the reader pools.
@@ -51,6 +61,7 @@ macro_rules! on {
         }
     };
 }
+pub(super) use on;
 
 /// Adds the ledger row `$r` on the connection `$e`; a row with the same key is kept.
 macro_rules! insert_row {
@@ -247,21 +258,46 @@ pub(super) async fn read(pools: Pools<'_>, stream: Option<&str>) -> Result<Vec<L
     )
 }
 
+/// What a successful fetch records in the ledger: the stream, the window and the indicators the call
+/// asked, and the call itself. A window of points ([`WindowBatch`]) and a listed range of calls
+/// (`store::rooms`) are recorded alike.
+pub(super) struct Fetched<'a> {
+    pub stream: &'a str,
+    pub window: Window,
+    pub indicators: &'a [String],
+    pub attempts: i64,
+    pub request_id: Option<&'a str>,
+    pub fetched_at: DateTime<Utc>,
+}
+
+impl<'a> From<&'a WindowBatch> for Fetched<'a> {
+    fn from(batch: &'a WindowBatch) -> Fetched<'a> {
+        Fetched {
+            stream: &batch.stream,
+            window: batch.window,
+            indicators: &batch.indicators,
+            attempts: batch.attempts,
+            request_id: batch.request_id.as_deref(),
+            fetched_at: batch.fetched_at,
+        }
+    }
+}
+
 /// Inside a window's transaction, per indicator the call asked: the failed rows and refetch marks
 /// the window covers are superseded (one reaching beyond the window keeps only what lies outside
 /// it), the rows that lie within the window are replaced, and a row is added per part of the window
 /// (`parts`: its settled part and its provisional tail, with each indicator's point count, in the
-/// order of `batch.indicators`).
+/// order of `fetched.indicators`).
 pub(super) async fn replace_window(
     conn: Conn<'_>,
-    batch: &WindowBatch,
+    fetched: &Fetched<'_>,
     parts: &[(Window, WindowState, Vec<i64>)],
 ) -> Result<()> {
-    let w = batch.window;
+    let w = fetched.window;
     on!(conn, e => {
-        for (i, indicator) in batch.indicators.iter().enumerate() {
+        for (i, indicator) in fetched.indicators.iter().enumerate() {
             let open = sqlx::query(OPEN_OVERLAPPING)
-                .bind(&batch.stream)
+                .bind(fetched.stream)
                 .bind(indicator)
                 .bind(Bound(w.start))
                 .bind(Bound(w.end))
@@ -272,7 +308,7 @@ pub(super) async fn replace_window(
                 .map(decode::ledger_entry)
                 .collect::<Result<Vec<_>>>()?;
             sqlx::query(DELETE_OPEN_OVERLAPPING)
-                .bind(&batch.stream)
+                .bind(fetched.stream)
                 .bind(indicator)
                 .bind(Bound(w.start))
                 .bind(Bound(w.end))
@@ -280,7 +316,7 @@ pub(super) async fn replace_window(
                 .await
                 .map_err(db("superseding failed ledger rows"))?;
             sqlx::query(DELETE_INSIDE)
-                .bind(&batch.stream)
+                .bind(fetched.stream)
                 .bind(indicator)
                 .bind(Bound(w.start))
                 .bind(Bound(w.end))
@@ -288,15 +324,15 @@ pub(super) async fn replace_window(
                 .await
                 .map_err(db("replacing ledger rows"))?;
             let rows = parts.iter().map(|(window, state, points)| LedgerEntry {
-                stream: batch.stream.clone(),
+                stream: fetched.stream.to_string(),
                 indicator: indicator.clone(),
                 window: *window,
                 state: *state,
                 points: points[i],
-                attempts: batch.attempts,
+                attempts: fetched.attempts,
                 last_error: None,
-                request_id: batch.request_id.clone(),
-                fetched_at: batch.fetched_at,
+                request_id: fetched.request_id.map(str::to_string),
+                fetched_at: fetched.fetched_at,
             });
             let rest = open.iter().flat_map(|f| {
                 planner::subtract(f.window, vec![w])

@@ -5,7 +5,8 @@
 //!
 //! What is the same for both backends is written once: `commit` (a window's commit sequence, with a
 //! small `Backend` trait for what differs), `ledger` (the ledger, run, coverage and metrics
-//! statements), `diff` (what to write), `decode` (rows to types), `time` (how each stores an instant),
+//! statements), `rooms` (`rtc_rooms`: a listed range of calls, committed like a window), `diff`
+//! (what to write), `decode` (rows to types), `time` (how each stores an instant),
 //! `rows`, `error` and `lock`. `sqlite`, `postgres` and `copy` hold only what is theirs.
 //!
 //! **Invariant:** one window's points and its ledger row are committed in one transaction, and a point
@@ -26,6 +27,7 @@ mod error;
 mod ledger;
 mod lock;
 pub mod postgres;
+mod rooms;
 mod rows;
 pub mod sqlite;
 mod time;
@@ -42,6 +44,7 @@ pub use error::{Result, StoreError};
 pub use ledger::{Assessment, StoredStream};
 pub use lock::StoreLock;
 pub use postgres::{PgLock, PgStore};
+pub use rooms::{CALLS, RoomCounts, RoomListing, StoredCall};
 pub use rows::{CoverageRow, DistributionRow, MetricRow, RunRow};
 pub use sqlite::{FileLock, SqliteStore};
 
@@ -171,6 +174,28 @@ impl Store {
                 commit::commit_window(s, batch).await
             }
         }
+    }
+
+    /// Writes one listed range of an app's calls to `rtc_rooms` and its ledger row (indicator
+    /// [`CALLS`], `settled` when the range is done, else `provisional`) in one transaction.
+    ///
+    /// A new call is inserted, a changed one updated (its `first_seen_at` kept), an unchanged one
+    /// not written at all; the range's success supersedes the failed rows it covers, as a window's
+    /// does. A failed range is recorded by [`Store::record_failure`] with the indicator [`CALLS`].
+    /// A PostgreSQL store that holds the sync lock checks first that it still does.
+    pub async fn commit_listing(&self, listing: &RoomListing<'_>) -> Result<RoomCounts> {
+        match self {
+            Store::Sqlite(s) => commit::commit_listing(s, listing).await,
+            Store::Postgres(s) => {
+                s.ensure_lock().await?;
+                commit::commit_listing(s, listing).await
+            }
+        }
+    }
+
+    /// Every call of `app_id` in `rtc_rooms`, by `(created_at, call_id)`.
+    pub async fn room_calls(&self, app_id: &str) -> Result<Vec<StoredCall>> {
+        rooms::calls(self.pools(), app_id).await
     }
 
     /// Marks windows to be fetched again (`sync --refetch`), in one transaction, before the run's

@@ -95,7 +95,7 @@ pub fn sync_lock_key(schema: &PgSchema) -> i64 {
 
 /// Every table the migrations create (`migrations/postgres`), the order in which
 /// [`StoreError::TablesElsewhere`] moves them; a unit test reads the migrations to keep it whole.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "series",
     "points",
     "sync_ledger",
@@ -103,6 +103,7 @@ const TABLES: [&str; 7] = [
     "sync_lock",
     "sync_streams",
     "sync_pacing",
+    "rtc_rooms",
 ];
 /// Every view the migrations create; moved after the tables (a view follows its tables by oid,
 /// so the order only keeps the statements easy to read).
@@ -992,6 +993,7 @@ mod tests {
             include_str!("../../migrations/postgres/0002_coverage_per_query_and_indicator.sql"),
             include_str!("../../migrations/postgres/0003_quality_distribution.sql"),
             include_str!("../../migrations/postgres/0004_timezones_refetch_deletes.sql"),
+            include_str!("../../migrations/postgres/0005_rtc_rooms.sql"),
         ];
         let listed = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
             .unwrap()

@@ -15,6 +15,7 @@ mod helpers;
 mod kill;
 mod pipeline;
 mod recipes;
+mod rooms_store;
 mod run_state;
 mod schema;
 mod sim_helpers;

@@ -14,11 +14,12 @@ use crate::cli::{cmd, fast_simulator, run, with_demo_keys};
 use crate::pipeline::config_text;
 
 /// Every relation the tool creates, `_sqlx_migrations` included.
-const TOOL_RELATIONS: [&str; 11] = [
+const TOOL_RELATIONS: [&str; 12] = [
     "_sqlx_migrations",
     "points",
     "quality_distribution",
     "quality_metrics",
+    "rtc_rooms",
     "series",
     "sync_coverage",
     "sync_ledger",
@@ -217,7 +218,7 @@ async fn item_19_13_every_command_works_in_a_schema_of_its_own_and_public_is_unt
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert_eq!(migrations, 4);
+    assert_eq!(migrations, 5);
     sim.shutdown().await;
 }
 

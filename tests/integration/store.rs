@@ -29,6 +29,7 @@ macro_rules! on_both_backends {
         }
     )*};
 }
+pub(crate) use on_both_backends;
 
 on_both_backends!(
     unchanged_reupsert_writes_nothing,
