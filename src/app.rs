@@ -242,6 +242,7 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result {
             last_run: Some(run.last_run(started_at, code, clock.elapsed())),
             last_success: metrics::previous_last_success(path),
             streams: Vec::new(),
+            rooms: Vec::new(),
         };
         write_metrics_file(path, &metrics::render(&snapshot));
     }
@@ -345,6 +346,7 @@ async fn sync_run(cli: &Cli, args: &SyncArgs, this: &mut ThisRun) -> Result {
                     last_run: Some(this_run),
                     last_success: metrics::previous_last_success(path),
                     streams: Vec::new(),
+                    rooms: Vec::new(),
                 }
             }
         };

@@ -19,9 +19,6 @@ use crate::domain::{Granularity, RoomCall, Window};
 use crate::fetcher::Fetcher;
 use crate::planner;
 
-/// The ledger's indicator for a listing's rows (a listing asks no indicator; its rows are its calls).
-pub const LISTING_INDICATOR: &str = "calls";
-
 /// How far back the API lists calls (14 days), less an hour, so that a slow request still asks
 /// inside them.
 pub fn list_back() -> Duration {

@@ -19,6 +19,18 @@ pub struct Snapshot {
     pub last_run: Option<LastRun>,
     pub last_success: Option<DateTime<Utc>>,
     pub streams: Vec<StreamNumbers>,
+    /// One per configured `[[rooms]]` block.
+    pub rooms: Vec<RoomsNumbers>,
+}
+
+/// A `[[rooms]]` block's numbers, labelled `rooms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomsNumbers {
+    pub rooms: String,
+    pub known: u64,
+    pub failed_windows: u64,
+    pub deferred_windows: u64,
+    pub listed_through: Option<DateTime<Utc>>,
 }
 
 /// The newest run as the metrics show it: from the runs table, or (for `sync --metrics-file`)
@@ -168,6 +180,36 @@ pub fn render(s: &Snapshot) -> String {
     per_stream("stream_points", "Points stored for the stream.", &|n| {
         n.points as f64
     });
+    let per_block = |name: &str, help: &str, f: &dyn Fn(&RoomsNumbers) -> f64| {
+        let vec = GaugeVec::new(Opts::new(full_name(name), help), &["rooms"])
+            .expect("a valid metric name and label");
+        for n in &s.rooms {
+            vec.with_label_values(&[n.rooms.as_str()]).set(f(n));
+        }
+        registry
+            .register(Box::new(vec))
+            .expect("each metric is registered once");
+    };
+    per_block(
+        "rooms_known",
+        "Rooms of the block's app that rtc_rooms knows.",
+        &|n| n.known as f64,
+    );
+    per_block(
+        "rooms_failed_windows",
+        "The block's failed windows (listing ranges and room-stream windows) that nothing later covers; the next sync retries them.",
+        &|n| n.failed_windows as f64,
+    );
+    per_block(
+        "rooms_deferred_windows",
+        "The block's windows a cap left for the next run.",
+        &|n| n.deferred_windows as f64,
+    );
+    per_block(
+        "rooms_listed_through_timestamp_seconds",
+        "The end of the listed range that runs unbroken from the first instant discovery lists, every day in it done (Unix time; 0 when none).",
+        &|n| n.listed_through.map_or(0.0, seconds),
+    );
     TextEncoder::new()
         .encode_to_string(&registry.gather())
         .expect("every gathered family has samples and a name")
@@ -463,6 +505,38 @@ rtc_quality_sync_last_run_throttled_requests 0
 "#,
     ];
 
+    /// Issue 20: a `[[rooms]]` block is one set of gauges labelled `rooms`, never one per room;
+    /// with no block, none of them is written.
+    #[test]
+    fn a_rooms_block_has_its_gauges_labelled_rooms() {
+        let snapshot = Snapshot {
+            last_run: None,
+            last_success: None,
+            streams: Vec::new(),
+            rooms: vec![RoomsNumbers {
+                rooms: "lobby-rooms".into(),
+                known: 31,
+                failed_windows: 2,
+                deferred_windows: 0,
+                listed_through: Some(Utc.with_ymd_and_hms(2026, 11, 20, 16, 0, 0).unwrap()),
+            }],
+        };
+        let text = render(&snapshot);
+        for line in [
+            "rtc_quality_sync_rooms_known{rooms=\"lobby-rooms\"} 31",
+            "rtc_quality_sync_rooms_failed_windows{rooms=\"lobby-rooms\"} 2",
+            "rtc_quality_sync_rooms_deferred_windows{rooms=\"lobby-rooms\"} 0",
+            "rtc_quality_sync_rooms_listed_through_timestamp_seconds{rooms=\"lobby-rooms\"} 1795190400",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+        let none = render(&Snapshot {
+            rooms: Vec::new(),
+            ..snapshot
+        });
+        assert!(!none.contains("rooms"), "{none}");
+    }
+
     /// Issue 18 item 17d (rendering): the `prometheus` crate writes what the hand-written code did.
     #[test]
     fn item_18_17d_the_prometheus_crate_renders_the_same_names_help_and_values() {
@@ -487,17 +561,20 @@ rtc_quality_sync_last_run_throttled_requests 0
                     ..a.clone()
                 },
             ],
+            rooms: Vec::new(),
         };
         let killed = run(3, t("2026-11-21T02:00:00Z"), RunStatus::Running, None);
         let running = Snapshot {
             last_run: Some((&killed).into()),
             last_success: None,
             streams: vec![StreamNumbers { points: 7, ..a }],
+            rooms: Vec::new(),
         };
         let empty = Snapshot {
             last_run: None,
             last_success: None,
             streams: Vec::new(),
+            rooms: Vec::new(),
         };
         for (snapshot, before) in [full, running, empty].iter().zip(BEFORE) {
             // What was written is what the next run reads back when it cannot read the database.

@@ -15,11 +15,11 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::error::{ApiError, ErrorScope};
-use crate::api::wire::ListQualityRequest;
 use crate::api::rooms::ListRoomInfoRequest;
+use crate::api::wire::ListQualityRequest;
 use crate::api::{Action, Fetch, WindowApi, distribution::ListQualityDistributionRequest};
 use crate::config::Settings;
-use crate::discovery::{self, LISTING_INDICATOR};
+use crate::discovery;
 use crate::domain::{
     FailedWindow, LedgerEntry, RoomsBlock, RunCounts, RunStatus, Stream, Window, WindowState,
     WriteCounts,
@@ -809,7 +809,7 @@ impl Run<'_> {
                     );
                     let failure = FailedWindow {
                         stream: &key,
-                        indicators: &[LISTING_INDICATOR.to_string()],
+                        indicators: &[crate::store::CALLS.to_string()],
                         window,
                         error: &message,
                         request_id: error.request_id(),

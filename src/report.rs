@@ -407,6 +407,27 @@ pub struct Status {
     /// Each configured stream's health, once judged.
     #[serde(skip)]
     health: Vec<health::StreamHealth>,
+    /// One entry per configured `[[rooms]]` block (PRODUCT.md, "Room streams"), never one per room.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rooms: Vec<RoomsStatus>,
+}
+
+/// A `[[rooms]]` block in `status`: what `rtc_rooms` knows of its app, and its discovery's coverage.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoomsStatus {
+    pub name: String,
+    pub app_id: String,
+    pub calls_known: u64,
+    pub rooms_known: u64,
+    /// The end of the listed range that runs unbroken from the first instant discovery lists, every
+    /// day in it done (an exclusive end); `None` when that first day is not done.
+    pub listed_through: Option<DateTime<Utc>>,
+    /// Listing ranges that failed and that no later listing covers; the next `sync` retries them.
+    pub failed_ranges: u64,
+    /// Listed ranges not done yet (a day not over, or with a call still running).
+    pub pending_ranges: u64,
+    /// Windows a cap left for the next run (none yet).
+    pub deferred_windows: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -422,6 +443,73 @@ pub struct StreamStatus {
     pub last_settled_day: Option<chrono::NaiveDate>,
     /// Windows that the next run fetches again, with why.
     pub open_windows: Vec<LedgerEntry>,
+}
+
+/// A block's discovery at `now`: its coverage into `status`, and its problems (never listed, failed
+/// ranges, or listed through a day more than `max_age` before the last one that can be done).
+fn judge_listing(
+    settings: &Settings,
+    block: &crate::domain::RoomsBlock,
+    ledger: &[LedgerEntry],
+    now: DateTime<Utc>,
+    max_age: chrono::Duration,
+    status: &mut RoomsStatus,
+) -> (String, Vec<Problem>) {
+    let tz = settings.window.timezone;
+    let key = block.listing_key(tz);
+    let rows: Vec<&LedgerEntry> = ledger.iter().filter(|e| e.stream == key).collect();
+    let windows = |state: WindowState| {
+        let mut w: Vec<crate::domain::Window> = rows
+            .iter()
+            .filter(|e| e.state == state)
+            .map(|e| e.window)
+            .collect();
+        w.sort_by_key(|w| (w.start, w.end));
+        w.dedup();
+        w
+    };
+    let start = crate::discovery::listing_start(&settings.window, &block.granularities, now);
+    let done = crate::planner::union(windows(WindowState::Settled));
+    status.listed_through = done
+        .iter()
+        .find(|w| w.start <= start && start < w.end)
+        .map(|w| w.end);
+    let failed = windows(WindowState::Failed);
+    status.failed_ranges = failed.len() as u64;
+    status.pending_ranges = windows(WindowState::Provisional).len() as u64;
+    let mut problems = Vec::new();
+    if rows.is_empty() {
+        problems.push(Problem::NeverSynced);
+        return (block.listing_label(), problems);
+    }
+    // The newest day that can be done: it ended at its midnight, at least 10 minutes ago.
+    let available_end = crate::planner::floor_to(
+        now - crate::discovery::done_after(),
+        crate::domain::Granularity::Day,
+        tz,
+    );
+    if status
+        .listed_through
+        .is_none_or(|t| t < available_end - max_age)
+    {
+        problems.push(Problem::Stale {
+            covered_end: status.listed_through,
+            available_end,
+        });
+    }
+    if let Some(last) = rows
+        .iter()
+        .filter(|e| e.state == WindowState::Failed)
+        .max_by_key(|e| e.fetched_at)
+    {
+        problems.push(Problem::FailedWindows {
+            count: failed.len(),
+            since: failed.first().map_or(last.window.start, |w| w.start),
+            last_error: last.last_error.clone().unwrap_or_default(),
+            request_id: last.request_id.clone(),
+        });
+    }
+    (block.listing_label(), problems)
 }
 
 /// The offset of a day grid, read from a stream's key (`1d` and distribution streams); `None` for
@@ -515,10 +603,27 @@ impl Status {
                 }
             })
             .collect();
+        let mut rooms = Vec::new();
+        for block in settings.iter().flat_map(|s| &s.rooms) {
+            let calls = store.room_calls(&block.app_id).await?;
+            let rooms_known = calls
+                .iter()
+                .map(|c| c.call.room_id.as_str())
+                .collect::<std::collections::HashSet<_>>()
+                .len() as u64;
+            rooms.push(RoomsStatus {
+                name: block.name.clone(),
+                app_id: block.app_id.clone(),
+                calls_known: calls.len() as u64,
+                rooms_known,
+                ..RoomsStatus::default()
+            });
+        }
         Ok(Status {
             streams,
             last_run: store.last_run().await?,
             ledger,
+            rooms,
             ..Status::default()
         })
     }
@@ -560,13 +665,27 @@ impl Status {
                 });
             }
         }
+        // A block's listing is shown as the block's line, not as a stream.
+        let listings = settings.listings();
+        self.streams
+            .retain(|s| !listings.iter().any(|(_, l)| *l == s.coverage.stream));
         self.not_configured = self
             .streams
             .iter()
             .map(|s| s.coverage.stream.clone())
             .filter(|name| !configured.iter().any(|c| c.labels().any(|l| l == name)))
-            .filter(|name| !settings.listings().iter().any(|(_, l)| l == name))
             .collect();
+        for block in &settings.rooms {
+            let Some(status) = self.rooms.iter_mut().find(|r| r.name == block.name) else {
+                continue;
+            };
+            let (label, found) = judge_listing(settings, block, &self.ledger, now, max_age, status);
+            problems.extend(found.into_iter().map(|problem| StreamProblem {
+                message: ProblemLine(&label, &problem).to_string(),
+                stream: label.clone(),
+                problem,
+            }));
+        }
         self.problems = Some(problems);
     }
 
@@ -605,6 +724,17 @@ impl Status {
                             points: 0,
                         },
                     }
+                })
+                .collect(),
+            rooms: self
+                .rooms
+                .iter()
+                .map(|r| metrics::RoomsNumbers {
+                    rooms: r.name.clone(),
+                    known: r.rooms_known,
+                    failed_windows: r.failed_ranges,
+                    deferred_windows: r.deferred_windows,
+                    listed_through: r.listed_through,
                 })
                 .collect(),
         }
@@ -689,6 +819,19 @@ impl Status {
                     ts(last.window.end)
                 );
             }
+        }
+        for r in &self.rooms {
+            let _ = writeln!(
+                out,
+                "{:<40} {} in {} known; listed through {}; {} failed, {} pending",
+                format!("{}/rooms", r.name),
+                count(r.calls_known, "call", "calls"),
+                count(r.rooms_known, "room", "rooms"),
+                r.listed_through
+                    .map_or_else(|| "-".into(), |t| format!("{} (exclusive)", ts(t))),
+                count(r.failed_ranges, "range", "ranges"),
+                r.pending_ranges
+            );
         }
         for (alias, first) in &self.aliases {
             let _ = writeln!(

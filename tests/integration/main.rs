@@ -8,6 +8,7 @@ mod bi;
 mod cli;
 mod compose;
 mod config_cli;
+mod discovery;
 mod distribution;
 mod distribution_sync;
 mod first_week;

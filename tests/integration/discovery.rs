@@ -1,0 +1,208 @@
+//! Issue 20, discovery: a `[[rooms]]` block's calls listed with `ListRoomInfo` into `rtc_rooms`,
+//! against the simulator over real HTTP, on both backends.
+
+use std::collections::BTreeMap;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use rtc_quality_sync::config::Settings;
+use rtc_quality_sync::discovery;
+use rtc_quality_sync::domain::{RoomCall, RunStatus, WindowState};
+use rtc_quality_sync::simulator::{self, SimulatorConfig, SimulatorHandle};
+use rtc_quality_sync::store::Store;
+
+use crate::pipeline::{settings, sync_at};
+
+const APP: &str = "app_rooms";
+const SEED: u64 = 7;
+
+/// A busy hour that is not on the hour, so that ranges do not start where slots do.
+fn now() -> DateTime<Utc> {
+    "2026-03-10T05:17:00Z".parse().unwrap()
+}
+
+async fn simulator(max_matches: usize) -> SimulatorHandle {
+    simulator::spawn(SimulatorConfig {
+        seed: SEED,
+        data_now: Some(now()),
+        room_list_rate_limit_per_sec: 200,
+        room_list_max_matches: max_matches,
+        latency: StdDuration::ZERO,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn rooms_config(sim: &SimulatorHandle, lookback_days: u32) -> Settings {
+    settings(&format!(
+        r#"
+[source]
+endpoint = "{}"
+room_list_requests_per_second = 100
+max_in_flight = 4
+timeout_secs = 2
+max_retries = 2
+
+[window]
+max_lookback_days = {lookback_days}
+
+[[rooms]]
+name = "rooms"
+app_id = "{APP}"
+indicators = ["stall_rate"]
+granularity = "5min"
+"#,
+        sim.endpoint()
+    ))
+}
+
+/// What the simulator lists for the block at `now`, as `rtc_rooms` must hold it.
+fn expected(cfg: &Settings) -> BTreeMap<String, RoomCall> {
+    let block = &cfg.rooms[0];
+    let l = discovery::listing_start(&cfg.window, &block.granularities, now());
+    simulator::rooms::room_calls(SEED, APP, l, now(), now())
+        .into_iter()
+        .map(|c| {
+            let finished = c.finished_at(now());
+            let call = RoomCall {
+                call_id: c.call_id.clone(),
+                room_id: c.room_id.clone(),
+                created_at: c.created,
+                destroyed_at: finished.then_some(c.destroyed),
+                active_user_num: c.active_user_num,
+                finished,
+            };
+            (c.call_id, call)
+        })
+        .collect()
+}
+
+async fn stored(store: &Store) -> BTreeMap<String, (RoomCall, DateTime<Utc>)> {
+    store
+        .room_calls(APP)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.call.call_id.clone(), (s.call, s.updated_at)))
+        .collect()
+}
+
+/// Every call the simulator lists over `[L, now]` lands in `rtc_rooms` once, with the HasMore
+/// ranges split (the simulator answers HasMore above 40 calls); an immediate re-run lists only the
+/// ranges not done, and rewrites nothing.
+async fn discovery_lists_every_call_once(url: &str) {
+    let sim = simulator(40).await;
+    let cfg = rooms_config(&sim, 30);
+    let store = Store::connect(url).await.unwrap();
+    let want = expected(&cfg);
+    assert!(want.len() > 200, "a busy app: {}", want.len());
+
+    let first = sync_at(&cfg, &store, now()).await;
+    assert_eq!(first.status, RunStatus::Ok, "{first:?}");
+    let r = &first.rooms[0];
+    assert_eq!((r.name.as_str(), r.windows_failed), ("rooms", 0), "{r:?}");
+    assert_eq!(r.calls_listed, want.len() as u64);
+    assert_eq!(r.calls_known, want.len() as u64);
+    let rooms: std::collections::BTreeSet<&str> =
+        want.values().map(|c| c.room_id.as_str()).collect();
+    assert_eq!(r.rooms_known, rooms.len() as u64);
+    let got = stored(&store).await;
+    let got_calls: BTreeMap<String, RoomCall> =
+        got.iter().map(|(k, (c, _))| (k.clone(), c.clone())).collect();
+    assert_eq!(got_calls, want, "rtc_rooms equals the simulator's calls");
+    // The splits asked more than one page per day: HasMore was met and handled.
+    let listing_calls = sim
+        .requests()
+        .iter()
+        .filter(|r| r.action == "ListRoomInfo")
+        .count() as u64;
+    assert_eq!(listing_calls, r.list_calls);
+    assert!(r.list_calls > 15, "{}", r.list_calls);
+
+    // The ledger: one row per range, settled where the day is done.
+    let key = cfg.rooms[0].listing_key(cfg.window.timezone);
+    let rows: Vec<_> = crate::helpers::windows(&store)
+        .await
+        .into_iter()
+        .filter(|e| e.stream == key)
+        .collect();
+    assert_eq!(rows.len() as u64, r.windows_ok);
+    let provisional = rows
+        .iter()
+        .filter(|e| e.state == WindowState::Provisional)
+        .count();
+    assert!(
+        (1..=3).contains(&provisional),
+        "today and the days with a running call: {rows:?}"
+    );
+
+    // Again at once: only what is not done is listed, and no stored call is written.
+    let second = sync_at(&cfg, &store, now()).await;
+    assert_eq!(second.status, RunStatus::Ok);
+    let r2 = &second.rooms[0];
+    assert_eq!(r2.windows_ok as usize, provisional, "{r2:?}");
+    assert!(r2.list_calls < r.list_calls, "{} vs {}", r2.list_calls, r.list_calls);
+    assert_eq!(r2.calls_known, want.len() as u64);
+    assert_eq!(stored(&store).await, got, "an unchanged call is never rewritten");
+    store.close().await;
+}
+
+/// A range that stays `HasMore` down to one minute fails alone with an error that says so; the
+/// run is partial, the failure is recorded, and nothing is stored for it.
+async fn a_range_that_stays_has_more_fails_with_the_reason(url: &str) {
+    let sim = simulator(0).await;
+    let cfg = rooms_config(&sim, 3);
+    let store = Store::connect(url).await.unwrap();
+    let report = sync_at(&cfg, &store, now()).await;
+    assert_eq!(report.status, RunStatus::Partial, "{report:?}");
+    let r = &report.rooms[0];
+    assert_eq!(r.windows_ok, 0);
+    assert!(r.windows_failed >= 3, "{r:?}");
+    let error = r.error.as_deref().unwrap();
+    assert!(error.contains("HasMore") && error.contains("one-minute"), "{error}");
+    // Each range went straight down to its first minute: a bounded number of calls.
+    assert!(
+        r.list_calls <= r.windows_failed * 13,
+        "{} calls for {} ranges",
+        r.list_calls,
+        r.windows_failed
+    );
+    assert!(stored(&store).await.is_empty());
+    let failed = crate::helpers::windows(&store)
+        .await
+        .into_iter()
+        .filter(|e| e.state == WindowState::Failed && e.indicator == "calls")
+        .count() as u64;
+    assert_eq!(failed, r.windows_failed);
+    // The next run tries them again.
+    let again = sync_at(&cfg, &store, now() + Duration::minutes(1)).await;
+    assert_eq!(again.rooms[0].windows_failed, r.windows_failed);
+    store.close().await;
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("rooms.db").display());
+                super::$name(&url).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = crate::helpers::pg_empty_db().await else {
+                    return;
+                };
+                super::$name(&db.url()).await;
+            }
+        }
+    )*};
+}
+
+both!(
+    discovery_lists_every_call_once,
+    a_range_that_stays_has_more_fails_with_the_reason
+);
