@@ -11,7 +11,8 @@
 //! `distribution` (its `ListQualityDistribution` counterpart: per-day values per dimension value),
 //! `rooms` (each app's calls, drawn per 10-minute slot, and the `ListRoomInfo` page: both ends of a
 //! range included, a range cut to 24 h, `HasMore` with an empty `RoomList` past
-//! [`SimulatorConfig::room_list_max_matches`]), `faults` (injected misbehaviour), `envelope` (codes and JSON), `server` (the router and one
+//! [`SimulatorConfig::room_list_max_matches`]; a `ListQuality` with `RoomId` follows that room's
+//! calls), `faults` (injected misbehaviour), `envelope` (codes and JSON), `server` (the router and one
 //! request's path).
 
 mod auth;
@@ -40,7 +41,7 @@ use crate::redact::mask_access_key;
 
 pub use data::{
     BucketStage, Query, bucket_stage, bucket_starts, expand_indicator, expand_indicators,
-    final_value, served_value,
+    final_value, room_ran, served_value,
 };
 pub use distribution::{
     DistributionKey, DistributionQuery, dimension_values, distribution_days,

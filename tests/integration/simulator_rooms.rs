@@ -1,6 +1,6 @@
 //! The simulator's `ListRoomInfo` over real HTTP, sent by the project's own client as a signed GET:
 //! the GET signature, paging, both ends of a range, the 24 h cut, `HasMore`, running and finished
-//! calls, its own 10/s quota, parameter checks.
+//! calls, its own 10/s quota, parameter checks; and per-room `ListQuality` following the rooms' calls.
 
 use std::time::Duration;
 
@@ -8,12 +8,16 @@ use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use rtc_quality_sync::api::client::Client;
 use rtc_quality_sync::api::error::ApiError;
 use rtc_quality_sync::api::sign::{self, SignInput};
-use rtc_quality_sync::api::wire::{Envelope, ListRoomInfoResult, RoomInfo, SERVICE};
+use rtc_quality_sync::api::wire::{
+    Envelope, ListQualityRequest, ListRoomInfoResult, RoomInfo, SERVICE,
+};
 use rtc_quality_sync::api::{Action, Payload, Reply};
 use rtc_quality_sync::config::{Credentials, SourceSettings};
+use rtc_quality_sync::domain::{Granularity, SeriesKey};
+use rtc_quality_sync::simulator::rooms::OCCASIONAL_ROOMS;
 use rtc_quality_sync::simulator::{
     self, DEMO_ACCESS_KEY, DEMO_SECRET_KEY, SimCall, SimulatorConfig, SimulatorHandle,
-    calls_created, room_calls,
+    calls_created, room_calls, served_value,
 };
 
 use crate::sim_helpers::{Call, config, data_now, start};
@@ -475,6 +479,148 @@ async fn simulator_rooms_the_eleventh_request_in_a_second_is_throttled_apart_fro
         .map(|r| r.action.as_str())
         .collect();
     assert_eq!(throttled, ["ListRoomInfo"]);
+    sim.shutdown().await;
+}
+
+fn room_key(room: &str, name: &str) -> SeriesKey {
+    SeriesKey {
+        app_id: APP.into(),
+        room_id: room.into(),
+        indicator: name.into(),
+        granularity: Granularity::FiveMin,
+        product_type: "native".into(),
+        os: String::new(),
+        access: String::new(),
+        user_ids: String::new(),
+        dimension: String::new(),
+        dimension_value: String::new(),
+        grid_timezone: String::new(),
+    }
+}
+
+fn quality_body(room: Option<&str>) -> Vec<u8> {
+    serde_json::to_vec(&ListQualityRequest {
+        app_id: APP.into(),
+        start_time: "2026-03-08T00:00:00+08:00".into(),
+        end_time: "2026-03-09T00:00:00+08:00".into(),
+        indicator: vec!["stall_rate".into()],
+        aggregate_granularity: "5min".into(),
+        product_type: None,
+        os: vec![],
+        access: vec![],
+        room_id: room.map(str::to_string),
+        user_id: vec![],
+    })
+    .unwrap()
+}
+
+/// 7. `ListQuality` with a `RoomId`: buckets in which none of the room's calls ran are `null`,
+/// buckets a call overlaps carry the room's values; a room the app never had has no data at all;
+/// without a `RoomId` nothing changes.
+#[tokio::test]
+async fn simulator_rooms_per_room_list_quality_follows_the_rooms_calls() {
+    let sim = start(rooms_config()).await;
+    let now = data_now();
+    let day_start: DateTime<Utc> = "2026-03-07T16:00:00Z".parse().unwrap();
+    let day_end = day_start + chrono::Duration::days(1);
+    // An occasional room (one that needs escaping, as it happens) that had a call that day.
+    let calls = calls_created(1, APP, day_start - chrono::Duration::hours(4), day_end);
+    let room = OCCASIONAL_ROOMS
+        .into_iter()
+        .find(|r| {
+            calls
+                .iter()
+                .any(|c| c.room_id == *r && c.created >= day_start)
+        })
+        .expect("a room with a call that day");
+    let spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = calls
+        .iter()
+        .filter(|c| c.room_id == room)
+        .map(|c| (c.created, c.destroyed))
+        .collect();
+
+    let r = Call::new(quality_body(Some(room)))
+        .send(&sim)
+        .await
+        .result();
+    assert_eq!(r.indicators.len(), 2);
+    let (mut inside, mut outside) = (0, 0);
+    for i in &r.indicators {
+        // Every bucket of [StartTime, EndTime], the one at EndTime too.
+        for n in 0..=288 {
+            let t = day_start + chrono::Duration::minutes(5 * n);
+            let stamp = t
+                .with_timezone(&tz("+08:00"))
+                .to_rfc3339_opts(SecondsFormat::Secs, false);
+            let got = i.data.iter().find(|d| d.time_stamp == stamp);
+            let end = t + chrono::Duration::minutes(5);
+            let ran = spans.iter().any(|(c, x)| *c < end && *x > t);
+            let want = served_value(1, &room_key(room, &i.name), t, now);
+            assert_eq!(got.and_then(|d| d.value), want, "{} {stamp}", i.name);
+            if ran {
+                inside += 1;
+            } else {
+                assert!(got.is_some(), "{} {stamp}: no call ran: a null", i.name);
+                assert_eq!(want, None, "{} {stamp}: no call ran", i.name);
+                outside += 1;
+            }
+        }
+    }
+    assert!(
+        inside > 0 && outside > 0,
+        "{inside} inside, {outside} outside"
+    );
+    let valued = r
+        .indicators
+        .iter()
+        .flat_map(|i| &i.data)
+        .filter(|d| d.value.is_some())
+        .count();
+    assert!(
+        valued * 10 >= inside * 9,
+        "{valued} of {inside} buckets with calls have values"
+    );
+
+    // A permanent room always has a call running: its buckets are valued as the app's would be,
+    // bar the few without traffic.
+    let busy = Call::new(quality_body(Some("room-1")))
+        .send(&sim)
+        .await
+        .result();
+    for i in &busy.indicators {
+        let nulls = i.data.iter().filter(|d| d.value.is_none()).count();
+        assert!(
+            i.data.len() > 270 && nulls < 15,
+            "{}: {nulls} nulls",
+            i.name
+        );
+    }
+
+    // A room the app never had: every asked name, no data.
+    let none = Call::new(quality_body(Some("no-such-room")))
+        .send(&sim)
+        .await
+        .result();
+    assert_eq!(none.indicators.len(), 2);
+    assert!(
+        none.indicators.iter().all(|i| i.data.is_empty()),
+        "{none:?}"
+    );
+
+    // Without a room: the app's series, almost every bucket valued, as before.
+    let app = Call::new(quality_body(None)).send(&sim).await.result();
+    for i in &app.indicators {
+        let nulls = i.data.iter().filter(|d| d.value.is_none()).count();
+        assert!(
+            i.data.len() > 270 && nulls < 15,
+            "{}: {nulls} nulls",
+            i.name
+        );
+        for d in &i.data {
+            let t: DateTime<Utc> = DateTime::parse_from_rfc3339(&d.time_stamp).unwrap().into();
+            assert_eq!(d.value, served_value(1, &room_key("", &i.name), t, now));
+        }
+    }
     sim.shutdown().await;
 }
 
