@@ -240,6 +240,9 @@ pub struct SimulateArgs {
     /// The same for ListQualityDistribution, whose quota is its own (2).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub distribution_rate_limit: u32,
+    /// The same for ListRoomInfo, whose quota is its own (10).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub room_list_rate_limit: u32,
 }
 
 #[derive(Debug, Clone, Args)]

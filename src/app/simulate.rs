@@ -55,7 +55,7 @@ pub fn config_from_args_with(
     env: Option<Credentials>,
 ) -> Result<(SimulatorConfig, KeySource), SimulatorError> {
     let faults = Faults::parse(&args.faults)?;
-    if args.rate_limit == 0 || args.distribution_rate_limit == 0 {
+    if args.rate_limit == 0 || args.distribution_rate_limit == 0 || args.room_list_rate_limit == 0 {
         return Err(SimulatorError::ZeroRateLimit);
     }
     let (access_key, secret_key, source) = match (&args.access_key, &args.secret_key, env) {
@@ -81,6 +81,7 @@ pub fn config_from_args_with(
         seed: args.seed,
         rate_limit_per_sec: args.rate_limit,
         distribution_rate_limit_per_sec: args.distribution_rate_limit,
+        room_list_rate_limit_per_sec: args.room_list_rate_limit,
         ..SimulatorConfig::default()
     };
     Ok((config, source))
@@ -114,7 +115,8 @@ pub async fn run(
         latency_ms = config.latency.as_millis() as u64,
         rate_limit_per_sec = config.rate_limit_per_sec,
         distribution_rate_limit_per_sec = config.distribution_rate_limit_per_sec,
-        "simulator listening; POST /?Action=ListQuality and ?Action=ListQualityDistribution (&Version=2020-12-01), log at GET /_simulator/requests"
+        room_list_rate_limit_per_sec = config.room_list_rate_limit_per_sec,
+        "simulator listening; POST /?Action=ListQuality and ?Action=ListQualityDistribution, GET /?Action=ListRoomInfo (&Version=2020-12-01), log at GET /_simulator/requests"
     );
     simulator::serve(listener, config, shutdown)
         .await
@@ -139,6 +141,7 @@ mod tests {
             seed: 9,
             rate_limit: 2,
             distribution_rate_limit: 2,
+            room_list_rate_limit: 10,
         }
     }
 

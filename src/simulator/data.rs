@@ -4,10 +4,15 @@
 //! series (app, room, product type, os, access, user ids, returned name, granularity) and the bucket
 //! start, so a bucket has the same value whichever window it is asked through, and tests can compute
 //! with [`final_value`] exactly what a complete backfill must store.
+//!
+//! A series of one room (`RoomId` set) follows that room's calls (`rooms`, as stateless): a bucket
+//! in which none of its calls ran is `"Value": null` (no traffic), and a room the app never had
+//! returns every asked name with an empty `Data`. A series without a room is untouched by this.
 
 use chrono::{DateTime, Duration, FixedOffset, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
+use super::rooms;
 use crate::api::wire::{DataItem, Indicator, ListQualityResult};
 use crate::domain::{Granularity, SeriesKey};
 
@@ -90,8 +95,34 @@ pub fn bucket_stage(
 /// access `''` for `web`, user ids `''` without a room); `bucket_start` is the instant the API's
 /// `TimeStamp` names. This is what a full backfill must end up storing.
 pub fn final_value(seed: u64, key: &SeriesKey, bucket_start: DateTime<Utc>) -> Option<f64> {
+    if !room_ran(seed, key, bucket_start, None) {
+        return None;
+    }
     let s = Series::new(seed, key);
     s.value(bucket_start, BucketStage::Final)
+}
+
+/// Whether the series' room, if it names one, had a call running in the bucket: created before the
+/// bucket's end (and before `cutoff`, the data-now, when given) and destroyed after its start. A
+/// series without a room always has traffic to draw from; a room the app never had, never.
+pub fn room_ran(
+    seed: u64,
+    key: &SeriesKey,
+    bucket_start: DateTime<Utc>,
+    cutoff: Option<DateTime<Utc>>,
+) -> bool {
+    if key.room_id.is_empty() {
+        return true;
+    }
+    rooms::room_exists(&key.room_id)
+        && rooms::room_active(
+            seed,
+            &key.app_id,
+            &key.room_id,
+            bucket_start,
+            bucket_start + Duration::seconds(key.granularity.seconds()),
+            cutoff,
+        )
 }
 
 /// What the simulator serves for a bucket at `data_now`: `None` when it had no traffic or lies in the
@@ -102,6 +133,9 @@ pub fn served_value(
     bucket_start: DateTime<Utc>,
     data_now: DateTime<Utc>,
 ) -> Option<f64> {
+    if !room_ran(seed, key, bucket_start, Some(data_now)) {
+        return None;
+    }
     let s = Series::new(seed, key);
     s.value(
         bucket_start,
@@ -216,6 +250,7 @@ pub fn generate(seed: u64, q: &Query, data_now: DateTime<Utc>) -> ListQualityRes
             )
         })
         .collect();
+    let room = RoomTraffic::of(seed, q, &stamps, data_now);
     let indicators = expand_indicators(&q.indicators)
         .into_iter()
         .map(|(name, unit)| {
@@ -224,7 +259,15 @@ pub fn generate(seed: u64, q: &Query, data_now: DateTime<Utc>) -> ListQualityRes
             let mut data = Vec::with_capacity(stamps.len());
             for (t, stamp) in &stamps {
                 let stage = bucket_stage(*t, q.granularity, data_now);
-                if stage == BucketStage::Future {
+                if stage == BucketStage::Future || room == RoomTraffic::Unknown {
+                    continue;
+                }
+                if !room.ran(*t, q.granularity) {
+                    // The room had no call then: no traffic, said as a null.
+                    data.push(DataItem {
+                        time_stamp: stamp.clone(),
+                        value: None,
+                    });
                     continue;
                 }
                 let value = series.value(*t, stage);
@@ -246,6 +289,56 @@ pub fn generate(seed: u64, q: &Query, data_now: DateTime<Utc>) -> ListQualityRes
     ListQualityResult {
         aggregate_granularity: q.granularity.as_str().to_string(),
         indicators,
+    }
+}
+
+/// A request's room, as [`generate`] needs it: computed once per request, not per bucket.
+#[derive(Debug, PartialEq)]
+enum RoomTraffic {
+    /// No `RoomId`: every bucket may have traffic.
+    App,
+    /// A room the app never had: no data at all.
+    Unknown,
+    /// The `[created, destroyed)` spans of the room's calls that overlap the asked buckets.
+    Calls(Vec<(DateTime<Utc>, DateTime<Utc>)>),
+}
+
+impl RoomTraffic {
+    fn of(
+        seed: u64,
+        q: &Query,
+        stamps: &[(DateTime<Utc>, String)],
+        data_now: DateTime<Utc>,
+    ) -> Self {
+        if q.room_id.is_empty() {
+            return RoomTraffic::App;
+        }
+        if !rooms::room_exists(&q.room_id) {
+            return RoomTraffic::Unknown;
+        }
+        let (Some((first, _)), Some((last, _))) = (stamps.first(), stamps.last()) else {
+            return RoomTraffic::Calls(Vec::new());
+        };
+        RoomTraffic::Calls(rooms::room_spans(
+            seed,
+            &q.app_id,
+            &q.room_id,
+            *first,
+            *last + Duration::seconds(q.granularity.seconds()),
+            Some(data_now),
+        ))
+    }
+
+    /// [`room_ran`] for the bucket at `t`, from the spans computed once.
+    fn ran(&self, t: DateTime<Utc>, granularity: Granularity) -> bool {
+        match self {
+            RoomTraffic::App => true,
+            RoomTraffic::Unknown => false,
+            RoomTraffic::Calls(spans) => {
+                let end = t + Duration::seconds(granularity.seconds());
+                spans.iter().any(|(c, d)| *c < end && *d > t)
+            }
+        }
     }
 }
 
@@ -548,9 +641,10 @@ mod tests {
             g(&q("native", &[], "", &["u1"])),
             g(&q("native", &[], "", &[]))
         );
+        // A room the app has (one it never had has no data at all, whatever the users).
         assert_ne!(
-            g(&q("native", &[], "r", &["u1"])),
-            g(&q("native", &[], "r", &[]))
+            g(&q("native", &[], "room-1", &["u1"])),
+            g(&q("native", &[], "room-1", &[]))
         );
     }
 

@@ -1,5 +1,5 @@
-//! A faithful local emulation of the `ListQuality` and `ListQualityDistribution` APIs, served over real
-//! HTTP on loopback.
+//! A faithful local emulation of the `ListQuality`, `ListQualityDistribution` and `ListRoomInfo` APIs,
+//! served over real HTTP on loopback.
 //!
 //! It checks what the gateway checks (auth headers, clock skew, access key, signature, Action/Version,
 //! rate limit) and what the RTC service checks (the body), answers with the documented envelope and
@@ -8,8 +8,12 @@
 //!
 //! Modules: `auth` (the gateway's signature check), `request` (the body's validation), `limiter` (the
 //! sliding one-second rate limit, one per action), `data` (the seeded data function),
-//! `distribution` (its `ListQualityDistribution` counterpart: per-day values per dimension value), `faults` (injected
-//! misbehaviour), `envelope` (codes and JSON), `server` (the router and one request's path).
+//! `distribution` (its `ListQualityDistribution` counterpart: per-day values per dimension value),
+//! `rooms` (each app's calls, drawn per 10-minute slot, and the `ListRoomInfo` page: both ends of a
+//! range included, a range cut to 24 h, `HasMore` with an empty `RoomList` past
+//! [`SimulatorConfig::room_list_max_matches`]; a `ListQuality` with `RoomId` follows that room's
+//! calls), `faults` (injected misbehaviour), `envelope` (codes and JSON), `server` (the router and one
+//! request's path).
 
 mod auth;
 pub mod data;
@@ -18,6 +22,7 @@ mod envelope;
 pub mod faults;
 mod limiter;
 mod request;
+pub mod rooms;
 mod server;
 
 use std::fmt;
@@ -36,13 +41,14 @@ use crate::redact::mask_access_key;
 
 pub use data::{
     BucketStage, Query, bucket_stage, bucket_starts, expand_indicator, expand_indicators,
-    final_value, served_value,
+    final_value, room_ran, served_value,
 };
 pub use distribution::{
     DistributionKey, DistributionQuery, dimension_values, distribution_days,
     distribution_final_value, distribution_served_value,
 };
 pub use faults::{FaultKind, Faults, FaultsError};
+pub use rooms::{RoomQuery, SimCall, calls_created, list_page, room_calls, room_exists};
 
 /// The access key the simulator accepts when none is configured: a documented, useless demo key.
 pub const DEMO_ACCESS_KEY: &str = "AKLTsimulatordemokey";
@@ -50,7 +56,8 @@ pub const DEMO_ACCESS_KEY: &str = "AKLTsimulatordemokey";
 pub const DEMO_SECRET_KEY: &str = "c2ltdWxhdG9yLWRlbW8tc2VjcmV0";
 
 /// How the simulator behaves. `Default` accepts the demo key pair, knows every app id, adds no
-/// latency and no faults, and allows 2 requests per second of each action.
+/// latency and no faults, and allows 2 requests per second of `ListQuality` and of
+/// `ListQualityDistribution`, 10 of `ListRoomInfo`.
 #[derive(Clone)]
 pub struct SimulatorConfig {
     /// The one access key it accepts (`InvalidAccessKey` for any other).
@@ -70,6 +77,12 @@ pub struct SimulatorConfig {
     /// Admitted `ListQualityDistribution` requests in any one-second window, counted apart from
     /// `ListQuality`'s (each action has its own quota); 2 by default.
     pub distribution_rate_limit_per_sec: u32,
+    /// Admitted `ListRoomInfo` requests in any one-second window, counted apart from the other
+    /// actions'; 10 by default, as documented.
+    pub room_list_rate_limit_per_sec: u32,
+    /// A `ListRoomInfo` range holding more calls than this is answered `HasMore: true` with an empty
+    /// `RoomList` ("too many matches, narrow the query"); 500 by default. Tests lower it.
+    pub room_list_max_matches: usize,
     /// The clock `X-Date` is checked against (±15 minutes); `None`: the system clock.
     pub fixed_signing_time: Option<DateTime<Utc>>,
     /// The "now" that data, provisional values and the 30-day check follow; `None`: the system clock.
@@ -90,6 +103,8 @@ impl Default for SimulatorConfig {
             seed: 1,
             rate_limit_per_sec: 2,
             distribution_rate_limit_per_sec: 2,
+            room_list_rate_limit_per_sec: 10,
+            room_list_max_matches: 500,
             fixed_signing_time: None,
             data_now: None,
             slow_delay: Duration::from_secs(120),
@@ -112,6 +127,11 @@ impl fmt::Debug for SimulatorConfig {
                 "distribution_rate_limit_per_sec",
                 &self.distribution_rate_limit_per_sec,
             )
+            .field(
+                "room_list_rate_limit_per_sec",
+                &self.room_list_rate_limit_per_sec,
+            )
+            .field("room_list_max_matches", &self.room_list_max_matches)
             .field("fixed_signing_time", &self.fixed_signing_time)
             .field("data_now", &self.data_now)
             .field("slow_delay", &self.slow_delay)
@@ -135,7 +155,7 @@ impl SimulatorConfig {
 pub struct RequestRecord {
     /// Arrival, millisecond precision.
     pub at: DateTime<Utc>,
-    /// The body as received (lossy UTF-8).
+    /// The body as received (lossy UTF-8); empty for a GET, whose parameters are in the query.
     pub body: String,
     /// The HTTP status answered (200 for `slow`, `close` and `garbage` faults).
     pub status: u16,
@@ -146,7 +166,8 @@ pub struct RequestRecord {
     /// `offgrid`), if any.
     #[serde(default)]
     pub fault: Option<String>,
-    /// The `Action` of the query (`ListQuality`, `ListQualityDistribution`, or whatever was sent).
+    /// The `Action` of the query (`ListQuality`, `ListQualityDistribution`, `ListRoomInfo`, or whatever
+    /// was sent).
     #[serde(default)]
     pub action: String,
 }

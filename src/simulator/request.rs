@@ -11,6 +11,14 @@
 //! codes, then the call's own rules: `Indicator` is one string (an array is `InvalidParameter`) and
 //! `Dimension` one of `Province`, `Country`, `OS`, `Access` (anything else is `InvalidParameter`),
 //! and the indicator a documented one.
+//!
+//! [`validate_room_list`] checks a `ListRoomInfo` query (a GET: its parameters are in the query, and
+//! any body is ignored): `AppId`, `StartTime` and `EndTime` missing or unreadable, `PageNum` below 1,
+//! `PageSize` outside 1..=100 (20 when absent) are `InvalidParameter`; an unknown app is
+//! `InvalidParameter.NotExistAppId`; `StartTime` after `EndTime` is
+//! `InvalidParameter.StartTimeAfterEndTime` (the two may be equal: both ends are included); a start
+//! more than 14 days before the data-now is `InvalidParameter.OutofTimeRange`. A range over 24 h is
+//! not refused: the answer covers its first 24 h.
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde_json::{Map, Value};
@@ -18,11 +26,17 @@ use serde_json::{Map, Value};
 use super::data::Query;
 use super::distribution::DistributionQuery;
 use super::envelope::ApiError;
+use super::rooms::RoomQuery;
 use crate::domain::{DOCUMENTED_INDICATORS, Dimension, Granularity};
 
 pub const MAX_SPAN: Duration = Duration::days(7);
 pub const MAX_LOOKBACK: Duration = Duration::days(30);
 pub const MAX_USER_IDS: usize = 20;
+/// `ListRoomInfo` lists nothing older than this.
+pub const ROOM_LIST_LOOKBACK: Duration = Duration::days(14);
+/// `ListRoomInfo`'s `PageSize` when none is given, and its largest.
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+pub const MAX_PAGE_SIZE: i64 = 100;
 
 const REQUIRED_DISTRIBUTION: [&str; 5] =
     ["AppId", "StartTime", "EndTime", "Indicator", "Dimension"];
@@ -158,6 +172,77 @@ pub fn validate_distribution(
         dimension,
         start,
         end,
+    })
+}
+
+/// Validates a `ListRoomInfo` query, its parameters decoded. `apps` empty: every app id is known.
+pub fn validate_room_list(
+    query: &[(String, String)],
+    apps: &[String],
+    data_now: DateTime<Utc>,
+) -> Result<RoomQuery, ApiError> {
+    let invalid = |m: String| ApiError::invalid_parameter("InvalidParameter", m);
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let required = |name: &str| {
+        param(name).ok_or_else(|| {
+            invalid(format!(
+                "{name} is missing; ListRoomInfo requires AppId, StartTime and EndTime in the query"
+            ))
+        })
+    };
+    let app_id = required("AppId")?.to_string();
+    let start_s = required("StartTime")?;
+    let end_s = required("EndTime")?;
+    let time = |name: &str, s: &str| {
+        DateTime::parse_from_rfc3339(s).map_err(|_| {
+            invalid(format!(
+                "{name} {s:?} is not RFC 3339 with an offset, e.g. 2021-07-24T00:00:00+08:00"
+            ))
+        })
+    };
+    let start = time("StartTime", start_s)?;
+    let end = time("EndTime", end_s)?;
+    let number = |name: &str, default: i64, max: i64| -> Result<i64, ApiError> {
+        let Some(v) = param(name) else {
+            return Ok(default);
+        };
+        match v.parse::<i64>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(invalid(format!(
+                "{name} {v:?} is not a whole number from 1 to {max}"
+            ))),
+        }
+    };
+    let page_num = number("PageNum", 1, i64::from(i32::MAX))?;
+    let page_size = number("PageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+
+    known_app(&app_id, apps)?;
+    if start > end {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter.StartTimeAfterEndTime",
+            format!("StartTime {start_s} is after EndTime {end_s}; swap them"),
+        ));
+    }
+    if start < data_now - ROOM_LIST_LOOKBACK {
+        return Err(ApiError::invalid_parameter(
+            "InvalidParameter.OutofTimeRange",
+            format!(
+                "StartTime {start_s} is more than 14 days ago; ListRoomInfo lists the last 14 days only"
+            ),
+        ));
+    }
+    Ok(RoomQuery {
+        app_id,
+        start,
+        end,
+        page_num,
+        page_size,
     })
 }
 

@@ -3,9 +3,10 @@
 //!
 //! **Invariant:** checks run in the gateway's order (auth headers, timestamp, access key, signature,
 //! Action/Version and method, rate limit, then the service's body validation), and faults are drawn
-//! only for requests that passed every check, so a fault never hides a real error. `ListQuality` and
-//! `ListQualityDistribution` share every check but the rate limit (each action has its own quota) and
-//! the body validation.
+//! only for requests that passed every check, so a fault never hides a real error. `ListQuality`,
+//! `ListQualityDistribution` and `ListRoomInfo` share every check but the method (`ListRoomInfo` is a
+//! GET, the others POSTs), the rate limit (each action has its own quota) and the validation (a
+//! body, or for `ListRoomInfo` the query).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,9 +31,10 @@ use super::envelope::{ApiError, Meta};
 use super::faults::FaultKind;
 use super::limiter::SlidingLimiter;
 use super::request;
+use super::rooms::{self, RoomQuery};
 use super::{RequestRecord, SimulatorConfig};
 use crate::api::distribution::ACTION as DISTRIBUTION_ACTION;
-use crate::api::wire::{ACTION, ListQualityResult, VERSION};
+use crate::api::wire::{ACTION, ListQualityResult, ROOM_LIST_ACTION, VERSION};
 
 /// Everything the handlers share; the handle keeps a reference so tests can read the log and move time.
 pub(crate) struct Shared {
@@ -42,6 +44,8 @@ pub(crate) struct Shared {
     limiter: Mutex<SlidingLimiter>,
     /// `ListQualityDistribution`'s own quota, apart from `ListQuality`'s.
     distribution_limiter: Mutex<SlidingLimiter>,
+    /// `ListRoomInfo`'s own quota (10/s by default).
+    room_list_limiter: Mutex<SlidingLimiter>,
     /// How often each body (by hash) passed every check: the fault draw's key, so a retry draws anew.
     seen: Mutex<HashMap<u64, u64>>,
     sequence: AtomicU64,
@@ -56,6 +60,7 @@ impl Shared {
             distribution_limiter: Mutex::new(SlidingLimiter::new(
                 config.distribution_rate_limit_per_sec,
             )),
+            room_list_limiter: Mutex::new(SlidingLimiter::new(config.room_list_rate_limit_per_sec)),
             data_now: Mutex::new(config.data_now),
             config,
             log: Mutex::new(Vec::new()),
@@ -105,7 +110,7 @@ async fn unknown_path(uri: Uri) -> Response {
         region: auth::DEFAULT_REGION.to_string(),
     };
     let e = ApiError::invalid_action_or_version(format!(
-        "no API at path {}; call POST /?Action=ListQuality&Version=2020-12-01 (or Action=ListQualityDistribution)",
+        "no API at path {}; call POST /?Action=ListQuality&Version=2020-12-01 (or Action=ListQualityDistribution), or GET /?Action=ListRoomInfo&Version=2020-12-01&...",
         uri.path()
     ));
     json_response(e.status, meta.error_body(&e))
@@ -178,7 +183,15 @@ async fn list_quality(
                 fault: None,
             },
         ),
-        Ok(q) => respond(&s, &meta, &body, q, data_now),
+        Ok(q) => {
+            // A GET carries its parameters in the query: that is what the fault draw is keyed by.
+            let key = if method == Method::GET {
+                raw_query.as_bytes()
+            } else {
+                &body[..]
+            };
+            respond(&s, &meta, key, q, data_now)
+        }
     };
 
     tracing::debug!(
@@ -241,31 +254,37 @@ fn check(
         s.config.secret_key.expose_secret(),
         s.signing_clock(),
     )?;
-    let distribution = match meta.action.as_str() {
-        ACTION if meta.version == VERSION => false,
-        DISTRIBUTION_ACTION if meta.version == VERSION => true,
+    let kind = match meta.action.as_str() {
+        ACTION if meta.version == VERSION => Kind::Quality,
+        DISTRIBUTION_ACTION if meta.version == VERSION => Kind::Distribution,
+        ROOM_LIST_ACTION if meta.version == VERSION => Kind::RoomList,
         _ => {
             return Err(ApiError::invalid_action_or_version(format!(
-                "Action {:?} Version {:?} is not an API here; call Action=ListQuality or Action=ListQualityDistribution with Version=2020-12-01",
+                "Action {:?} Version {:?} is not an API here; call Action=ListQuality, ListQualityDistribution or ListRoomInfo with Version=2020-12-01",
                 meta.action, meta.version
             )));
         }
     };
-    if method != Method::POST {
+    let wanted = if kind == Kind::RoomList {
+        Method::GET
+    } else {
+        Method::POST
+    };
+    if *method != wanted {
         return Err(ApiError::invalid_action_or_version(format!(
-            "{} is called with POST, not {method}",
+            "{} is called with {wanted}, not {method}",
             meta.action
         )));
     }
     // Counted only now, for validly signed calls, at the instant each one arrived; each action
     // against its own quota.
-    let (limiter, n) = if distribution {
-        (
+    let (limiter, n) = match kind {
+        Kind::Quality => (&s.limiter, s.config.rate_limit_per_sec),
+        Kind::Distribution => (
             &s.distribution_limiter,
             s.config.distribution_rate_limit_per_sec,
-        )
-    } else {
-        (&s.limiter, s.config.rate_limit_per_sec)
+        ),
+        Kind::RoomList => (&s.room_list_limiter, s.config.room_list_rate_limit_per_sec),
     };
     let admitted = limiter
         .lock()
@@ -277,17 +296,32 @@ fn check(
             meta.action
         )));
     }
-    if distribution {
-        request::validate_distribution(body, &s.config.apps, data_now).map(Checked::Distribution)
-    } else {
-        request::validate(body, &s.config.apps, data_now).map(Checked::Quality)
+    match kind {
+        Kind::Quality => request::validate(body, &s.config.apps, data_now).map(Checked::Quality),
+        Kind::Distribution => request::validate_distribution(body, &s.config.apps, data_now)
+            .map(Checked::Distribution),
+        Kind::RoomList => {
+            let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw_query.as_bytes())
+                .into_owned()
+                .collect();
+            request::validate_room_list(&pairs, &s.config.apps, data_now).map(Checked::RoomList)
+        }
     }
+}
+
+/// The actions served here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Quality,
+    Distribution,
+    RoomList,
 }
 
 /// A request that passed every check, by action.
 enum Checked {
     Quality(data::Query),
     Distribution(DistributionQuery),
+    RoomList(RoomQuery),
 }
 
 impl Checked {
@@ -300,12 +334,20 @@ impl Checked {
                 q,
                 data_now,
             )),
+            Checked::RoomList(q) => meta.result_body(rooms::list_page(
+                s.config.seed,
+                q,
+                data_now,
+                s.config.room_list_max_matches,
+            )),
         }
     }
 
-    /// The `noindicators` fault: a `Result` with `"Indicators": []`.
-    fn no_indicators(&self, meta: &Meta) -> Vec<u8> {
+    /// The `noindicators` fault: a `Result` with `"Indicators": []`. `ListRoomInfo` has no
+    /// indicators: it gets its right page.
+    fn no_indicators(&self, s: &Shared, meta: &Meta, data_now: DateTime<Utc>) -> Vec<u8> {
         match self {
+            Checked::RoomList(_) => self.answer(s, meta, data_now),
             Checked::Quality(q) => meta.result_body(ListQualityResult {
                 aggregate_granularity: q.granularity.as_str().to_string(),
                 indicators: Vec::new(),
@@ -318,9 +360,11 @@ impl Checked {
         }
     }
 
-    /// The `offgrid` fault: the right answer plus points a client must drop.
+    /// The `offgrid` fault: the right answer plus points a client must drop. `ListRoomInfo` has no
+    /// grid: it gets its right page.
     fn off_grid(&self, s: &Shared, meta: &Meta, data_now: DateTime<Utc>) -> Vec<u8> {
         match self {
+            Checked::RoomList(_) => self.answer(s, meta, data_now),
             Checked::Quality(q) => {
                 let mut result = data::generate(s.config.seed, q, data_now);
                 data::add_off_grid_points(&mut result, q);
@@ -336,17 +380,18 @@ impl Checked {
 }
 
 /// A request that passed every check: a drawn fault, or the data. A `slow` fault's wait is the caller's.
+/// `fault_key` is what the draw is keyed by: the body, or a GET's query.
 fn respond(
     s: &Shared,
     meta: &Meta,
-    body: &[u8],
+    fault_key: &[u8],
     q: Checked,
     data_now: DateTime<Utc>,
 ) -> (Response, Outcome) {
     let fault = if s.config.faults.is_none() {
         None
     } else {
-        let digest = Sha256::digest(body);
+        let digest = Sha256::digest(fault_key);
         let body_hash = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
         let occurrence = {
             let mut seen = s.seen.lock().expect("the fault lock is never poisoned");
@@ -395,7 +440,7 @@ fn respond(
             ok(StatusCode::OK),
         ),
         Some(FaultKind::NoIndicators) => (
-            json_response(StatusCode::OK, q.no_indicators(meta)),
+            json_response(StatusCode::OK, q.no_indicators(s, meta, data_now)),
             ok(StatusCode::OK),
         ),
         Some(FaultKind::OffGrid) => (
