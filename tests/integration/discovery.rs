@@ -108,8 +108,10 @@ async fn discovery_lists_every_call_once(url: &str) {
         want.values().map(|c| c.room_id.as_str()).collect();
     assert_eq!(r.rooms_known, rooms.len() as u64);
     let got = stored(&store).await;
-    let got_calls: BTreeMap<String, RoomCall> =
-        got.iter().map(|(k, (c, _))| (k.clone(), c.clone())).collect();
+    let got_calls: BTreeMap<String, RoomCall> = got
+        .iter()
+        .map(|(k, (c, _))| (k.clone(), c.clone()))
+        .collect();
     assert_eq!(got_calls, want, "rtc_rooms equals the simulator's calls");
     // The splits asked more than one page per day: HasMore was met and handled.
     let listing_calls = sim
@@ -122,8 +124,10 @@ async fn discovery_lists_every_call_once(url: &str) {
 
     // The ledger: one row per range, settled where the day is done.
     let key = cfg.rooms[0].listing_key(cfg.window.timezone);
-    let rows: Vec<_> = crate::helpers::windows(&store)
+    let rows: Vec<_> = store
+        .ledger(None)
         .await
+        .unwrap()
         .into_iter()
         .filter(|e| e.stream == key)
         .collect();
@@ -137,14 +141,52 @@ async fn discovery_lists_every_call_once(url: &str) {
         "today and the days with a running call: {rows:?}"
     );
 
+    // `status` shows the block as one line and judges its listing; its listing is no stream.
+    let mut status = rtc_quality_sync::report::Status::load(&store, Some(&cfg))
+        .await
+        .unwrap();
+    status.judge(&cfg, now(), Duration::hours(36));
+    let b = &status.rooms[0];
+    assert_eq!(
+        (b.calls_known, b.rooms_known, b.failed_ranges),
+        (want.len() as u64, rooms.len() as u64, 0)
+    );
+    let l = discovery::listing_start(&cfg.window, &cfg.rooms[0].granularities, now());
+    let through = b.listed_through.expect("the days from L are done");
+    assert!(through > l + Duration::days(12), "{through}");
+    assert!(status.healthy(), "{}", status.check_text());
+    assert!(status.not_configured.is_empty() && status.streams.is_empty());
+    let text = status.text();
+    assert!(
+        text.contains("rooms/rooms") && text.contains(&format!("{} calls in", want.len())),
+        "{text}"
+    );
+    let metrics = rtc_quality_sync::metrics::render(&status.metrics_snapshot(None));
+    assert!(
+        metrics.contains(&format!(
+            "rtc_quality_sync_rooms_known{{rooms=\"rooms\"}} {}",
+            rooms.len()
+        )),
+        "{metrics}"
+    );
+
     // Again at once: only what is not done is listed, and no stored call is written.
     let second = sync_at(&cfg, &store, now()).await;
     assert_eq!(second.status, RunStatus::Ok);
     let r2 = &second.rooms[0];
     assert_eq!(r2.windows_ok as usize, provisional, "{r2:?}");
-    assert!(r2.list_calls < r.list_calls, "{} vs {}", r2.list_calls, r.list_calls);
+    assert!(
+        r2.list_calls < r.list_calls,
+        "{} vs {}",
+        r2.list_calls,
+        r.list_calls
+    );
     assert_eq!(r2.calls_known, want.len() as u64);
-    assert_eq!(stored(&store).await, got, "an unchanged call is never rewritten");
+    assert_eq!(
+        stored(&store).await,
+        got,
+        "an unchanged call is never rewritten"
+    );
     store.close().await;
 }
 
@@ -160,22 +202,37 @@ async fn a_range_that_stays_has_more_fails_with_the_reason(url: &str) {
     assert_eq!(r.windows_ok, 0);
     assert!(r.windows_failed >= 3, "{r:?}");
     let error = r.error.as_deref().unwrap();
-    assert!(error.contains("HasMore") && error.contains("one-minute"), "{error}");
-    // Each range went straight down to its first minute: a bounded number of calls.
     assert!(
-        r.list_calls <= r.windows_failed * 13,
+        error.contains("HasMore") && error.contains("one-minute"),
+        "{error}"
+    );
+    // Each range went down to its first busy minute, listing the quiet halves on the way: at most
+    // two calls per halving of a day (11 halvings reach a minute).
+    assert!(
+        r.list_calls <= r.windows_failed * 2 * 12,
         "{} calls for {} ranges",
         r.list_calls,
         r.windows_failed
     );
     assert!(stored(&store).await.is_empty());
-    let failed = crate::helpers::windows(&store)
+    let failed = store
+        .ledger(None)
         .await
+        .unwrap()
         .into_iter()
         .filter(|e| e.state == WindowState::Failed && e.indicator == "calls")
         .count() as u64;
     assert_eq!(failed, r.windows_failed);
     // The next run tries them again.
+    let mut status = rtc_quality_sync::report::Status::load(&store, Some(&cfg))
+        .await
+        .unwrap();
+    status.judge(&cfg, now(), Duration::hours(36));
+    let check = status.check_text();
+    assert!(
+        !status.healthy() && check.contains("rooms/rooms") && check.contains("failed"),
+        "{check}"
+    );
     let again = sync_at(&cfg, &store, now() + Duration::minutes(1)).await;
     assert_eq!(again.rooms[0].windows_failed, r.windows_failed);
     store.close().await;

@@ -59,6 +59,7 @@ fn source(sim: &SimulatorHandle) -> SourceSettings {
         region: "cn-north-1".into(),
         requests_per_second: 2.0,
         distribution_requests_per_second: 2.0,
+        room_list_requests_per_second: 10.0,
         max_in_flight: 4,
         timeout: Duration::from_secs(10),
         max_retries: 0,
