@@ -181,12 +181,44 @@ pub fn make_plan(
     now: DateTime<Utc>,
 ) -> Result<(Vec<Stream>, Plan), PipelineError> {
     let streams = select_streams(settings, &options.jobs)?;
-    let plan =
+    let mut plan =
         planner::plan(&settings.window, &streams, ledger, now, options.plan).map_err(|e| {
             let (from, to) = options.range_as_typed.clone();
             e.as_typed(from, to)
         })?;
+    plan.listings = selected_blocks(settings, options)
+        .map(|b| (b.listing_label(), listing_ranges(settings, b, ledger, now)))
+        .collect();
     Ok((streams, plan))
+}
+
+/// The `[[rooms]]` blocks a run asks: every one, or those `--job` names.
+fn selected_blocks<'a>(
+    settings: &'a Settings,
+    options: &'a RunOptions,
+) -> impl Iterator<Item = &'a RoomsBlock> {
+    settings
+        .rooms
+        .iter()
+        .filter(|b| options.jobs.is_empty() || options.jobs.contains(&b.name))
+}
+
+/// The ranges `block`'s listing still has to list at `now`, newest first.
+fn listing_ranges(
+    settings: &Settings,
+    block: &RoomsBlock,
+    ledger: &[LedgerEntry],
+    now: DateTime<Utc>,
+) -> Vec<Window> {
+    let tz = settings.window.timezone;
+    let key = block.listing_key(tz);
+    let done: Vec<Window> = ledger
+        .iter()
+        .filter(|e| e.stream == key && e.state == WindowState::Settled)
+        .map(|e| e.window)
+        .collect();
+    let start = discovery::listing_start(&settings.window, &block.granularities, now);
+    discovery::ranges_to_list(start, now, tz, done)
 }
 
 /// The ledger as planning and `status` read it: the stored rows, with an earlier version's rows
@@ -327,11 +359,7 @@ pub async fn run(
     // Discovery first: the calls it lists are what room streams are planned from.
     let mut rooms = Vec::new();
     let mut store_error = None;
-    for block in settings
-        .rooms
-        .iter()
-        .filter(|b| options.jobs.is_empty() || options.jobs.contains(&b.name))
-    {
+    for block in selected_blocks(settings, options) {
         if stop.is_cancelled() {
             break;
         }
@@ -625,16 +653,10 @@ async fn prepare_ledger(
     let names: Vec<(String, String, Vec<String>)> = selected
         .iter()
         .map(|s| (s.key.clone(), s.name.clone(), s.aliases.clone()))
-        .chain(
-            settings
-                .rooms
-                .iter()
-                .filter(|b| options.jobs.is_empty() || options.jobs.contains(&b.name))
-                .map(|b| {
-                    let tz = settings.window.timezone;
-                    (b.listing_key(tz), b.listing_label(), Vec::new())
-                }),
-        )
+        .chain(selected_blocks(settings, options).map(|b| {
+            let tz = settings.window.timezone;
+            (b.listing_key(tz), b.listing_label(), Vec::new())
+        }))
         .collect();
     let suffix = format!(" (replaced {})", now.format("%Y-%m-%d"));
     store
@@ -741,13 +763,7 @@ impl Run<'_> {
         if self.tally.lock().unwrap().credentials_error.is_some() {
             return Ok(summary);
         }
-        let done: Vec<Window> = ledger
-            .iter()
-            .filter(|e| e.stream == key && e.state == WindowState::Settled)
-            .map(|e| e.window)
-            .collect();
-        let start = discovery::listing_start(&self.settings.window, &block.granularities, self.now);
-        let ranges = discovery::ranges_to_list(start, self.now, tz, done);
+        let ranges = listing_ranges(self.settings, block, ledger, self.now);
         let prior = |w: Window| {
             ledger
                 .iter()

@@ -60,6 +60,9 @@ pub struct StreamPlan {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     pub streams: Vec<StreamPlan>,
+    /// Per `[[rooms]]` block, its listing's label and the ranges it lists (at least one
+    /// `ListRoomInfo` call each), newest first.
+    pub listings: Vec<(String, Vec<Window>)>,
     /// Things the user should hear about, e.g. a range clipped to the horizon.
     pub warnings: Vec<String>,
 }
@@ -282,6 +285,7 @@ pub fn plan(
         }
     }
     Ok(Plan {
+        listings: Vec::new(),
         streams: out,
         warnings,
     })

@@ -73,6 +73,17 @@ pub fn plan_text(plan: &Plan, source: &SourceSettings) -> String {
             let _ = writeln!(out);
         }
     }
+    for (label, ranges) in &plan.listings {
+        let _ = writeln!(
+            out,
+            "{label}  {} to list with ListRoomInfo (one call or more each, at {} requests/s)",
+            count(ranges.len() as u64, "range", "ranges"),
+            source.room_list_requests_per_second
+        );
+        for r in ranges {
+            let _ = writeln!(out, "  {} .. {}", ts(r.start), ts(r.end));
+        }
+    }
     let estimate = plan.estimated_duration(
         source.requests_per_second,
         source.distribution_requests_per_second,
