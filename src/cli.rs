@@ -228,7 +228,9 @@ pub struct SimulateArgs {
     /// answer for 120 s), close (connection closed mid-body), garbage (a body that is not JSON),
     /// empty (HTTP 200 with `"Result": {}`), noindicators (HTTP 200 with `"Indicators": []`), offgrid
     /// (the right answer plus points off the granularity's grid: the first bucket + 17 s, in 1d also
-    /// + 5 min, and EndTime + 17 s).
+    /// the first bucket + 5 min, and EndTime + 17 s); for ListRoomInfo only (other actions answer
+    /// right): shortpage (a page shorter than Total implies), dupcall (a page listing one CallId
+    /// twice).
     #[arg(long, default_value = "", value_name = "LIST")]
     pub faults: String,
     /// Seed for the data and the faults.

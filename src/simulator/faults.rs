@@ -30,12 +30,19 @@ pub enum FaultKind {
     /// HTTP 200 with the right answer plus, in every returned series, points off the granularity's grid
     /// (see [`crate::simulator::data::off_grid_stamps`]): a client must drop and count them.
     OffGrid,
+    /// `ListRoomInfo` only: HTTP 200 with a page whose `RoomList` is shorter than `Total` implies
+    /// (its last call left out, or nothing when the page was empty anyway). Other actions get their
+    /// right answer.
+    ShortPage,
+    /// `ListRoomInfo` only: HTTP 200 with a page that lists one `CallId` twice (its first call
+    /// repeated in place of its last). Other actions get their right answer.
+    DuplicateCall,
 }
 
 impl FaultKind {
     /// Every kind, in the order the draw walks them.
     /// New kinds go last, so that a `--faults` value draws the same faults as before they existed.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::Http500,
         FaultKind::Http429,
         FaultKind::Error200,
@@ -45,6 +52,8 @@ impl FaultKind {
         FaultKind::Empty,
         FaultKind::NoIndicators,
         FaultKind::OffGrid,
+        FaultKind::ShortPage,
+        FaultKind::DuplicateCall,
     ];
 
     /// The spelling `--faults` uses.
@@ -59,6 +68,8 @@ impl FaultKind {
             FaultKind::Empty => "empty",
             FaultKind::NoIndicators => "noindicators",
             FaultKind::OffGrid => "offgrid",
+            FaultKind::ShortPage => "shortpage",
+            FaultKind::DuplicateCall => "dupcall",
         }
     }
 
@@ -85,6 +96,8 @@ pub struct Faults {
     pub empty: f64,
     pub no_indicators: f64,
     pub off_grid: f64,
+    pub short_page: f64,
+    pub duplicate_call: f64,
 }
 
 /// A `--faults` value that cannot be used, said with the part that is wrong.
@@ -93,7 +106,7 @@ pub enum FaultsError {
     #[error("--faults: {part:?} is not KIND=RATE; write e.g. 500=0.05,429=0.02")]
     NotAPair { part: String },
     #[error(
-        "--faults: unknown fault kind {kind:?}; use 500, 429, 200error, slow, close, garbage, empty, noindicators or offgrid"
+        "--faults: unknown fault kind {kind:?}; use 500, 429, 200error, slow, close, garbage, empty, noindicators or offgrid, and for ListRoomInfo shortpage or dupcall"
     )]
     UnknownKind { kind: String },
     #[error("--faults: rate {rate:?} of {kind} is not a number from 0 to 1")]
@@ -128,6 +141,8 @@ impl Faults {
             FaultKind::Empty => self.empty,
             FaultKind::NoIndicators => self.no_indicators,
             FaultKind::OffGrid => self.off_grid,
+            FaultKind::ShortPage => self.short_page,
+            FaultKind::DuplicateCall => self.duplicate_call,
         }
     }
 
@@ -142,6 +157,8 @@ impl Faults {
             FaultKind::Empty => &mut self.empty,
             FaultKind::NoIndicators => &mut self.no_indicators,
             FaultKind::OffGrid => &mut self.off_grid,
+            FaultKind::ShortPage => &mut self.short_page,
+            FaultKind::DuplicateCall => &mut self.duplicate_call,
         }
     }
 
@@ -150,7 +167,7 @@ impl Faults {
     }
 
     /// Parses `500=0.05,429=0.02,200error=0.05,slow=0.02,close=0.02,garbage=0.02,empty=0.02,
-    /// noindicators=0.02,offgrid=0.02`; empty = none.
+    /// noindicators=0.02,offgrid=0.02,shortpage=0.02,dupcall=0.02`; empty = none.
     pub fn parse(spec: &str) -> Result<Self, FaultsError> {
         let mut faults = Faults::default();
         let mut seen = Vec::new();

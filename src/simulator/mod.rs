@@ -163,7 +163,7 @@ pub struct RequestRecord {
     pub code: Option<String>,
     pub request_id: String,
     /// The injected fault (`500`, `429`, `200error`, `slow`, `close`, `garbage`, `empty`, `noindicators`,
-    /// `offgrid`), if any.
+    /// `offgrid`, and for `ListRoomInfo` `shortpage`, `dupcall`), if any.
     #[serde(default)]
     pub fault: Option<String>,
     /// The `Action` of the query (`ListQuality`, `ListQualityDistribution`, `ListRoomInfo`, or whatever

@@ -379,6 +379,32 @@ impl Checked {
     }
 }
 
+impl Checked {
+    /// The `shortpage` and `dupcall` faults: a `ListRoomInfo` page with its last call left out, or
+    /// with its first call in place of its last; any other action's right answer.
+    fn bad_page(
+        &self,
+        s: &Shared,
+        meta: &Meta,
+        data_now: DateTime<Utc>,
+        kind: FaultKind,
+    ) -> Vec<u8> {
+        let Checked::RoomList(q) = self else {
+            return self.answer(s, meta, data_now);
+        };
+        let mut page = rooms::list_page(s.config.seed, q, data_now, s.config.room_list_max_matches);
+        if kind == FaultKind::ShortPage {
+            page.room_list.pop();
+        } else if let Some(first) = page.room_list.first().cloned() {
+            if page.room_list.len() > 1 {
+                page.room_list.pop();
+            }
+            page.room_list.push(first);
+        }
+        meta.result_body(page)
+    }
+}
+
 /// A request that passed every check: a drawn fault, or the data. A `slow` fault's wait is the caller's.
 /// `fault_key` is what the draw is keyed by: the body, or a GET's query.
 fn respond(
@@ -445,6 +471,10 @@ fn respond(
         ),
         Some(FaultKind::OffGrid) => (
             json_response(StatusCode::OK, q.off_grid(s, meta, data_now)),
+            ok(StatusCode::OK),
+        ),
+        Some(kind @ (FaultKind::ShortPage | FaultKind::DuplicateCall)) => (
+            json_response(StatusCode::OK, q.bad_page(s, meta, data_now, kind)),
             ok(StatusCode::OK),
         ),
         Some(FaultKind::Close) => (

@@ -685,3 +685,52 @@ async fn simulator_rooms_bad_parameters_are_invalid_parameter() {
     .await;
     sim.shutdown().await;
 }
+
+/// The `ListRoomInfo` faults: `shortpage` lists fewer calls than `Total` implies, `dupcall` lists
+/// one `CallId` twice; both are logged as faults, and other actions drawing them answer right.
+#[tokio::test]
+async fn simulator_rooms_short_page_and_duplicate_call_faults() {
+    let day: DateTime<Utc> = "2026-03-08T00:00:00Z".parse().unwrap();
+    let to = day + chrono::Duration::hours(24);
+    let calls = room_calls(1, APP, day, to, data_now());
+    assert!(calls.len() > 10);
+    let right = wire(&calls[..10], data_now(), tz("+08:00"));
+
+    let sim = start(SimulatorConfig {
+        faults: simulator::Faults::only(simulator::FaultKind::ShortPage, 1.0),
+        ..rooms_config()
+    })
+    .await;
+    let p = page(&client(&sim), page_params(day, to, tz("+08:00"), 1, 10)).await;
+    assert_eq!(p.total, Some(calls.len() as i64));
+    assert_eq!(p.room_list, right[..9]);
+    let q = Call::new(crate::sim_helpers::body(
+        APP,
+        "2026-03-08T00:00:00+08:00",
+        "2026-03-09T00:00:00+08:00",
+        &["stall_rate"],
+        "1d",
+    ))
+    .send(&sim)
+    .await
+    .result();
+    assert_eq!(q.indicators.len(), 2);
+    let faults: Vec<Option<String>> = sim.requests().into_iter().map(|r| r.fault).collect();
+    assert_eq!(
+        faults,
+        [Some("shortpage".to_string()), Some("shortpage".to_string())]
+    );
+    sim.shutdown().await;
+
+    let sim = start(SimulatorConfig {
+        faults: simulator::Faults::only(simulator::FaultKind::DuplicateCall, 1.0),
+        ..rooms_config()
+    })
+    .await;
+    let p = page(&client(&sim), page_params(day, to, tz("+08:00"), 1, 10)).await;
+    assert_eq!(p.room_list.len(), 10);
+    assert_eq!(p.room_list[..9], right[..9]);
+    assert_eq!(p.room_list[9].call_id, p.room_list[0].call_id);
+    assert_eq!(sim.requests()[0].fault.as_deref(), Some("dupcall"));
+    sim.shutdown().await;
+}
