@@ -125,7 +125,7 @@ pub enum ApiError {
     /// while `Total` says more, say). Retried, since the next answer may be whole; it never ends a
     /// listing, so no call is lost to it.
     #[error(
-        "incomplete answer: page {page_num} lists {rows} call(s) where Total ({total}) implies {expected}{}; transient, retried, and the next run lists the range again",
+        "incomplete answer: page {page_num} lists {rows} distinct call(s) where Total ({total}) implies {expected}{}; transient, retried, and the next run lists the range again",
         rid(.request_id)
     )]
     ShortPage {

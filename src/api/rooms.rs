@@ -199,14 +199,15 @@ pub fn read_page(req: &ListRoomInfoRequest, reply: &Reply<'_>) -> Result<RoomPag
             }
         }
     }
-    // A page that holds too many matches is split, never read; any other page holds what its
-    // Total implies (counted as listed, so a call listed twice is not taken for a missing one).
+    // A page that holds too many matches is split, never read; any other page holds as many
+    // distinct calls as its Total implies: a call listed twice on one page stands where another
+    // call should be, so that page is short too.
     if !result.has_more {
         let expected = (total - (req.page_num - 1) * req.page_size).clamp(0, req.page_size);
-        if (rows as i64) < expected {
+        if (calls.len() as i64) < expected {
             return Err(ApiError::ShortPage {
                 page_num: req.page_num,
-                rows,
+                rows: calls.len(),
                 expected,
                 total,
                 request_id: Some(request_id).filter(|id| !id.is_empty()),
@@ -416,8 +417,11 @@ mod tests {
     #[test]
     fn a_call_listed_twice_is_one_call_unless_the_two_disagree() {
         let a = call("a", "2024-01-15T00:00:00Z", "", "2");
-        let p = page(&req(1), &format!(r#"{{"Total":2,"RoomList":[{a},{a}]}}"#)).unwrap();
+        let p = page(&req(1), &format!(r#"{{"Total":1,"RoomList":[{a},{a}]}}"#)).unwrap();
         assert_eq!(p.calls.len(), 1);
+        // Twice on a page whose Total says two: it stands where another call should be.
+        let e = page(&req(1), &format!(r#"{{"Total":2,"RoomList":[{a},{a}]}}"#)).unwrap_err();
+        assert!(matches!(e, ApiError::ShortPage { rows: 1, .. }), "{e:?}");
         let other = call("a", "2024-01-15T00:00:00Z", "", "3");
         let e = page(
             &req(1),

@@ -238,6 +238,36 @@ async fn a_range_that_stays_has_more_fails_with_the_reason(url: &str) {
     store.close().await;
 }
 
+/// Faults while listing (500, 429, a connection closed mid-body, pages short of their Total, a
+/// call listed twice in place of another) end in the same `rtc_rooms` as a fault-free run.
+async fn faults_while_listing_give_the_fault_free_result(url: &str) {
+    let sim = simulator::spawn(SimulatorConfig {
+        seed: SEED,
+        data_now: Some(now()),
+        room_list_rate_limit_per_sec: 200,
+        room_list_max_matches: 40,
+        faults: simulator::Faults::parse("500=0.1,close=0.05,shortpage=0.15,dupcall=0.15").unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = rooms_config(&sim, 30);
+    cfg.source.max_retries = 8;
+    let store = Store::connect(url).await.unwrap();
+    let want = expected(&cfg);
+    let report = sync_at(&cfg, &store, now()).await;
+    assert_eq!(report.status, RunStatus::Ok, "{report:?}");
+    let faulted = sim.requests().iter().filter(|r| r.fault.is_some()).count();
+    assert!(faulted > 5, "{faulted} faults injected");
+    let got: BTreeMap<String, RoomCall> = stored(&store)
+        .await
+        .into_iter()
+        .map(|(k, (c, _))| (k, c))
+        .collect();
+    assert_eq!(got, want);
+    store.close().await;
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -261,5 +291,6 @@ macro_rules! both {
 
 both!(
     discovery_lists_every_call_once,
+    faults_while_listing_give_the_fault_free_result,
     a_range_that_stays_has_more_fails_with_the_reason
 );
