@@ -139,11 +139,29 @@ pub fn plan_json<'a>(plan: &'a Plan, source: &SourceSettings) -> PlanJson<'a> {
 /// The end-of-run summary: one line per stream, then the totals.
 pub fn summary_text(r: &RunReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<40} {:>7} {:>6} {:>8} {:>8} {:>9} {:>6}",
-        "stream", "windows", "failed", "inserted", "updated", "unchanged", "calls"
-    );
+    for b in &r.rooms {
+        let _ = writeln!(
+            out,
+            "{:<40} {} listed, {} in {} known; {} ok, {} failed; {}",
+            format!("{}/rooms", b.name),
+            count(b.calls_listed, "call", "calls"),
+            count(b.calls_known, "call", "calls"),
+            count(b.rooms_known, "room", "rooms"),
+            count(b.windows_ok, "range", "ranges"),
+            b.windows_failed,
+            count(b.list_calls, "ListRoomInfo call", "ListRoomInfo calls"),
+        );
+        if let Some(e) = &b.error {
+            let _ = writeln!(out, "  error: {e}");
+        }
+    }
+    if !r.streams.is_empty() || r.rooms.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:<40} {:>7} {:>6} {:>8} {:>8} {:>9} {:>6}",
+            "stream", "windows", "failed", "inserted", "updated", "unchanged", "calls"
+        );
+    }
     for s in &r.streams {
         let _ = writeln!(
             out,
@@ -764,20 +782,22 @@ impl Status {
 
     fn table(&self) -> String {
         let mut out = String::new();
-        if self.streams.is_empty() {
+        if self.streams.is_empty() && self.rooms.iter().all(|r| r.calls_known == 0) {
             out.push_str("no stream has been synced yet; run `rtc-quality-sync sync`\n");
         }
-        let _ = writeln!(
-            out,
-            "{:<40} {:<41} {:>11} {:>6} {:>8} {:>10} {:<21}",
-            "stream",
-            "settled until (exclusive)",
-            "provisional",
-            "failed",
-            "missing",
-            "points",
-            "last fetched"
-        );
+        if !self.streams.is_empty() || self.rooms.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<40} {:<41} {:>11} {:>6} {:>8} {:>10} {:<21}",
+                "stream",
+                "settled until (exclusive)",
+                "provisional",
+                "failed",
+                "missing",
+                "points",
+                "last fetched"
+            );
+        }
         for s in &self.streams {
             let c = &s.coverage;
             let _ = writeln!(
