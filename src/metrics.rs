@@ -153,13 +153,9 @@ pub fn render(s: &Snapshot) -> String {
         run.map_or(0.0, |r| r.throttled as f64),
     );
     let per_stream = |name: &str, help: &str, f: &dyn Fn(&StreamNumbers) -> f64| {
-        let vec = GaugeVec::new(Opts::new(full_name(name), help), &["stream"])
-            .expect("a valid metric name and label");
-        for n in &s.streams {
-            vec.with_label_values(&[n.stream.as_str()]).set(f(n));
-        }
+        let gauges = labelled(name, help, "stream", &s.streams, |n| &n.stream, f);
         registry
-            .register(Box::new(vec))
+            .register(Box::new(gauges))
             .expect("each metric is registered once");
     };
     per_stream(
@@ -181,13 +177,9 @@ pub fn render(s: &Snapshot) -> String {
         n.points as f64
     });
     let per_block = |name: &str, help: &str, f: &dyn Fn(&RoomsNumbers) -> f64| {
-        let vec = GaugeVec::new(Opts::new(full_name(name), help), &["rooms"])
-            .expect("a valid metric name and label");
-        for n in &s.rooms {
-            vec.with_label_values(&[n.rooms.as_str()]).set(f(n));
-        }
+        let gauges = labelled(name, help, "rooms", &s.rooms, |n| &n.rooms, f);
         registry
-            .register(Box::new(vec))
+            .register(Box::new(gauges))
             .expect("each metric is registered once");
     };
     per_block(
@@ -213,6 +205,24 @@ pub fn render(s: &Snapshot) -> String {
     TextEncoder::new()
         .encode_to_string(&registry.gather())
         .expect("every gathered family has samples and a name")
+}
+
+/// One gauge per item, labelled `label` with the item's `key`.
+fn labelled<T>(
+    name: &str,
+    help: &str,
+    label: &str,
+    items: &[T],
+    key: impl Fn(&T) -> &String,
+    value: &dyn Fn(&T) -> f64,
+) -> GaugeVec {
+    let vec = GaugeVec::new(Opts::new(full_name(name), help), &[label])
+        .expect("a valid metric name and label");
+    for item in items {
+        vec.with_label_values(&[key(item).as_str()])
+            .set(value(item));
+    }
+    vec
 }
 
 /// Why the metrics file was not written; each names the path.

@@ -268,28 +268,7 @@ async fn faults_while_listing_give_the_fault_free_result(url: &str) {
     store.close().await;
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("rooms.db").display());
-                super::$name(&url).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let Some(db) = crate::helpers::pg_empty_db().await else {
-                    return;
-                };
-                super::$name(&db.url()).await;
-            }
-        }
-    )*};
-}
-
-both!(
+crate::helpers::on_both_urls!(
     discovery_lists_every_call_once,
     faults_while_listing_give_the_fault_free_result,
     a_range_that_stays_has_more_fails_with_the_reason

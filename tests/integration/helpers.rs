@@ -6,6 +6,29 @@ use rtc_quality_sync::store::Store;
 use sqlx::Connection;
 use tempfile::TempDir;
 
+/// Runs `async fn NAME(url)` on a fresh SQLite file and on a fresh PostgreSQL database.
+macro_rules! on_both_urls {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("t.db").display());
+                super::$name(&url).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = crate::helpers::pg_empty_db().await else {
+                    return;
+                };
+                super::$name(&db.url()).await;
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_urls;
+
 /// A new SQLite database file in its own temp dir (deleted when the `TempDir` drops).
 pub async fn sqlite_store() -> (TempDir, Store) {
     let dir = tempfile::tempdir().expect("a temp dir");

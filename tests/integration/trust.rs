@@ -21,29 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::helpers::pg_empty_db;
 use crate::pipeline::{dump, expected, now, settings, simulator, sync_at, values};
 
-/// Runs `async fn NAME(url)` on a fresh SQLite file and on a fresh PostgreSQL database.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("sqlite://{}", dir.path().join("t.db").display());
-                super::$name(&url).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let Some(db) = crate::helpers::pg_empty_db().await else {
-                    return;
-                };
-                super::$name(&db.url()).await;
-            }
-        }
-    )*};
-}
-
-on_both_backends!(
+crate::helpers::on_both_urls!(
     item_02_a_changed_timezone_backfills_the_new_grid_and_retires_the_old,
     item_03_a_refetched_window_replaces_what_its_indicators_no_longer_have,
     item_03_a_window_and_its_tail_commit_in_one_transaction,
