@@ -677,7 +677,26 @@ async fn prune_locked(
     let (_, adoptions) = pipeline::adopted_ledger(settings, store).await?;
     let adoptable = adoptions.iter().map(|a| a.from.clone()).collect();
     let stored = store.stream_accounts().await?;
-    let listings: Vec<String> = settings.listings().into_iter().map(|(k, _)| k).collect();
+    // A block's listing and its room streams are configured too, though no table lists them.
+    let mut listings: Vec<String> = settings.listings().into_iter().map(|(k, _)| k).collect();
+    for block in &settings.rooms {
+        let calls: Vec<_> = store
+            .room_calls(&block.app_id)
+            .await?
+            .into_iter()
+            .map(|c| c.call)
+            .collect();
+        listings.extend(
+            crate::planner::room_streams(
+                block,
+                &calls,
+                settings.window.timezone,
+                crate::clock::now(),
+            )
+            .into_iter()
+            .map(|s| s.key),
+        );
+    }
     let retired = retired(&configured, &listings, &stored, &adoptable, account);
     for label in &args.streams {
         if !retired.iter().any(|r| &r.label == label) {

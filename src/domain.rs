@@ -448,6 +448,19 @@ pub struct Stream {
     /// The labels of other configured streams that ask exactly this query (rule 6): planned as one
     /// with this stream, under its label, which is the first in configuration order.
     pub aliases: Vec<String>,
+    /// Set for a `[[rooms]]` block's room stream: planned over its calls' buckets only.
+    pub room: Option<RoomNeeds>,
+}
+
+/// What makes a stream a `[[rooms]]` block's room stream (PRODUCT.md, "Room streams"): its block,
+/// the peak users of its room's qualifying calls (the order rooms are fetched in), and the buckets
+/// those calls cover.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomNeeds {
+    pub block: String,
+    pub peak_users: i64,
+    /// Ordered, disjoint, whole buckets.
+    pub needs: Vec<Window>,
 }
 
 /// What a distribution stream asks beyond its app, product type and indicator.
@@ -555,6 +568,7 @@ impl DistributionJob {
                     }),
                     timezone,
                     aliases: Vec::new(),
+                    room: None,
                 });
             }
         }
@@ -667,6 +681,7 @@ impl Job {
                 distribution: None,
                 timezone,
                 aliases: Vec::new(),
+                room: None,
             })
             .collect()
     }

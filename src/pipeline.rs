@@ -21,8 +21,8 @@ use crate::api::{Action, Fetch, WindowApi, distribution::ListQualityDistribution
 use crate::config::Settings;
 use crate::discovery;
 use crate::domain::{
-    FailedWindow, LedgerEntry, RoomsBlock, RunCounts, RunStatus, Stream, Window, WindowState,
-    WriteCounts,
+    FailedWindow, LedgerEntry, RoomCall, RoomsBlock, RunCounts, RunStatus, Stream, Window,
+    WindowState, WriteCounts,
 };
 use crate::error::Outcome;
 use crate::fetcher::Quotas;
@@ -85,6 +85,13 @@ pub struct RoomsSummary {
     pub windows_deferred: u64,
     /// `ListRoomInfo` requests, retries included.
     pub list_calls: u64,
+    /// Its room streams' points.
+    pub points: WriteCounts,
+    pub points_dropped: u64,
+    /// `ListQuality` requests for its rooms, retries included.
+    pub calls: u64,
+    /// Rooms whose streams were planned this run.
+    pub rooms_planned: u64,
     /// The first error of the block, as the user should read it.
     pub error: Option<String>,
 }
@@ -359,12 +366,47 @@ pub async fn run(
     // Discovery first: the calls it lists are what room streams are planned from.
     let mut rooms = Vec::new();
     let mut store_error = None;
+    let mut room_streams = Vec::new();
     for block in selected_blocks(settings, options) {
         if stop.is_cancelled() {
             break;
         }
         match run.list_block(block, &ledger).await {
-            Ok(summary) => rooms.push(summary),
+            Ok((summary, calls)) => {
+                rooms.push(summary);
+                room_streams.extend(planner::room_streams(
+                    block,
+                    &calls,
+                    settings.window.timezone,
+                    now,
+                ));
+            }
+            Err(e) => {
+                tracing::error!("stopping the run, committing nothing more: {e}");
+                store_error = Some(e);
+                run.db_failed.cancel();
+                stop.cancel();
+            }
+        }
+    }
+    // A room that a configured job asks too is that job's stream, fetched over the whole horizon
+    // (rule 6: one query, planned once).
+    room_streams.retain(|r| !stream_by_name.values().any(|s| s.key == r.key));
+    // Which block each room stream is summed into.
+    let room_blocks: HashMap<String, String> = room_streams
+        .iter()
+        .filter_map(|s| Some((s.name.clone(), s.room.as_ref()?.block.clone())))
+        .collect();
+    // The listing's own ranges, before the room streams' windows are summed in.
+    let listing_ok: u64 = rooms.iter().map(|r| r.windows_ok).sum();
+    let listing_failed: u64 = rooms.iter().map(|r| r.windows_failed).sum();
+    let mut tasks = tasks;
+    if !room_streams.is_empty() && store_error.is_none() && !stop.is_cancelled() {
+        match run
+            .plan_rooms(options, &ledger, room_streams, &mut rooms)
+            .await
+        {
+            Ok(room_tasks) => tasks.extend(room_tasks),
             Err(e) => {
                 tracing::error!("stopping the run, committing nothing more: {e}");
                 store_error = Some(e);
@@ -402,11 +444,27 @@ pub async fn run(
     progress.finish();
 
     let tally = std::mem::take(&mut *run.tally.lock().unwrap());
-    let (streams, mut counts) = summarize(tally.streams, quotas.stats());
-    for r in &rooms {
-        counts.windows_ok += r.windows_ok;
-        counts.windows_failed += r.windows_failed;
-    }
+    let (mut streams, mut counts) = summarize(tally.streams, quotas.stats());
+    counts.windows_ok += listing_ok;
+    counts.windows_failed += listing_failed;
+    // A room stream is its block's: summed into the block's entry, never one line per room.
+    streams.retain(|s| {
+        let Some(block) = room_blocks
+            .get(&s.stream)
+            .and_then(|name| rooms.iter_mut().find(|b| &b.name == name))
+        else {
+            return true;
+        };
+        block.windows_ok += s.windows_ok;
+        block.windows_failed += s.windows_failed + s.windows_skipped;
+        block.points += s.points;
+        block.points_dropped += s.points_dropped;
+        block.calls += s.calls;
+        if block.error.is_none() {
+            block.error.clone_from(&s.error);
+        }
+        false
+    });
     let any_failed = streams
         .iter()
         .any(|s| s.windows_failed > 0 || s.windows_skipped > 0)
@@ -753,7 +811,7 @@ impl Run<'_> {
         &self,
         block: &RoomsBlock,
         ledger: &[LedgerEntry],
-    ) -> Result<RoomsSummary, StoreError> {
+    ) -> Result<(RoomsSummary, Vec<RoomCall>), StoreError> {
         let tz = self.settings.window.timezone;
         let key = block.listing_key(tz);
         let mut summary = RoomsSummary {
@@ -761,7 +819,7 @@ impl Run<'_> {
             ..Default::default()
         };
         if self.tally.lock().unwrap().credentials_error.is_some() {
-            return Ok(summary);
+            return Ok((summary, Vec::new()));
         }
         let ranges = listing_ranges(self.settings, block, ledger, self.now);
         let prior = |w: Window| {
@@ -845,6 +903,7 @@ impl Run<'_> {
         }
         summary.calls_listed = listed_ids.len() as u64;
         let known = self.store.room_calls(&block.app_id).await?;
+        let calls: Vec<RoomCall> = known.iter().map(|c| c.call.clone()).collect();
         summary.calls_known = known.len() as u64;
         summary.rooms_known = known
             .iter()
@@ -856,7 +915,108 @@ impl Run<'_> {
             rooms_known = summary.rooms_known, ranges_ok = summary.windows_ok,
             ranges_failed = summary.windows_failed, "listed the app's calls"
         );
-        Ok(summary)
+        Ok((summary, calls))
+    }
+
+    /// Plans the room streams (PRODUCT.md, "Room streams"): names them in `sync_streams`, plans each
+    /// over its calls' buckets, and orders their windows after the jobs': those never fetched
+    /// before first, then the room with the most active users, then the newest window. A block's windows beyond its
+    /// `max_room_calls_per_run` are deferred to the next run (counted, neither failed nor skipped).
+    /// Returns the tasks; their streams join the tally.
+    async fn plan_rooms(
+        &self,
+        options: &RunOptions,
+        ledger: &[LedgerEntry],
+        streams: Vec<Stream>,
+        rooms: &mut [RoomsSummary],
+    ) -> Result<Vec<Task>, StoreError> {
+        let names: Vec<(String, String, Vec<String>)> = streams
+            .iter()
+            .map(|s| (s.key.clone(), s.name.clone(), Vec::new()))
+            .collect();
+        let suffix = format!(" (replaced {})", self.now.format("%Y-%m-%d"));
+        self.store
+            .register_streams(&names, &suffix, options.account.as_deref())
+            .await?;
+        let Ok(plan) = planner::plan(
+            &self.settings.window,
+            &streams,
+            ledger,
+            self.now,
+            options.plan,
+        ) else {
+            // A range outside the horizon was said for the jobs already.
+            return Ok(Vec::new());
+        };
+        let peak: HashMap<String, i64> = streams
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.room.as_ref()?.peak_users)))
+            .collect();
+        let (mut tasks, tally, _) = tasks_of(&plan, streams, ledger);
+        // Windows nothing was fetched of go first, so that a cap cannot spend every run on the
+        // provisional windows of the busiest rooms: the rest catch up run after run.
+        let mut fetched: HashMap<&str, Vec<Window>> = HashMap::new();
+        for e in ledger
+            .iter()
+            .filter(|e| matches!(e.state, WindowState::Settled | WindowState::Provisional))
+        {
+            fetched.entry(e.stream.as_str()).or_default().push(e.window);
+        }
+        let fetched_before = |t: &Task| {
+            fetched.get(t.stream.key.as_str()).is_some_and(|ws| {
+                ws.iter()
+                    .any(|w| w.start < t.window.end && t.window.start < w.end)
+            })
+        };
+        tasks.sort_by_cached_key(|t| {
+            (
+                fetched_before(t),
+                std::cmp::Reverse(peak.get(&t.stream.name).copied().unwrap_or(0)),
+                t.stream.name.clone(),
+                std::cmp::Reverse(t.window.end),
+            )
+        });
+        // The cap, per block, in that order.
+        let mut kept = Vec::with_capacity(tasks.len());
+        let mut per_block: HashMap<String, u64> = HashMap::new();
+        for task in tasks {
+            let block = task.stream.job.name.clone();
+            let cap = self
+                .settings
+                .rooms
+                .iter()
+                .find(|b| b.name == block)
+                .map_or(0, |b| b.max_room_calls_per_run);
+            let n = per_block.entry(block.clone()).or_default();
+            if cap > 0 && *n >= cap {
+                if let Some(r) = rooms.iter_mut().find(|r| r.name == block) {
+                    r.windows_deferred += 1;
+                }
+                continue;
+            }
+            *n += 1;
+            kept.push(task);
+        }
+        for r in rooms.iter_mut() {
+            r.rooms_planned = plan
+                .streams
+                .iter()
+                .filter(|s| s.stream.starts_with(&format!("{}/", r.name)))
+                .count() as u64;
+        }
+        if options.plan.refetch {
+            self.store
+                .mark_refetch(&refetch_marks(&kept, self.now))
+                .await?;
+        }
+        let mut t = self.tally.lock().unwrap();
+        for (name, mut summary) in tally.streams {
+            summary.windows_planned = kept.iter().filter(|k| k.stream.name == name).count() as u64;
+            t.streams.insert(name, summary);
+        }
+        drop(t);
+        self.progress.add(kept.len() as u64);
+        Ok(kept)
     }
 
     /// The run's clock: `now` plus the time since the run started.

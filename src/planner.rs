@@ -13,7 +13,10 @@ use chrono::{DateTime, Duration, FixedOffset, Utc};
 use serde::Serialize;
 
 use crate::config::WindowSettings;
-use crate::domain::{Granularity, LEGACY_PREFIX, LedgerEntry, Stream, Window, WindowState};
+use crate::domain::{
+    Granularity, Job, LEGACY_PREFIX, LedgerEntry, RoomCall, RoomNeeds, RoomsBlock, Stream, Window,
+    WindowState,
+};
 
 /// How much later than planning the oldest window may still be sent and accepted: the API refuses a
 /// `StartTime` older than 30 days, and a long backfill sends its oldest windows last.
@@ -326,6 +329,10 @@ fn plan_stream(
                 .collect()
         };
         let mut needed = subtract(range, settled);
+        // A room stream needs only the buckets its calls cover.
+        if let Some(room) = &stream.room {
+            needed = intersect(&needed, &room.needs);
+        }
         // Failed windows, and windows an interrupted `--refetch` marked, are fetched again even
         // where a settled row covers them, until a successful fetch supersedes them.
         needed.extend(
@@ -333,15 +340,22 @@ fn plan_stream(
                 .filter(|e| matches!(e.state, WindowState::Failed | WindowState::Refetch))
                 .filter_map(|e| clip(e.window, range)),
         );
-        for gap in union(needed) {
-            // Ledger rows written under another offset may not align: fetch whole buckets.
-            let gap = Window {
+        // Ledger rows written under another offset may not align: fetch whole buckets.
+        let gaps: Vec<Window> = union(needed)
+            .into_iter()
+            .map(|gap| Window {
                 start: floor_to(gap.start, g, settings.timezone).max(range.start),
                 end: ceil_to(gap.end, g, settings.timezone).min(range.end),
-            };
-            for w in cut(gap, span) {
-                calls.entry(w).or_default().push(indicator.clone());
-            }
+            })
+            .collect();
+        let windows = match stream.room {
+            // The fewest windows that cover a room's scattered calls: a quiet stretch between two
+            // calls is asked only when that saves a call.
+            Some(_) => cover(union(gaps), span),
+            None => gaps.into_iter().flat_map(|gap| cut(gap, span)).collect(),
+        };
+        for w in windows {
+            calls.entry(w).or_default().push(indicator.clone());
         }
     }
     calls
@@ -547,6 +561,111 @@ pub fn subtract(range: Window, mut covered: Vec<Window>) -> Vec<Window> {
     gaps
 }
 
+/// What of `ws` lies inside `within` (both ordered and disjoint).
+fn intersect(ws: &[Window], within: &[Window]) -> Vec<Window> {
+    ws.iter()
+        .flat_map(|w| within.iter().filter_map(|r| clip(*w, *r)))
+        .collect()
+}
+
+/// The fewest windows of at most `span` that cover `gaps` (ordered, disjoint), oldest first: each
+/// window starts at a gap's start and ends at a gap's end, taking in every later gap that still
+/// fits (greedy, which is optimal for covering points on a line with intervals of one length).
+pub fn cover(gaps: Vec<Window>, span: Duration) -> Vec<Window> {
+    let mut out: Vec<Window> = Vec::new();
+    let mut current: Option<Window> = None;
+    for gap in gaps {
+        current = match current {
+            Some(c) if gap.end - c.start <= span => Some(Window {
+                start: c.start,
+                end: gap.end,
+            }),
+            previous => {
+                out.extend(previous);
+                // A gap longer than a window is cut; its short remainder may take in what follows.
+                let mut pieces = cut(gap, span);
+                let last = pieces.pop();
+                out.extend(pieces);
+                last
+            }
+        };
+    }
+    out.extend(current);
+    out
+}
+
+/// The room streams of `block` (PRODUCT.md, "Room streams"): one per room with a call of at least
+/// `min_active_users` (its latest listed count) and per granularity, labelled
+/// `<name>/<room_id>/<granularity>`, asking the block's indicators with the room set and no user: the
+/// query of a `[[jobs]]` entry with that `room_id`. Its needs are the buckets its qualifying calls
+/// overlap (`[created, destroyed or now)`); rooms with the most active users first.
+pub fn room_streams(
+    block: &RoomsBlock,
+    calls: &[RoomCall],
+    timezone: FixedOffset,
+    now: DateTime<Utc>,
+) -> Vec<Stream> {
+    let mut rooms: BTreeMap<&str, Vec<&RoomCall>> = BTreeMap::new();
+    for c in calls
+        .iter()
+        .filter(|c| c.active_user_num >= block.min_active_users)
+    {
+        rooms.entry(c.room_id.as_str()).or_default().push(c);
+    }
+    let mut out = Vec::new();
+    for (room, calls) in rooms {
+        let peak_users = calls.iter().map(|c| c.active_user_num).max().unwrap_or(0);
+        for &g in &block.granularities {
+            let needs = union(
+                calls
+                    .iter()
+                    .map(|c| {
+                        let end = c.destroyed_at.unwrap_or(now).max(c.created_at);
+                        Window {
+                            start: floor_to(c.created_at, g, timezone),
+                            // A call that ends on a bucket start still touched the bucket before.
+                            end: ceil_to(end, g, timezone).max(
+                                floor_to(c.created_at, g, timezone)
+                                    + Duration::seconds(g.seconds()),
+                            ),
+                        }
+                    })
+                    .collect(),
+            );
+            let job = Job {
+                name: block.name.clone(),
+                app_id: block.app_id.clone(),
+                indicators: block.indicators.clone(),
+                granularities: vec![g],
+                product_type: block.product_type,
+                os: Vec::new(),
+                access: Vec::new(),
+                room_id: room.to_string(),
+                user_ids: Vec::new(),
+            };
+            out.push(Stream {
+                name: format!("{}/{room}/{}", block.name, g.as_str()),
+                key: Stream::key_of(&job, g, timezone),
+                job,
+                granularity: g,
+                distribution: None,
+                timezone,
+                aliases: Vec::new(),
+                room: Some(RoomNeeds {
+                    block: block.name.clone(),
+                    peak_users,
+                    needs,
+                }),
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        let peak = |s: &Stream| s.room.as_ref().map_or(0, |r| r.peak_users);
+        peak(b).cmp(&peak(a)).then_with(|| a.name.cmp(&b.name))
+    });
+    out
+}
+
 /// Cuts a gap, oldest first, into windows of at most `span`. The short remainder is the newest
 /// window, so that the provisional tail stays one call long night after night.
 fn cut(gap: Window, span: Duration) -> Vec<Window> {
@@ -565,6 +684,106 @@ pub(crate) mod tests {
     use super::*;
     use crate::domain::{Job, ProductType};
     use chrono::TimeZone;
+
+    fn hour(h: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap() + Duration::hours(h)
+    }
+
+    fn w(a: i64, b: i64) -> Window {
+        Window::new(hour(a), hour(b))
+    }
+
+    #[test]
+    fn the_fewest_windows_cover_scattered_gaps() {
+        let week = Duration::days(7);
+        // Two calls a day apart share a window; one 8 days later needs its own.
+        assert_eq!(
+            cover(vec![w(0, 2), w(24, 26), w(24 * 9, 24 * 9 + 1)], week),
+            [w(0, 26), w(24 * 9, 24 * 9 + 1)]
+        );
+        // A gap longer than a week is cut; its remainder takes in what follows.
+        assert_eq!(
+            cover(vec![w(0, 24 * 8), w(24 * 8 + 5, 24 * 8 + 6)], week),
+            [w(0, 24 * 7), w(24 * 7, 24 * 8 + 6)]
+        );
+        assert!(cover(Vec::new(), week).is_empty());
+        // Never more windows than gaps, never longer than a week, every gap covered.
+        let gaps: Vec<Window> = (0..40).map(|i| w(i * 13, i * 13 + 2)).collect();
+        let windows = cover(gaps.clone(), week);
+        assert!(windows.len() <= gaps.len() && windows.iter().all(|x| x.duration() <= week));
+        assert!(
+            gaps.iter()
+                .all(|g| windows.iter().any(|x| x.start <= g.start && g.end <= x.end))
+        );
+        assert_eq!(windows.len(), 4, "{windows:?}");
+    }
+
+    #[test]
+    fn a_room_stream_needs_the_buckets_of_its_qualifying_calls() {
+        let block = RoomsBlock {
+            name: "rooms".into(),
+            app_id: "app".into(),
+            indicators: vec!["stall_rate".into()],
+            granularities: vec![Granularity::FiveMin, Granularity::Day],
+            product_type: ProductType::Native,
+            min_active_users: 2,
+            max_room_calls_per_run: 0,
+        };
+        let call =
+            |id: &str, room: &str, start: DateTime<Utc>, end: Option<DateTime<Utc>>, users| {
+                RoomCall {
+                    call_id: id.into(),
+                    room_id: room.into(),
+                    created_at: start,
+                    destroyed_at: end,
+                    active_user_num: users,
+                    finished: end.is_some(),
+                }
+            };
+        let m = |min: i64| hour(0) + Duration::minutes(min);
+        let calls = vec![
+            call("a", "quiet", m(3), Some(m(12)), 5),
+            call("b", "quiet", m(61), None, 3),
+            call("c", "busy", m(0), Some(m(5)), 9),
+            call("d", "alone", m(0), Some(m(30)), 1),
+        ];
+        let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+        let streams = room_streams(&block, &calls, tz, m(70));
+        let names: Vec<&str> = streams.iter().map(|s| s.name.as_str()).collect();
+        // The busiest room first; a room whose calls all had too few users has no stream.
+        assert_eq!(
+            names,
+            [
+                "rooms/busy/1d",
+                "rooms/busy/5min",
+                "rooms/quiet/1d",
+                "rooms/quiet/5min"
+            ]
+        );
+        let quiet = &streams[3];
+        let room = quiet.room.as_ref().unwrap();
+        // [00:03, 00:12) and [01:01, now = 01:10) in whole 5-minute buckets.
+        assert_eq!(
+            room.needs,
+            [Window::new(m(0), m(15)), Window::new(m(60), m(70))]
+        );
+        assert_eq!(room.peak_users, 5);
+        // The query of a job with that room: they share coverage.
+        let job = Job {
+            room_id: "quiet".into(),
+            granularities: vec![Granularity::FiveMin],
+            ..quiet.job.clone()
+        };
+        assert_eq!(quiet.key, Stream::key_of(&job, Granularity::FiveMin, tz));
+        assert!(quiet.job.user_ids.is_empty());
+        // A call that lasted no time still needs its bucket.
+        let instant = vec![call("e", "x", m(5), Some(m(5)), 2)];
+        let s = room_streams(&block, &instant, tz, m(70));
+        assert_eq!(
+            s[1].room.as_ref().unwrap().needs,
+            [Window::new(m(5), m(10))]
+        );
+    }
 
     /// The documented defaults, +08:00: shared with the other pure stages' tests.
     pub(crate) fn settings() -> WindowSettings {

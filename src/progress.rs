@@ -111,6 +111,16 @@ impl Progress {
         }
     }
 
+    /// More windows to do than `start` was told (a `[[rooms]]` block's, planned once its calls are
+    /// listed).
+    pub fn add(&self, more: u64) {
+        let mut s = self.state.lock().unwrap();
+        s.total += more;
+        if let Some(bar) = &self.bar {
+            bar.set_length(s.total);
+        }
+    }
+
     /// One call failed and is tried again: counted at once, so the bar shows it while the window
     /// waits (the fetcher logs the retry itself at `WARN`).
     pub fn retried(&self) {

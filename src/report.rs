@@ -83,6 +83,10 @@ pub fn plan_text(plan: &Plan, source: &SourceSettings) -> String {
         for r in ranges {
             let _ = writeln!(out, "  {} .. {}", ts(r.start), ts(r.end));
         }
+        let _ = writeln!(
+            out,
+            "  then its rooms' ListQuality windows, planned from the calls listed"
+        );
     }
     let estimate = plan.estimated_duration(
         source.requests_per_second,
@@ -142,14 +146,19 @@ pub fn summary_text(r: &RunReport) -> String {
     for b in &r.rooms {
         let _ = writeln!(
             out,
-            "{:<40} {} listed, {} in {} known; {} ok, {} failed; {}",
+            "{:<40} {} listed, {} in {} known; {} ok, {} failed, {} deferred; {}, {}; points {} inserted, {} updated, {} unchanged",
             format!("{}/rooms", b.name),
             count(b.calls_listed, "call", "calls"),
             count(b.calls_known, "call", "calls"),
             count(b.rooms_known, "room", "rooms"),
-            count(b.windows_ok, "range", "ranges"),
+            count(b.windows_ok, "window", "windows"),
             b.windows_failed,
+            b.windows_deferred,
             count(b.list_calls, "ListRoomInfo call", "ListRoomInfo calls"),
+            count(b.calls, "ListQuality call", "ListQuality calls"),
+            b.points.inserted,
+            b.points.updated,
+            b.points.unchanged,
         );
         if let Some(e) = &b.error {
             let _ = writeln!(out, "  error: {e}");
@@ -353,13 +362,12 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
                 windows_ok: b.windows_ok,
                 windows_failed: b.windows_failed,
                 windows_deferred: b.windows_deferred,
-                // No room stream is fetched yet: only the listing runs.
-                points_inserted: 0,
-                points_updated: 0,
-                points_unchanged: 0,
-                points_deleted: 0,
-                points_dropped: 0,
-                calls: 0,
+                points_inserted: b.points.inserted,
+                points_updated: b.points.updated,
+                points_unchanged: b.points.unchanged,
+                points_deleted: b.points.deleted,
+                points_dropped: b.points_dropped,
+                calls: b.calls,
                 list_calls: b.list_calls,
             })
             .collect(),
@@ -457,6 +465,13 @@ pub struct RoomsStatus {
     pub pending_ranges: u64,
     /// Windows a cap left for the next run (none yet).
     pub deferred_windows: u64,
+    /// Its room streams stored, and their failed and provisional windows.
+    pub room_streams: u64,
+    pub room_failed_windows: u64,
+    pub room_pending_windows: u64,
+    /// Its room streams' failed ledger rows, for `status --check`.
+    #[serde(skip)]
+    room_failures: Vec<LedgerEntry>,
 }
 
 #[derive(Debug, Serialize)]
@@ -526,14 +541,21 @@ fn judge_listing(
             available_end,
         });
     }
-    if let Some(last) = rows
+    // Failed listing ranges and failed room-stream windows alike: the next run retries them.
+    let failures: Vec<&LedgerEntry> = rows
         .iter()
+        .copied()
         .filter(|e| e.state == WindowState::Failed)
-        .max_by_key(|e| e.fetched_at)
-    {
+        .chain(status.room_failures.iter())
+        .collect();
+    if let Some(last) = failures.iter().max_by_key(|e| e.fetched_at) {
         problems.push(Problem::FailedWindows {
-            count: failed.len(),
-            since: failed.first().map_or(last.window.start, |w| w.start),
+            count: failed.len() + status.room_failed_windows as usize,
+            since: failures
+                .iter()
+                .map(|e| e.window.start)
+                .min()
+                .unwrap_or(last.window.start),
             last_error: last.last_error.clone().unwrap_or_default(),
             request_id: last.request_id.clone(),
         });
@@ -640,11 +662,25 @@ impl Status {
                 .map(|c| c.call.room_id.as_str())
                 .collect::<std::collections::HashSet<_>>()
                 .len() as u64;
+            let prefix = format!("{}/", block.name);
+            let listing = block.listing_label();
+            let room_keys: Vec<&str> = labels
+                .iter()
+                .filter(|(_, label)| label.starts_with(&prefix) && *label != listing)
+                .map(|(key, _)| key.as_str())
+                .collect();
             rooms.push(RoomsStatus {
                 name: block.name.clone(),
                 app_id: block.app_id.clone(),
                 calls_known: calls.len() as u64,
                 rooms_known,
+                room_failures: ledger
+                    .iter()
+                    .filter(|e| {
+                        e.state == WindowState::Failed && room_keys.contains(&e.stream.as_str())
+                    })
+                    .cloned()
+                    .collect(),
                 ..RoomsStatus::default()
             });
         }
@@ -694,10 +730,27 @@ impl Status {
                 });
             }
         }
-        // A block's listing is shown as the block's line, not as a stream.
+        // A block's listing and its room streams are shown as the block's line, not as streams.
         let listings = settings.listings();
-        self.streams
-            .retain(|s| !listings.iter().any(|(_, l)| *l == s.coverage.stream));
+        let rooms = &mut self.rooms;
+        self.streams.retain(|s| {
+            let label = &s.coverage.stream;
+            if listings.iter().any(|(_, l)| l == label) {
+                return false;
+            }
+            match rooms
+                .iter_mut()
+                .find(|r| label.starts_with(&format!("{}/", r.name)))
+            {
+                Some(r) => {
+                    r.room_streams += 1;
+                    r.room_failed_windows += s.coverage.failed_windows as u64;
+                    r.room_pending_windows += s.coverage.provisional_windows as u64;
+                    false
+                }
+                None => true,
+            }
+        });
         self.not_configured = self
             .streams
             .iter()
@@ -761,7 +814,7 @@ impl Status {
                 .map(|r| metrics::RoomsNumbers {
                     rooms: r.name.clone(),
                     known: r.rooms_known,
-                    failed_windows: r.failed_ranges,
+                    failed_windows: r.failed_ranges + r.room_failed_windows,
                     deferred_windows: r.deferred_windows,
                     listed_through: r.listed_through,
                 })
@@ -854,14 +907,17 @@ impl Status {
         for r in &self.rooms {
             let _ = writeln!(
                 out,
-                "{:<40} {} in {} known; listed through {}; {} failed, {} pending",
+                "{:<40} {} in {} known; listed through {}; {} failed, {} pending; {} room streams, {} failed and {} provisional windows",
                 format!("{}/rooms", r.name),
                 count(r.calls_known, "call", "calls"),
                 count(r.rooms_known, "room", "rooms"),
                 r.listed_through
                     .map_or_else(|| "-".into(), |t| format!("{} (exclusive)", ts(t))),
                 count(r.failed_ranges, "range", "ranges"),
-                r.pending_ranges
+                r.pending_ranges,
+                r.room_streams,
+                r.room_failed_windows,
+                r.room_pending_windows
             );
         }
         for (alias, first) in &self.aliases {

@@ -328,6 +328,7 @@ mod tests {
             distribution: None,
             timezone: FixedOffset::east_opt(8 * 3600).unwrap(),
             aliases: Vec::new(),
+            room: None,
             job: Job {
                 name: "j".into(),
                 app_id: "app".into(),
