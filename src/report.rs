@@ -472,6 +472,21 @@ pub struct RoomsStatus {
     /// Its room streams' failed ledger rows, for `status --check`.
     #[serde(skip)]
     room_failures: Vec<LedgerEntry>,
+    /// Per room (`status --json` only; the text shows the block's line): its calls in `rtc_rooms`.
+    pub rooms: Vec<RoomDetail>,
+}
+
+/// One room of a `[[rooms]]` block, as `status --json` details it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomDetail {
+    pub room_id: String,
+    pub calls: u64,
+    /// The highest `active_user_num` of its calls.
+    pub peak_users: i64,
+    /// Its calls still running when last listed.
+    pub running: u64,
+    pub first_call_at: DateTime<Utc>,
+    pub last_call_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize)]
@@ -669,11 +684,31 @@ impl Status {
                 .filter(|(_, label)| label.starts_with(&prefix) && *label != listing)
                 .map(|(key, _)| key.as_str())
                 .collect();
+            let mut detail: std::collections::BTreeMap<&str, RoomDetail> =
+                std::collections::BTreeMap::new();
+            for c in &calls {
+                let d = detail
+                    .entry(c.call.room_id.as_str())
+                    .or_insert_with(|| RoomDetail {
+                        room_id: c.call.room_id.clone(),
+                        calls: 0,
+                        peak_users: 0,
+                        running: 0,
+                        first_call_at: c.call.created_at,
+                        last_call_at: c.call.created_at,
+                    });
+                d.calls += 1;
+                d.peak_users = d.peak_users.max(c.call.active_user_num);
+                d.running += u64::from(c.call.destroyed_at.is_none());
+                d.first_call_at = d.first_call_at.min(c.call.created_at);
+                d.last_call_at = d.last_call_at.max(c.call.created_at);
+            }
             rooms.push(RoomsStatus {
                 name: block.name.clone(),
                 app_id: block.app_id.clone(),
                 calls_known: calls.len() as u64,
                 rooms_known,
+                rooms: detail.into_values().collect(),
                 room_failures: ledger
                     .iter()
                     .filter(|e| {

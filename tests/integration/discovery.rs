@@ -166,6 +166,19 @@ async fn discovery_lists_every_call_once(url: &str) {
         text.contains("rooms/rooms") && text.contains(&format!("{} calls in", want.len())),
         "{text}"
     );
+    // `status --json` details each room.
+    let json = serde_json::to_value(&status).unwrap();
+    let detail = json["rooms"][0]["rooms"].as_array().unwrap();
+    assert_eq!(detail.len(), rooms.len());
+    let summed: u64 = detail.iter().map(|d| d["calls"].as_u64().unwrap()).sum();
+    assert_eq!(summed, want.len() as u64);
+    let peak = want
+        .values()
+        .filter(|c| c.room_id == "room-1")
+        .map(|c| c.active_user_num)
+        .max();
+    let room_1 = detail.iter().find(|d| d["room_id"] == "room-1").unwrap();
+    assert_eq!(room_1["peak_users"].as_i64(), peak);
     let metrics = rtc_quality_sync::metrics::render(&status.metrics_snapshot(None));
     assert!(
         metrics.contains(&format!(
