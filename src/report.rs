@@ -272,7 +272,7 @@ pub struct SummaryJson {
     pub calls: u64,
     pub retries: u64,
     pub throttled: u64,
-    /// Windows a cap or a daily budget left for the next run (none yet: no cap or budget exists).
+    /// Windows a cap or a daily budget left for the next run: the sum over streams and blocks.
     pub windows_deferred: u64,
     pub streams: Vec<StreamJson>,
     /// One object per `[[rooms]]` block (PRODUCT.md, "Room streams"); its room streams are not in
@@ -334,7 +334,8 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
         calls: r.counts.requests,
         retries: r.counts.retries,
         throttled: r.counts.throttled,
-        windows_deferred: 0,
+        // The sum over streams (none defers yet) and `[[rooms]]` blocks.
+        windows_deferred: r.rooms.iter().map(|b| b.windows_deferred).sum(),
         streams: r
             .streams
             .iter()

@@ -488,6 +488,10 @@ async fn a_cap_defers_and_the_next_runs_catch_up(url: &str) {
     assert_eq!(room_requests(&sim, 0).len(), 5);
     let json = rtc_quality_sync::report::summary_json(&first);
     assert_eq!(json.rooms[0].windows_deferred, b.windows_deferred);
+    assert_eq!(
+        json.windows_deferred, b.windows_deferred,
+        "the summary's sum"
+    );
     // The next runs, capped too, fetch first the windows nothing was fetched of: after as many
     // runs as the first run's deferred windows need, only provisional windows are left to ask.
     let runs = b.windows_deferred.div_ceil(5);
