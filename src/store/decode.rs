@@ -3,14 +3,14 @@
 //! The columns decode to the same Rust types in SQLite and PostgreSQL; [`Columns`] names those few
 //! types, so each decoder below serves both and the two backends cannot drift apart.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::rooms::StoredCall;
 use super::time::parse_bucket;
-use super::{CoverageRow, DistributionRow, MetricRow, Result, RunRow, StoreError, db};
+use super::{CoverageRow, DistributionRow, MetricRow, Result, RunRow, StoreError, WorstRoom, db};
 use crate::domain::{LedgerEntry, RoomCall, RunStatus, Window, WindowState};
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
@@ -23,6 +23,8 @@ pub(crate) trait Columns {
     fn boolean(&self, i: usize) -> sqlx::Result<bool>;
     fn time(&self, i: usize) -> sqlx::Result<DateTime<Utc>>;
     fn opt_time(&self, i: usize) -> sqlx::Result<Option<DateTime<Utc>>>;
+    /// A date: PostgreSQL's `date`, SQLite's `YYYY-MM-DD` text.
+    fn date(&self, i: usize) -> sqlx::Result<NaiveDate>;
     /// A bucket start in whole seconds since the epoch, however the backend stores it.
     fn bucket(&self, i: usize) -> Result<i64>;
 }
@@ -52,6 +54,9 @@ macro_rules! columns_for {
                 self.try_get(i)
             }
             fn opt_time(&self, i: usize) -> sqlx::Result<Option<DateTime<Utc>>> {
+                self.try_get(i)
+            }
+            fn date(&self, i: usize) -> sqlx::Result<NaiveDate> {
                 self.try_get(i)
             }
             fn bucket(&self, i: usize) -> Result<i64> {
@@ -222,6 +227,27 @@ pub(crate) fn distribution_row(r: &impl Columns) -> Result<DistributionRow> {
         })
     };
     decode().map_err(db("decoding quality_distribution"))
+}
+
+/// Every column of the starter query `09_worst_rooms_yesterday.sql`, in its order.
+pub(crate) fn worst_room(r: &impl Columns) -> Result<WorstRoom> {
+    let decode = || -> sqlx::Result<WorstRoom> {
+        Ok(WorstRoom {
+            app_id: r.text(0)?,
+            room_id: r.text(1)?,
+            product_type: r.text(2)?,
+            os: r.text(3)?,
+            access: r.text(4)?,
+            user_ids: r.text(5)?,
+            indicator: r.text(6)?,
+            day: r.date(7)?,
+            value: r.float(8)?,
+            unit: r.text(9)?,
+            calls: r.int(10)?,
+            peak_users: r.int(11)?,
+        })
+    };
+    decode().map_err(db("decoding the worst rooms"))
 }
 
 fn parse_state(s: &str) -> Result<WindowState> {

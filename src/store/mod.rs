@@ -45,7 +45,7 @@ pub use ledger::{Assessment, StoredStream};
 pub use lock::StoreLock;
 pub use postgres::{PgLock, PgStore};
 pub use rooms::{CALLS, RoomCounts, RoomListing, StoredCall};
-pub use rows::{CoverageRow, DistributionRow, MetricRow, RunRow};
+pub use rows::{CoverageRow, DistributionRow, MetricRow, RunRow, WorstRoom};
 pub use sqlite::{FileLock, SqliteStore};
 
 /// Which backend a URL names.
@@ -196,6 +196,12 @@ impl Store {
     /// Every call of `app_id` in `rtc_rooms`, by `(created_at, call_id)`.
     pub async fn room_calls(&self, app_id: &str) -> Result<Vec<StoredCall>> {
         rooms::calls(self.pools(), app_id).await
+    }
+
+    /// The worst rooms of the last settled local day by stall rate, with their calls and peak users:
+    /// the rows of the BI starter query `sql/<backend>/09_worst_rooms_yesterday.sql`, run as it is.
+    pub async fn worst_rooms(&self) -> Result<Vec<WorstRoom>> {
+        rooms::worst_rooms(self.pools()).await
     }
 
     /// Marks windows to be fetched again (`sync --refetch`), in one transaction, before the run's

@@ -7,6 +7,9 @@
 //! written at all; then the range's ledger row (indicator [`CALLS`]) is recorded by
 //! `ledger::replace_window`, which supersedes the failed rows it covers as a window of points does.
 //!
+//! [`worst_rooms`] runs the BI starter query `09_worst_rooms_yesterday.sql` of the backend, the
+//! file itself, so `demo` names the worst room as a dashboard would.
+//!
 //! **Invariant:** an unchanged call is never written (no row write, no `updated_at` change); a
 //! changed one keeps its `first_seen_at`.
 
@@ -17,7 +20,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use super::decode;
 use super::ledger::{self, Conn, Fetched, On, Pools, on};
 use super::time::Instant;
-use super::{Result, db};
+use super::{Result, WorstRoom, db};
 use crate::domain::{RoomCall, Window, WindowState};
 
 /// The indicator of a listing's ledger rows: what a discovery stream asks is its calls.
@@ -234,6 +237,25 @@ pub(super) async fn calls(pools: Pools<'_>, app_id: &str) -> Result<Vec<StoredCa
             .cmp(&(b.call.created_at, b.call.call_id.as_bytes()))
     });
     Ok(out)
+}
+
+// The BI starter query itself, so `demo` names the worst room exactly as the file ranks it.
+const SQLITE_WORST_ROOMS: &str = include_str!("../../sql/sqlite/09_worst_rooms_yesterday.sql");
+const POSTGRES_WORST_ROOMS: &str = include_str!("../../sql/postgres/09_worst_rooms_yesterday.sql");
+
+/// The rows of `sql/<backend>/09_worst_rooms_yesterday.sql`, worst first (at most 10).
+pub(super) async fn worst_rooms(pools: Pools<'_>) -> Result<Vec<WorstRoom>> {
+    let sql = match pools {
+        On::Sqlite(_) => SQLITE_WORST_ROOMS,
+        On::Postgres(_) => POSTGRES_WORST_ROOMS,
+    };
+    on!(pools, e => {
+        let rows = sqlx::query(sql)
+            .fetch_all(e)
+            .await
+            .map_err(db("reading the worst rooms"))?;
+        rows.iter().map(decode::worst_room).collect()
+    })
 }
 
 #[cfg(test)]

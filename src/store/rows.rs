@@ -1,7 +1,7 @@
-//! The rows the store returns to `status`, `demo` and the tests: coverage, runs, metrics and
-//! distribution points.
+//! The rows the store returns to `status`, `demo` and the tests: coverage, runs, metrics,
+//! distribution points and the worst rooms.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::domain::{RunCounts, RunStatus, WriteCounts};
@@ -102,6 +102,47 @@ impl std::fmt::Display for DistributionRow {
             } else {
                 "provisional"
             }
+        )
+    }
+}
+
+/// One row of the starter query `09_worst_rooms_yesterday.sql`: a room series' stall rate on the
+/// last settled local day, with its calls that day and their peak users from `rtc_rooms`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorstRoom {
+    pub app_id: String,
+    pub room_id: String,
+    pub product_type: String,
+    pub os: String,
+    pub access: String,
+    pub user_ids: String,
+    /// The `Name` the API returned, e.g. `video_stall_rate`.
+    pub indicator: String,
+    /// The local date of the day, in the series' offset.
+    pub day: NaiveDate,
+    /// The day's value, rounded to 2 places.
+    pub value: f64,
+    pub unit: String,
+    /// The room's calls that ran during the day.
+    pub calls: i64,
+    /// The highest `active_user_num` of those calls.
+    pub peak_users: i64,
+}
+
+impl std::fmt::Display for WorstRoom {
+    /// `demo_app_0 / room-3, video_stall_rate 4.1%, 12 calls, peak 9 users`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = |n: i64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        write!(
+            f,
+            "{} / {}, {} {}{}, {}, peak {}",
+            self.app_id,
+            self.room_id,
+            self.indicator,
+            self.value,
+            self.unit,
+            n(self.calls, "call", "calls"),
+            n(self.peak_users, "user", "users")
         )
     }
 }

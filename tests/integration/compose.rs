@@ -73,4 +73,12 @@ fn the_image_is_multi_stage_small_and_not_root() {
         .expect("a USER line");
     assert!(!user.contains("root") && user != "USER 0", "{user}");
     assert!(text.contains("--locked"), "reproducible build");
+    // The binary embeds the starter query `sql/<backend>/09_worst_rooms_yesterday.sql` (demo's
+    // worst room): the build stage must have it, as it has the migrations.
+    for dir in ["src", "migrations", "sql"] {
+        assert!(
+            text.lines().any(|l| l == format!("COPY {dir} ./{dir}")),
+            "the build stage copies {dir}/"
+        );
+    }
 }

@@ -5,6 +5,7 @@ mod api;
 mod api_helpers;
 mod bad_answers;
 mod bi;
+mod bi_rooms;
 mod cli;
 mod compose;
 mod config_cli;
