@@ -1013,22 +1013,55 @@ async fn demo_run(
     const SAMPLE: &str = "SELECT app_id, indicator, granularity, ts, value, unit, settled \
                           FROM quality_metrics ORDER BY ts DESC LIMIT 5";
     say!("the newest points:");
-    match settings.database_url.expose().strip_prefix("sqlite://") {
-        Some(path) => say!("  sqlite3 {path} \"{SAMPLE}\""),
-        None if settings.schema.is_public() => {
-            say!("  psql \"{}\" -c \"{SAMPLE}\"", settings.database_url)
-        }
-        None => say!(
-            "  psql \"{}\" -c 'SET search_path = {}' -c \"{SAMPLE}\"",
-            settings.database_url,
-            settings.schema.quoted()
-        ),
-    }
+    say!("  {}", by_hand(settings, Query::Text(SAMPLE)));
     for row in store.metrics(Some(5)).await? {
         say!("  {row}");
     }
+    say!("");
+    // The BI starter query's first row, read through the store as the file ranks it.
+    say!("the worst rooms of the last settled day:");
+    say!(
+        "  {}",
+        by_hand(settings, Query::File("09_worst_rooms_yesterday.sql"))
+    );
+    match store.worst_rooms().await?.first() {
+        Some(worst) => say!("worst room on {}: {worst}", worst.day),
+        None => say!("worst room: none yet (no room has a settled day)"),
+    }
     Ok(outcome)
 }
+
+/// A query the demo shows how to run by hand: its text, or a starter query file of `sql/<backend>`.
+enum Query<'a> {
+    Text(&'a str),
+    File(&'a str),
+}
+
+/// The `sqlite3` or `psql` command line that runs `query` on the demo's database (in its schema).
+fn by_hand(settings: &Settings, query: Query<'_>) -> String {
+    let url = &settings.database_url;
+    match (url.expose().strip_prefix("sqlite://"), query) {
+        (Some(path), Query::Text(sql)) => format!("sqlite3 {path} \"{sql}\""),
+        (Some(path), Query::File(name)) => {
+            format!("sqlite3 -header -column {path} < sql/sqlite/{name}")
+        }
+        (None, query) => {
+            let schema = if settings.schema.is_public() {
+                String::new()
+            } else {
+                format!(" -c 'SET search_path = {}'", settings.schema.quoted())
+            };
+            let run = match query {
+                Query::Text(sql) => format!("-c \"{sql}\""),
+                Query::File(name) => format!("-f sql/postgres/{name}"),
+            };
+            format!("psql \"{url}\"{schema} {run}")
+        }
+    }
+}
+
+/// The ListQuality calls the demo's `[[rooms]]` block makes per run (`max_room_calls_per_run`).
+const DEMO_ROOM_CALLS: u64 = 10;
 
 /// The demo's configuration: a handful of streams against the in-process simulator.
 pub fn demo_settings(
@@ -1055,8 +1088,15 @@ pub fn demo_settings(
     // And one distribution stream (stall rate by province), paced by its own quota beside them.
     let distribution = "[[distributions]]\nname = \"demo-where\"\napp_id = \"demo_app_0\"\n\
                         indicators = [\"stall_rate\"]\ndimensions = [\"Province\"]\n";
+    // And the rooms of the first app: its calls listed, then each room's daily stall rate for the
+    // worst room of the last settled day. Capped so that the rooms' ListQuality calls fit in the
+    // time the distribution stream takes anyway; the next `demo` run fetches the next rooms.
+    let rooms = format!(
+        "[[rooms]]\nname = \"demo-rooms\"\napp_id = \"demo_app_0\"\nindicators = [\"stall_rate\"]\n\
+         granularity = \"1d\"\nmax_room_calls_per_run = {DEMO_ROOM_CALLS}\n"
+    );
     let text = format!(
-        "[source]\nendpoint = \"{endpoint}\"\n[storage]\ndatabase_url = \"{database_url}\"\n{jobs}{distribution}"
+        "[source]\nendpoint = \"{endpoint}\"\n[storage]\ndatabase_url = \"{database_url}\"\n{jobs}{distribution}{rooms}"
     );
     Ok(Settings::parse(&text, Path::new("(demo)"))?)
 }

@@ -1,7 +1,7 @@
 //! Issue 20, "which rooms were bad": the starter query `09_worst_rooms_yesterday.sql` on both
-//! backends after a real sync of a `[[rooms]]` block against the simulator, checked against the
-//! worst rooms computed here, apart from SQL, from the stored points and the calls the simulator
-//! lists.
+//! backends after a real sync of a `[[rooms]]` block against the simulator, and `demo`'s line naming
+//! the worst room; each checked against the worst rooms computed here, apart from SQL, from the
+//! stored points and the calls the simulator lists.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rtc_quality_sync::config::Settings;
@@ -12,6 +12,7 @@ use rtc_quality_sync::simulator::{self, SimulatorConfig};
 use rtc_quality_sync::store::{MetricRow, Store};
 
 use crate::bi::{ResultRow, num, run_postgres, run_sqlite, text};
+use crate::cli::{cmd, run};
 use crate::pipeline::{settings, sync_at};
 
 /// The starter query's file name, the same in `sql/sqlite` and `sql/postgres`.
@@ -255,6 +256,53 @@ async fn stored_calls(store: &Store, app_id: &str) -> Vec<Call> {
         .collect()
 }
 
+/// `1 call`, `2 calls`: as the demo counts.
+fn count(n: i64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `demo` lists the rooms of its first app and names the worst room of the last settled day: the
+/// first row of the starter query, as computed here from what the demo stored.
+async fn demo_names_the_worst_room_of_the_last_settled_day(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) =
+        run(cmd(dir.path()).args(["demo", "--quiet", "--streams", "1", "--database-url", url]))
+            .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let store = Store::connect(url).await.unwrap();
+    let points = store.metrics(None).await.unwrap();
+    let calls = stored_calls(&store, "demo_app_0").await;
+    assert!(
+        calls.len() > 100,
+        "two weeks of calls listed: {}",
+        calls.len()
+    );
+    let worst = expected_worst_rooms(&points, &calls);
+    let w = worst.first().expect("a room with a settled day");
+    let line = format!(
+        "worst room on {}: {} / {}, {} {}%, {}, peak {}",
+        w.day,
+        w.app_id,
+        w.room_id,
+        w.indicator,
+        w.value,
+        count(w.calls, "call", "calls"),
+        count(w.peak, "user", "users")
+    );
+    assert!(
+        out.lines().any(|l| l == line),
+        "expected {line:?} in:\n{out}"
+    );
+    let file = if url.starts_with("sqlite://") {
+        "sql/sqlite/09_worst_rooms_yesterday.sql"
+    } else {
+        "sql/postgres/09_worst_rooms_yesterday.sql"
+    };
+    assert!(out.contains(file), "how to run the query: {out}");
+    store.close().await;
+}
+
 crate::helpers::on_both_urls!(
     worst_rooms_query_names_the_listed_rooms_of_the_last_settled_day,
+    demo_names_the_worst_room_of_the_last_settled_day,
 );

@@ -882,11 +882,11 @@ async fn demo_never_writes_into_the_database_url_of_the_environment() {
     ))
     .await
     .unwrap();
-    let streams: std::collections::BTreeSet<String> = crate::helpers::windows(&store)
+    let (rooms, streams): (std::collections::BTreeSet<String>, _) = crate::helpers::windows(&store)
         .await
         .into_iter()
         .map(|e| e.stream)
-        .collect();
+        .partition(|s| s.starts_with("demo-rooms/"));
     assert_eq!(
         streams.into_iter().collect::<Vec<_>>(),
         [
@@ -896,6 +896,14 @@ async fn demo_never_writes_into_the_database_url_of_the_environment() {
             "demo-where/stall_rate/Province"
         ],
         "--streams 3 is three ListQuality streams, and the demo's distribution stream"
+    );
+    // Beside them, the demo's `[[rooms]]` block: its listing and some of its rooms' daily streams.
+    assert!(rooms.contains("demo-rooms/rooms"), "{rooms:?}");
+    assert!(
+        rooms
+            .iter()
+            .any(|r| r.ends_with("/1d") && r != "demo-rooms/rooms"),
+        "{rooms:?}"
     );
     store.close().await;
 }
