@@ -287,6 +287,50 @@ impl WindowBatch {
     }
 }
 
+/// Windows a run did not fetch because a cap or a daily budget said so (PRODUCT.md, "deferred"):
+/// not failed, planned again by the next run. Kept per stream for the last run that ran it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Deferred {
+    pub windows: u64,
+    /// Why, in plain words: `max_room_calls_per_run`, `daily budget of account two`; `None` when
+    /// nothing was deferred.
+    pub reason: Option<String>,
+}
+
+impl Deferred {
+    /// What `block`'s cap deferred: `windows` of them.
+    pub fn by_room_cap(windows: u64) -> Deferred {
+        Deferred {
+            windows,
+            reason: (windows > 0).then(|| "max_room_calls_per_run".to_string()),
+        }
+    }
+
+    /// Adds `other`'s windows; the reasons are kept once each, in the order met.
+    pub fn add(&mut self, other: &Deferred) {
+        self.windows += other.windows;
+        if let Some(r) = &other.reason {
+            match &mut self.reason {
+                Some(mine) if mine.split(", ").any(|m| m == r) => {}
+                Some(mine) => *mine = format!("{mine}, {r}"),
+                None => self.reason = Some(r.clone()),
+            }
+        }
+    }
+}
+
+impl fmt::Display for Deferred {
+    /// `3 windows deferred (max_room_calls_per_run)`, as `status` says it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.windows == 1 { "" } else { "s" };
+        write!(f, "{} window{s} deferred", self.windows)?;
+        match &self.reason {
+            Some(r) => write!(f, " ({r})"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// What an upsert did, point by point.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct WriteCounts {
@@ -502,6 +546,53 @@ impl RoomsBlock {
     /// The label of the block's discovery, `<name>/rooms`.
     pub fn listing_label(&self) -> String {
         format!("{}/rooms", self.name)
+    }
+
+    /// The block's stream of `room` at `granularity`, labelled `<name>/<room_id>/<granularity>`:
+    /// the block's indicators with the room set and no user, the query of a `[[jobs]]` entry with
+    /// that `room_id` (so the two share coverage, rule 6), planned over `needs`.
+    pub fn room_stream(
+        &self,
+        room: &str,
+        granularity: Granularity,
+        timezone: FixedOffset,
+        peak_users: i64,
+        needs: Vec<Window>,
+    ) -> Stream {
+        let job = Job {
+            name: self.name.clone(),
+            app_id: self.app_id.clone(),
+            indicators: self.indicators.clone(),
+            granularities: vec![granularity],
+            product_type: self.product_type,
+            os: Vec::new(),
+            access: Vec::new(),
+            room_id: room.to_string(),
+            user_ids: Vec::new(),
+        };
+        Stream {
+            name: format!("{}/{room}/{}", self.name, granularity.as_str()),
+            key: Stream::key_of(&job, granularity, timezone),
+            job,
+            granularity,
+            distribution: None,
+            timezone,
+            aliases: Vec::new(),
+            room: Some(RoomNeeds {
+                block: self.name.clone(),
+                peak_users,
+                needs,
+            }),
+        }
+    }
+
+    /// The room a label of this block's room streams names, and its granularity: `None` for any
+    /// other label (its listing's, another block's, a relabelled one).
+    pub fn room_of_label<'a>(&self, label: &'a str) -> Option<(&'a str, Granularity)> {
+        let rest = label.strip_prefix(&self.name)?.strip_prefix('/')?;
+        let (room, g) = rest.rsplit_once('/')?;
+        let g = Granularity::parse(g)?;
+        (self.granularities.contains(&g) && !room.is_empty()).then_some((room, g))
     }
 }
 

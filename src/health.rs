@@ -39,7 +39,8 @@ pub struct StreamHealth {
 }
 
 /// Assesses `stream` from its ledger rows: rows of other streams, and of indicators it no longer asks,
-/// are ignored. A bucket counts as covered when every indicator the stream asks has it covered.
+/// are ignored. A bucket counts as covered when every indicator the stream asks has it covered. A
+/// room stream is measured over its needed buckets only (PRODUCT.md, "Room streams").
 pub fn assess(
     settings: &WindowSettings,
     stream: &Stream,
@@ -65,12 +66,23 @@ pub fn assess(
             .map(|e| e.window)
             .collect()
     };
+    // What the stream needs: its horizon, or a room stream's needed buckets inside it (a quiet
+    // stretch of a room is not missing).
+    let needed = match &stream.room {
+        Some(room) => planner::intersect(&[horizon], &room.needs),
+        None => vec![horizon],
+    };
     // What some indicator lacks.
     let lacking = |settled_only: bool| -> Vec<Window> {
         planner::union(
             indicators
                 .iter()
-                .flat_map(|i| planner::subtract(horizon, covered(i, settled_only)))
+                .flat_map(|i| {
+                    let covered = covered(i, settled_only);
+                    needed
+                        .iter()
+                        .flat_map(move |n| planner::subtract(*n, covered.clone()))
+                })
                 .collect(),
         )
     };
@@ -389,6 +401,58 @@ mod tests {
             line.starts_with("j/1d: 1 failed window(s)") && line.contains("req-1"),
             "{line}"
         );
+    }
+
+    /// A room stream is measured over its needed buckets (PRODUCT.md, "Room streams"): fetched
+    /// whole, it misses nothing although its room was quiet for days, and its settled range runs
+    /// to the horizon's end; a window still pending (deferred) counts its needed buckets, not the
+    /// quiet ones around them.
+    #[test]
+    fn a_room_stream_is_measured_over_its_needed_buckets() {
+        let s = stream(Granularity::FiveMin);
+        let h = planner::horizon(&settings(), Granularity::FiveMin, now());
+        let at = |hours: i64| h.start + Duration::hours(hours);
+        // Two calls of an hour, six days apart, and one of ten minutes the day after.
+        let needs = vec![
+            Window::new(at(10), at(11)),
+            Window::new(at(154), at(155)),
+            Window::new(at(178), at(178) + Duration::minutes(10)),
+        ];
+        let room = Stream {
+            room: Some(crate::domain::RoomNeeds {
+                block: "rooms".into(),
+                peak_users: 3,
+                needs: needs.clone(),
+            }),
+            ..s
+        };
+        let ledger = backfill(&room);
+        assert_eq!(
+            ledger.iter().map(|e| e.window).collect::<Vec<_>>(),
+            [
+                Window::new(at(10), at(155)),
+                Window::new(at(178), at(178) + Duration::minutes(10))
+            ],
+            "the fewest windows cover the calls"
+        );
+        let fetched = assess(&settings(), &room, &ledger, now());
+        assert_eq!(fetched.missing_buckets, 0);
+        assert_eq!(fetched.settled_through, Some(h.end));
+        assert_eq!(fetched.complete_through, Some(h.end));
+        assert!(fetched.holes.is_empty());
+
+        // The first window deferred: its two calls' 24 buckets are missing, not its six quiet days.
+        let pending = assess(&settings(), &room, &ledger[1..], now());
+        assert_eq!(pending.missing_buckets, 24);
+        assert_eq!(
+            pending.settled_through,
+            Some(at(10)),
+            "settled up to the first needed bucket missing"
+        );
+        // The last one deferred: settled through the start of its call.
+        let pending = assess(&settings(), &room, &ledger[..1], now());
+        assert_eq!(pending.missing_buckets, 2);
+        assert_eq!(pending.settled_through, Some(at(178)));
     }
 
     #[test]

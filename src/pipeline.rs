@@ -21,8 +21,8 @@ use crate::api::{Action, Fetch, WindowApi, distribution::ListQualityDistribution
 use crate::config::Settings;
 use crate::discovery;
 use crate::domain::{
-    FailedWindow, LedgerEntry, RoomCall, RoomsBlock, RunCounts, RunStatus, Stream, Window,
-    WindowState, WriteCounts,
+    Deferred, FailedWindow, LedgerEntry, RoomCall, RoomsBlock, RunCounts, RunStatus, Stream,
+    Window, WindowState, WriteCounts,
 };
 use crate::error::Outcome;
 use crate::fetcher::Quotas;
@@ -62,6 +62,8 @@ pub struct StreamSummary {
     pub windows_failed: u64,
     /// Windows not attempted because the job or the run stopped.
     pub windows_skipped: u64,
+    /// Windows a cap or a daily budget left for the next run (planned, neither failed nor skipped).
+    pub deferred: Deferred,
     pub points: WriteCounts,
     /// Points the API returned inside a window but off the stream's grid, and not stored.
     pub points_dropped: u64,
@@ -367,6 +369,8 @@ pub async fn run(
     let mut rooms = Vec::new();
     let mut store_error = None;
     let mut room_streams = Vec::new();
+    // The blocks whose room streams this run knows: what their stored ones are judged against.
+    let mut ran_blocks = Vec::new();
     for block in selected_blocks(settings, options) {
         if stop.is_cancelled() {
             break;
@@ -374,6 +378,7 @@ pub async fn run(
         match run.list_block(block, &ledger).await {
             Ok((summary, calls)) => {
                 rooms.push(summary);
+                ran_blocks.push(block);
                 room_streams.extend(planner::room_streams(
                     block,
                     &calls,
@@ -390,8 +395,11 @@ pub async fn run(
         }
     }
     // A room that a configured job asks too is that job's stream, fetched over the whole horizon
-    // (rule 6: one query, planned once).
-    room_streams.retain(|r| !stream_by_name.values().any(|s| s.key == r.key));
+    // with the block's indicators (rule 6: one query, planned once, counted under the job; see
+    // `Settings::streams`), also when `--job` leaves the job out of this run.
+    let configured: std::collections::HashSet<String> =
+        settings.streams().into_iter().map(|s| s.key).collect();
+    room_streams.retain(|r| !configured.contains(&r.key));
     // Which block each room stream is summed into.
     let room_blocks: HashMap<String, String> = room_streams
         .iter()
@@ -401,12 +409,16 @@ pub async fn run(
     let listing_ok: u64 = rooms.iter().map(|r| r.windows_ok).sum();
     let listing_failed: u64 = rooms.iter().map(|r| r.windows_failed).sum();
     let mut tasks = tasks;
+    let mut assessed = stream_by_name;
     if !room_streams.is_empty() && store_error.is_none() && !stop.is_cancelled() {
         match run
             .plan_rooms(options, &ledger, room_streams, &mut rooms)
             .await
         {
-            Ok(room_tasks) => tasks.extend(room_tasks),
+            Ok((room_tasks, planned)) => {
+                tasks.extend(room_tasks);
+                assessed.extend(planned);
+            }
             Err(e) => {
                 tracing::error!("stopping the run, committing nothing more: {e}");
                 store_error = Some(e);
@@ -445,6 +457,10 @@ pub async fn run(
 
     let tally = std::mem::take(&mut *run.tally.lock().unwrap());
     let (mut streams, mut counts) = summarize(tally.streams, quotas.stats());
+    let deferred: HashMap<String, Deferred> = streams
+        .iter()
+        .map(|s| (s.stream.clone(), s.deferred.clone()))
+        .collect();
     counts.windows_ok += listing_ok;
     counts.windows_failed += listing_failed;
     // A room stream is its block's: summed into the block's entry, never one line per room.
@@ -457,6 +473,7 @@ pub async fn run(
         };
         block.windows_ok += s.windows_ok;
         block.windows_failed += s.windows_failed + s.windows_skipped;
+        block.windows_deferred += s.deferred.windows;
         block.points += s.points;
         block.points_dropped += s.points_dropped;
         block.calls += s.calls;
@@ -491,7 +508,17 @@ pub async fn run(
         match within_grace(
             &shutdown,
             FINISH_GRACE,
-            assess(settings, store, &stream_by_name, now, run.fetched_at()),
+            assess(
+                settings,
+                store,
+                &Assessing {
+                    streams: &assessed,
+                    deferred: &deferred,
+                    blocks: &ran_blocks,
+                },
+                now,
+                run.fetched_at(),
+            ),
         )
         .await
         {
@@ -741,31 +768,72 @@ async fn prepare_ledger(
     Ok(ledger)
 }
 
-/// After a run: records each of its streams' `settled_through` and `missing_buckets` at the run's
-/// `now`, for `sync_coverage`.
+/// What [`assess`] records: the run's streams by label (a room stream with its needed buckets),
+/// what it deferred of each, and the `[[rooms]]` blocks whose room streams it planned.
+struct Assessing<'a> {
+    streams: &'a HashMap<String, Arc<Stream>>,
+    deferred: &'a HashMap<String, Deferred>,
+    blocks: &'a [&'a RoomsBlock],
+}
+
+/// After a run: records each of its streams' `settled_through`, `complete_through` and
+/// `missing_buckets` at the run's `now` (a room stream's over its needed buckets), and what the run
+/// deferred of it, for `sync_coverage`, `status` and the metrics, in one transaction. A stored room
+/// stream of a block that ran whose room no longer has a call that can overlap the horizon needs
+/// nothing any more: it is recorded so (nothing missing, nothing deferred), never left with the
+/// numbers of the run that last planned it.
 async fn assess(
     settings: &Settings,
     store: &Store,
-    streams: &HashMap<String, Arc<Stream>>,
+    run: &Assessing<'_>,
     now: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let ledger = store.ledger(None).await?;
-    for s in streams.values() {
-        let h = health::assess(&settings.window, s, &ledger, now);
-        store
-            .assess_stream(
-                &s.key,
-                &crate::store::Assessment {
-                    settled_through: h.settled_through,
-                    complete_through: h.complete_through,
-                    missing_buckets: h.missing_buckets,
-                },
-                at,
-            )
-            .await?;
+    let tz = settings.window.timezone;
+    let known: std::collections::HashSet<&str> =
+        run.streams.values().map(|s| s.key.as_str()).collect();
+    let mut stale = Vec::new();
+    if !run.blocks.is_empty() {
+        let configured: std::collections::HashSet<String> =
+            settings.streams().into_iter().map(|s| s.key).collect();
+        for (key, label) in store.stream_labels().await? {
+            let room = run.blocks.iter().find_map(|b| {
+                let (room, g) = b.room_of_label(&label)?;
+                Some(b.room_stream(room, g, tz, 0, Vec::new()))
+            });
+            if let Some(room) = room
+                && room.key == key
+                && !known.contains(key.as_str())
+                && !configured.contains(&key)
+            {
+                stale.push(room);
+            }
+        }
     }
-    Ok(())
+    let mut by_key: HashMap<&str, Vec<LedgerEntry>> = HashMap::new();
+    for e in store.ledger(None).await? {
+        if let Some(k) = known.get(e.stream.as_str()) {
+            by_key.entry(*k).or_default().push(e);
+        }
+    }
+    let assessed: Vec<(String, crate::store::Assessment)> = run
+        .streams
+        .values()
+        .map(Arc::as_ref)
+        .chain(&stale)
+        .map(|s| {
+            let rows = by_key.get(s.key.as_str()).map_or(&[][..], Vec::as_slice);
+            let h = health::assess(&settings.window, s, rows, now);
+            let assessment = crate::store::Assessment {
+                settled_through: h.settled_through,
+                complete_through: h.complete_through,
+                missing_buckets: h.missing_buckets,
+                deferred: run.deferred.get(&s.name).cloned().unwrap_or_default(),
+            };
+            (s.key.clone(), assessment)
+        })
+        .collect();
+    store.assess_streams(&assessed, at).await
 }
 
 /// A database wait before the run has started: a signal ends it at once.
@@ -902,14 +970,16 @@ impl Run<'_> {
             }
         }
         summary.calls_listed = listed_ids.len() as u64;
-        let known = self.store.room_calls(&block.app_id).await?;
-        let calls: Vec<RoomCall> = known.iter().map(|c| c.call.clone()).collect();
-        summary.calls_known = known.len() as u64;
-        summary.rooms_known = known
-            .iter()
-            .map(|c| c.call.room_id.as_str())
-            .collect::<std::collections::HashSet<_>>()
-            .len() as u64;
+        (summary.calls_known, summary.rooms_known) = self.store.room_counts(&block.app_id).await?;
+        // Only the calls that can overlap the horizon: the app's older history is never read.
+        let range = planner::rooms_range(&self.settings.window, block, self.now);
+        let calls: Vec<RoomCall> = self
+            .store
+            .room_calls_between(&block.app_id, range)
+            .await?
+            .into_iter()
+            .map(|c| c.call)
+            .collect();
         tracing::info!(
             rooms = %block.name, calls_listed = summary.calls_listed, calls_known = summary.calls_known,
             rooms_known = summary.rooms_known, ranges_ok = summary.windows_ok,
@@ -921,15 +991,15 @@ impl Run<'_> {
     /// Plans the room streams (PRODUCT.md, "Room streams"): names them in `sync_streams`, plans each
     /// over its calls' buckets, and orders their windows after the jobs': those never fetched
     /// before first, then the room with the most active users, then the newest window. A block's windows beyond its
-    /// `max_room_calls_per_run` are deferred to the next run (counted, neither failed nor skipped).
-    /// Returns the tasks; their streams join the tally.
+    /// `max_room_calls_per_run` are deferred to the next run (counted per stream, neither failed
+    /// nor skipped). Returns the tasks, and the room streams by label; their streams join the tally.
     async fn plan_rooms(
         &self,
         options: &RunOptions,
         ledger: &[LedgerEntry],
         streams: Vec<Stream>,
         rooms: &mut [RoomsSummary],
-    ) -> Result<Vec<Task>, StoreError> {
+    ) -> Result<(Vec<Task>, HashMap<String, Arc<Stream>>), StoreError> {
         let names: Vec<(String, String, Vec<String>)> = streams
             .iter()
             .map(|s| (s.key.clone(), s.name.clone(), Vec::new()))
@@ -946,13 +1016,13 @@ impl Run<'_> {
             options.plan,
         ) else {
             // A range outside the horizon was said for the jobs already.
-            return Ok(Vec::new());
+            return Ok((Vec::new(), HashMap::new()));
         };
         let peak: HashMap<String, i64> = streams
             .iter()
             .filter_map(|s| Some((s.name.clone(), s.room.as_ref()?.peak_users)))
             .collect();
-        let (mut tasks, tally, _) = tasks_of(&plan, streams, ledger);
+        let (mut tasks, tally, by_name) = tasks_of(&plan, streams, ledger);
         // Windows nothing was fetched of go first, so that a cap cannot spend every run on the
         // provisional windows of the busiest rooms: the rest catch up run after run.
         let mut fetched: HashMap<&str, Vec<Window>> = HashMap::new();
@@ -979,6 +1049,7 @@ impl Run<'_> {
         // The cap, per block, in that order.
         let mut kept = Vec::with_capacity(tasks.len());
         let mut per_block: HashMap<String, u64> = HashMap::new();
+        let mut deferred: HashMap<String, u64> = HashMap::new();
         for task in tasks {
             let block = task.stream.job.name.clone();
             let cap = self
@@ -987,11 +1058,9 @@ impl Run<'_> {
                 .iter()
                 .find(|b| b.name == block)
                 .map_or(0, |b| b.max_room_calls_per_run);
-            let n = per_block.entry(block.clone()).or_default();
+            let n = per_block.entry(block).or_default();
             if cap > 0 && *n >= cap {
-                if let Some(r) = rooms.iter_mut().find(|r| r.name == block) {
-                    r.windows_deferred += 1;
-                }
+                *deferred.entry(task.stream.name.clone()).or_default() += 1;
                 continue;
             }
             *n += 1;
@@ -1010,13 +1079,18 @@ impl Run<'_> {
                 .await?;
         }
         let mut t = self.tally.lock().unwrap();
+        let mut planned: HashMap<&str, u64> = HashMap::new();
+        for k in &kept {
+            *planned.entry(k.stream.name.as_str()).or_default() += 1;
+        }
         for (name, mut summary) in tally.streams {
-            summary.windows_planned = kept.iter().filter(|k| k.stream.name == name).count() as u64;
+            summary.windows_planned = planned.get(name.as_str()).copied().unwrap_or(0);
+            summary.deferred = Deferred::by_room_cap(deferred.get(&name).copied().unwrap_or(0));
             t.streams.insert(name, summary);
         }
         drop(t);
         self.progress.add(kept.len() as u64);
-        Ok(kept)
+        Ok((kept, by_name))
     }
 
     /// The run's clock: `now` plus the time since the run started.

@@ -14,8 +14,7 @@ use serde::Serialize;
 
 use crate::config::WindowSettings;
 use crate::domain::{
-    Granularity, Job, LEGACY_PREFIX, LedgerEntry, RoomCall, RoomNeeds, RoomsBlock, Stream, Window,
-    WindowState,
+    Granularity, LEGACY_PREFIX, LedgerEntry, RoomCall, RoomsBlock, Stream, Window, WindowState,
 };
 
 /// How much later than planning the oldest window may still be sent and accepted: the API refuses a
@@ -562,7 +561,7 @@ pub fn subtract(range: Window, mut covered: Vec<Window>) -> Vec<Window> {
 }
 
 /// What of `ws` lies inside `within` (both ordered and disjoint).
-fn intersect(ws: &[Window], within: &[Window]) -> Vec<Window> {
+pub fn intersect(ws: &[Window], within: &[Window]) -> Vec<Window> {
     ws.iter()
         .flat_map(|w| within.iter().filter_map(|r| clip(*w, *r)))
         .collect()
@@ -592,6 +591,21 @@ pub fn cover(gaps: Vec<Window>, span: Duration) -> Vec<Window> {
     }
     out.extend(current);
     out
+}
+
+/// The instants whose calls can give `block`'s room streams a needed bucket at `now`: from the
+/// earliest horizon start of its granularities to the latest available end. A call destroyed before
+/// the start, or created at or after the end, overlaps no bucket a run could fetch
+/// (`Store::room_calls_between` reads only the others).
+pub fn rooms_range(settings: &WindowSettings, block: &RoomsBlock, now: DateTime<Utc>) -> Window {
+    let hs = block
+        .granularities
+        .iter()
+        .map(|&g| horizon(settings, g, now));
+    Window {
+        start: hs.clone().map(|h| h.start).min().unwrap_or(now),
+        end: hs.map(|h| h.end).max().unwrap_or(now),
+    }
 }
 
 /// The room streams of `block` (PRODUCT.md, "Room streams"): one per room with a call of at least
@@ -632,31 +646,7 @@ pub fn room_streams(
                     })
                     .collect(),
             );
-            let job = Job {
-                name: block.name.clone(),
-                app_id: block.app_id.clone(),
-                indicators: block.indicators.clone(),
-                granularities: vec![g],
-                product_type: block.product_type,
-                os: Vec::new(),
-                access: Vec::new(),
-                room_id: room.to_string(),
-                user_ids: Vec::new(),
-            };
-            out.push(Stream {
-                name: format!("{}/{room}/{}", block.name, g.as_str()),
-                key: Stream::key_of(&job, g, timezone),
-                job,
-                granularity: g,
-                distribution: None,
-                timezone,
-                aliases: Vec::new(),
-                room: Some(RoomNeeds {
-                    block: block.name.clone(),
-                    peak_users,
-                    needs,
-                }),
-            });
+            out.push(block.room_stream(room, g, timezone, peak_users, needs));
         }
     }
     out.sort_by(|a, b| {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Settings, SourceSettings};
-use crate::domain::{LedgerEntry, RunStatus, WindowState};
+use crate::domain::{Deferred, LedgerEntry, RunStatus, WindowState};
 use crate::health::{self, Problem, ProblemLine};
 use crate::metrics;
 use crate::pipeline::RunReport;
@@ -334,8 +334,9 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
         calls: r.counts.requests,
         retries: r.counts.retries,
         throttled: r.counts.throttled,
-        // The sum over streams (none defers yet) and `[[rooms]]` blocks.
-        windows_deferred: r.rooms.iter().map(|b| b.windows_deferred).sum(),
+        // The sum over streams and `[[rooms]]` blocks.
+        windows_deferred: r.streams.iter().map(|s| s.deferred.windows).sum::<u64>()
+            + r.rooms.iter().map(|b| b.windows_deferred).sum::<u64>(),
         streams: r
             .streams
             .iter()
@@ -343,7 +344,7 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
                 stream: s.stream.clone(),
                 windows_ok: s.windows_ok,
                 windows_failed: s.windows_failed,
-                windows_deferred: 0,
+                windows_deferred: s.deferred.windows,
                 points_inserted: s.points.inserted,
                 points_updated: s.points.updated,
                 points_unchanged: s.points.unchanged,
@@ -464,12 +465,15 @@ pub struct RoomsStatus {
     pub failed_ranges: u64,
     /// Listed ranges not done yet (a day not over, or with a call still running).
     pub pending_ranges: u64,
-    /// Windows a cap left for the next run (none yet).
-    pub deferred_windows: u64,
+    /// Windows the last run that ran the block left for the next (its room streams' and its
+    /// listing's), and why: `max_room_calls_per_run`, a daily budget.
+    pub deferred: Deferred,
     /// Its room streams stored, and their failed and provisional windows.
     pub room_streams: u64,
     pub room_failed_windows: u64,
     pub room_pending_windows: u64,
+    /// Its room streams' needed buckets that no window covers, as their last run assessed them.
+    pub missing_buckets: u64,
     /// Its room streams' failed ledger rows, for `status --check`.
     #[serde(skip)]
     room_failures: Vec<LedgerEntry>,
@@ -503,6 +507,8 @@ pub struct StreamStatus {
     pub last_settled_day: Option<chrono::NaiveDate>,
     /// Windows that the next run fetches again, with why.
     pub open_windows: Vec<LedgerEntry>,
+    /// What its last run deferred (a cap, a daily budget): planned again by the next run.
+    pub deferred: Deferred,
 }
 
 /// A block's discovery at `now`: its coverage into `status`, and its problems (never listed, failed
@@ -625,7 +631,7 @@ impl Status {
             None => store.ledger(None).await?,
         };
         let labels = store.stream_labels().await?;
-        let complete = store.complete_through().await?;
+        let assessed = store.assessed().await?;
         let streams = coverage
             .into_iter()
             .map(|c| {
@@ -657,11 +663,10 @@ impl Status {
                     }
                 }
                 let grid = keys.iter().find_map(|k| day_grid(k));
+                let assessed = assessed.iter().find(|a| a.label == c.stream);
                 StreamStatus {
-                    complete_through: complete
-                        .iter()
-                        .find(|(label, _)| *label == c.stream)
-                        .and_then(|(_, t)| *t),
+                    complete_through: assessed.and_then(|a| a.complete_through),
+                    deferred: assessed.map(|a| a.deferred.clone()).unwrap_or_default(),
                     open_windows: open,
                     last_settled_day: grid.zip(c.settled_through).map(|(tz, t)| {
                         (t.with_timezone(&tz) - chrono::Duration::days(1)).date_naive()
@@ -685,6 +690,13 @@ impl Status {
                 .filter(|(_, label)| label.starts_with(&prefix) && *label != listing)
                 .map(|(key, _)| key.as_str())
                 .collect();
+            // What the block's last run left: its room streams' and its listing's numbers, also
+            // of a room stream nothing was fetched of yet (no ledger row, no coverage row).
+            let (mut deferred, mut missing_buckets) = (Deferred::default(), 0);
+            for a in assessed.iter().filter(|a| a.label.starts_with(&prefix)) {
+                deferred.add(&a.deferred);
+                missing_buckets += a.missing_buckets.unwrap_or(0).max(0) as u64;
+            }
             let mut detail: std::collections::BTreeMap<&str, RoomDetail> =
                 std::collections::BTreeMap::new();
             for c in &calls {
@@ -709,6 +721,8 @@ impl Status {
                 app_id: block.app_id.clone(),
                 calls_known: calls.len() as u64,
                 rooms_known,
+                deferred,
+                missing_buckets,
                 rooms: detail.into_values().collect(),
                 room_failures: ledger
                     .iter()
@@ -771,21 +785,18 @@ impl Status {
         let rooms = &mut self.rooms;
         self.streams.retain(|s| {
             let label = &s.coverage.stream;
-            if listings.iter().any(|(_, l)| l == label) {
-                return false;
-            }
-            match rooms
+            let Some(r) = rooms
                 .iter_mut()
                 .find(|r| label.starts_with(&format!("{}/", r.name)))
-            {
-                Some(r) => {
-                    r.room_streams += 1;
-                    r.room_failed_windows += s.coverage.failed_windows as u64;
-                    r.room_pending_windows += s.coverage.provisional_windows as u64;
-                    false
-                }
-                None => true,
+            else {
+                return listings.iter().all(|(_, l)| l != label);
+            };
+            if listings.iter().all(|(_, l)| l != label) {
+                r.room_streams += 1;
+                r.room_failed_windows += s.coverage.failed_windows as u64;
+                r.room_pending_windows += s.coverage.provisional_windows as u64;
             }
+            false
         });
         self.not_configured = self
             .streams
@@ -851,7 +862,7 @@ impl Status {
                     rooms: r.name.clone(),
                     known: r.rooms_known,
                     failed_windows: r.failed_ranges + r.room_failed_windows,
-                    deferred_windows: r.deferred_windows,
+                    deferred_windows: r.deferred.windows,
                     listed_through: r.listed_through,
                 })
                 .collect(),
@@ -925,6 +936,9 @@ impl Status {
                     }
                 }
             }
+            if s.deferred.windows > 0 {
+                let _ = writeln!(out, "  {}: the next `sync` plans them again", s.deferred);
+            }
             let marked: Vec<&LedgerEntry> = s
                 .open_windows
                 .iter()
@@ -941,9 +955,9 @@ impl Status {
             }
         }
         for r in &self.rooms {
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "{:<40} {} in {} known; listed through {}; {} failed, {} pending; {} room streams, {} failed and {} provisional windows",
+                "{:<40} {} in {} known; listed through {}; {} failed, {} pending; {} room streams, {} failed and {} provisional windows, {}",
                 format!("{}/rooms", r.name),
                 count(r.calls_known, "call", "calls"),
                 count(r.rooms_known, "room", "rooms"),
@@ -953,8 +967,13 @@ impl Status {
                 r.pending_ranges,
                 r.room_streams,
                 r.room_failed_windows,
-                r.room_pending_windows
+                r.room_pending_windows,
+                count(r.missing_buckets, "missing bucket", "missing buckets"),
             );
+            if r.deferred.windows > 0 {
+                let _ = write!(out, "; {}", r.deferred);
+            }
+            let _ = writeln!(out);
         }
         for (alias, first) in &self.aliases {
             let _ = writeln!(

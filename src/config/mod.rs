@@ -169,6 +169,26 @@ impl Settings {
                 None => out.push(s),
             }
         }
+        // A job that asks a room the way a `[[rooms]]` block asks it is that room's stream (jobs
+        // before rooms): it asks the block's indicators too, over the whole horizon like its own,
+        // so one call carries them all and its label's numbers hold for every indicator.
+        for block in &self.rooms {
+            for s in out.iter_mut().filter(|s| {
+                s.distribution.is_none()
+                    && !s.job.room_id.is_empty()
+                    && block.granularities.contains(&s.granularity)
+            }) {
+                let room = block.room_stream(&s.job.room_id, s.granularity, tz, 0, Vec::new());
+                if room.key != s.key {
+                    continue;
+                }
+                for i in &block.indicators {
+                    if !s.job.indicators.contains(i) {
+                        s.job.indicators.push(i.clone());
+                    }
+                }
+            }
+        }
         out
     }
 
@@ -309,6 +329,41 @@ indicators = ["stall_rate"]
 
     fn err(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    /// Rule 6: a job that asks a room as a `[[rooms]]` block asks it is that room's stream, and
+    /// asks the block's indicators too (after its own); a job of another query is left alone.
+    #[test]
+    fn a_job_on_a_blocks_room_asks_the_blocks_indicators_too() {
+        let s = parse(
+            "[[jobs]]\nname = \"lobby\"\napp_id = \"a\"\nroom_id = \"room-3\"\nindicators = [\"stall_rate\"]\n\
+             granularity = [\"5min\", \"1d\"]\n\
+             [[jobs]]\nname = \"users\"\napp_id = \"a\"\nroom_id = \"room-3\"\nuser_ids = [\"u1\"]\n\
+             indicators = [\"stall_rate\"]\ngranularity = \"5min\"\n\
+             [[rooms]]\nname = \"rooms\"\napp_id = \"a\"\nindicators = [\"join_room_success_rate\", \"stall_rate\"]\n\
+             granularity = \"5min\"\n",
+        )
+        .unwrap();
+        let asks = |label: &str| {
+            s.streams()
+                .into_iter()
+                .find(|x| x.name == label)
+                .unwrap()
+                .job
+                .indicators
+        };
+        assert_eq!(asks("lobby/5min"), ["stall_rate", "join_room_success_rate"]);
+        // The block asks no `1d` stream, and a job with users asks another query.
+        assert_eq!(asks("lobby/1d"), ["stall_rate"]);
+        assert_eq!(asks("users/5min"), ["stall_rate"]);
+        let room =
+            s.rooms[0].room_stream("room-3", Granularity::FiveMin, s.window.timezone, 0, vec![]);
+        let lobby = s
+            .streams()
+            .into_iter()
+            .find(|x| x.name == "lobby/5min")
+            .unwrap();
+        assert_eq!(room.key, lobby.key, "the same query");
     }
 
     #[test]

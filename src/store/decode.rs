@@ -10,8 +10,10 @@ use sqlx::sqlite::SqliteRow;
 
 use super::rooms::StoredCall;
 use super::time::parse_bucket;
-use super::{CoverageRow, DistributionRow, MetricRow, Result, RunRow, StoreError, WorstRoom, db};
-use crate::domain::{LedgerEntry, RoomCall, RunStatus, Window, WindowState};
+use super::{
+    Assessed, CoverageRow, DistributionRow, MetricRow, Result, RunRow, StoreError, WorstRoom, db,
+};
+use crate::domain::{Deferred, LedgerEntry, RoomCall, RunStatus, Window, WindowState};
 
 /// Typed column access shared by `SqliteRow` and `PgRow`.
 pub(crate) trait Columns {
@@ -156,10 +158,26 @@ pub(crate) fn run_row(r: &impl Columns) -> Result<RunRow> {
     decode().map_err(db("decoding a run"))
 }
 
-/// `label, complete_through` of `sync_streams`.
+/// A text and a time: `action, last_call_at` of `sync_pacing`.
 pub(crate) fn label_time(r: &impl Columns) -> Result<(String, Option<DateTime<Utc>>)> {
     let decode =
         || -> sqlx::Result<(String, Option<DateTime<Utc>>)> { Ok((r.text(0)?, r.opt_time(1)?)) };
+    decode().map_err(db("decoding sync_pacing"))
+}
+
+/// `label, complete_through, deferred_windows, deferred_reason, missing_buckets` of `sync_streams`.
+pub(crate) fn assessed(r: &impl Columns) -> Result<Assessed> {
+    let decode = || -> sqlx::Result<Assessed> {
+        Ok(Assessed {
+            label: r.text(0)?,
+            complete_through: r.opt_time(1)?,
+            deferred: Deferred {
+                windows: u64::try_from(r.int(2)?).unwrap_or(0),
+                reason: r.opt_text(3)?,
+            },
+            missing_buckets: r.opt_int(4)?,
+        })
+    };
     decode().map_err(db("decoding sync_streams"))
 }
 

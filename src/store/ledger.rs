@@ -10,19 +10,23 @@ use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
 use super::time::{Bound, Instant};
-use super::{CoverageRow, DistributionRow, MetricRow, Result, RunRow, StoreError, db, decode};
+use super::{
+    Assessed, CoverageRow, DistributionRow, MetricRow, Result, RunRow, StoreError, db, decode,
+};
 use crate::domain::{
-    FailedWindow, LedgerEntry, RunCounts, RunStatus, SeriesKey, Window, WindowBatch, WindowState,
+    Deferred, FailedWindow, LedgerEntry, RunCounts, RunStatus, SeriesKey, Window, WindowBatch,
+    WindowState,
 };
 use crate::planner;
 
 /// What a run assessed of a stream (`health::assess`), as `sync_streams` keeps it for `status`,
-/// `sync_coverage` and the metrics.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `sync_coverage` and the metrics, and what the run deferred of it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Assessment {
     pub settled_through: Option<DateTime<Utc>>,
     pub complete_through: Option<DateTime<Utc>>,
     pub missing_buckets: i64,
+    pub deferred: Deferred,
 }
 
 /// A `sync_streams` row: its key, its label and the account that asked it (`None`: stored before
@@ -173,14 +177,16 @@ const DELETE_STREAM: &str = "DELETE FROM sync_streams WHERE stream = $1";
 const DELETE_STREAM_ROWS: &str = "DELETE FROM sync_ledger WHERE stream = $1";
 
 const ASSESS_STREAM: &str = "UPDATE sync_streams SET settled_through = $2, missing_buckets = $3, \
-     assessed_at = $4, complete_through = $5 WHERE stream = $1";
+     assessed_at = $4, complete_through = $5, deferred_windows = $6, deferred_reason = $7 \
+     WHERE stream = $1";
 
 const LAST_CALLS: &str = "SELECT action, last_call_at FROM sync_pacing WHERE account = $1";
 
 const RECORD_LAST_CALL: &str = "INSERT INTO sync_pacing (account, action, last_call_at) \
      VALUES ($1, $2, $3) ON CONFLICT (account, action) DO UPDATE SET last_call_at = excluded.last_call_at";
 
-const COMPLETE_THROUGH: &str = "SELECT label, complete_through FROM sync_streams ORDER BY label";
+const ASSESSED: &str = "SELECT label, complete_through, deferred_windows, deferred_reason, \
+     missing_buckets FROM sync_streams ORDER BY label";
 
 const START_RUN: &str =
     "INSERT INTO sync_runs (mode, started_at, status) VALUES ($1, $2, 'running') RETURNING id";
@@ -524,22 +530,29 @@ pub(super) async fn delete_rows(writer: Writer<'_>, rows: &[LedgerEntry]) -> Res
 
 /// Stores what a run assessed of a stream: where its settled range from the horizon start ends, and
 /// how many buckets of the horizon no window covers.
-pub(super) async fn assess_stream(
+pub(super) async fn assess_streams(
     writer: Writer<'_>,
-    key: &str,
-    assessed: &Assessment,
+    assessed: &[(String, Assessment)],
     at: DateTime<Utc>,
 ) -> Result<()> {
     on!(writer, e => {
-        sqlx::query(ASSESS_STREAM)
-            .bind(key)
-            .bind(assessed.settled_through.map(Bound))
-            .bind(assessed.missing_buckets)
-            .bind(Instant(at))
-            .bind(assessed.complete_through.map(Bound))
-            .execute(e)
+        let mut tx = sqlx::Connection::begin(e)
             .await
-            .map_err(db("recording a stream's coverage"))?;
+            .map_err(db("starting a transaction"))?;
+        for (key, a) in assessed {
+            sqlx::query(ASSESS_STREAM)
+                .bind(key)
+                .bind(a.settled_through.map(Bound))
+                .bind(a.missing_buckets)
+                .bind(Instant(at))
+                .bind(a.complete_through.map(Bound))
+                .bind(i64::try_from(a.deferred.windows).unwrap_or(i64::MAX))
+                .bind(a.deferred.reason.as_deref())
+                .execute(&mut *tx)
+                .await
+                .map_err(db("recording a stream's coverage"))?;
+        }
+        tx.commit().await.map_err(db("recording the streams' coverage"))?;
     });
     Ok(())
 }
@@ -668,14 +681,12 @@ pub(super) async fn record_last_call(
 }
 
 /// `(label, complete_through)` of every stream the database knows, as its last run assessed it.
-pub(super) async fn complete_through(
-    pools: Pools<'_>,
-) -> Result<Vec<(String, Option<DateTime<Utc>>)>> {
+pub(super) async fn assessed(pools: Pools<'_>) -> Result<Vec<Assessed>> {
     read_all!(
         pools,
-        sqlx::query(COMPLETE_THROUGH),
+        sqlx::query(ASSESSED),
         "reading sync_streams",
-        decode::label_time
+        decode::assessed
     )
 }
 

@@ -45,7 +45,7 @@ pub use ledger::{Assessment, StoredStream};
 pub use lock::StoreLock;
 pub use postgres::{PgLock, PgStore};
 pub use rooms::{CALLS, RoomCounts, RoomListing, StoredCall};
-pub use rows::{CoverageRow, DistributionRow, MetricRow, RunRow, WorstRoom};
+pub use rows::{Assessed, CoverageRow, DistributionRow, MetricRow, RunRow, WorstRoom};
 pub use sqlite::{FileLock, SqliteStore};
 
 /// Which backend a URL names.
@@ -204,6 +204,18 @@ impl Store {
         rooms::worst_rooms(self.pools()).await
     }
 
+    /// The calls of `app_id` that can overlap `range` (created before its end, and running or
+    /// destroyed at or after its start), by `(created_at, call_id)`, read through an index: what
+    /// lies before a run's horizon never slows its planning.
+    pub async fn room_calls_between(&self, app_id: &str, range: Window) -> Result<Vec<StoredCall>> {
+        rooms::calls_between(self.pools(), app_id, range).await
+    }
+
+    /// How many calls and rooms of `app_id` `rtc_rooms` holds, counted by the database.
+    pub async fn room_counts(&self, app_id: &str) -> Result<(u64, u64)> {
+        rooms::counts(self.pools(), app_id).await
+    }
+
     /// Marks windows to be fetched again (`sync --refetch`), in one transaction, before the run's
     /// first call: a run cut short leaves them to the next one.
     pub async fn mark_refetch(&self, rows: &[LedgerEntry]) -> Result<()> {
@@ -272,14 +284,14 @@ impl Store {
         ledger::delete_rows(self.writer().await?.on(), rows).await
     }
 
-    /// Records what a run assessed of a stream for `sync_coverage`.
-    pub async fn assess_stream(
+    /// Records what a run assessed of its streams (`(key, assessment)`) for `sync_coverage`,
+    /// `status` and the metrics, in one transaction.
+    pub async fn assess_streams(
         &self,
-        key: &str,
-        assessed: &Assessment,
+        assessed: &[(String, Assessment)],
         at: DateTime<Utc>,
     ) -> Result<()> {
-        ledger::assess_stream(self.writer().await?.on(), key, assessed, at).await
+        ledger::assess_streams(self.writer().await?.on(), assessed, at).await
     }
 
     /// When each action of `account` last sent a call, as the runs before recorded it.
@@ -297,9 +309,10 @@ impl Store {
         ledger::record_last_call(self.writer().await?.on(), account, action, at).await
     }
 
-    /// `(label, complete_through)` of every stream, as its last run assessed it.
-    pub async fn complete_through(&self) -> Result<Vec<(String, Option<DateTime<Utc>>)>> {
-        ledger::complete_through(self.pools()).await
+    /// What the last run that ran each stream stored of it: `complete_through` and what it
+    /// deferred, by label.
+    pub async fn assessed(&self) -> Result<Vec<Assessed>> {
+        ledger::assessed(self.pools()).await
     }
 
     /// Adds a run in state `running` and returns its id.

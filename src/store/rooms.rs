@@ -221,22 +221,62 @@ pub(super) async fn write_listing(mut conn: Conn<'_>, l: &RoomListing<'_>) -> Re
     Ok(decision.counts())
 }
 
-/// Every stored call of `app_id`, by `(created_at, call_id)` (call ids in byte order on both
-/// backends).
+// The calls that can overlap `[$2, $3)`: two index ranges of `rtc_rooms_destroyed`, disjoint.
+const CALLS_BETWEEN: &str = "SELECT app_id, room_id, call_id, created_at, destroyed_at, \
+     active_user_num, finished, first_seen_at, updated_at FROM rtc_rooms \
+     WHERE app_id = $1 AND destroyed_at IS NULL AND created_at < $3 \
+     UNION ALL SELECT app_id, room_id, call_id, created_at, destroyed_at, \
+     active_user_num, finished, first_seen_at, updated_at FROM rtc_rooms \
+     WHERE app_id = $1 AND destroyed_at >= $2 AND created_at < $3";
+
+const COUNTS: &str = "SELECT count(*), count(DISTINCT room_id) FROM rtc_rooms WHERE app_id = $1";
+
+/// Reads calls with the query `$q` (expanded for each backend) and orders them by
+/// `(created_at, call_id)`, call ids in byte order on both backends.
+macro_rules! read_calls {
+    ($pools:expr, $q:expr) => {{
+        let mut out: Vec<StoredCall> = on!($pools, e => {
+            let rows = $q.fetch_all(e).await.map_err(db("reading rtc_rooms"))?;
+            rows.iter().map(decode::stored_call).collect::<Result<Vec<_>>>()?
+        });
+        out.sort_by(|a, b| {
+            (a.call.created_at, a.call.call_id.as_bytes())
+                .cmp(&(b.call.created_at, b.call.call_id.as_bytes()))
+        });
+        Ok(out)
+    }};
+}
+
+/// Every stored call of `app_id`, by `(created_at, call_id)`.
 pub(super) async fn calls(pools: Pools<'_>, app_id: &str) -> Result<Vec<StoredCall>> {
-    let mut out: Vec<StoredCall> = on!(pools, e => {
-        let rows = sqlx::query(APP_CALLS)
+    read_calls!(pools, sqlx::query(APP_CALLS).bind(app_id))
+}
+
+/// The stored calls of `app_id` that can overlap `range`, ordered as [`calls`].
+pub(super) async fn calls_between(
+    pools: Pools<'_>,
+    app_id: &str,
+    range: Window,
+) -> Result<Vec<StoredCall>> {
+    read_calls!(
+        pools,
+        sqlx::query(CALLS_BETWEEN)
             .bind(app_id)
-            .fetch_all(e)
+            .bind(Instant(range.start))
+            .bind(Instant(range.end))
+    )
+}
+
+/// `(calls, rooms)` of `app_id`.
+pub(super) async fn counts(pools: Pools<'_>, app_id: &str) -> Result<(u64, u64)> {
+    let (calls, rooms): (i64, i64) = on!(pools, e => {
+        sqlx::query_as(COUNTS)
+            .bind(app_id)
+            .fetch_one(e)
             .await
-            .map_err(db("reading rtc_rooms"))?;
-        rows.iter().map(decode::stored_call).collect::<Result<Vec<_>>>()?
+            .map_err(db("counting rtc_rooms"))?
     });
-    out.sort_by(|a, b| {
-        (a.call.created_at, a.call.call_id.as_bytes())
-            .cmp(&(b.call.created_at, b.call.call_id.as_bytes()))
-    });
-    Ok(out)
+    Ok((calls.max(0) as u64, rooms.max(0) as u64))
 }
 
 // The BI starter query itself, so `demo` names the worst room exactly as the file ranks it.

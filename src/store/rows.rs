@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::domain::{RunCounts, RunStatus, WriteCounts};
+use crate::domain::{Deferred, RunCounts, RunStatus, WriteCounts};
 
 /// One row of the `sync_coverage` view: what `status` shows per stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -19,6 +19,19 @@ pub struct CoverageRow {
     /// When the stream's latest window was fetched.
     pub last_run_at: Option<DateTime<Utc>>,
     /// Buckets of the horizon that no window covers, as of the last run (`None`: not assessed yet).
+    pub missing_buckets: Option<i64>,
+}
+
+/// What the last run that ran a stream stored of it beside `sync_coverage` (`sync_streams`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Assessed {
+    pub label: String,
+    /// The end of the covered range unbroken from the horizon start (what the metrics show).
+    pub complete_through: Option<DateTime<Utc>>,
+    /// What that run deferred of it.
+    pub deferred: Deferred,
+    /// What it found missing (`None`: never assessed); kept also for a stream with no ledger row
+    /// yet, which `sync_coverage` does not list.
     pub missing_buckets: Option<i64>,
 }
 

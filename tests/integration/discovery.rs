@@ -13,15 +13,15 @@ use rtc_quality_sync::store::Store;
 
 use crate::pipeline::{settings, sync_at};
 
-const APP: &str = "app_rooms";
+pub(crate) const APP: &str = "app_rooms";
 const SEED: u64 = 7;
 
 /// A busy hour that is not on the hour, so that ranges do not start where slots do.
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     "2026-03-10T05:17:00Z".parse().unwrap()
 }
 
-async fn simulator(max_matches: usize) -> SimulatorHandle {
+pub(crate) async fn simulator(max_matches: usize) -> SimulatorHandle {
     simulator::spawn(SimulatorConfig {
         seed: SEED,
         data_now: Some(now()),
@@ -295,7 +295,7 @@ crate::helpers::on_both_urls!(
 );
 
 /// The `RoomId` and window of every `ListQuality` call the simulator answered since `from`.
-fn room_requests(sim: &SimulatorHandle, from: usize) -> Vec<(String, String, String)> {
+pub(crate) fn room_requests(sim: &SimulatorHandle, from: usize) -> Vec<(String, String, String)> {
     sim.requests()[from..]
         .iter()
         .filter(|r| r.action == "ListQuality" && r.status == 200)
@@ -524,7 +524,7 @@ async fn a_cap_defers_and_the_next_runs_catch_up(url: &str) {
 }
 
 /// The app's calls in `rtc_rooms`, in (created, CallId) order.
-async fn calls(store: &Store) -> Vec<RoomCall> {
+pub(crate) async fn calls(store: &Store) -> Vec<RoomCall> {
     store
         .room_calls(APP)
         .await

@@ -17,6 +17,7 @@ mod helpers;
 mod kill;
 mod pipeline;
 mod recipes;
+mod room_state;
 mod rooms_store;
 mod run_state;
 mod schema;

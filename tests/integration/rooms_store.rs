@@ -14,6 +14,7 @@ on_both_backends!(
     a_relisting_updates_exactly_the_call_that_finished,
     an_identical_relisting_writes_nothing,
     the_ledger_row_follows_done_and_supersedes_a_failure,
+    a_run_reads_only_the_calls_that_can_overlap_its_horizon,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -285,6 +286,115 @@ async fn the_ledger_row_follows_done_and_supersedes_a_failure(store: &Store) {
     assert_eq!(ledger[1].state, WindowState::Failed);
 }
 
+/// Issue 20: a run plans its room streams from `Store::room_calls_between` over
+/// `planner::rooms_range`: the calls running or destroyed at or after the range's start and created
+/// before its end, never the app's older history; the plan is the one all the calls give.
+async fn a_run_reads_only_the_calls_that_can_overlap_its_horizon(store: &Store) {
+    use rtc_quality_sync::config::WindowSettings;
+    use rtc_quality_sync::domain::{Granularity, ProductType, RoomsBlock};
+    use rtc_quality_sync::planner;
+
+    let settings = WindowSettings {
+        max_lookback_days: 30,
+        max_span_days: 7,
+        data_delay_hours: 8,
+        settle_hours: 24,
+        timezone: chrono::FixedOffset::east_opt(8 * 3600).unwrap(),
+    };
+    let block = RoomsBlock {
+        name: "rooms".into(),
+        app_id: "app1".into(),
+        indicators: vec!["stall_rate".into()],
+        granularities: vec![Granularity::FiveMin, Granularity::Day],
+        product_type: ProductType::Native,
+        min_active_users: 1,
+        max_room_calls_per_run: 0,
+    };
+    let now = t(40 * 24 * 60 + 17);
+    let range = planner::rooms_range(&settings, &block, now);
+    assert_eq!(
+        range.start,
+        planner::horizon(&settings, Granularity::FiveMin, now).start,
+        "the 5min horizon starts first"
+    );
+    let s = Duration::seconds;
+    let call = |id: &str, room: &str, created, destroyed: Option<DateTime<Utc>>| RoomCall {
+        call_id: id.into(),
+        room_id: room.into(),
+        created_at: created,
+        destroyed_at: destroyed,
+        active_user_num: 3,
+        finished: destroyed.is_some(),
+    };
+    let (a, b) = (range.start, range.end);
+    let all = vec![
+        call(
+            "old",
+            "room-old",
+            a - Duration::days(9),
+            Some(a - Duration::days(8)),
+        ),
+        call("before", "room-a", a - Duration::hours(2), Some(a - s(1))),
+        call("at-start", "room-b", a - Duration::hours(1), Some(a)),
+        call("running", "room-c", a - Duration::days(10), None),
+        call(
+            "spanning",
+            "room-a",
+            a - s(90),
+            Some(a + Duration::hours(1)),
+        ),
+        call(
+            "inside",
+            "room-d",
+            a + Duration::days(3),
+            Some(a + Duration::days(3) + s(600)),
+        ),
+        call("at-end", "room-e", b, None),
+        call("after", "room-d", b + s(60), Some(b + s(120))),
+    ];
+    store
+        .commit_listing(&listing(&all, true, at(60)))
+        .await
+        .unwrap();
+    store
+        .commit_listing(&RoomListing {
+            app_id: "app2",
+            ..listing(&all[3..5], true, at(60))
+        })
+        .await
+        .unwrap();
+    let read: Vec<RoomCall> = store
+        .room_calls_between("app1", range)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.call)
+        .collect();
+    let ids: Vec<&str> = read.iter().map(|c| c.call_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["running", "at-start", "spanning", "inside"],
+        "by creation"
+    );
+    assert_eq!(read[0], all[3]);
+    assert_eq!(store.room_counts("app1").await.unwrap(), (8, 6));
+
+    // The plan from what was read is the plan from every call.
+    let tz = settings.timezone;
+    let planned = |calls: &[RoomCall]| {
+        let streams = planner::room_streams(&block, calls, tz, now);
+        let plan = planner::plan(&settings, &streams, &[], now, Default::default()).unwrap();
+        plan.streams
+            .into_iter()
+            .filter(|p| !p.windows.is_empty())
+            .map(|p| (p.stream, p.windows))
+            .collect::<Vec<_>>()
+    };
+    let from_read = planned(&read);
+    assert!(from_read.len() >= 4, "{from_read:?}");
+    assert_eq!(from_read, planned(&all));
+}
+
 // ---------------------------------------------------------------------------------------------
 // A database at 0004 (every earlier version's) upgrades to 0005 keeping its data
 
@@ -308,7 +418,7 @@ fn migrations_to_0004(backend: &str) -> tempfile::TempDir {
 }
 
 /// Rows written at 0004, in SQL both backends read (SQLite's time text is a `timestamptz` literal).
-const DATA_0004: [&str; 3] = [
+const DATA_0004: [&str; 4] = [
     "INSERT INTO series (app_id, room_id, indicator, unit, granularity, product_type, os, access, \
      user_ids, grid_timezone, timezone) \
      VALUES ('app1', '', 'stall_rate', '%', '5min', 'native', '', '', '', '', '+08:00')",
@@ -317,6 +427,9 @@ const DATA_0004: [&str; 3] = [
     "INSERT INTO sync_ledger (stream, indicator, window_start, window_end, state, points, attempts, \
      last_error, request_id, fetched_at) VALUES ('k', 'stall_rate', '2024-05-01T00:00:00Z', \
      '2024-05-01T00:10:00Z', 'settled', 1, 1, NULL, 'r', '2024-05-02T00:00:00.000000Z')",
+    "INSERT INTO sync_streams (stream, label, settled_through, missing_buckets, assessed_at, \
+     complete_through) VALUES ('k', 'j/5min', '2024-05-01T00:10:00Z', 3, \
+     '2024-05-02T00:00:00.000000Z', '2024-05-01T00:10:00Z')",
 ];
 
 /// What the upgraded store must show: the 0004 rows as they were, and a working `rtc_rooms`.
@@ -329,6 +442,30 @@ async fn after_upgrade_to_0005(store: &Store) {
     let ledger = store.ledger(None).await.unwrap();
     assert_eq!(ledger.len(), 1);
     assert_eq!(ledger[0].state, WindowState::Settled);
+    // 0006: a stream keeps what its last run assessed, and deferred nothing.
+    let coverage = store.coverage().await.unwrap();
+    assert_eq!(
+        (
+            coverage.len(),
+            coverage[0].missing_buckets,
+            coverage[0].settled_through
+        ),
+        (1, Some(3), Some(t(-16 * 60 + 10)))
+    );
+    let assessed = store.assessed().await.unwrap();
+    assert_eq!(
+        (
+            assessed.len(),
+            assessed[0].label.as_str(),
+            assessed[0].missing_buckets
+        ),
+        (1, "j/5min", Some(3))
+    );
+    assert_eq!(assessed[0].complete_through, Some(t(-16 * 60 + 10)));
+    assert_eq!(
+        assessed[0].deferred,
+        rtc_quality_sync::domain::Deferred::default()
+    );
     assert!(store.room_calls("app1").await.unwrap().is_empty());
     let listed = calls();
     assert_eq!(

@@ -708,13 +708,16 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
         .unwrap();
     // What a run assessed of stream a (the hole at the failure stops its settled range).
     store
-        .assess_stream(
-            "a",
-            &rtc_quality_sync::store::Assessment {
-                settled_through: Some(t(120)),
-                complete_through: Some(t(180)),
-                missing_buckets: 12,
-            },
+        .assess_streams(
+            &[(
+                "a".to_string(),
+                rtc_quality_sync::store::Assessment {
+                    settled_through: Some(t(120)),
+                    complete_through: Some(t(180)),
+                    missing_buckets: 12,
+                    deferred: Default::default(),
+                },
+            )],
             t(3_006),
         )
         .await
