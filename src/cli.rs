@@ -245,6 +245,34 @@ pub struct SimulateArgs {
     /// The same for ListRoomInfo, whose quota is its own (10).
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub room_list_rate_limit: u32,
+    /// One more account it serves (repeatable), with quotas of its own: its access key, its secret
+    /// key, the ListQuality requests per second it admits (and as many ListQualityDistribution ones,
+    /// counted apart; a fraction is allowed: 0.167 is BytePlus's 10 a minute, one call in any 6 s;
+    /// default --rate-limit) and the requests of each action it accepts in any 24 hours (left out
+    /// or 0: no daily limit; a call over it is answered HTTP 429 FlowLimitExceeded saying "daily
+    /// limit"). ListRoomInfo keeps --room-list-rate-limit. The --access-key/--secret-key pair (else
+    /// the environment's, else the demo pair) is served too, with the default limits, unless an
+    /// --account has its access key. Example: --account AKLTcn:c2VjcmV0 --account
+    /// AKLTbytepls:c2VjcmV0Mg:0.167:60
+    #[arg(long = "account", value_name = "AK:SK[:PER_SECOND[:PER_DAY]]")]
+    pub accounts: Vec<AccountArg>,
+}
+
+/// An `--account` value as typed, checked by `simulate` (not by clap, whose error would print the
+/// value, secret key and all); its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountArg(pub String);
+
+impl From<String> for AccountArg {
+    fn from(s: String) -> Self {
+        AccountArg(s)
+    }
+}
+
+impl std::fmt::Debug for AccountArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountArg(***)")
+    }
 }
 
 #[derive(Debug, Clone, Args)]

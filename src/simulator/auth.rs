@@ -33,15 +33,36 @@ pub struct Arrived<'a> {
     pub body: &'a [u8],
 }
 
-/// The region of the request's credential scope, for the response envelope; the default when unreadable.
-pub fn region_of(headers: &HeaderMap) -> String {
+/// The request's `Authorization`, parsed; `None` when absent or unreadable.
+fn authorization(headers: &HeaderMap) -> Option<sign::ParsedAuthorization> {
     header(headers, "authorization")
         .ok()
         .flatten()
         .and_then(sign::parse_authorization)
+}
+
+/// The region of the request's credential scope, for the response envelope; the default when unreadable.
+pub fn region_of(headers: &HeaderMap) -> String {
+    authorization(headers)
         .and_then(|a| a.credential_scope.split('/').nth(1).map(str::to_string))
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| DEFAULT_REGION.to_string())
+}
+
+/// The access key the request's credential names, if its `Authorization` is readable.
+pub fn access_key_of(headers: &HeaderMap) -> Option<String> {
+    authorization(headers).map(|a| a.access_key)
+}
+
+/// What [`verify`] needs of an account: the secret its requests are signed with.
+pub trait Secret {
+    fn secret_key(&self) -> &str;
+}
+
+impl Secret for str {
+    fn secret_key(&self) -> &str {
+        self
+    }
 }
 
 /// A header as text: `Ok(None)` when absent, `Err` when it is not visible ASCII.
@@ -65,14 +86,14 @@ fn required<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, ApiError>
 }
 
 /// Checks, in the gateway's order: the auth headers (`MissingRequestInfo`), `X-Date` within 15 minutes
-/// of `clock` (`InvalidTimestamp`), the access key (`InvalidAccessKey`), then the signature
-/// (`SignatureDoesNotMatch`).
-pub fn verify(
+/// of `clock` (`InvalidTimestamp`), the access key (`InvalidAccessKey` when `account_of` knows no
+/// account of that key), then the signature with that account's secret (`SignatureDoesNotMatch`).
+/// Returns the account the request was signed by.
+pub fn verify<'k, A: Secret + ?Sized>(
     req: &Arrived<'_>,
-    access_key: &str,
-    secret_key: &str,
+    account_of: impl FnOnce(&str) -> Option<&'k A>,
     clock: DateTime<Utc>,
-) -> Result<(), ApiError> {
+) -> Result<&'k A, ApiError> {
     let h = req.headers;
     let authorization = required(h, "authorization")?;
     let x_date = required(h, "x-date")?;
@@ -105,13 +126,14 @@ pub fn verify(
         )));
     }
 
-    if auth.access_key != access_key {
+    let Some(account) = account_of(&auth.access_key) else {
         return Err(ApiError::invalid_access_key(
-            "the access key is not known; use the access key this endpoint accepts",
+            "the access key is not known; use an access key this endpoint accepts",
         ));
-    }
+    };
 
-    verify_signature(req, &auth, x_date, content_sha, secret_key)
+    verify_signature(req, &auth, x_date, content_sha, account.secret_key())?;
+    Ok(account)
 }
 
 fn verify_signature(
@@ -236,6 +258,11 @@ mod tests {
     use super::*;
     use axum::http::{HeaderName, HeaderValue};
 
+    /// `verify` against the one account `ak`/`sk`.
+    fn check(req: &Arrived<'_>, ak: &str, sk: &str, clock: DateTime<Utc>) -> Result<(), ApiError> {
+        verify(req, |k| (k == ak).then_some(sk), clock).map(drop)
+    }
+
     fn vectors() -> Vec<serde_json::Value> {
         serde_json::from_str(include_str!("../../tests/data/sign-vectors.json")).unwrap()
     }
@@ -272,7 +299,7 @@ mod tests {
             };
             let ak = v["access_key_id"].as_str().unwrap();
             let sk = v["secret_access_key"].as_str().unwrap();
-            assert_eq!(verify(&req, ak, sk, clock), Ok(()), "{name}");
+            assert_eq!(check(&req, ak, sk, clock), Ok(()), "{name}");
 
             let mut tampered = body.clone();
             tampered.push(b' ');
@@ -281,28 +308,65 @@ mod tests {
                 ..req
             };
             assert_eq!(
-                verify(&bad, ak, sk, clock).unwrap_err().code,
+                check(&bad, ak, sk, clock).unwrap_err().code,
                 "SignatureDoesNotMatch",
                 "{name}: tampered body"
             );
             assert_eq!(
-                verify(&req, ak, "wrong", clock).unwrap_err().code,
+                check(&req, ak, "wrong", clock).unwrap_err().code,
                 "SignatureDoesNotMatch",
                 "{name}: wrong secret"
             );
             assert_eq!(
-                verify(&req, ak, sk, clock + Duration::minutes(16))
+                check(&req, ak, sk, clock + Duration::minutes(16))
                     .unwrap_err()
                     .code,
                 "InvalidTimestamp",
                 "{name}: late"
             );
             assert_eq!(
-                verify(&req, ak, sk, clock - Duration::minutes(14)),
+                check(&req, ak, sk, clock - Duration::minutes(14)),
                 Ok(()),
                 "{name}: 14 minutes early"
             );
         }
+    }
+
+    /// With several accounts, the access key picks the account and its secret verifies the signature.
+    #[test]
+    fn the_access_key_picks_the_secret_the_signature_is_checked_with() {
+        let v = &vectors()[0];
+        let url = url::Url::parse(v["url_as_sent_by_sdk"].as_str().unwrap()).unwrap();
+        let body = hex::decode(v["body_utf8_hex"].as_str().unwrap()).unwrap();
+        let headers = headers_of(v);
+        let clock = NaiveDateTime::parse_from_str(v["x_date"].as_str().unwrap(), "%Y%m%dT%H%M%SZ")
+            .unwrap()
+            .and_utc();
+        let req = Arrived {
+            method: v["method"].as_str().unwrap(),
+            path: url.path(),
+            raw_query: url.query().unwrap_or(""),
+            headers: &headers,
+            body: &body,
+        };
+        let ak = v["access_key_id"].as_str().unwrap();
+        let sk = v["secret_access_key"].as_str().unwrap();
+        assert_eq!(access_key_of(&headers).as_deref(), Some(ak));
+        let accounts = [("AKLTother", "other-secret"), (ak, sk)];
+        let find = |k: &str| accounts.iter().find(|(a, _)| *a == k).map(|(_, s)| *s);
+        assert_eq!(verify(&req, find, clock), Ok(sk));
+        // The same request against accounts where its key has another account's secret.
+        let swapped = [("AKLTother", sk), (ak, "other-secret")];
+        let find = |k: &str| swapped.iter().find(|(a, _)| *a == k).map(|(_, s)| *s);
+        assert_eq!(
+            verify(&req, find, clock).unwrap_err().code,
+            "SignatureDoesNotMatch"
+        );
+        let nobody = |_: &str| None::<&str>;
+        assert_eq!(
+            verify(&req, nobody, clock).unwrap_err().code,
+            "InvalidAccessKey"
+        );
     }
 
     #[test]
@@ -322,7 +386,7 @@ mod tests {
             body: &body,
         };
         let clock = "2024-01-15T08:30:00Z".parse().unwrap();
-        let e = verify(&req, "AKLTtestaccesskey", "dGVzdHNlY3JldGtleQ==", clock).unwrap_err();
+        let e = check(&req, "AKLTtestaccesskey", "dGVzdHNlY3JldGtleQ==", clock).unwrap_err();
         assert_eq!(e.code, "SignatureDoesNotMatch");
         assert!(e.message.contains("host:127.0.0.1:18081"), "{}", e.message);
     }
@@ -330,7 +394,7 @@ mod tests {
     #[test]
     fn missing_or_malformed_headers_are_missing_request_info() {
         let clock: DateTime<Utc> = "2024-01-15T08:30:00Z".parse().unwrap();
-        let check = |pairs: &[(&'static str, &'static str)]| {
+        let refused = |pairs: &[(&'static str, &'static str)]| {
             let mut h = HeaderMap::new();
             for (k, v) in pairs {
                 h.insert(*k, HeaderValue::from_static(v));
@@ -342,7 +406,7 @@ mod tests {
                 headers: &h,
                 body: b"",
             };
-            verify(&req, "AK", "SK", clock).unwrap_err()
+            check(&req, "AK", "SK", clock).unwrap_err()
         };
         let sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let auth = "HMAC-SHA256 Credential=AK/20240115/cn-north-1/rtc/request, SignedHeaders=host;x-date, Signature=00";
@@ -384,7 +448,7 @@ mod tests {
                 "X-Content-Sha256",
             ),
         ] {
-            let e = check(&pairs);
+            let e = refused(&pairs);
             assert_eq!(e.code, "MissingRequestInfo", "{needle}");
             assert_eq!(e.code_n, Some(100004));
             assert!(e.message.contains(needle), "{needle}: {}", e.message);

@@ -6,8 +6,10 @@
 //! status, serves seeded data that does not depend on the window it is asked through, and injects
 //! faults on request. The integration tests, the benchmarks, `simulate` and `demo` all run against it.
 //!
-//! Modules: `auth` (the gateway's signature check), `request` (the body's validation), `limiter` (the
-//! sliding one-second rate limit, one per action), `data` (the seeded data function),
+//! Modules: `auth` (the gateway's signature check, with the secret of the account the access key
+//! names), `request` (the body's validation), `limiter` (the quotas of each (account, action): a
+//! sliding-window rate, fractional too, and a daily limit over any 24 hours), `data` (the seeded
+//! data function),
 //! `distribution` (its `ListQualityDistribution` counterpart: per-day values per dimension value),
 //! `rooms` (each app's calls, drawn per 10-minute slot, and the `ListRoomInfo` page: both ends of a
 //! range included, a range cut to 24 h, `HasMore` with an empty `RoomList` past
@@ -58,12 +60,18 @@ pub const DEMO_SECRET_KEY: &str = "c2ltdWxhdG9yLWRlbW8tc2VjcmV0";
 /// How the simulator behaves. `Default` accepts the demo key pair, knows every app id, adds no
 /// latency and no faults, and allows 2 requests per second of `ListQuality` and of
 /// `ListQualityDistribution`, 10 of `ListRoomInfo`.
+///
+/// The key pair `access_key`/`secret_key` is one account, with the `*_rate_limit_per_sec` quotas and
+/// no daily limit; [`SimulatorConfig::accounts`] adds more, each with quotas of its own.
 #[derive(Clone)]
 pub struct SimulatorConfig {
-    /// The one access key it accepts (`InvalidAccessKey` for any other).
+    /// The access key of the default account (`InvalidAccessKey` for a key no account has).
     pub access_key: String,
-    /// The secret signatures are verified with; never printed.
+    /// The secret signatures of the default account are verified with; never printed.
     pub secret_key: SecretString,
+    /// More accounts, each with its own quotas per action (one account's calls never count against
+    /// another's). An entry with the default account's access key replaces the default account.
+    pub accounts: Vec<SimAccount>,
     /// The app ids it knows (`InvalidParameter.NotExistAppId` for others); empty: every app id is known.
     pub apps: Vec<String>,
     /// Added before each response.
@@ -97,6 +105,7 @@ impl Default for SimulatorConfig {
         SimulatorConfig {
             access_key: DEMO_ACCESS_KEY.to_string(),
             secret_key: SecretString::from(DEMO_SECRET_KEY),
+            accounts: Vec::new(),
             apps: Vec::new(),
             latency: Duration::ZERO,
             faults: Faults::none(),
@@ -118,6 +127,7 @@ impl fmt::Debug for SimulatorConfig {
         f.debug_struct("SimulatorConfig")
             .field("access_key", &mask_access_key(&self.access_key))
             .field("secret_key", &"***")
+            .field("accounts", &self.accounts)
             .field("apps", &self.apps)
             .field("latency", &self.latency)
             .field("faults", &self.faults)
@@ -150,6 +160,45 @@ impl SimulatorConfig {
     }
 }
 
+/// One more account of the simulator: a key pair and its quotas. `ListRoomInfo` keeps the
+/// configuration's `room_list_rate_limit_per_sec` (10/s, as documented).
+#[derive(Clone)]
+pub struct SimAccount {
+    pub access_key: String,
+    /// Never printed.
+    pub secret_key: SecretString,
+    /// Admitted `ListQuality` requests per second, and as many `ListQualityDistribution` ones
+    /// (counted apart). Fractional rates are allowed: 0.167 (10 a minute) admits one call in any
+    /// 6 s (see `limiter`).
+    pub per_second: f64,
+    /// Accepted requests of each action (counted apart) in any 24 hours of the simulator's data clock;
+    /// `None`: no daily limit.
+    pub per_day: Option<u32>,
+}
+
+impl SimAccount {
+    pub fn new(access_key: &str, secret_key: &str, per_second: f64, per_day: Option<u32>) -> Self {
+        SimAccount {
+            access_key: access_key.to_string(),
+            secret_key: SecretString::from(secret_key.to_string()),
+            per_second,
+            per_day,
+        }
+    }
+}
+
+// The secret stays out of Debug output, and the access key is masked.
+impl fmt::Debug for SimAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimAccount")
+            .field("access_key", &mask_access_key(&self.access_key))
+            .field("secret_key", &"***")
+            .field("per_second", &self.per_second)
+            .field("per_day", &self.per_day)
+            .finish()
+    }
+}
+
 /// One request as the simulator saw it: the log served at `GET /_simulator/requests`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestRecord {
@@ -170,6 +219,10 @@ pub struct RequestRecord {
     /// was sent).
     #[serde(default)]
     pub action: String,
+    /// The access key of the account the request named, when the simulator has that account (also
+    /// when the signature then failed); `None` for an unknown key or no readable `Authorization`.
+    #[serde(default)]
+    pub account: Option<String>,
 }
 
 /// Serves until `shutdown` completes, then stops accepting, lets running requests finish (a `slow`
@@ -275,9 +328,22 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_secret() {
-        let c = SimulatorConfig::with_keys("AKLTsomeaccesskey1234", "the-very-secret");
+        let mut c = SimulatorConfig::with_keys("AKLTsomeaccesskey1234", "the-very-secret");
+        c.accounts.push(SimAccount::new(
+            "AKLTanotheraccount99",
+            "second-secret",
+            0.5,
+            Some(3),
+        ));
         let d = format!("{c:?}");
-        assert!(!d.contains("the-very-secret"), "{d}");
-        assert!(!d.contains("AKLTsomeaccesskey1234"), "{d}");
+        for secret in [
+            "the-very-secret",
+            "AKLTsomeaccesskey1234",
+            "second-secret",
+            "AKLTanotheraccount99",
+        ] {
+            assert!(!d.contains(secret), "{d}");
+        }
+        assert!(d.contains("per_day: Some(3)"), "{d}");
     }
 }

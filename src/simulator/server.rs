@@ -2,10 +2,10 @@
 //! the fault draw and the data function.
 //!
 //! **Invariant:** checks run in the gateway's order (auth headers, timestamp, access key, signature,
-//! Action/Version and method, rate limit, then the service's body validation), and faults are drawn
+//! Action/Version and method, quotas, then the service's body validation), and faults are drawn
 //! only for requests that passed every check, so a fault never hides a real error. `ListQuality`,
 //! `ListQualityDistribution` and `ListRoomInfo` share every check but the method (`ListRoomInfo` is a
-//! GET, the others POSTs), the rate limit (each action has its own quota) and the validation (a
+//! GET, the others POSTs), the quotas (each (account, action) has its own) and the validation (a
 //! body, or for `ListRoomInfo` the query).
 
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
@@ -29,10 +29,10 @@ use super::data::{self, mix};
 use super::distribution::{self, DistributionQuery};
 use super::envelope::{ApiError, Meta};
 use super::faults::FaultKind;
-use super::limiter::SlidingLimiter;
+use super::limiter::{Quota, Refusal};
 use super::request;
 use super::rooms::{self, RoomQuery};
-use super::{RequestRecord, SimulatorConfig};
+use super::{RequestRecord, SimAccount, SimulatorConfig};
 use crate::api::distribution::ACTION as DISTRIBUTION_ACTION;
 use crate::api::wire::{ACTION, ListQualityResult, ROOM_LIST_ACTION, VERSION};
 
@@ -41,11 +41,11 @@ pub(crate) struct Shared {
     pub(crate) config: SimulatorConfig,
     pub(crate) log: Mutex<Vec<RequestRecord>>,
     pub(crate) data_now: Mutex<Option<DateTime<Utc>>>,
-    limiter: Mutex<SlidingLimiter>,
-    /// `ListQualityDistribution`'s own quota, apart from `ListQuality`'s.
-    distribution_limiter: Mutex<SlidingLimiter>,
-    /// `ListRoomInfo`'s own quota (10/s by default).
-    room_list_limiter: Mutex<SlidingLimiter>,
+    /// Every account: the configuration's `accounts`, then its default key pair unless one of them
+    /// has its access key.
+    accounts: Vec<Account>,
+    /// What the quotas measure arrival instants from.
+    epoch: Instant,
     /// How often each body (by hash) passed every check: the fault draw's key, so a retry draws anew.
     seen: Mutex<HashMap<u64, u64>>,
     sequence: AtomicU64,
@@ -55,12 +55,28 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: SimulatorConfig) -> Self {
+        let room_list = f64::from(config.room_list_rate_limit_per_sec);
+        let mut accounts: Vec<Account> = config
+            .accounts
+            .iter()
+            .map(|a| Account::new(a, [a.per_second, a.per_second, room_list]))
+            .collect();
+        if !accounts.iter().any(|a| a.access_key == config.access_key) {
+            let default = SimAccount {
+                access_key: config.access_key.clone(),
+                secret_key: config.secret_key.clone(),
+                per_second: f64::from(config.rate_limit_per_sec),
+                per_day: None,
+            };
+            let distribution = f64::from(config.distribution_rate_limit_per_sec);
+            accounts.push(Account::new(
+                &default,
+                [default.per_second, distribution, room_list],
+            ));
+        }
         Shared {
-            limiter: Mutex::new(SlidingLimiter::new(config.rate_limit_per_sec)),
-            distribution_limiter: Mutex::new(SlidingLimiter::new(
-                config.distribution_rate_limit_per_sec,
-            )),
-            room_list_limiter: Mutex::new(SlidingLimiter::new(config.room_list_rate_limit_per_sec)),
+            accounts,
+            epoch: Instant::now(),
             data_now: Mutex::new(config.data_now),
             config,
             log: Mutex::new(Vec::new()),
@@ -78,10 +94,40 @@ impl Shared {
             .unwrap_or_else(crate::clock::now)
     }
 
+    /// The account of this access key (the first listed, should two share it).
+    fn account(&self, access_key: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.access_key == access_key)
+    }
+
     fn signing_clock(&self) -> DateTime<Utc> {
         self.config
             .fixed_signing_time
             .unwrap_or_else(crate::clock::now)
+    }
+}
+
+/// One account as the gateway knows it: its key pair and a quota per action.
+struct Account {
+    access_key: String,
+    secret_key: SecretString,
+    /// Indexed by [`Kind::index`].
+    quotas: [Mutex<Quota>; 3],
+}
+
+impl Account {
+    /// `a`'s keys and daily limit, with these rates per action (in [`Kind::index`] order).
+    fn new(a: &SimAccount, per_second: [f64; 3]) -> Self {
+        Account {
+            access_key: a.access_key.clone(),
+            secret_key: a.secret_key.clone(),
+            quotas: per_second.map(|r| Mutex::new(Quota::new(r, a.per_day))),
+        }
+    }
+}
+
+impl auth::Secret for Account {
+    fn secret_key(&self) -> &str {
+        self.secret_key.expose_secret()
     }
 }
 
@@ -170,6 +216,8 @@ async fn list_quality(
     };
 
     let data_now = s.data_now();
+    // Named for the log only when it is one of ours: a stranger's key is none of its business.
+    let account = auth::access_key_of(&headers).filter(|k| s.account(k).is_some());
     let checked = check(
         &s, &method, &uri, raw_query, &meta, &headers, &body, arrived, data_now,
     );
@@ -212,6 +260,7 @@ async fn list_quality(
             request_id,
             fault: outcome.fault.map(|f| f.as_str().to_string()),
             action: meta.action.clone(),
+            account,
         });
 
     // Logged before waiting, so that a test sees a slow request while the client is still waiting.
@@ -248,12 +297,7 @@ fn check(
         headers,
         body,
     };
-    auth::verify(
-        &req,
-        &s.config.access_key,
-        s.config.secret_key.expose_secret(),
-        s.signing_clock(),
-    )?;
+    let account = auth::verify(&req, |k| s.account(k), s.signing_clock())?;
     let kind = match meta.action.as_str() {
         ACTION if meta.version == VERSION => Kind::Quality,
         DISTRIBUTION_ACTION if meta.version == VERSION => Kind::Distribution,
@@ -276,26 +320,14 @@ fn check(
             meta.action
         )));
     }
-    // Counted only now, for validly signed calls, at the instant each one arrived; each action
-    // against its own quota.
-    let (limiter, n) = match kind {
-        Kind::Quality => (&s.limiter, s.config.rate_limit_per_sec),
-        Kind::Distribution => (
-            &s.distribution_limiter,
-            s.config.distribution_rate_limit_per_sec,
-        ),
-        Kind::RoomList => (&s.room_list_limiter, s.config.room_list_rate_limit_per_sec),
-    };
-    let admitted = limiter
+    // Counted only now, for validly signed calls, at the instant each one arrived (the daily limit at
+    // the data clock's); each (account, action) against its own quota.
+    let arrived_ns = i64::try_from(arrived.duration_since(s.epoch).as_nanos()).unwrap_or(i64::MAX);
+    account.quotas[kind.index()]
         .lock()
-        .expect("the limiter lock is never poisoned")
-        .try_admit(arrived);
-    if !admitted {
-        return Err(ApiError::flow_limit_exceeded(format!(
-            "more than {n} {} requests in one second; send at most {n} per second and retry later",
-            meta.action
-        )));
-    }
+        .expect("the quota lock is never poisoned")
+        .try_admit(arrived_ns, data_now)
+        .map_err(|r| refused(&r, &meta.action))?;
     match kind {
         Kind::Quality => request::validate(body, &s.config.apps, data_now).map(Checked::Quality),
         Kind::Distribution => request::validate_distribution(body, &s.config.apps, data_now)
@@ -309,12 +341,48 @@ fn check(
     }
 }
 
+/// A quota's refusal as the gateway answers it: HTTP 429 `FlowLimitExceeded`, its message saying
+/// which limit (the daily one names itself, so a client can tell it from the rate).
+fn refused(r: &Refusal, action: &str) -> ApiError {
+    ApiError::flow_limit_exceeded(match r {
+        Refusal::Rate {
+            capacity,
+            window,
+            per_second,
+        } => {
+            let window = if *window == std::time::Duration::from_secs(1) {
+                "one second".to_string()
+            } else {
+                format!("{:.3} seconds", window.as_secs_f64())
+            };
+            format!(
+                "more than {capacity} {action} requests in {window}; send at most {per_second} per second and retry later"
+            )
+        }
+        Refusal::Daily { limit, retry_at } => format!(
+            "the daily limit of {limit} {action} requests is reached: {limit} were accepted in the last 24 hours; retry after {}",
+            retry_at.format("%Y-%m-%dT%H:%M:%SZ")
+        ),
+    })
+}
+
 /// The actions served here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Quality,
     Distribution,
     RoomList,
+}
+
+impl Kind {
+    /// Its quota's place in [`Account::quotas`].
+    fn index(self) -> usize {
+        match self {
+            Kind::Quality => 0,
+            Kind::Distribution => 1,
+            Kind::RoomList => 2,
+        }
+    }
 }
 
 /// A request that passed every check, by action.

@@ -23,6 +23,7 @@ mod run_state;
 mod schema;
 mod sim_helpers;
 mod simulator;
+mod simulator_accounts;
 mod simulator_rooms;
 mod state;
 mod store;
