@@ -66,7 +66,7 @@ async fn dispatch(cli: &Cli) -> Result {
         Command::Sync(args) => sync(cli, args).await,
         Command::Plan(args) => plan(cli, args).await,
         Command::Status(args) => status(cli, args).await,
-        Command::Check => check(cli).await,
+        Command::Check(args) => check(cli, args).await,
         Command::Migrate => migrate(cli).await,
         Command::Prune(args) => prune(cli, args).await,
         Command::Init(args) => init(&args.path),
@@ -213,6 +213,7 @@ fn plan_options(range: &RangeArgs, settings: &Settings) -> RunOptions {
             "sync".into()
         },
         account: None,
+        skip_abandon: false,
     }
 }
 
@@ -243,6 +244,7 @@ async fn sync(cli: &Cli, args: &SyncArgs) -> Result {
             last_success: metrics::previous_last_success(path),
             streams: Vec::new(),
             rooms: Vec::new(),
+            accounts: Vec::new(),
         };
         write_metrics_file(path, &metrics::render(&snapshot));
     }
@@ -287,7 +289,7 @@ async fn sync_run(cli: &Cli, args: &SyncArgs, this: &mut ThisRun) -> Result {
     let clock = std::time::Instant::now();
     // A run that cannot start (the configuration, the credentials, the lock, the database) ends
     // with its `run finished` event too, so a log-based alert sees every run.
-    let (settings, options, quotas, shutdown, store, lock) = match sync_start(cli, args).await {
+    let started = match sync_start(cli, args).await {
         Ok(started) => started,
         Err(e) => {
             let status = match e {
@@ -302,17 +304,30 @@ async fn sync_run(cli: &Cli, args: &SyncArgs, this: &mut ThisRun) -> Result {
             return Err(e);
         }
     };
-    let outcome = run_sync(
-        cli,
-        &settings,
-        (&store, lock),
-        &quotas,
-        (&options, started_at),
-        (args.json, &shutdown),
-    )
-    .await;
-    let stats = quotas.stats();
-    (this.requests, this.throttled) = (stats.requests, stats.throttled);
+    let Started {
+        settings,
+        parts,
+        shutdown,
+        stores,
+    } = started;
+    let (stores, locks): (Vec<Store>, Vec<StoreLock>) = stores.into_iter().unzip();
+    let store = &stores[0];
+    let run = parts
+        .iter()
+        .enumerate()
+        .map(|(i, (settings, options, quotas))| Part {
+            settings: settings.clone(),
+            options: options.clone(),
+            quotas,
+            store: &stores[i.min(stores.len() - 1)],
+        })
+        .collect();
+    let outcome = run_parts(cli, run, locks, started_at, (args.json, &shutdown)).await;
+    for (_, _, quotas) in &parts {
+        let stats = quotas.stats();
+        this.requests += stats.requests;
+        this.throttled += stats.throttled;
+    }
     if let Some(path) = &args.metrics_file
         && crate::error::exit_code(&outcome) != Outcome::LockLost.exit_code()
     {
@@ -347,6 +362,7 @@ async fn sync_run(cli: &Cli, args: &SyncArgs, this: &mut ThisRun) -> Result {
                     last_success: metrics::previous_last_success(path),
                     streams: Vec::new(),
                     rooms: Vec::new(),
+                    accounts: Vec::new(),
                 }
             }
         };
@@ -354,42 +370,130 @@ async fn sync_run(cli: &Cli, args: &SyncArgs, this: &mut ThisRun) -> Result {
     }
     // Written, or (another run holds the lock now) its to write.
     this.metrics_written = true;
-    close_store(&store, &shutdown).await;
+    for store in &stores {
+        close_store(store, &shutdown).await;
+    }
     outcome
 }
 
-/// What a run needs before it starts: the settings, its options, the fetcher, the signal token,
-/// and the store opened under its lock.
-async fn sync_start(
-    cli: &Cli,
-    args: &SyncArgs,
-) -> std::result::Result<
-    (
-        Settings,
-        RunOptions,
-        Quotas,
-        tokio_util::sync::CancellationToken,
-        Store,
-        StoreLock,
-    ),
-    Error,
-> {
+/// What a run needs before it starts: the settings, each selected account's part (its settings,
+/// options and quotas), the signal token, and the store opened under the locks.
+struct Started {
+    settings: Settings,
+    parts: Vec<(Settings, RunOptions, Quotas)>,
+    shutdown: tokio_util::sync::CancellationToken,
+    /// One store for every account on SQLite (its one file lock); one per account, each holding
+    /// that account's lock, on PostgreSQL (in the order of `parts`).
+    stores: Vec<(Store, StoreLock)>,
+}
+
+async fn sync_start(cli: &Cli, args: &SyncArgs) -> std::result::Result<Started, Error> {
     let settings = load_settings_to_plan(cli)?;
-    let mut options = plan_options(&args.range, &settings);
-    let credentials = credentials()?;
-    options.account = Some(credentials.account_id());
-    let client = Client::new(&settings.source, credentials)?;
-    let quotas = Quotas::new(Fetcher::new(client, &settings.source), &settings.source);
+    let base = plan_options(&args.range, &settings);
+    // `--job` names that no block knows are an error for the whole command, as before.
+    pipeline::select_streams(&settings, &base.jobs)?;
+    let path = settings.path.display().to_string();
+    let mut parts = Vec::new();
+    let mut keys = Vec::new();
+    for account in settings.select_accounts(&args.range.accounts)? {
+        let mine = settings.for_account(account);
+        // The `--job` names of this account's blocks; an account with none of them sits out.
+        let jobs: Vec<String> = base
+            .jobs
+            .iter()
+            .filter(|j| pipeline::select_streams(&mine, std::slice::from_ref(j)).is_ok())
+            .cloned()
+            .collect();
+        if !base.jobs.is_empty() && jobs.is_empty() {
+            continue;
+        }
+        let credentials = match account.env {
+            None => credentials()?,
+            Some(_) => account.credentials(&path, |k| std::env::var(k).ok())?,
+        };
+        let options = RunOptions {
+            jobs,
+            account: Some(credentials.account_id()),
+            // Unfinished runs are marked abandoned once, below, under every account's lock.
+            skip_abandon: true,
+            ..base.clone()
+        };
+        keys.push((account.clone(), credentials.clone()));
+        let client = Client::new(&mine.source, credentials)?;
+        let quotas = Quotas::new(Fetcher::new(client, &mine.source), &mine.source);
+        parts.push((mine, options, quotas));
+    }
+    let resolved: Vec<_> = keys.iter().map(|(a, c)| (a, c)).collect();
+    crate::config::accounts::same_access_key(&path, &resolved)?;
+    if parts.is_empty() {
+        return Err(Error::Failed(anyhow!(
+            "no block of {path} belongs to the selected accounts ({}); nothing to sync",
+            args.range.accounts.join(", ")
+        )));
+    }
     // From here on a signal ends the command within 5 s, whatever the database is doing.
     let shutdown = shutdown::on_signals();
     let opened = tokio::select! {
-        opened = open_locked(&settings.database_url, &settings.schema, &options.mode) => opened,
+        opened = open_for_accounts(&settings, &parts, &base.mode) => opened,
         () = shutdown.cancelled() => return Err(Error::Interrupted(anyhow!(
             "interrupted while opening the database {}; nothing was fetched", settings.database_url
         ))),
     };
-    let (store, lock) = opened?;
-    Ok((settings, options, quotas, shutdown, store, lock))
+    let stores = opened?;
+    // Under the locks of every account of this process: a run still `running` that no live
+    // process holds died without finishing.
+    let mine: Vec<String> = parts.iter().filter_map(|p| p.1.account.clone()).collect();
+    match stores[0].0.abandon_unfinished_runs(&mine).await {
+        Ok(ids) => {
+            for id in ids {
+                tracing::warn!(
+                    run.id = id,
+                    "run {id} did not finish (killed or crashed); marked abandoned, its committed windows are kept"
+                );
+            }
+        }
+        Err(e) => return Err(Error::store(e)),
+    }
+    Ok(Started {
+        settings,
+        parts,
+        shutdown,
+        stores,
+    })
+}
+
+/// The database under the locks of `parts`' accounts: on SQLite one store and its file lock (one
+/// sync per file, whatever the account); on PostgreSQL one store per account, each holding that
+/// account's lock, so that syncs of other accounts write the same database at once.
+async fn open_for_accounts(
+    settings: &Settings,
+    parts: &[(Settings, RunOptions, Quotas)],
+    mode: &str,
+) -> Result<Vec<(Store, StoreLock)>> {
+    let url = &settings.database_url;
+    if url.is_sqlite() {
+        return Ok(vec![open_locked(url, &settings.schema, mode).await?]);
+    }
+    let holder = format!("rtc-quality-sync {mode}");
+    let mut stores = Vec::new();
+    for (_, options, _) in parts {
+        let account = options.account.as_deref().unwrap_or_default();
+        match Store::connect_locked_for(url.expose(), &settings.schema, &holder, account).await {
+            Ok(opened) => stores.push(opened),
+            Err(e) => {
+                // Those already taken are given back before saying why.
+                for (store, lock) in stores {
+                    let _ = lock.release().await;
+                    store.close().await;
+                }
+                return Err(match e {
+                    e @ StoreError::Locked { .. } => Error::store(e),
+                    e => opening(url, e).into(),
+                });
+            }
+        }
+    }
+    Ok(stores)
 }
 
 /// How long each step after the run (releasing the lock, the metrics file, closing the store) may
@@ -435,22 +539,70 @@ async fn run_sync(
     (options, started_at): (&RunOptions, chrono::DateTime<Utc>),
     (json, shutdown): (bool, &tokio_util::sync::CancellationToken),
 ) -> Result {
-    let progress = Progress::auto(cli.quiet > 0 || json);
-    let result = pipeline::run(
-        settings,
-        store,
+    let part = Part {
+        settings: settings.clone(),
+        options: options.clone(),
         quotas,
-        options,
-        started_at,
-        shutdown.clone(),
-        &progress,
-    )
+        store,
+    };
+    run_parts(cli, vec![part], vec![lock], started_at, (json, shutdown)).await
+}
+
+/// One account's part of a `sync`: its blocks, endpoint and rates, its quotas, and the store
+/// handle that holds its lock.
+struct Part<'a> {
+    settings: Settings,
+    options: RunOptions,
+    quotas: &'a Quotas,
+    store: &'a Store,
+}
+
+/// [`run_sync`] for one or more accounts at once, each part through its own quotas; then every
+/// lock released, and one summary of them all.
+async fn run_parts(
+    cli: &Cli,
+    parts: Vec<Part<'_>>,
+    locks: Vec<StoreLock>,
+    started_at: chrono::DateTime<Utc>,
+    (json, shutdown): (bool, &tokio_util::sync::CancellationToken),
+) -> Result {
+    let progress = Progress::auto(cli.quiet > 0 || json);
+    let results = futures::future::join_all(parts.iter().map(|p| {
+        pipeline::run(
+            &p.settings,
+            p.store,
+            p.quotas,
+            &p.options,
+            started_at,
+            shutdown.clone(),
+            &progress,
+        )
+    }))
     .await;
-    match shutdown::within_grace(shutdown, AFTER_SIGNAL_GRACE, lock.release()).await {
-        Some(Err(e)) => tracing::warn!("releasing the lock: {e}"),
-        None => tracing::warn!("interrupted: the lock is released as the process ends"),
-        Some(Ok(())) => {}
+    for lock in locks {
+        match shutdown::within_grace(shutdown, AFTER_SIGNAL_GRACE, lock.release()).await {
+            Some(Err(e)) => tracing::warn!("releasing the lock: {e}"),
+            None => tracing::warn!("interrupted: the lock is released as the process ends"),
+            Some(Ok(())) => {}
+        }
     }
+    // One account that could not start fails the command only when none ran.
+    let mut reports = Vec::new();
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(report) => reports.push(report),
+            Err(e @ pipeline::PipelineError::Interrupted) => first_error = Some(e),
+            Err(e) => {
+                tracing::error!("{e}");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let result = match pipeline::RunReport::merge(reports) {
+        Some(report) => Ok(report),
+        None => Err(first_error.unwrap_or(pipeline::PipelineError::Interrupted)),
+    };
     let report = match result {
         Ok(report) => report,
         Err(e @ pipeline::PipelineError::Interrupted) => {
@@ -499,16 +651,75 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> Result {
     let settings = load_settings_to_plan(cli)?;
     let options = plan_options(&args.range, &settings);
     let ledger = read_ledger(&settings).await?;
-    let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
+    let (streams, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
+    let budgets = plan_budgets(&settings, &streams, &plan, &args.range.accounts).await?;
     if args.json {
-        say!(
-            "{}",
-            serde_json::to_string_pretty(&report::plan_json(&plan, &settings.source))?
-        );
+        let mut json = report::plan_json(&plan, &settings.source);
+        json.budgets = budgets;
+        say!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         emit(&report::plan_text(&plan, &settings.source))?;
+        emit(&report::budget_text(&budgets))?;
     }
     Ok(Outcome::Done)
+}
+
+/// The daily budgets of the selected accounts against the plan: the calls each account spent in
+/// the last 24 hours are read from the database (none before the first sync). An account whose
+/// keys are not set here is planned as if it had spent nothing.
+async fn plan_budgets(
+    settings: &Settings,
+    streams: &[crate::domain::Stream],
+    plan: &crate::planner::Plan,
+    selected: &[String],
+) -> anyhow::Result<Vec<report::BudgetPlan>> {
+    let accounts = settings.select_accounts(selected)?;
+    if accounts.iter().all(|a| a.per_day.is_empty()) {
+        return Ok(Vec::new());
+    }
+    let now = crate::clock::now();
+    let url = &settings.database_url;
+    let store = if crate::store::sqlite::file_missing(url.expose()) {
+        None
+    } else {
+        Some(open_store(url, &settings.schema).await?)
+    };
+    let path = settings.path.display().to_string();
+    let mut sent = std::collections::BTreeMap::new();
+    for account in &accounts {
+        let credentials = match account.env {
+            None => Credentials::from_env().ok().flatten(),
+            Some(_) => account.credentials(&path, |k| std::env::var(k).ok()).ok(),
+        };
+        for action in account.per_day.keys() {
+            let calls = match (&store, &credentials) {
+                (Some(store), Some(c)) => {
+                    store
+                        .calls_since(&c.account_id(), action, now - crate::budget::DAY)
+                        .await?
+                }
+                _ => Vec::new(),
+            };
+            sent.insert((account.name.clone(), action.clone()), calls);
+        }
+    }
+    if let Some(store) = store {
+        store.close().await;
+    }
+    let mut mine = settings.clone();
+    mine.accounts
+        .retain(|a| accounts.iter().any(|s| s.name == a.name));
+    Ok(report::budget_plan(
+        &mine,
+        streams,
+        plan,
+        &|account, action| {
+            sent.get(&(account.to_string(), action.to_string()))
+                .cloned()
+                .unwrap_or_default()
+        },
+        now,
+    ))
 }
 
 async fn status(cli: &Cli, args: &StatusArgs) -> Result {
@@ -786,7 +997,7 @@ async fn prune_locked(
     Ok(Outcome::Done)
 }
 
-async fn check(cli: &Cli) -> Result {
+async fn check(cli: &Cli, args: &crate::cli::CheckArgs) -> Result {
     let mut ok = true;
     let settings = match load_settings(cli) {
         Ok(s) => s,
@@ -846,32 +1057,68 @@ async fn check(cli: &Cli) -> Result {
             None
         }
     };
-    match credentials() {
+    let accounts = match settings.select_accounts(&args.accounts) {
+        Ok(accounts) => accounts,
         Err(e) => {
-            ok = false;
-            say!("FAIL  credentials: {e:#}");
+            say!("FAIL  accounts: {e}");
+            return Ok(Outcome::Failed);
         }
-        Ok(creds) => {
+    };
+    let path = settings.path.display().to_string();
+    let mut seen: Vec<(&crate::config::Account, Credentials)> = Vec::new();
+    for account in accounts {
+        // Named only when there are accounts to tell apart.
+        let label = match account.env {
+            None => "credentials".to_string(),
+            Some(_) => format!("account {}: credentials", account.name),
+        };
+        let resolved = match account.env {
+            None => credentials(),
+            Some(_) => account
+                .credentials(&path, |k| std::env::var(k).ok())
+                .map_err(anyhow::Error::from),
+        };
+        let creds = match resolved {
+            Err(e) => {
+                ok = false;
+                say!("FAIL  {label}: {e:#}");
+                continue;
+            }
+            Ok(creds) => creds,
+        };
+        if let Some((other, _)) = seen
+            .iter()
+            .find(|(_, c)| c.access_key_id == creds.access_key_id)
+        {
+            ok = false;
             say!(
-                "ok    credentials: access key {}",
+                "FAIL  {label}: the same access key as account {} ({}); give each account its own keys",
+                other.name,
                 crate::redact::mask_access_key(&creds.access_key_id)
             );
-            let account = creds.account_id();
-            let fetcher = Fetcher::new(Client::new(&settings.source, creds)?, &settings.source);
-            // Its calls count against the same quota as a sync's: the pace holds across both.
-            let action = crate::api::wire::ACTION;
-            if let Some(store) = &store
-                && let Ok(last) = store.last_calls(&account).await
-                && let Some((_, Some(at))) = last.into_iter().find(|(a, _)| a == action)
-            {
-                fetcher.follow(at);
-            }
-            ok &= check_api(cli, &settings, &fetcher).await?;
-            if let (Some(store), Some(at)) = (&store, fetcher.last_sent())
-                && let Err(e) = store.record_last_call(&account, action, at).await
-            {
-                tracing::warn!("cannot record when the last call was sent: {e}");
-            }
+            continue;
+        }
+        seen.push((account, creds.clone()));
+        say!(
+            "ok    {label}: access key {}",
+            crate::redact::mask_access_key(&creds.access_key_id)
+        );
+        let mine = settings.for_account(account);
+        let id = creds.account_id();
+        let fetcher = Fetcher::new(Client::new(&mine.source, creds)?, &mine.source);
+        // Its calls count against the same quota as a sync's: the pace holds across both.
+        let action = crate::api::wire::ACTION;
+        if let Some(store) = &store
+            && let Ok(last) = store.last_calls(&id).await
+            && let Some((_, Some(at))) = last.into_iter().find(|(a, _)| a == action)
+        {
+            fetcher.follow(at);
+        }
+        ok &= check_api(cli, &mine, &fetcher, store.as_ref(), &id).await?;
+        if let (Some(store), Some(at)) = (&store, fetcher.last_sent())
+            && let Err(e) = store.record_last_call(&id, action, at).await
+        {
+            tracing::warn!("cannot record when the last call was sent: {e}");
         }
     }
     if let Some(store) = store {
@@ -882,7 +1129,13 @@ async fn check(cli: &Cli) -> Result {
 
 /// `check`'s API probes: one small real call per distinct (app, product type), through the fetcher
 /// (paced, transient errors retried), reported per job. Whether every job passed.
-async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow::Result<bool> {
+async fn check_api(
+    cli: &Cli,
+    settings: &Settings,
+    fetcher: &Fetcher,
+    store: Option<&Store>,
+    account: &str,
+) -> anyhow::Result<bool> {
     let mut ok = true;
     // (app, product type) → the job whose probe answered for it, and the verdict.
     let mut probed: Vec<((String, &str), String, bool)> = Vec::new();
@@ -906,14 +1159,15 @@ async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow:
         let h = crate::planner::horizon(&settings.window, stream.granularity, now(cli));
         let day = chrono::Duration::days(1).min(h.end - h.start);
         let window = crate::domain::Window::new(h.end - day, h.end);
-        let outcome = fetcher
-            .fetch(&request_for(
-                stream,
-                window,
-                &stream.job.indicators,
-                settings.window.timezone,
-            ))
-            .await;
+        let request = request_for(
+            stream,
+            window,
+            &stream.job.indicators,
+            settings.window.timezone,
+        );
+        // Its calls count too: recorded before they are sent, within the daily budget.
+        let gate = async || check_gate(settings, store, account).await;
+        let outcome = fetcher.fetch_gated(&request, |_| {}, gate).await;
         let tries = match outcome.attempts {
             1 => String::new(),
             n => format!(" after {n} attempts"),
@@ -937,6 +1191,39 @@ async fn check_api(cli: &Cli, settings: &Settings, fetcher: &Fetcher) -> anyhow:
         probed.push((key, job.name.clone(), passed));
     }
     Ok(ok)
+}
+
+/// `check`'s probe is a real call: within the account's `ListQuality` budget, and recorded first.
+async fn check_gate(
+    settings: &Settings,
+    store: Option<&Store>,
+    account: &str,
+) -> std::result::Result<(), crate::api::error::ApiError> {
+    use crate::api::error::ApiError;
+    let Some(store) = store else { return Ok(()) };
+    let action = crate::api::wire::ACTION;
+    let now = crate::clock::now();
+    let not_recorded = |e: StoreError| ApiError::NotRecorded {
+        message: e.to_string(),
+    };
+    if let Some(per_day) = settings.accounts.first().and_then(|a| a.budget(action)) {
+        let sent = store
+            .calls_since(account, action, now - crate::budget::DAY)
+            .await
+            .map_err(not_recorded)?;
+        if let Err(free) = crate::budget::Budget::new(per_day, sent).take(now) {
+            return Err(ApiError::Deferred {
+                reason: format!(
+                    "the daily budget ({per_day} {action} calls) is spent; the next call fits at {}",
+                    free.format("%Y-%m-%dT%H:%M:%SZ")
+                ),
+            });
+        }
+    }
+    store
+        .record_call(account, action, now)
+        .await
+        .map_err(not_recorded)
 }
 
 async fn simulate(args: &SimulateArgs) -> Result {

@@ -86,8 +86,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Per stream: settled through, provisional and failed windows, points, last run.
     Status(StatusArgs),
-    /// Validate the configuration, connect to the database and make one small real API call.
-    Check,
+    /// Validate the configuration, connect to the database and make one small real API call per
+    /// account.
+    Check(CheckArgs),
     /// Apply the schema migrations (every other command applies them too).
     Migrate,
     /// Delete the retired streams that `status` lists: their points, coverage and checkpoints.
@@ -134,6 +135,11 @@ pub struct RangeArgs {
     /// shows it, such as `app-wide/1d`; repeatable).
     #[arg(long = "job", value_name = "NAME")]
     pub jobs: Vec<String>,
+    /// Only these accounts (`[[accounts]]` names; repeatable; default: all). A machine that holds
+    /// only its own account's keys runs a shared configuration with it: the other accounts'
+    /// variables may then be unset.
+    #[arg(long = "account", value_name = "NAME")]
+    pub accounts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -180,6 +186,16 @@ pub struct StatusArgs {
     /// for node_exporter's textfile collector.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<std::path::PathBuf>,
+    /// Only these accounts' streams and budgets (`[[accounts]]` names; repeatable; default: all).
+    #[arg(long = "account", value_name = "NAME")]
+    pub accounts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Only these accounts' credentials (`[[accounts]]` names; repeatable; default: all).
+    #[arg(long = "account", value_name = "NAME")]
+    pub accounts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

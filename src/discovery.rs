@@ -108,23 +108,29 @@ pub struct Listed {
     pub throttled: u32,
     /// The last answer's request id, for the ledger.
     pub request_id: Option<String>,
+    /// A daily budget cut the listing short: `result` holds the calls listed before it (the range
+    /// is not done), and this says why.
+    pub deferred: Option<String>,
 }
 
 /// Lists `range` of `app_id` completely through `fetcher`: page 1; a range answered `HasMore` is
 /// split in two and each half listed, down to [`min_split`]; otherwise pages are read until
-/// `PageNum × PageSize ≥ Total` (the latest page's). `on_retry` is told of every retry.
+/// `PageNum × PageSize ≥ Total` (the latest page's). `on_retry` is told of every retry; `gate` is
+/// asked before each request (the daily budget), and a refusal ends the listing with what it has.
 pub async fn list_range(
     fetcher: &Fetcher,
     app_id: &str,
     range: Window,
     tz: FixedOffset,
     on_retry: &(dyn Fn(u32) + Sync),
+    gate: impl AsyncFn() -> Result<(), ApiError>,
 ) -> Listed {
     let mut listed = Listed {
         result: Ok(Vec::new()),
         requests: 0,
         throttled: 0,
         request_id: None,
+        deferred: None,
     };
     let mut calls: BTreeMap<String, RoomCall> = BTreeMap::new();
     let mut todo = vec![range];
@@ -132,11 +138,16 @@ pub async fn list_range(
         let mut page_num = 1;
         loop {
             let req = ListRoomInfoRequest::page(app_id, r, tz, page_num);
-            let o = fetcher.fetch_with(&req, on_retry).await;
+            let o = fetcher.fetch_gated(&req, on_retry, &gate).await;
             listed.requests += o.attempts;
             listed.throttled += o.throttled;
             let page = match o.result {
                 Ok(page) => page,
+                // Cut short by a budget: what was listed is kept, and the range stays to list.
+                Err(e) if e.is_deferred() => {
+                    listed.deferred = Some(e.to_string());
+                    break 'ranges;
+                }
                 Err(e) => {
                     listed.request_id = e.request_id().map(str::to_string);
                     listed.result = Err(e);

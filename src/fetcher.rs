@@ -54,7 +54,7 @@ impl InFlight {
 pub struct FetchOutcome<T> {
     /// The last attempt's result.
     pub result: Result<T, ApiError>,
-    /// Requests sent for this call, retries included (at least 1).
+    /// Requests sent for this call, retries included (0 when a gate refused the first).
     pub attempts: u32,
     /// Of those, the ones the API throttled (HTTP 429 or `FlowLimitExceeded*`).
     pub throttled: u32,
@@ -201,13 +201,24 @@ impl Fetcher {
         req: &A,
         on_retry: impl Fn(u32),
     ) -> FetchOutcome<A::Answer> {
+        self.fetch_gated(req, on_retry, async || Ok(())).await
+    }
+
+    /// [`Fetcher::fetch_with`], asking `gate` before each request is sent (after its slot and its
+    /// pace): the daily budget, which records the call before it leaves. A gate that refuses ends
+    /// the call with its error (a deferral, or a call that could not be recorded), unsent.
+    pub async fn fetch_gated<A: Action>(
+        &self,
+        req: &A,
+        on_retry: impl Fn(u32),
+        gate: impl AsyncFn() -> Result<(), ApiError>,
+    ) -> FetchOutcome<A::Answer> {
         let inner = &*self.inner;
         let mut backoff = inner.backoff.build();
         let mut attempts: u32 = 0;
         let mut throttled: u32 = 0;
         let mut rate_wait = Duration::ZERO;
         loop {
-            attempts += 1;
             let result = {
                 // The slot is held for the whole attempt and released before any backoff sleep,
                 // so a task that waits to retry does not keep others from calling.
@@ -217,6 +228,15 @@ impl Fetcher {
                     .stats
                     .rate_wait_ms
                     .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+                if let Err(refused) = gate().await {
+                    return FetchOutcome {
+                        result: Err(refused),
+                        attempts,
+                        throttled,
+                        rate_wait,
+                    };
+                }
+                attempts += 1;
                 inner.stats.requests.fetch_add(1, Ordering::Relaxed);
                 inner
                     .last_sent_ms

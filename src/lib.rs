@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod app;
+pub mod budget;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -21,6 +21,18 @@ pub struct Snapshot {
     pub streams: Vec<StreamNumbers>,
     /// One per configured `[[rooms]]` block.
     pub rooms: Vec<RoomsNumbers>,
+    /// One per (account, action) with calls in the last 24 hours or a daily budget.
+    pub accounts: Vec<AccountNumbers>,
+}
+
+/// An account's action, labelled `account` and `action`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountNumbers {
+    pub account: String,
+    pub action: String,
+    pub calls_24h: u64,
+    /// `None` without a daily budget: then the gauge is absent.
+    pub budget_remaining: Option<u64>,
 }
 
 /// A `[[rooms]]` block's numbers, labelled `rooms`.
@@ -201,6 +213,36 @@ pub fn render(s: &Snapshot) -> String {
         "rooms_listed_through_timestamp_seconds",
         "The end of the listed range that runs unbroken from the first instant discovery lists, every day in it done (Unix time; 0 when none).",
         &|n| n.listed_through.map_or(0.0, seconds),
+    );
+    let per_action =
+        |name: &str, help: &str, items: &[&AccountNumbers], f: &dyn Fn(&AccountNumbers) -> f64| {
+            let vec = GaugeVec::new(Opts::new(full_name(name), help), &["account", "action"])
+                .expect("a valid metric name and labels");
+            for n in items {
+                vec.with_label_values(&[n.account.as_str(), n.action.as_str()])
+                    .set(f(n));
+            }
+            registry
+                .register(Box::new(vec))
+                .expect("each metric is registered once");
+        };
+    let all: Vec<&AccountNumbers> = s.accounts.iter().collect();
+    per_action(
+        "account_calls_24h",
+        "Calls of the account's action sent in the last 24 hours, by any run (recorded before each was sent).",
+        &all,
+        &|n| n.calls_24h as f64,
+    );
+    let budgeted: Vec<&AccountNumbers> = s
+        .accounts
+        .iter()
+        .filter(|n| n.budget_remaining.is_some())
+        .collect();
+    per_action(
+        "account_budget_remaining",
+        "Calls the account's daily budget for the action still allows now (absent without per_day).",
+        &budgeted,
+        &|n| n.budget_remaining.unwrap_or_default() as f64,
     );
     TextEncoder::new()
         .encode_to_string(&registry.gather())
@@ -530,6 +572,7 @@ rtc_quality_sync_last_run_throttled_requests 0
                 deferred_windows: 0,
                 listed_through: Some(Utc.with_ymd_and_hms(2026, 11, 20, 16, 0, 0).unwrap()),
             }],
+            accounts: Vec::new(),
         };
         let text = render(&snapshot);
         for line in [
@@ -542,6 +585,7 @@ rtc_quality_sync_last_run_throttled_requests 0
         }
         let none = render(&Snapshot {
             rooms: Vec::new(),
+            accounts: Vec::new(),
             ..snapshot
         });
         assert!(!none.contains("rooms"), "{none}");
@@ -572,6 +616,7 @@ rtc_quality_sync_last_run_throttled_requests 0
                 },
             ],
             rooms: Vec::new(),
+            accounts: Vec::new(),
         };
         let killed = run(3, t("2026-11-21T02:00:00Z"), RunStatus::Running, None);
         let running = Snapshot {
@@ -579,12 +624,14 @@ rtc_quality_sync_last_run_throttled_requests 0
             last_success: None,
             streams: vec![StreamNumbers { points: 7, ..a }],
             rooms: Vec::new(),
+            accounts: Vec::new(),
         };
         let empty = Snapshot {
             last_run: None,
             last_success: None,
             streams: Vec::new(),
             rooms: Vec::new(),
+            accounts: Vec::new(),
         };
         for (snapshot, before) in [full, running, empty].iter().zip(BEFORE) {
             // What was written is what the next run reads back when it cannot read the database.

@@ -18,6 +18,7 @@ use crate::api::error::{ApiError, ErrorScope};
 use crate::api::rooms::ListRoomInfoRequest;
 use crate::api::wire::ListQualityRequest;
 use crate::api::{Action, Fetch, WindowApi, distribution::ListQualityDistributionRequest};
+use crate::budget::{Budget, DAY};
 use crate::config::Settings;
 use crate::discovery;
 use crate::domain::{
@@ -37,6 +38,9 @@ use crate::store::{RoomListing, Store, StoreError};
 /// database does not answer.
 const COMMIT_GRACE: std::time::Duration = std::time::Duration::from_millis(1200);
 const FINISH_GRACE: std::time::Duration = std::time::Duration::from_millis(800);
+/// A daily budget that frees within this long is waited for (as a `Retry-After` is); a later one
+/// defers the window.
+const BUDGET_WAIT: Duration = Duration::seconds(60);
 
 /// What a run is asked to do.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +55,9 @@ pub struct RunOptions {
     /// The account that asks (a hash of its access key id, `Credentials::account_id`), recorded
     /// with the streams so that `prune` never removes another account's.
     pub account: Option<String>,
+    /// The caller marked unfinished runs abandoned already, once for every account of its process
+    /// (`sync` does, under all its locks); otherwise the run does it under its own lock.
+    pub skip_abandon: bool,
 }
 
 /// The counts of one stream in one run.
@@ -122,6 +129,78 @@ pub struct RunReport {
     /// Why the run's end could not be written to the runs table (the next run marks it abandoned).
     pub end_not_recorded: Option<String>,
     pub warnings: Vec<String>,
+    /// One entry per account the run covered.
+    pub accounts: Vec<AccountSummary>,
+}
+
+/// What one account's part of a run spent (PRODUCT.md, "Accounts and daily budgets").
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AccountSummary {
+    /// Its name in the configuration (`default` without `[[accounts]]`).
+    pub name: String,
+    /// Its run in the runs table.
+    pub run_id: i64,
+    /// Requests sent, retries included.
+    pub calls: u64,
+    /// Windows its budgets deferred (streams and rooms blocks).
+    pub windows_deferred: u64,
+    /// Per action used or budgeted: its calls in the last 24 hours when the run ended, and its
+    /// budget and what is left of it (none without `per_day`).
+    pub actions: Vec<ActionUse>,
+}
+
+/// One action of one account: calls in the last 24 hours, and its daily budget.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ActionUse {
+    pub action: String,
+    pub calls_24h: u64,
+    pub per_day: Option<u32>,
+    pub budget_remaining: Option<u64>,
+}
+
+impl RunReport {
+    /// The reports of one process's account runs, as the one summary of its `sync`: streams and
+    /// blocks side by side, counts added up, the worst status (a signal wins; failed only when every
+    /// account failed). A lost lock stops only its account's part: exit 3 only when every account
+    /// lost its lock, and the run is partial otherwise.
+    pub fn merge(reports: Vec<RunReport>) -> Option<RunReport> {
+        let all_lost = reports.iter().all(|r| r.lock_lost);
+        let mut reports = reports.into_iter();
+        let mut m = reports.next()?;
+        for r in reports {
+            m.status = match (m.status, r.status) {
+                (RunStatus::Interrupted, _) | (_, RunStatus::Interrupted) => RunStatus::Interrupted,
+                (RunStatus::Failed, RunStatus::Failed) => RunStatus::Failed,
+                (RunStatus::Ok, RunStatus::Ok) => RunStatus::Ok,
+                _ => RunStatus::Partial,
+            };
+            m.streams.extend(r.streams);
+            m.rooms.extend(r.rooms);
+            let (a, b) = (&mut m.counts, r.counts);
+            a.requests += b.requests;
+            a.retries += b.retries;
+            a.throttled += b.throttled;
+            a.points += b.points;
+            a.windows_ok += b.windows_ok;
+            a.windows_failed += b.windows_failed;
+            m.duration_ms = m.duration_ms.max(r.duration_ms);
+            m.failed_jobs.extend(r.failed_jobs);
+            m.credentials_error = m.credentials_error.or(r.credentials_error);
+            m.store_error = m.store_error.or(r.store_error);
+            m.lock_lost |= r.lock_lost;
+            m.end_not_recorded = m.end_not_recorded.or(r.end_not_recorded);
+            m.warnings.extend(r.warnings);
+            m.accounts.extend(r.accounts);
+        }
+        if m.lock_lost && !all_lost {
+            m.lock_lost = false;
+            if m.status == RunStatus::Ok {
+                m.status = RunStatus::Partial;
+            }
+        }
+        m.failed_jobs.sort();
+        Some(m)
+    }
 }
 
 impl RunReport {
@@ -280,6 +359,14 @@ struct Run<'a> {
     now: DateTime<Utc>,
     started: Instant,
     tally: Mutex<Tally>,
+    /// The account whose quotas this run spends: its name, and its hash as the database keys it.
+    account: (String, String),
+    /// Its daily budgets, per action (none for an action without `per_day`).
+    budgets: BTreeMap<String, Budget>,
+    /// The actions whose deferral has been said once in this run.
+    said: Mutex<std::collections::BTreeSet<&'static str>>,
+    /// The actions the API refused for its own daily limit: no more calls of them in this run.
+    closed: Mutex<std::collections::BTreeSet<&'static str>>,
 }
 
 /// Runs a sync: plans at `now`, fetches through `quotas`, commits into `store`.
@@ -312,11 +399,14 @@ pub async fn run(
     }
 
     // This run holds the lock, so a run still `running` died without finishing.
-    for id in before_start(&shutdown, store.abandon_unfinished_runs()).await? {
-        tracing::warn!(
-            run.id = id,
-            "run {id} did not finish (killed or crashed); marked abandoned, its committed windows are kept"
-        );
+    if !options.skip_abandon {
+        let mine: Vec<String> = options.account.iter().cloned().collect();
+        for id in before_start(&shutdown, store.abandon_unfinished_runs(&mine)).await? {
+            tracing::warn!(
+                run.id = id,
+                "run {id} did not finish (killed or crashed); marked abandoned, its committed windows are kept"
+            );
+        }
     }
     let run_id = before_start(&shutdown, store.start_run(&options.mode, now)).await?;
     if let Err(e) = before_start(&shutdown, store.record_lock_run(run_id)).await {
@@ -353,6 +443,24 @@ pub async fn run(
         Err(PipelineError::Interrupted) => return Err(PipelineError::Interrupted),
         Err(e) => tracing::warn!("cannot read when the last run's calls were sent: {e}"),
     }
+    // The daily budgets, from the calls recorded in the last 24 hours by any run of this account.
+    let account_name = settings.accounts.first().map_or_else(
+        || crate::config::accounts::IMPLICIT.to_string(),
+        |a| a.name.clone(),
+    );
+    let mut budgets = BTreeMap::new();
+    let calls_from = crate::clock::now() - DAY;
+    before_start(&shutdown, store.forget_calls_before(calls_from - DAY)).await?;
+    for (action, &per_day) in settings
+        .accounts
+        .first()
+        .map(|a| &a.per_day)
+        .into_iter()
+        .flatten()
+    {
+        let sent = before_start(&shutdown, store.calls_since(&account, action, calls_from)).await?;
+        budgets.insert(action.clone(), Budget::new(per_day, sent));
+    }
     let run = Run {
         settings,
         store,
@@ -364,6 +472,10 @@ pub async fn run(
         now,
         started,
         tally: Mutex::new(tally),
+        account: (account_name, account.clone()),
+        budgets,
+        said: Mutex::default(),
+        closed: Mutex::default(),
     };
     // Discovery first: the calls it lists are what room streams are planned from.
     let mut rooms = Vec::new();
@@ -561,6 +673,22 @@ pub async fn run(
         );
     }
     let lock_lost = matches!(store_error, Some(StoreError::LockLost { .. }));
+    let deferred = streams.iter().map(|s| s.deferred.windows).sum::<u64>()
+        + rooms.iter().map(|b| b.windows_deferred).sum::<u64>();
+    let actions = within_grace(
+        &shutdown,
+        FINISH_GRACE,
+        run.action_use(quotas.used().iter().map(|(a, _)| *a)),
+    )
+    .await
+    .unwrap_or_default();
+    let account_summary = AccountSummary {
+        name: run.account.0.clone(),
+        run_id,
+        calls: counts.requests,
+        windows_deferred: deferred,
+        actions,
+    };
     let mut failed_jobs: Vec<(String, String)> = tally.failed_jobs.into_iter().collect();
     failed_jobs.sort();
     Ok(RunReport {
@@ -577,6 +705,7 @@ pub async fn run(
         lock_lost,
         end_not_recorded,
         warnings: plan.warnings,
+        accounts: vec![account_summary],
     })
 }
 
@@ -674,9 +803,11 @@ fn summarize(
     let mut streams: Vec<StreamSummary> = tally.into_values().collect();
     for s in &mut streams {
         // Saturating: a count that went wrong elsewhere must never print as 18446744073709551612.
-        s.windows_skipped = s
-            .windows_planned
-            .saturating_sub(s.windows_ok.saturating_add(s.windows_failed));
+        s.windows_skipped = s.windows_planned.saturating_sub(
+            s.windows_ok
+                .saturating_add(s.windows_failed)
+                .saturating_add(s.deferred.windows),
+        );
         counts.points += s.points;
         counts.windows_ok += s.windows_ok;
         counts.windows_failed += s.windows_failed;
@@ -909,7 +1040,7 @@ impl Run<'_> {
                 let retried = &retried;
                 async move {
                     let listed = tokio::select! {
-                        l = discovery::list_range(fetcher, &block.app_id, range, tz, retried) => Some(l),
+                        l = discovery::list_range(fetcher, &block.app_id, range, tz, retried, async || self.gate(ListRoomInfoRequest::NAME).await) => Some(l),
                         () = self.shutdown.cancelled() => None,
                     };
                     (range, listed)
@@ -924,12 +1055,18 @@ impl Run<'_> {
             let attempts = prior(window) + i64::from(listed.requests);
             summary.list_calls += u64::from(listed.requests);
             match listed.result {
+                // Cut short by a budget with nothing listed: nothing to keep.
+                Ok(calls) if listed.deferred.is_some() && calls.is_empty() => {
+                    summary.windows_deferred += 1;
+                }
                 Ok(calls) => {
                     let listing = RoomListing {
                         stream: &key,
                         app_id: &block.app_id,
                         window,
-                        done: discovery::is_done(range, &calls, fetched_at),
+                        // A listing cut short keeps its calls and is listed again.
+                        done: listed.deferred.is_none()
+                            && discovery::is_done(range, &calls, fetched_at),
                         calls: &calls,
                         attempts,
                         request_id: listed.request_id.as_deref(),
@@ -941,7 +1078,11 @@ impl Run<'_> {
                     };
                     written?;
                     listed_ids.extend(calls.into_iter().map(|c| c.call_id));
-                    summary.windows_ok += 1;
+                    if listed.deferred.is_some() {
+                        summary.windows_deferred += 1;
+                    } else {
+                        summary.windows_ok += 1;
+                    }
                 }
                 Err(error) => {
                     let message = error.to_string();
@@ -1093,6 +1234,100 @@ impl Run<'_> {
         Ok((kept, by_name))
     }
 
+    /// Asked before each request is sent: whether the account's daily budget for `action` has room
+    /// (a budget that frees within [`BUDGET_WAIT`] is waited for), and then the call recorded in
+    /// the database, so that no crash can give it back. Every call is recorded, with or without a
+    /// budget: `status` shows each account's calls of the last 24 hours.
+    async fn gate(&self, action: &'static str) -> Result<(), ApiError> {
+        let (name, account) = &self.account;
+        let mut at = crate::clock::now();
+        if self.closed.lock().unwrap().contains(action) {
+            return Err(ApiError::Deferred {
+                reason: format!(
+                    "the API's daily limit of account {name} for {action} was reached in this run"
+                ),
+            });
+        }
+        if let Some(budget) = self.budgets.get(action) {
+            loop {
+                match budget.take(at) {
+                    Ok(()) => break,
+                    Err(free) if free - at <= BUDGET_WAIT => {
+                        let wait = (free - at).to_std().unwrap_or_default();
+                        tokio::select! {
+                            () = tokio::time::sleep(wait) => {}
+                            () = self.shutdown.cancelled() => return Err(ApiError::Deferred {
+                                reason: "the run stopped while it waited for the daily budget".into(),
+                            }),
+                        }
+                        at = crate::clock::now();
+                    }
+                    Err(free) => {
+                        return Err(ApiError::Deferred {
+                            reason: format!(
+                                "daily budget of account {name} ({} {action} calls in 24 h) is spent; the next call fits at {}",
+                                budget.per_day(),
+                                free.format("%Y-%m-%dT%H:%M:%SZ")
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        self.store
+            .record_call(account, action, at)
+            .await
+            .map_err(|e| ApiError::NotRecorded {
+                message: e.to_string(),
+            })
+    }
+
+    /// Per action this run used or has a budget for: its calls in the last 24 hours (from the
+    /// database: every process's), its budget and what is left. What cannot be read is left out.
+    async fn action_use(&self, used: impl Iterator<Item = &'static str>) -> Vec<ActionUse> {
+        let mut actions: std::collections::BTreeSet<String> = used.map(str::to_string).collect();
+        actions.extend(self.budgets.keys().cloned());
+        let now = crate::clock::now();
+        let mut out = Vec::new();
+        for action in actions {
+            let Ok(sent) = self
+                .store
+                .calls_since(&self.account.1, &action, now - DAY)
+                .await
+            else {
+                continue;
+            };
+            let per_day = self.budgets.get(&action).map(Budget::per_day);
+            out.push(ActionUse {
+                calls_24h: sent.len() as u64,
+                budget_remaining: per_day.map(|n| u64::from(n).saturating_sub(sent.len() as u64)),
+                per_day,
+                action,
+            });
+        }
+        out
+    }
+
+    /// Says once per action why its windows are deferred; the API's own daily limit closes the
+    /// action for the rest of the run, and suggests a budget of the tool's own.
+    fn deferred(&self, action: &'static str, error: &ApiError) {
+        if error.is_daily_limit() {
+            self.closed.lock().unwrap().insert(action);
+        }
+        if !self.said.lock().unwrap().insert(action) {
+            return;
+        }
+        let name = &self.account.0;
+        if error.is_daily_limit() {
+            tracing::warn!(
+                account = %name, action,
+                "the API refused a {action} call for its daily limit: the rest of account {name}'s {action} calls wait for the next run; set [accounts.limits] {action} = {{ per_day = N }} so the tool spends the budget in its own order: {error}"
+            );
+        } else {
+            tracing::warn!(account = %name, action, "{error}; the windows left are deferred to the next run");
+        }
+    }
+
     /// The run's clock: `now` plus the time since the run started.
     fn fetched_at(&self) -> DateTime<Utc> {
         self.now + Duration::from_std(self.started.elapsed()).unwrap_or_default()
@@ -1132,7 +1367,7 @@ impl Run<'_> {
         // Each retry shows on the progress line as it is decided.
         let retried = |_attempt: u32| self.progress.retried();
         let outcome = tokio::select! {
-            o = fetcher.fetch_with(&request, retried) => o,
+            o = fetcher.fetch_gated(&request, retried, async || self.gate(A::NAME).await) => o,
             _ = self.shutdown.cancelled() => {
                 tracing::info!(stream = %stream.name, window = %task.window, "interrupted before the window arrived; it is fetched again next run");
                 return Ok(());
@@ -1146,6 +1381,21 @@ impl Run<'_> {
             throttled: u64::from(outcome.throttled),
         };
         match outcome.result {
+            // A budget said no: not a failure, planned again by the next run.
+            Err(error) if error.is_deferred() => {
+                self.deferred(A::NAME, &error);
+                let mut t = self.tally.lock().unwrap();
+                let s = t.streams.get_mut(&stream.name).expect("planned stream");
+                s.deferred.add(&crate::domain::Deferred {
+                    windows: 1,
+                    reason: Some(if error.is_daily_limit() {
+                        format!("the API's daily limit of account {}", self.account.0)
+                    } else {
+                        format!("daily budget of account {}", self.account.0)
+                    }),
+                });
+                s.calls += u64::from(outcome.attempts);
+            }
             Ok(answer) => {
                 let settled_until =
                     planner::settled_until(&self.settings.window, stream.granularity, fetched_at);

@@ -34,6 +34,8 @@ pub struct Progress {
 struct State {
     started: Instant,
     last_log: Instant,
+    /// `start` was called: a second start adds to the total.
+    running: bool,
     total: u64,
     done: u64,
     points: u64,
@@ -89,6 +91,7 @@ impl Progress {
             state: Mutex::new(State {
                 started: now,
                 last_log: now,
+                running: false,
                 total: 0,
                 done: 0,
                 points: 0,
@@ -99,8 +102,15 @@ impl Progress {
         }
     }
 
+    /// Starts the bar with `total` windows; a later start (another account's part of the same
+    /// run) adds its windows to the same bar.
     pub fn start(&self, total: u64) {
         let mut s = self.state.lock().unwrap();
+        if s.running {
+            drop(s);
+            return self.add(total);
+        }
+        s.running = true;
         s.total = total;
         s.started = Instant::now();
         s.last_log = s.started;

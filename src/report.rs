@@ -111,6 +111,107 @@ pub fn plan_text(plan: &Plan, source: &SourceSettings) -> String {
     out
 }
 
+/// One account's action in `plan`: the calls planned, how many its daily budget allows now, and
+/// when the rest will have been sent at the budget's pace.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BudgetPlan {
+    pub account: String,
+    pub action: String,
+    /// Calls planned (a listing range counts one; its pages and the room streams it finds are
+    /// not known before it runs).
+    pub planned: u64,
+    pub per_day: u32,
+    /// Calls the budget allows now.
+    pub budget_left: u64,
+    /// Of the planned calls, how many fit now.
+    pub fit: u64,
+    /// When the last planned call will have been sent at `per_day` a day; `None` when all fit.
+    pub done_by: Option<DateTime<Utc>>,
+}
+
+/// Per account with a daily budget and per budgeted action: [`BudgetPlan`]. `sent(account,
+/// action)` is the calls the database recorded in the last 24 hours.
+pub fn budget_plan(
+    settings: &crate::config::Settings,
+    streams: &[crate::domain::Stream],
+    plan: &Plan,
+    sent: &dyn Fn(&str, &str) -> Vec<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Vec<BudgetPlan> {
+    let block_of_stream = |label: &str| {
+        streams
+            .iter()
+            .find(|s| s.name == label)
+            .map(|s| s.job.name.clone())
+    };
+    let mut out = Vec::new();
+    for account in &settings.accounts {
+        for (action, &per_day) in &account.per_day {
+            let of_account = |block: Option<String>| {
+                block.is_some_and(|b| settings.account_of(&b) == account.name)
+            };
+            let planned = match action.as_str() {
+                "ListRoomInfo" => plan
+                    .listings
+                    .iter()
+                    .filter(|(label, _)| {
+                        of_account(label.strip_suffix("/rooms").map(str::to_string))
+                    })
+                    .map(|(_, ranges)| ranges.len() as u64)
+                    .sum(),
+                a => plan
+                    .streams
+                    .iter()
+                    .filter(|s| s.distribution == (a == "ListQualityDistribution"))
+                    .filter(|s| of_account(block_of_stream(&s.stream)))
+                    .map(|s| s.windows.len() as u64)
+                    .sum(),
+            };
+            let calls = sent(&account.name, action);
+            let budget_left =
+                u64::from(crate::budget::Budget::new(per_day, calls.clone()).left(now));
+            let (fit, done_by) = crate::budget::forecast(per_day, &calls, planned, now);
+            out.push(BudgetPlan {
+                account: account.name.clone(),
+                action: action.clone(),
+                planned,
+                per_day,
+                budget_left,
+                fit,
+                done_by,
+            });
+        }
+    }
+    out
+}
+
+/// `plan`'s lines for the daily budgets.
+pub fn budget_text(budgets: &[BudgetPlan]) -> String {
+    let mut out = String::new();
+    for b in budgets {
+        let rest = match b.done_by {
+            None => "all fit".to_string(),
+            Some(t) => format!(
+                "the other {} by {} at {} a day",
+                b.planned - b.fit,
+                ts(t),
+                b.per_day
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "account {}: {} {} planned, {} fit in the budget left ({} of {} a day); {rest}",
+            b.account,
+            b.action,
+            count(b.planned, "call", "calls"),
+            b.fit,
+            b.budget_left,
+            b.per_day
+        );
+    }
+    out
+}
+
 #[derive(Serialize)]
 pub struct PlanJson<'a> {
     pub requests: usize,
@@ -121,6 +222,8 @@ pub struct PlanJson<'a> {
     pub distribution_requests_per_second: f64,
     pub warnings: &'a [String],
     pub streams: &'a [crate::planner::StreamPlan],
+    /// Per account and budgeted action: planned, fit now, done by.
+    pub budgets: Vec<BudgetPlan>,
 }
 
 pub fn plan_json<'a>(plan: &'a Plan, source: &SourceSettings) -> PlanJson<'a> {
@@ -137,12 +240,42 @@ pub fn plan_json<'a>(plan: &'a Plan, source: &SourceSettings) -> PlanJson<'a> {
         distribution_requests_per_second: source.distribution_requests_per_second,
         warnings: &plan.warnings,
         streams: &plan.streams,
+        budgets: Vec::new(),
     }
 }
 
 /// The end-of-run summary: one line per stream, then the totals.
 pub fn summary_text(r: &RunReport) -> String {
     let mut out = String::new();
+    // The accounts' spending, when a budget is in play or there are several.
+    let shown = r.accounts.len() > 1
+        || r.accounts
+            .iter()
+            .any(|a| a.windows_deferred > 0 || a.actions.iter().any(|u| u.per_day.is_some()));
+    for a in r.accounts.iter().filter(|_| shown) {
+        let actions: Vec<String> = a
+            .actions
+            .iter()
+            .map(|u| match (u.per_day, u.budget_remaining) {
+                (Some(n), Some(left)) => {
+                    format!("{} {} in 24 h, {left} of {n} left", u.action, u.calls_24h)
+                }
+                _ => format!("{} {} in 24 h", u.action, u.calls_24h),
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "account {}: {}, {} deferred; {}",
+            a.name,
+            count(a.calls, "call", "calls"),
+            count(a.windows_deferred, "window", "windows"),
+            if actions.is_empty() {
+                "no calls".to_string()
+            } else {
+                actions.join("; ")
+            }
+        );
+    }
     for b in &r.rooms {
         let _ = writeln!(
             out,
@@ -278,6 +411,10 @@ pub struct SummaryJson {
     /// One object per `[[rooms]]` block (PRODUCT.md, "Room streams"); its room streams are not in
     /// `streams`.
     pub rooms: Vec<RoomsJson>,
+    /// One object per account the run covered: `name`, `run_id`, `calls`, `windows_deferred`, and
+    /// per action its calls in the last 24 hours and its budget left (PRODUCT.md, "Accounts and
+    /// daily budgets").
+    pub accounts: Vec<crate::pipeline::AccountSummary>,
     /// Why the run failed before it could commit anything, or why the database stopped it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -373,6 +510,7 @@ pub fn summary_json(r: &RunReport) -> SummaryJson {
                 list_calls: b.list_calls,
             })
             .collect(),
+        accounts: r.accounts.clone(),
         error: r.store_error.clone(),
     }
 }
@@ -401,6 +539,7 @@ pub fn failure_json(
         windows_deferred: 0,
         streams: Vec::new(),
         rooms: Vec::new(),
+        accounts: Vec::new(),
         error: Some(error.to_string()),
     }
 }
@@ -449,6 +588,64 @@ pub struct Status {
     /// One entry per configured `[[rooms]]` block (PRODUCT.md, "Room streams"), never one per room.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rooms: Vec<RoomsStatus>,
+    /// Per configured account (whose access key is known here) and action: its calls in the last
+    /// 24 hours and its daily budget (PRODUCT.md, "Accounts and daily budgets").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountStatus>,
+    /// Whether the text shows the accounts: there are `[[accounts]]`, or a budget.
+    #[serde(skip)]
+    show_accounts: bool,
+}
+
+/// One action of one account in `status`: calls in the last 24 hours, and its daily budget.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AccountStatus {
+    pub account: String,
+    pub action: String,
+    pub calls_24h: u64,
+    /// `None` without a daily budget.
+    pub per_day: Option<u32>,
+    pub budget_remaining: Option<u64>,
+}
+
+/// Each configured account's calls in the last 24 hours, per action, and what its budgets allow.
+/// An account is found in the database by the hash of its access key, so one whose keys are not
+/// set on this machine is left out.
+async fn account_status(
+    store: &Store,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<Vec<AccountStatus>, StoreError> {
+    let path = settings.path.display().to_string();
+    let mut out = Vec::new();
+    for account in &settings.accounts {
+        let credentials = match account.env {
+            None => crate::config::Credentials::from_env().ok().flatten(),
+            Some(_) => account.credentials(&path, |k| std::env::var(k).ok()).ok(),
+        };
+        let Some(credentials) = credentials else {
+            continue;
+        };
+        let id = credentials.account_id();
+        for (action, _) in crate::config::accounts::ACTIONS {
+            let calls = store
+                .calls_since(&id, action, now - crate::budget::DAY)
+                .await?;
+            let per_day = account.budget(action);
+            if calls.is_empty() && per_day.is_none() {
+                continue;
+            }
+            out.push(AccountStatus {
+                account: account.name.clone(),
+                action: action.to_string(),
+                calls_24h: calls.len() as u64,
+                budget_remaining: per_day
+                    .map(|n| u64::from(crate::budget::Budget::new(n, calls).left(now))),
+                per_day,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// A `[[rooms]]` block in `status`: what `rtc_rooms` knows of its app, and its discovery's coverage.
@@ -734,11 +931,19 @@ impl Status {
                 ..RoomsStatus::default()
             });
         }
+        let accounts = match settings {
+            Some(settings) => account_status(store, settings, crate::clock::now()).await?,
+            None => Vec::new(),
+        };
         Ok(Status {
             streams,
             last_run: store.last_run().await?,
             ledger,
             rooms,
+            show_accounts: settings.is_some_and(|s| {
+                s.has_accounts() || s.accounts.iter().any(|a| !a.per_day.is_empty())
+            }),
+            accounts,
             ..Status::default()
         })
     }
@@ -866,6 +1071,16 @@ impl Status {
                     listed_through: r.listed_through,
                 })
                 .collect(),
+            accounts: self
+                .accounts
+                .iter()
+                .map(|a| metrics::AccountNumbers {
+                    account: a.account.clone(),
+                    action: a.action.clone(),
+                    calls_24h: a.calls_24h,
+                    budget_remaining: a.budget_remaining,
+                })
+                .collect(),
         }
     }
 
@@ -875,7 +1090,22 @@ impl Status {
     }
 
     pub fn text(&self) -> String {
-        let out = self.table();
+        let mut out = self.table();
+        if self.show_accounts {
+            for a in &self.accounts {
+                let budget = match (a.per_day, a.budget_remaining) {
+                    (Some(n), Some(left)) => format!(", {left} of {n} left today"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "account {}: {} {} in the last 24 h{budget}",
+                    a.account,
+                    a.action,
+                    count(a.calls_24h, "call", "calls")
+                );
+            }
+        }
         // Fixed-width columns leave trailing blanks; they only get in the way of copy and diff.
         out.lines().map(|l| format!("{}\n", l.trim_end())).collect()
     }

@@ -144,6 +144,14 @@ pub enum ApiError {
     /// The HTTP client could not be built from the settings.
     #[error("cannot set up the http client: {}", escape_controls(.message))]
     Setup { message: String },
+    /// Not sent: a daily budget (or the API's own daily limit) says no more calls today. Not a
+    /// failure: the window is planned again by the next run.
+    #[error("deferred: {reason}")]
+    Deferred { reason: String },
+    /// Not sent: a call is recorded in the database before it is sent (so a crash cannot
+    /// under-count a daily budget), and that write failed.
+    #[error("not sent: the call could not be recorded in the database first: {message}")]
+    NotRecorded { message: String },
 }
 
 fn human_bytes(n: &usize) -> String {
@@ -341,7 +349,8 @@ impl ApiError {
     /// Retry or not; see [`classify`]. A server that asks for a longer wait than
     /// [`MAX_RETRY_AFTER`] is not tried again in this run, whatever it said.
     pub fn class(&self) -> ErrorClass {
-        if self.waits_too_long().is_some() {
+        // Retrying before tomorrow only spends refused calls.
+        if self.waits_too_long().is_some() || self.is_daily_limit() {
             return ErrorClass::Permanent;
         }
         match self {
@@ -363,10 +372,30 @@ impl ApiError {
                 ErrorClass::Retryable
             }
             // Every call would be redirected alike; following it would send the credentials away.
-            ApiError::Redirect { .. } | ApiError::TooLarge { .. } | ApiError::Setup { .. } => {
-                ErrorClass::Permanent
-            }
+            ApiError::Redirect { .. }
+            | ApiError::TooLarge { .. }
+            | ApiError::Setup { .. }
+            | ApiError::Deferred { .. }
+            | ApiError::NotRecorded { .. } => ErrorClass::Permanent,
         }
+    }
+
+    /// The API's own daily limit: a `FlowLimitExceeded*` whose message speaks of the day (BytePlus
+    /// allows 60 calls a day). Not retried; the rest of the action waits for the next run.
+    pub fn is_daily_limit(&self) -> bool {
+        match self {
+            ApiError::Api { code, message, .. } => {
+                let m = message.to_ascii_lowercase();
+                code.starts_with("FlowLimitExceeded")
+                    && (m.contains("daily") || m.contains("per day") || m.contains("a day"))
+            }
+            _ => false,
+        }
+    }
+
+    /// A call that was not made because a budget said so: not a failure.
+    pub fn is_deferred(&self) -> bool {
+        matches!(self, ApiError::Deferred { .. }) || self.is_daily_limit()
     }
 
     pub fn is_retryable(&self) -> bool {
@@ -483,6 +512,8 @@ impl ApiError {
             ApiError::ShortPage { .. } => "short_page".into(),
             ApiError::TooLarge { .. } => "too_large".into(),
             ApiError::Setup { .. } => "setup".into(),
+            ApiError::Deferred { .. } => "deferred".into(),
+            ApiError::NotRecorded { .. } => "not_recorded".into(),
         }
     }
 }

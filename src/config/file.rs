@@ -21,6 +21,35 @@ pub(super) struct RawConfig {
     pub(super) distributions: Vec<RawDistribution>,
     #[serde(default)]
     pub(super) rooms: Vec<RawRooms>,
+    #[serde(default)]
+    pub(super) accounts: Vec<RawAccount>,
+}
+
+/// An `[[accounts]]` table: the names of the variables that hold its keys, never the keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAccount {
+    pub(super) name: String,
+    pub(super) access_key_env: String,
+    pub(super) secret_key_env: String,
+    #[serde(default)]
+    pub(super) session_token_env: String,
+    #[serde(default)]
+    pub(super) endpoint: Option<String>,
+    #[serde(default)]
+    pub(super) region: Option<String>,
+    /// Per action (`ListQuality = { per_second = 2.0, per_day = 0 }`).
+    #[serde(default)]
+    pub(super) limits: std::collections::BTreeMap<String, RawLimit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimit {
+    #[serde(default)]
+    pub(super) per_second: Option<f64>,
+    #[serde(default)]
+    pub(super) per_day: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +128,9 @@ pub(super) enum OneOrMany {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawJob {
+    /// The `[[accounts]]` entry it belongs to; optional with one account.
+    #[serde(default)]
+    pub(super) account: Option<String>,
     #[serde(default)]
     pub(super) name: Option<String>,
     pub(super) app_id: String,
@@ -120,6 +152,9 @@ pub(super) struct RawJob {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDistribution {
+    /// The `[[accounts]]` entry it belongs to; optional with one account.
+    #[serde(default)]
+    pub(super) account: Option<String>,
     #[serde(default)]
     pub(super) name: Option<String>,
     pub(super) app_id: String,
@@ -135,6 +170,9 @@ pub(super) struct RawDistribution {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRooms {
+    /// The `[[accounts]]` entry it belongs to; optional with one account.
+    #[serde(default)]
+    pub(super) account: Option<String>,
     #[serde(default)]
     pub(super) name: Option<String>,
     pub(super) app_id: String,

@@ -6,6 +6,7 @@
 //! Modules: `file` (the TOML as written), `validate` (raw tables to [`Settings`]), `credentials`
 //! (the API keys from the environment). The jobs and streams it yields are domain types.
 
+pub mod accounts;
 mod credentials;
 mod file;
 mod validate;
@@ -20,6 +21,7 @@ use crate::domain::{DistributionJob, Job, PgSchema, RoomsBlock, Stream};
 
 use crate::redact::redact_url;
 
+pub use accounts::Account;
 pub use credentials::Credentials;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
@@ -52,6 +54,33 @@ pub enum ConfigError {
         "{0}; set both variables of one pair: VOLC_ACCESSKEY and VOLC_SECRETKEY, or VOLCENGINE_ACCESS_KEY and VOLCENGINE_SECRET_KEY"
     )]
     Credentials(String),
+    /// A variable an account names is not set (or empty).
+    #[error(
+        "{path}: account {account:?}: {variable} is not set ({key}); export it, or leave this account out with --account NAME"
+    )]
+    Unset {
+        path: String,
+        account: String,
+        key: String,
+        variable: String,
+    },
+    /// Two accounts resolve to one access key.
+    #[error(
+        "{path}: accounts {first:?} and {second:?} have the same access key ({masked}): one account's quota would be spent twice as fast; give each account its own keys, or make them one account"
+    )]
+    SameAccessKey {
+        path: String,
+        first: String,
+        second: String,
+        masked: String,
+    },
+    /// `--account NAME` names no account of the configuration.
+    #[error("{path}: --account {name:?}: no such account; the accounts are: {known}")]
+    UnknownAccount {
+        path: String,
+        name: String,
+        known: String,
+    },
 }
 
 /// A database URL whose password never reaches a log, an error or `Debug` output.
@@ -140,6 +169,10 @@ pub struct Settings {
     pub distributions: Vec<DistributionJob>,
     /// `[[rooms]]`: every call of an app (`ListRoomInfo`), and its rooms' quality.
     pub rooms: Vec<RoomsBlock>,
+    /// `[[accounts]]`, or the one implicit account (`default`): never empty.
+    pub accounts: Vec<Account>,
+    /// The account of each job, distribution and rooms block, by the block's name.
+    pub owners: std::collections::BTreeMap<String, String>,
     /// Things that are allowed but probably not meant; the caller logs them.
     pub warnings: Vec<String>,
 }
@@ -190,6 +223,83 @@ impl Settings {
             }
         }
         out
+    }
+
+    /// The account of a job, distribution or rooms block, by its name.
+    pub fn account_of(&self, block: &str) -> &str {
+        self.owners
+            .get(block)
+            .map_or(accounts::IMPLICIT, String::as_str)
+    }
+
+    /// Whether there are `[[accounts]]` (several, or one named): otherwise the one implicit account.
+    pub fn has_accounts(&self) -> bool {
+        self.accounts.iter().any(|a| a.env.is_some())
+    }
+
+    /// The accounts a run covers: those `names` (`--account`, repeatable) name, or, when it names
+    /// none, every account that some block names. An unknown name is an error listing the accounts.
+    pub fn select_accounts(&self, names: &[String]) -> Result<Vec<&Account>, ConfigError> {
+        for n in names {
+            if !self.accounts.iter().any(|a| &a.name == n) {
+                return Err(ConfigError::UnknownAccount {
+                    path: self.path.display().to_string(),
+                    name: n.clone(),
+                    known: self
+                        .accounts
+                        .iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        Ok(self
+            .accounts
+            .iter()
+            .filter(|a| {
+                if names.is_empty() {
+                    self.owners.values().any(|o| *o == a.name)
+                } else {
+                    names.contains(&a.name)
+                }
+            })
+            .collect())
+    }
+
+    /// The settings of one account's part of a run: its blocks only, and its endpoint, region and
+    /// rates as `[source]`.
+    pub fn for_account(&self, account: &Account) -> Settings {
+        let mine = |name: &str| self.account_of(name) == account.name;
+        Settings {
+            source: account.source.clone(),
+            jobs: self
+                .jobs
+                .iter()
+                .filter(|j| mine(&j.name))
+                .cloned()
+                .collect(),
+            distributions: self
+                .distributions
+                .iter()
+                .filter(|d| mine(&d.name))
+                .cloned()
+                .collect(),
+            rooms: self
+                .rooms
+                .iter()
+                .filter(|r| mine(&r.name))
+                .cloned()
+                .collect(),
+            accounts: vec![account.clone()],
+            owners: self
+                .owners
+                .iter()
+                .filter(|(_, a)| **a == account.name)
+                .map(|(b, a)| (b.clone(), a.clone()))
+                .collect(),
+            ..self.clone()
+        }
     }
 
     /// A warning per stream that asks the same query as an earlier one (rule 6).
@@ -905,5 +1015,271 @@ indicators = ["stall_rate"]
         let u = DatabaseUrl::new("postgres://u:hunter2@h:5432/db");
         assert_eq!(u.to_string(), "postgres://u:***@h:5432/db");
         assert!(!format!("{u:?}").contains("hunter2"));
+    }
+
+    const TWO_ACCOUNTS: &str = r#"
+[[accounts]]
+name = "cn"
+access_key_env = "CN_AK"
+secret_key_env = "CN_SK"
+[accounts.limits]
+ListQuality = { per_second = 2.0 }
+
+[[accounts]]
+name = "intl"
+access_key_env = "INTL_AK"
+secret_key_env = "INTL_SK"
+session_token_env = "INTL_TOKEN"
+endpoint = "https://open.byteplusapi.com"
+region = "ap-singapore-1"
+[accounts.limits]
+ListQuality = { per_second = 0.167, per_day = 60 }
+ListRoomInfo = { per_day = 100 }
+
+[[jobs]]
+name = "cn-app"
+account = "cn"
+app_id = "app-cn"
+indicators = ["stall_rate"]
+
+[[jobs]]
+name = "intl-app"
+account = "intl"
+app_id = "app-intl"
+indicators = ["stall_rate"]
+granularity = ["1d", "5min"]
+"#;
+
+    #[test]
+    fn without_accounts_there_is_one_implicit_account_that_owns_every_block() {
+        let s = parse(MINIMAL).unwrap();
+        assert_eq!(s.accounts.len(), 1);
+        let a = &s.accounts[0];
+        assert_eq!((a.name.as_str(), a.env.is_none()), ("default", true));
+        assert_eq!(a.source, s.source);
+        assert!(a.per_day.is_empty());
+        assert_eq!(s.account_of("app1"), "default");
+        assert!(!s.has_accounts());
+        assert_eq!(s.select_accounts(&[]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn accounts_carry_their_endpoint_rates_and_budgets_and_own_their_blocks() {
+        let s = parse(TWO_ACCOUNTS).unwrap();
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        let cn = &s.accounts[0];
+        let intl = &s.accounts[1];
+        assert_eq!(cn.source.endpoint, s.source.endpoint);
+        assert_eq!(
+            intl.source.endpoint.as_str(),
+            "https://open.byteplusapi.com/"
+        );
+        assert_eq!(intl.source.region, "ap-singapore-1");
+        // A rate left out is [source]'s; a budget left out is none.
+        assert_eq!(intl.source.requests_per_second, 0.167);
+        assert_eq!(intl.source.distribution_requests_per_second, 2.0);
+        assert_eq!(intl.source.room_list_requests_per_second, 10.0);
+        assert_eq!(intl.budget("ListQuality"), Some(60));
+        assert_eq!(intl.budget("ListRoomInfo"), Some(100));
+        assert_eq!(intl.budget("ListQualityDistribution"), None);
+        assert_eq!(cn.budget("ListQuality"), None);
+        // Each account's part holds its own blocks only, at its own rates.
+        let part = s.for_account(intl);
+        let names: Vec<String> = part.streams().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["intl-app/1d", "intl-app/5min"]);
+        assert_eq!(part.source.requests_per_second, 0.167);
+        assert_eq!(part.accounts, vec![intl.clone()]);
+        assert_eq!(s.for_account(cn).jobs.len(), 1);
+        // --account selects; an unknown name lists the accounts.
+        let picked: Vec<&str> = s
+            .select_accounts(&["intl".into()])
+            .unwrap()
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(picked, ["intl"]);
+        let e = s.select_accounts(&["eu".into()]).unwrap_err().to_string();
+        assert!(
+            e.contains("--account \"eu\"") && e.contains("cn, intl"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_block_must_name_a_known_account_when_there_are_several() {
+        let unknown = TWO_ACCOUNTS.replace("account = \"intl\"", "account = \"eu\"");
+        let e = err(&unknown);
+        assert!(
+            e.contains("jobs[1].account = \"eu\"") && e.contains("cn, intl"),
+            "{e}"
+        );
+        let unnamed = TWO_ACCOUNTS.replace("account = \"intl\"\n", "");
+        let e = err(&unnamed);
+        assert!(
+            e.contains("jobs[1].account") && e.contains("each block names its account"),
+            "{e}"
+        );
+        // One account: a block may leave it out.
+        let one = &TWO_ACCOUNTS[..TWO_ACCOUNTS.find("[[accounts]]\nname = \"intl\"").unwrap()];
+        let s = parse(&format!(
+            "{one}[[rooms]]\napp_id = \"app-cn\"\nindicators = [\"stall_rate\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(s.account_of("app-cn-rooms"), "cn");
+        assert!(s.has_accounts());
+    }
+
+    #[test]
+    fn an_account_that_no_block_names_is_a_warning_and_sits_out() {
+        let text = TWO_ACCOUNTS.replace("account = \"intl\"", "account = \"cn\"");
+        let s = parse(&text.replace("app-intl", "app-cn2")).unwrap();
+        assert!(
+            s.warnings.iter().any(|w| w.contains("accounts[1]")
+                && w.contains("\"intl\"")
+                && w.contains("syncs nothing")),
+            "{:?}",
+            s.warnings
+        );
+        let all: Vec<&str> = s
+            .select_accounts(&[])
+            .unwrap()
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(all, ["cn"]);
+    }
+
+    #[test]
+    fn one_app_belongs_to_one_account() {
+        let text = TWO_ACCOUNTS.replace("app_id = \"app-intl\"", "app_id = \"app-cn\"");
+        let e = err(&text);
+        assert!(
+            e.contains("intl-app.account") && e.contains("an AppId belongs to one account"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn account_tables_are_validated_by_key_and_never_echo_a_key() {
+        for (from, to, key, allowed) in [
+            (
+                "name = \"cn\"",
+                "name = \"intl\"",
+                "accounts[1].name",
+                "unique",
+            ),
+            (
+                "ListRoomInfo = { per_day = 100 }",
+                "ListRooms = { per_day = 1 }",
+                "accounts[1].limits",
+                "ListQuality, ListQualityDistribution, ListRoomInfo",
+            ),
+            (
+                "per_second = 0.167",
+                "per_second = 0.0",
+                "accounts[1].limits.ListQuality.per_second",
+                "0.167",
+            ),
+            (
+                "per_day = 60",
+                "per_day = -1",
+                "accounts[1].limits.ListQuality.per_day",
+                "0 (no budget)",
+            ),
+            (
+                "https://open.byteplusapi.com",
+                "ftp://x",
+                "accounts[1].endpoint",
+                "http(s)",
+            ),
+            (
+                "region = \"ap-singapore-1\"",
+                "region = \" \"",
+                "accounts[1].region",
+                "region",
+            ),
+        ] {
+            let text = if from == "name = \"cn\"" {
+                TWO_ACCOUNTS.replacen("name = \"intl\"", "name = \"cn\"", 1)
+            } else {
+                TWO_ACCOUNTS.replace(from, to)
+            };
+            let _ = to;
+            let e = err(&text);
+            assert!(e.contains(key) && e.contains(allowed), "{from}: {e}");
+        }
+        // A key pasted where its variable's name belongs is refused and not shown.
+        let e = err(&TWO_ACCOUNTS.replace("\"INTL_SK\"", "\"wJal/rXUtnFEMI+K7MDENG\""));
+        assert!(
+            e.contains("accounts[1].secret_key_env") && e.contains("(not shown)"),
+            "{e}"
+        );
+        assert!(!e.contains("wJal"), "{e}");
+        let e = err(&TWO_ACCOUNTS.replace("secret_key_env = \"CN_SK\"\n", ""));
+        assert!(e.contains("secret_key_env"), "{e}");
+    }
+
+    #[test]
+    fn credentials_come_from_the_variables_an_account_names() {
+        let s = parse(TWO_ACCOUNTS).unwrap();
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let intl = &s.accounts[1];
+        let c = intl
+            .credentials(
+                "t.toml",
+                env(&[
+                    ("INTL_AK", "AKintl"),
+                    ("INTL_SK", "sk"),
+                    ("INTL_TOKEN", "tok"),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(
+            (c.access_key_id.as_str(), c.secret(), c.token()),
+            ("AKintl", "sk", Some("tok"))
+        );
+        // An unset variable names the account, the key and the variable.
+        let e = intl
+            .credentials("t.toml", env(&[("INTL_AK", "AKintl"), ("INTL_SK", "sk")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("account \"intl\"")
+                && e.contains("INTL_TOKEN")
+                && e.contains("accounts[1].session_token_env"),
+            "{e}"
+        );
+        // Two accounts on one access key: refused, the key masked.
+        let cn = &s.accounts[0];
+        let a = cn
+            .credentials(
+                "t.toml",
+                env(&[("CN_AK", "AKLTsamekey0001"), ("CN_SK", "x")]),
+            )
+            .unwrap();
+        let b = intl
+            .credentials(
+                "t.toml",
+                env(&[
+                    ("INTL_AK", "AKLTsamekey0001"),
+                    ("INTL_SK", "y"),
+                    ("INTL_TOKEN", "t"),
+                ]),
+            )
+            .unwrap();
+        let e = accounts::same_access_key("t.toml", &[(cn, &a), (intl, &b)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"cn\" and \"intl\"") && !e.contains("AKLTsamekey0001"),
+            "{e}"
+        );
+        assert!(accounts::same_access_key("t.toml", &[(cn, &a)]).is_ok());
     }
 }

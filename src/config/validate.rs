@@ -1,6 +1,7 @@
 //! Validation: the raw tables to [`Settings`], each value checked against what the API and the
 //! store allow. A config error names the file, the key, the bad value and what is allowed.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -26,24 +27,7 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
 
     // [source]
     let s = raw.source;
-    let endpoint = url::Url::parse(&s.endpoint)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| {
-            invalid(
-                "source.endpoint",
-                &format!("{:?}", redact_url(&s.endpoint)),
-                "an http(s) base URL is expected, e.g. https://rtc.volcengineapi.com",
-            )
-        })?;
-    if !endpoint.username().is_empty() || endpoint.password().is_some() {
-        // The HTTP client would send them as Basic auth, which replaces the request's signature.
-        return Err(invalid(
-            "source.endpoint",
-            &format!("{:?}", redact_url(&s.endpoint)),
-            "a URL without user:password@ is expected; credentials come from VOLC_ACCESSKEY and VOLC_SECRETKEY only",
-        ));
-    }
+    let base_endpoint = endpoint(&invalid, "source.endpoint", &s.endpoint)?;
     no_control_characters(&invalid, "source.region", &s.region)?;
     if s.region.trim().is_empty() {
         return Err(invalid(
@@ -101,7 +85,7 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         ));
     }
     let source = SourceSettings {
-        endpoint,
+        endpoint: base_endpoint,
         region: s.region.trim().to_string(),
         requests_per_second: s.requests_per_second,
         distribution_requests_per_second: s.distribution_requests_per_second,
@@ -109,6 +93,16 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         max_in_flight: s.max_in_flight as usize,
         timeout: Duration::from_secs_f64(s.timeout_secs),
         max_retries: s.max_retries as u32,
+    };
+
+    // [[accounts]]
+    let accounts = super::accounts::validate(raw.accounts, &source, &invalid, &|key, raw| {
+        self::endpoint(&invalid, key, raw)
+    })?;
+    // Which account each block belongs to, by the block's name (names are unique among blocks).
+    let mut owners: BTreeMap<String, String> = BTreeMap::new();
+    let owner = |block: &str, named: Option<&str>| {
+        super::accounts::owner(&accounts, block, named, &invalid)
     };
 
     // [storage]
@@ -187,8 +181,10 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         ));
     }
     let mut jobs: Vec<Job> = Vec::with_capacity(raw.jobs.len());
-    for (i, j) in raw.jobs.into_iter().enumerate() {
+    for (i, mut j) in raw.jobs.into_iter().enumerate() {
+        let account = owner(&format!("jobs[{i}]"), j.account.take().as_deref())?;
         let job = validate_job(i, j, &p, &mut warnings)?;
+        owners.insert(job.name.clone(), account);
         if let Some(other) = jobs.iter().find(|o| o.name == job.name) {
             return Err(invalid(
                 &format!("jobs[{i}].name"),
@@ -204,7 +200,8 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
 
     // [[distributions]]
     let mut distributions: Vec<DistributionJob> = Vec::with_capacity(raw.distributions.len());
-    for (i, d) in raw.distributions.into_iter().enumerate() {
+    for (i, mut d) in raw.distributions.into_iter().enumerate() {
+        let account = owner(&format!("distributions[{i}]"), d.account.take().as_deref())?;
         let job = validate_distribution(i, d, &p, &mut warnings)?;
         if jobs.iter().any(|o| o.name == job.name)
             || distributions.iter().any(|o| o.name == job.name)
@@ -215,12 +212,14 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
                 "names must be unique among [[jobs]] and [[distributions]] (set name = \"...\")",
             ));
         }
+        owners.insert(job.name.clone(), account);
         distributions.push(job);
     }
 
     // [[rooms]]
     let mut rooms: Vec<RoomsBlock> = Vec::with_capacity(raw.rooms.len());
-    for (i, r) in raw.rooms.into_iter().enumerate() {
+    for (i, mut r) in raw.rooms.into_iter().enumerate() {
+        let account = owner(&format!("rooms[{i}]"), r.account.take().as_deref())?;
         let block = validate_rooms(i, r, &p, &mut warnings)?;
         if jobs.iter().any(|o| o.name == block.name)
             || distributions.iter().any(|o| o.name == block.name)
@@ -232,7 +231,18 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
                 "names must be unique among [[jobs]], [[distributions]] and [[rooms]] (set name = \"...\")",
             ));
         }
+        owners.insert(block.name.clone(), account);
         rooms.push(block);
+    }
+    one_account_per_app(&p, &jobs, &distributions, &rooms, &owners)?;
+    for a in &accounts {
+        if !owners.values().any(|o| *o == a.name) {
+            warnings.push(format!(
+                "{p}: accounts[{}] ({:?}) is named by no [[jobs]], [[distributions]] or [[rooms]] block: it syncs nothing",
+                a.index.unwrap_or_default(),
+                a.name
+            ));
+        }
     }
 
     let days = !distributions.is_empty()
@@ -250,8 +260,74 @@ pub(super) fn settings(raw: RawConfig, path: &Path) -> Result<Settings, ConfigEr
         jobs,
         distributions,
         rooms,
+        accounts,
+        owners,
         warnings,
     })
+}
+
+/// An AppId belongs to one account (its quota is the account's): two blocks of one app naming
+/// different accounts are a mistake, and would fetch one query twice under two quotas.
+fn one_account_per_app(
+    p: &str,
+    jobs: &[Job],
+    distributions: &[DistributionJob],
+    rooms: &[RoomsBlock],
+    owners: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let blocks = jobs
+        .iter()
+        .map(|j| (&j.name, &j.app_id))
+        .chain(distributions.iter().map(|d| (&d.name, &d.app_id)))
+        .chain(rooms.iter().map(|r| (&r.name, &r.app_id)));
+    let mut seen: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for (name, app) in blocks {
+        let account = owners[name].as_str();
+        match seen.get(app.as_str()) {
+            Some(&(other, other_account)) if other_account != account => {
+                return Err(ConfigError::Invalid {
+                    path: p.to_string(),
+                    key: format!("{name}.account"),
+                    value: format!("{account:?}"),
+                    allowed: format!(
+                        "app {app:?} is {other}'s, of account {other_account:?}: an AppId belongs to one account, so every block of it names the same account"
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(app, (name, account));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An endpoint: an http(s) base URL without `user:password@`.
+fn endpoint(
+    invalid: &dyn Fn(&str, &dyn fmt::Display, &str) -> ConfigError,
+    key: &str,
+    raw: &str,
+) -> Result<url::Url, ConfigError> {
+    let endpoint = url::Url::parse(raw)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| {
+            invalid(
+                key,
+                &format!("{:?}", redact_url(raw)),
+                "an http(s) base URL is expected, e.g. https://rtc.volcengineapi.com",
+            )
+        })?;
+    if !endpoint.username().is_empty() || endpoint.password().is_some() {
+        // The HTTP client would send them as Basic auth, which replaces the request's signature.
+        return Err(invalid(
+            key,
+            &format!("{:?}", redact_url(raw)),
+            "a URL without user:password@ is expected; the keys come from environment variables only",
+        ));
+    }
+    Ok(endpoint)
 }
 
 /// Hours of horizon that a stream of whole days needs: with 48, the rounding of both ends to a local

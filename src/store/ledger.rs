@@ -188,6 +188,11 @@ const RECORD_LAST_CALL: &str = "INSERT INTO sync_pacing (account, action, last_c
 const ASSESSED: &str = "SELECT label, complete_through, deferred_windows, deferred_reason, \
      missing_buckets FROM sync_streams ORDER BY label";
 
+const RECORD_CALL: &str = "INSERT INTO sync_calls (account, action, sent_at) VALUES ($1, $2, $3)";
+const CALLS_SINCE: &str = "SELECT action, sent_at FROM sync_calls \
+     WHERE account = $1 AND action = $2 AND sent_at > $3 ORDER BY sent_at";
+const FORGET_CALLS: &str = "DELETE FROM sync_calls WHERE sent_at < $1";
+
 const START_RUN: &str =
     "INSERT INTO sync_runs (mode, started_at, status) VALUES ($1, $2, 'running') RETURNING id";
 
@@ -676,6 +681,54 @@ pub(super) async fn record_last_call(
             .execute(e)
             .await
             .map_err(db("recording the last call"))?;
+    });
+    Ok(())
+}
+
+/// TEMPORARY: the call log (accounts-store replaces it).
+pub(super) async fn record_call(
+    writer: Writer<'_>,
+    account: &str,
+    action: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    on!(writer, e => {
+        sqlx::query(RECORD_CALL)
+            .bind(account)
+            .bind(action)
+            .bind(Instant(at))
+            .execute(e)
+            .await
+            .map_err(db("recording a call"))?;
+    });
+    Ok(())
+}
+
+pub(super) async fn calls_since(
+    pools: Pools<'_>,
+    account: &str,
+    action: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>> {
+    let rows: Vec<(String, Option<DateTime<Utc>>)> = read_all!(
+        pools,
+        sqlx::query(CALLS_SINCE)
+            .bind(account)
+            .bind(action)
+            .bind(Instant(since)),
+        "reading sync_calls",
+        decode::label_time
+    )?;
+    Ok(rows.into_iter().filter_map(|(_, t)| t).collect())
+}
+
+pub(super) async fn forget_calls_before(writer: Writer<'_>, before: DateTime<Utc>) -> Result<()> {
+    on!(writer, e => {
+        sqlx::query(FORGET_CALLS)
+            .bind(Instant(before))
+            .execute(e)
+            .await
+            .map_err(db("forgetting old calls"))?;
     });
     Ok(())
 }

@@ -131,6 +131,16 @@ impl Store {
         })
     }
 
+    /// TEMPORARY (accounts-store replaces it): the lock of one account.
+    pub async fn connect_locked_for(
+        url: &str,
+        schema: &PgSchema,
+        holder: &str,
+        _account: &str,
+    ) -> Result<(Store, StoreLock)> {
+        Store::connect_locked_in(url, schema, holder).await
+    }
+
     /// Applies the embedded schema migrations that are not applied yet.
     pub async fn migrate(&self) -> Result<()> {
         match self {
@@ -309,6 +319,26 @@ impl Store {
         ledger::record_last_call(self.writer().await?.on(), account, action, at).await
     }
 
+    /// TEMPORARY (accounts-store replaces it): records a call before it is sent.
+    pub async fn record_call(&self, account: &str, action: &str, at: DateTime<Utc>) -> Result<()> {
+        ledger::record_call(self.writer().await?.on(), account, action, at).await
+    }
+
+    /// TEMPORARY: the calls of `account`'s `action` sent after `since`, oldest first.
+    pub async fn calls_since(
+        &self,
+        account: &str,
+        action: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>> {
+        ledger::calls_since(self.pools(), account, action, since).await
+    }
+
+    /// TEMPORARY: forgets calls sent before `before`.
+    pub async fn forget_calls_before(&self, before: DateTime<Utc>) -> Result<()> {
+        ledger::forget_calls_before(self.writer().await?.on(), before).await
+    }
+
     /// What the last run that ran each stream stored of it: `complete_through` and what it
     /// deferred, by label.
     pub async fn assessed(&self) -> Result<Vec<Assessed>> {
@@ -330,7 +360,7 @@ impl Store {
 
     /// Marks the runs still `running` as `abandoned`, with the windows their ledger rows show, and
     /// returns their ids. Only for the lock's holder: every other run is then dead.
-    pub async fn abandon_unfinished_runs(&self) -> Result<Vec<i64>> {
+    pub async fn abandon_unfinished_runs(&self, _mine: &[String]) -> Result<Vec<i64>> {
         ledger::abandon_unfinished_runs(self.writer().await?.on()).await
     }
 
