@@ -994,6 +994,7 @@ mod tests {
             include_str!("../../migrations/postgres/0003_quality_distribution.sql"),
             include_str!("../../migrations/postgres/0004_timezones_refetch_deletes.sql"),
             include_str!("../../migrations/postgres/0005_rtc_rooms.sql"),
+            include_str!("../../migrations/postgres/0006_deferred_windows.sql"),
         ];
         let listed = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
             .unwrap()
