@@ -16,6 +16,7 @@ mod helpers;
 mod kill;
 mod pipeline;
 mod recipes;
+mod rooms_faults;
 mod rooms_store;
 mod run_state;
 mod schema;
