@@ -246,7 +246,7 @@ pub struct SimulateArgs {
     /// (the right answer plus points off the granularity's grid: the first bucket + 17 s, in 1d also
     /// the first bucket + 5 min, and EndTime + 17 s); for ListRoomInfo only (other actions answer
     /// right): shortpage (a page shorter than Total implies), dupcall (a page listing one CallId
-    /// twice).
+    /// twice), emptypage (a page with no call while Total says more).
     #[arg(long, default_value = "", value_name = "LIST")]
     pub faults: String,
     /// Seed for the data and the faults.

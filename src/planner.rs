@@ -328,9 +328,18 @@ fn plan_stream(
                 .collect()
         };
         let mut needed = subtract(range, settled);
-        // A room stream needs only the buckets its calls cover.
+        // A room stream needs only the buckets its calls cover, and a provisional window of it that
+        // holds one of them whole: that window is fetched again as it was recorded, so the commit
+        // replaces its row instead of leaving it beside a smaller one (a quiet stretch inside it is
+        // no need of its own, and a row left partly covered would never be fetched again).
         if let Some(room) = &stream.room {
             needed = intersect(&needed, &room.needs);
+            let provisional: Vec<Window> = rows()
+                .filter(|e| e.state == WindowState::Provisional)
+                .filter(|e| !intersect(&[e.window], &needed).is_empty())
+                .filter_map(|e| clip(e.window, range))
+                .collect();
+            needed.extend(provisional);
         }
         // Failed windows, and windows an interrupted `--refetch` marked, are fetched again even
         // where a settled row covers them, until a successful fetch supersedes them.
@@ -708,17 +717,22 @@ pub(crate) mod tests {
         assert_eq!(windows.len(), 4, "{windows:?}");
     }
 
-    #[test]
-    fn a_room_stream_needs_the_buckets_of_its_qualifying_calls() {
-        let block = RoomsBlock {
+    /// A `[[rooms]]` block "rooms" of app "app" asking `stall_rate`, without a cap.
+    fn rooms_block(granularities: Vec<Granularity>, min_active_users: i64) -> RoomsBlock {
+        RoomsBlock {
             name: "rooms".into(),
             app_id: "app".into(),
             indicators: vec!["stall_rate".into()],
-            granularities: vec![Granularity::FiveMin, Granularity::Day],
+            granularities,
             product_type: ProductType::Native,
-            min_active_users: 2,
+            min_active_users,
             max_room_calls_per_run: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn a_room_stream_needs_the_buckets_of_its_qualifying_calls() {
+        let block = rooms_block(vec![Granularity::FiveMin, Granularity::Day], 2);
         let call =
             |id: &str, room: &str, start: DateTime<Utc>, end: Option<DateTime<Utc>>, users| {
                 RoomCall {
@@ -772,6 +786,58 @@ pub(crate) mod tests {
         assert_eq!(
             s[1].room.as_ref().unwrap().needs,
             [Window::new(m(5), m(10))]
+        );
+    }
+
+    /// A room stream's provisional window is fetched again whole, even where only its end holds a
+    /// call (the rest, a quiet stretch, is no need of its own): the commit then replaces its row, and
+    /// no smaller row is left beside it (found by `rooms_faults::sigkill_while_fetching_rooms…`).
+    #[test]
+    fn a_room_streams_provisional_window_is_asked_again_whole() {
+        let block = rooms_block(vec![Granularity::FiveMin], 1);
+        let now = hour(24 * 20);
+        // One call two days back, one that ran an hour, ending 10 hours ago.
+        let call = |id: &str, start: DateTime<Utc>, end: DateTime<Utc>| RoomCall {
+            call_id: id.into(),
+            room_id: "r".into(),
+            created_at: start,
+            destroyed_at: Some(end),
+            active_user_num: 2,
+            finished: true,
+        };
+        let calls = [
+            call("a", now - Duration::hours(48), now - Duration::hours(47)),
+            call("b", now - Duration::hours(11), now - Duration::hours(10)),
+        ];
+        let tz = settings().timezone;
+        let s = room_streams(&block, &calls, tz, now).remove(0);
+        // The first run's window, cut at the settle instant: its tail, from a quiet stretch to the
+        // end of call b, is provisional.
+        let first = plan_one(&s, &[], now);
+        assert_eq!(
+            wins(&first),
+            [Window::new(
+                now - Duration::hours(48),
+                now - Duration::hours(10)
+            )]
+        );
+        let cut = now - Duration::hours(24);
+        let ledger = [
+            entry(
+                &s,
+                Window::new(now - Duration::hours(48), cut),
+                WindowState::Settled,
+            ),
+            entry(
+                &s,
+                Window::new(cut, now - Duration::hours(10)),
+                WindowState::Provisional,
+            ),
+        ];
+        assert_eq!(
+            wins(&plan_one(&s, &ledger, now)),
+            [Window::new(cut, now - Duration::hours(10))],
+            "the provisional window whole, not only call b's buckets"
         );
     }
 

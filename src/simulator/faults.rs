@@ -37,12 +37,15 @@ pub enum FaultKind {
     /// `ListRoomInfo` only: HTTP 200 with a page that lists one `CallId` twice (its first call
     /// repeated in place of its last). Other actions get their right answer.
     DuplicateCall,
+    /// `ListRoomInfo` only: HTTP 200 with the right `Total` and `HasMore` but an empty `RoomList`
+    /// (a page that lost all its rows). Other actions get their right answer.
+    EmptyPage,
 }
 
 impl FaultKind {
     /// Every kind, in the order the draw walks them.
     /// New kinds go last, so that a `--faults` value draws the same faults as before they existed.
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::Http500,
         FaultKind::Http429,
         FaultKind::Error200,
@@ -54,6 +57,7 @@ impl FaultKind {
         FaultKind::OffGrid,
         FaultKind::ShortPage,
         FaultKind::DuplicateCall,
+        FaultKind::EmptyPage,
     ];
 
     /// The spelling `--faults` uses.
@@ -70,6 +74,7 @@ impl FaultKind {
             FaultKind::OffGrid => "offgrid",
             FaultKind::ShortPage => "shortpage",
             FaultKind::DuplicateCall => "dupcall",
+            FaultKind::EmptyPage => "emptypage",
         }
     }
 
@@ -98,6 +103,7 @@ pub struct Faults {
     pub off_grid: f64,
     pub short_page: f64,
     pub duplicate_call: f64,
+    pub empty_page: f64,
 }
 
 /// A `--faults` value that cannot be used, said with the part that is wrong.
@@ -106,7 +112,7 @@ pub enum FaultsError {
     #[error("--faults: {part:?} is not KIND=RATE; write e.g. 500=0.05,429=0.02")]
     NotAPair { part: String },
     #[error(
-        "--faults: unknown fault kind {kind:?}; use 500, 429, 200error, slow, close, garbage, empty, noindicators or offgrid, and for ListRoomInfo shortpage or dupcall"
+        "--faults: unknown fault kind {kind:?}; use 500, 429, 200error, slow, close, garbage, empty, noindicators or offgrid, and for ListRoomInfo shortpage, dupcall or emptypage"
     )]
     UnknownKind { kind: String },
     #[error("--faults: rate {rate:?} of {kind} is not a number from 0 to 1")]
@@ -143,6 +149,7 @@ impl Faults {
             FaultKind::OffGrid => self.off_grid,
             FaultKind::ShortPage => self.short_page,
             FaultKind::DuplicateCall => self.duplicate_call,
+            FaultKind::EmptyPage => self.empty_page,
         }
     }
 
@@ -159,6 +166,7 @@ impl Faults {
             FaultKind::OffGrid => &mut self.off_grid,
             FaultKind::ShortPage => &mut self.short_page,
             FaultKind::DuplicateCall => &mut self.duplicate_call,
+            FaultKind::EmptyPage => &mut self.empty_page,
         }
     }
 
@@ -167,7 +175,7 @@ impl Faults {
     }
 
     /// Parses `500=0.05,429=0.02,200error=0.05,slow=0.02,close=0.02,garbage=0.02,empty=0.02,
-    /// noindicators=0.02,offgrid=0.02,shortpage=0.02,dupcall=0.02`; empty = none.
+    /// noindicators=0.02,offgrid=0.02,shortpage=0.02,dupcall=0.02,emptypage=0.02`; empty = none.
     pub fn parse(spec: &str) -> Result<Self, FaultsError> {
         let mut faults = Faults::default();
         let mut seen = Vec::new();

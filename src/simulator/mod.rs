@@ -204,15 +204,19 @@ impl fmt::Debug for SimAccount {
 pub struct RequestRecord {
     /// Arrival, millisecond precision.
     pub at: DateTime<Utc>,
-    /// The body as received (lossy UTF-8); empty for a GET, whose parameters are in the query.
+    /// The body as received (lossy UTF-8); empty for a GET, whose parameters are in `query`.
     pub body: String,
+    /// The query string as received, still percent-encoded (`Action=ListRoomInfo&AppId=...` for a
+    /// GET; a POST's holds `Action` and `Version`): which range and page a `ListRoomInfo` asked.
+    #[serde(default)]
+    pub query: String,
     /// The HTTP status answered (200 for `slow`, `close` and `garbage` faults).
     pub status: u16,
     /// `ResponseMetadata.Error.Code`, if the answer carried one.
     pub code: Option<String>,
     pub request_id: String,
     /// The injected fault (`500`, `429`, `200error`, `slow`, `close`, `garbage`, `empty`, `noindicators`,
-    /// `offgrid`, and for `ListRoomInfo` `shortpage`, `dupcall`), if any.
+    /// `offgrid`, and for `ListRoomInfo` `shortpage`, `dupcall`, `emptypage`), if any.
     #[serde(default)]
     pub fault: Option<String>,
     /// The `Action` of the query (`ListQuality`, `ListQualityDistribution`, `ListRoomInfo`, or whatever

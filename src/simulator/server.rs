@@ -255,6 +255,7 @@ async fn list_quality(
         .push(RequestRecord {
             at,
             body: String::from_utf8_lossy(&body).into_owned(),
+            query: raw_query.to_string(),
             status: outcome.status.as_u16(),
             code: outcome.code,
             request_id,
@@ -448,8 +449,9 @@ impl Checked {
 }
 
 impl Checked {
-    /// The `shortpage` and `dupcall` faults: a `ListRoomInfo` page with its last call left out, or
-    /// with its first call in place of its last; any other action's right answer.
+    /// The `shortpage`, `dupcall` and `emptypage` faults: a `ListRoomInfo` page with its last call
+    /// left out, with its first call in place of its last, or with no call at all (`Total` and
+    /// `HasMore` as they are); any other action's right answer.
     fn bad_page(
         &self,
         s: &Shared,
@@ -463,6 +465,8 @@ impl Checked {
         let mut page = rooms::list_page(s.config.seed, q, data_now, s.config.room_list_max_matches);
         if kind == FaultKind::ShortPage {
             page.room_list.pop();
+        } else if kind == FaultKind::EmptyPage {
+            page.room_list.clear();
         } else if let Some(first) = page.room_list.first().cloned() {
             if page.room_list.len() > 1 {
                 page.room_list.pop();
@@ -541,7 +545,7 @@ fn respond(
             json_response(StatusCode::OK, q.off_grid(s, meta, data_now)),
             ok(StatusCode::OK),
         ),
-        Some(kind @ (FaultKind::ShortPage | FaultKind::DuplicateCall)) => (
+        Some(kind @ (FaultKind::ShortPage | FaultKind::DuplicateCall | FaultKind::EmptyPage)) => (
             json_response(StatusCode::OK, q.bad_page(s, meta, data_now, kind)),
             ok(StatusCode::OK),
         ),

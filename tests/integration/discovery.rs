@@ -14,7 +14,7 @@ use rtc_quality_sync::store::Store;
 use crate::pipeline::{settings, sync_at};
 
 pub(crate) const APP: &str = "app_rooms";
-const SEED: u64 = 7;
+pub(crate) const SEED: u64 = 7;
 
 /// A busy hour that is not on the hour, so that ranges do not start where slots do.
 pub(crate) fn now() -> DateTime<Utc> {
@@ -22,7 +22,12 @@ pub(crate) fn now() -> DateTime<Utc> {
 }
 
 pub(crate) async fn simulator(max_matches: usize) -> SimulatorHandle {
-    simulator::spawn(SimulatorConfig {
+    simulator::spawn(sim_config(max_matches)).await.unwrap()
+}
+
+/// The simulator these tests run: `SEED`, data-now `now()`, quotas no test run reaches.
+pub(crate) fn sim_config(max_matches: usize) -> SimulatorConfig {
+    SimulatorConfig {
         seed: SEED,
         data_now: Some(now()),
         room_list_rate_limit_per_sec: 200,
@@ -30,16 +35,19 @@ pub(crate) async fn simulator(max_matches: usize) -> SimulatorHandle {
         room_list_max_matches: max_matches,
         latency: StdDuration::ZERO,
         ..Default::default()
-    })
-    .await
-    .unwrap()
+    }
 }
 
-fn rooms_config(sim: &SimulatorHandle, lookback_days: u32) -> Settings {
-    settings(&format!(
+pub(crate) fn rooms_config(sim: &SimulatorHandle, lookback_days: u32) -> Settings {
+    settings(&rooms_text(&sim.endpoint(), lookback_days))
+}
+
+/// One `[[rooms]]` block of `APP` asking `stall_rate` per 5 minutes, over `lookback_days`.
+pub(crate) fn rooms_text(endpoint: &str, lookback_days: u32) -> String {
+    format!(
         r#"
 [source]
-endpoint = "{}"
+endpoint = "{endpoint}"
 room_list_requests_per_second = 100
 requests_per_second = 50
 max_in_flight = 4
@@ -54,13 +62,12 @@ name = "rooms"
 app_id = "{APP}"
 indicators = ["stall_rate"]
 granularity = "5min"
-"#,
-        sim.endpoint()
-    ))
+"#
+    )
 }
 
 /// What the simulator lists for the block at `now`, as `rtc_rooms` must hold it.
-fn expected(cfg: &Settings) -> BTreeMap<String, RoomCall> {
+pub(crate) fn expected(cfg: &Settings) -> BTreeMap<String, RoomCall> {
     let block = &cfg.rooms[0];
     let l = discovery::listing_start(&cfg.window, &block.granularities, now());
     simulator::rooms::room_calls(SEED, APP, l, now(), now())
@@ -259,13 +266,8 @@ async fn a_range_that_stays_has_more_fails_with_the_reason(url: &str) {
 /// call listed twice in place of another) end in the same `rtc_rooms` as a fault-free run.
 async fn faults_while_listing_give_the_fault_free_result(url: &str) {
     let sim = simulator::spawn(SimulatorConfig {
-        seed: SEED,
-        data_now: Some(now()),
-        room_list_rate_limit_per_sec: 200,
-        rate_limit_per_sec: 200,
-        room_list_max_matches: 40,
         faults: simulator::Faults::parse("500=0.1,close=0.05,shortpage=0.15,dupcall=0.15").unwrap(),
-        ..Default::default()
+        ..sim_config(40)
     })
     .await
     .unwrap();
@@ -447,15 +449,7 @@ async fn room_streams_fetch_what_each_room_had(url: &str) {
     let from = sim.requests().len();
     let again = sync_at(&cfg, &store, now()).await;
     assert_eq!(again.status, RunStatus::Ok);
-    let provisional = store
-        .ledger(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.state == WindowState::Provisional && e.indicator == "stall_rate")
-        .map(|e| (e.stream, e.window))
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
+    let provisional = provisional_windows(&store).await;
     let asked_again = room_requests(&sim, from).len();
     assert!(
         asked_again <= provisional,
@@ -503,15 +497,7 @@ async fn a_cap_defers_and_the_next_runs_catch_up(url: &str) {
         );
         assert_eq!(next.rooms[0].calls, 5);
     }
-    let provisional = store
-        .ledger(None)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.state == WindowState::Provisional && e.indicator == "stall_rate")
-        .map(|e| (e.stream, e.window))
-        .collect::<std::collections::BTreeSet<_>>()
-        .len() as u64;
+    let provisional = provisional_windows(&store).await as u64;
     // Caught up: an uncapped run defers nothing and asks only the provisional windows again.
     let all = sync_at(&cfg(0), &store, now()).await;
     assert_eq!(all.rooms[0].windows_deferred, 0);
@@ -521,6 +507,19 @@ async fn a_cap_defers_and_the_next_runs_catch_up(url: &str) {
         all.rooms[0].calls
     );
     store.close().await;
+}
+
+/// The room streams' provisional windows (`stall_rate`'s ledger rows): what a re-run asks again.
+async fn provisional_windows(store: &Store) -> usize {
+    store
+        .ledger(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.state == WindowState::Provisional && e.indicator == "stall_rate")
+        .map(|e| (e.stream, e.window))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
 }
 
 /// The app's calls in `rtc_rooms`, in (created, CallId) order.
@@ -538,7 +537,6 @@ pub(crate) async fn calls(store: &Store) -> Vec<RoomCall> {
 /// and a re-run ends with exactly the `rtc_rooms` of an uninterrupted run.
 #[tokio::test]
 async fn sigkill_while_listing_loses_nothing_and_rerun_converges() {
-    const BIN: &str = env!("CARGO_BIN_EXE_rtc-quality-sync");
     let sim = simulator::spawn(SimulatorConfig {
         seed: SEED,
         data_now: Some(now()),
@@ -560,21 +558,7 @@ async fn sigkill_while_listing_loses_nothing_and_rerun_converges() {
         ),
     )
     .unwrap();
-    let sync = |url: &str| {
-        tokio::process::Command::new(BIN)
-            .args(["sync", "--quiet", "--config"])
-            .arg(&config)
-            .args(["--database-url", url, "--now", &now().to_rfc3339()])
-            .env("VOLC_ACCESSKEY", simulator::DEMO_ACCESS_KEY)
-            .env("VOLC_SECRETKEY", simulator::DEMO_SECRET_KEY)
-            .env_remove("VOLCENGINE_ACCESS_KEY")
-            .env_remove("VOLCENGINE_SECRET_KEY")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the binary starts")
-    };
+    let sync = |url: &str| crate::helpers::spawn_sync(&config, url, now());
     let reference_url = format!("sqlite://{}", dir.path().join("reference.db").display());
     let out = sync(&reference_url).wait_with_output().await.unwrap();
     assert!(

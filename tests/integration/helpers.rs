@@ -154,3 +154,86 @@ pub async fn windows(store: &Store) -> Vec<rtc_quality_sync::domain::LedgerEntry
     }
     out
 }
+
+/// Builds the database at `url` (a fresh SQLite file or an empty PostgreSQL database) as the
+/// version before `version` left it: the migrations before `version` (`"0005"` runs `0001` to
+/// `0004`), then `statements`, its rows. `absent`, a table or view that `version` adds, must not
+/// exist yet: the database really is that old. The store's own migrations then upgrade it.
+pub async fn database_before(url: &str, version: &str, statements: &[&str], absent: &str) {
+    let sqlite = url.starts_with("sqlite:");
+    let migrations = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(if sqlite { "sqlite" } else { "postgres" });
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.as_str() < version {
+            std::fs::copy(&path, migrations.path().join(&name)).unwrap();
+        }
+    }
+    let migrator = sqlx::migrate::Migrator::new(migrations.path())
+        .await
+        .unwrap();
+    let last = migrator.iter().last().map(|m| m.version);
+    assert_eq!(
+        last,
+        Some(version.parse::<i64>().unwrap() - 1),
+        "the migrations before {version}"
+    );
+    let count = if sqlite {
+        format!("SELECT count(*) FROM sqlite_master WHERE name = '{absent}'")
+    } else {
+        format!("SELECT count(*) FROM pg_class WHERE relname = '{absent}'")
+    };
+    // The same steps on either backend's pool.
+    macro_rules! build {
+        ($pool:expr) => {{
+            let pool = $pool;
+            migrator.run(&pool).await.unwrap();
+            for sql in statements {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            let has: i64 = sqlx::query_scalar(&count).fetch_one(&pool).await.unwrap();
+            assert_eq!(has, 0, "{absent} exists before {version}");
+            pool.close().await;
+        }};
+    }
+    if sqlite {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(url.trim_start_matches("sqlite://"))
+            .create_if_missing(true)
+            .foreign_keys(true);
+        build!(sqlx::SqlitePool::connect_with(options).await.unwrap());
+    } else {
+        build!(sqlx::PgPool::connect(url).await.unwrap());
+    }
+}
+
+/// Runs the binary's `sync --quiet` on `config` into `db_url` at `now`, signed with the simulator's
+/// demo pair; returns it running (killed if dropped), its stderr piped.
+pub fn spawn_sync(
+    config: &std::path::Path,
+    db_url: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_rtc-quality-sync"))
+        .args(["sync", "--quiet", "--config"])
+        .arg(config)
+        .args(["--database-url", db_url, "--now", &now.to_rfc3339()])
+        .env(
+            "VOLC_ACCESSKEY",
+            rtc_quality_sync::simulator::DEMO_ACCESS_KEY,
+        )
+        .env(
+            "VOLC_SECRETKEY",
+            rtc_quality_sync::simulator::DEMO_SECRET_KEY,
+        )
+        .env_remove("VOLCENGINE_ACCESS_KEY")
+        .env_remove("VOLCENGINE_SECRET_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts")
+}

@@ -2,7 +2,6 @@
 //! and a re-run ends with exactly the tables of an uninterrupted run.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,29 +11,15 @@ use rtc_quality_sync::store::Store;
 
 use crate::pipeline::{config_text, dump};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rtc-quality-sync");
-
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-20T05:41:00+08:00")
         .unwrap()
         .with_timezone(&Utc)
 }
 
-/// Runs `sync` as a child process; returns it running.
+/// Runs `sync` as a child process at `now()`; returns it running.
 fn spawn_sync(config: &std::path::Path, db_url: &str) -> tokio::process::Child {
-    tokio::process::Command::new(BIN)
-        .args(["sync", "--quiet", "--config"])
-        .arg(config)
-        .args(["--database-url", db_url, "--now", &now().to_rfc3339()])
-        .env("VOLC_ACCESSKEY", simulator::DEMO_ACCESS_KEY)
-        .env("VOLC_SECRETKEY", simulator::DEMO_SECRET_KEY)
-        .env_remove("VOLCENGINE_ACCESS_KEY")
-        .env_remove("VOLCENGINE_SECRET_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts")
+    crate::helpers::spawn_sync(config, db_url, now())
 }
 
 /// Every stored point lies in a committed ledger window of its stream, and every committed ledger

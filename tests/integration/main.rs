@@ -19,6 +19,7 @@ mod kill;
 mod pipeline;
 mod recipes;
 mod room_state;
+mod rooms_faults;
 mod rooms_store;
 mod run_state;
 mod schema;

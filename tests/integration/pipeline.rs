@@ -84,7 +84,18 @@ pub async fn sync_with(
     now: DateTime<Utc>,
     options: &RunOptions,
 ) -> RunReport {
-    let client = Client::new(&settings.source, demo_credentials()).unwrap();
+    sync_as(settings, store, now, options, demo_credentials()).await
+}
+
+/// `sync_with` signing with `credentials` (a scripted server's pair instead of the simulator's).
+pub async fn sync_as(
+    settings: &Settings,
+    store: &Store,
+    now: DateTime<Utc>,
+    options: &RunOptions,
+    credentials: Credentials,
+) -> RunReport {
+    let client = Client::new(&settings.source, credentials).unwrap();
     // Short backoffs keep fault tests quick; the policy itself is tested in the fetcher's tests.
     let fetcher = Fetcher::with_backoff(
         client,

@@ -398,25 +398,6 @@ async fn a_run_reads_only_the_calls_that_can_overlap_its_horizon(store: &Store) 
 // ---------------------------------------------------------------------------------------------
 // A database at 0004 (every earlier version's) upgrades to 0005 keeping its data
 
-/// A temp dir holding the migrations `0001` to `0004` of one backend.
-fn migrations_to_0004(backend: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(backend);
-    let mut copied = 0;
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if name.as_str() < "0005" {
-            std::fs::copy(&path, dir.path().join(&name)).unwrap();
-            copied += 1;
-        }
-    }
-    assert_eq!(copied, 4);
-    dir
-}
-
 /// Rows written at 0004, in SQL both backends read (SQLite's time text is a `timestamptz` literal).
 const DATA_0004: [&str; 4] = [
     "INSERT INTO series (app_id, room_id, indicator, unit, granularity, product_type, os, access, \
@@ -479,77 +460,15 @@ async fn after_upgrade_to_0005(store: &Store) {
     assert_eq!(store.ledger(None).await.unwrap().len(), 2);
 }
 
-mod upgrade_0004_to_0005 {
-    use super::*;
-    use sqlx::ConnectOptions;
-    use sqlx::migrate::Migrator;
-
-    #[tokio::test]
-    async fn sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v4.db");
-        let migrations = migrations_to_0004("sqlite");
-        {
-            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true)
-                .foreign_keys(true)
-                .connect()
-                .await
-                .unwrap();
-            Migrator::new(migrations.path())
-                .await
-                .unwrap()
-                .run(&mut conn)
-                .await
-                .unwrap();
-            for sql in DATA_0004 {
-                sqlx::query(sql).execute(&mut conn).await.unwrap();
-            }
-            let has: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name = 'rtc_rooms'")
-                    .fetch_one(&mut conn)
-                    .await
-                    .unwrap();
-            assert_eq!(has, 0, "built at 0004");
-        }
-        let store = Store::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        after_upgrade_to_0005(&store).await;
-        store.close().await;
-    }
-
-    #[tokio::test]
-    async fn postgres() {
-        let Some(db) = crate::helpers::pg_empty_db().await else {
-            return;
-        };
-        let migrations = migrations_to_0004("postgres");
-        {
-            let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
-            Migrator::new(migrations.path())
-                .await
-                .unwrap()
-                .run(&pool)
-                .await
-                .unwrap();
-            for sql in DATA_0004 {
-                sqlx::query(sql).execute(&pool).await.unwrap();
-            }
-            let has: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE tablename = 'rtc_rooms'")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-            assert_eq!(has, 0, "built at 0004");
-            pool.close().await;
-        }
-        let store = Store::connect(&db.url()).await.unwrap();
-        after_upgrade_to_0005(&store).await;
-        store.close().await;
-    }
+/// A database at 0004, with rows, upgrades to 0005 keeping them.
+async fn upgrade_0004_to_0005(url: &str) {
+    crate::helpers::database_before(url, "0005", &DATA_0004, "rtc_rooms").await;
+    let store = Store::connect(url).await.unwrap();
+    after_upgrade_to_0005(&store).await;
+    store.close().await;
 }
+
+crate::helpers::on_both_urls!(upgrade_0004_to_0005);
 
 /// `[storage] schema`: `rtc_rooms` is created in the configured schema, written there, and
 /// `public` gets nothing.

@@ -1469,25 +1469,6 @@ async fn unchanged_distribution_reupsert_writes_nothing(store: &Store) {
 // ---------------------------------------------------------------------------------------------
 // Upgrading a database migrated to 0002 to 0003
 
-/// A temp dir holding only the migrations up to and including `0002`, of one backend.
-fn migrations_to_0002(backend: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(backend);
-    let mut copied = 0;
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if name.starts_with("0001") || name.starts_with("0002") {
-            std::fs::copy(&path, dir.path().join(&name)).unwrap();
-            copied += 1;
-        }
-    }
-    assert_eq!(copied, 2);
-    dir
-}
-
 /// What the store reads back after the upgrade, every id with every column.
 type SeriesRow = (
     i64,
@@ -1667,50 +1648,19 @@ async fn after_upgrade(store: &Store, points: Vec<(i64, String, f64, bool)>) {
 
 mod upgrade_0002_to_0003 {
     use super::*;
-    use sqlx::ConnectOptions;
-    use sqlx::migrate::Migrator;
+    use crate::helpers::database_before;
 
     #[tokio::test]
     async fn sqlite() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v2.db");
-        let migrations = migrations_to_0002("sqlite");
-        {
-            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true)
-                .foreign_keys(true)
-                .connect()
-                .await
-                .unwrap();
-            Migrator::new(migrations.path())
-                .await
-                .unwrap()
-                .run(&mut conn)
-                .await
-                .unwrap();
-            sqlx::query(SERIES_0002).execute(&mut conn).await.unwrap();
-            sqlx::query(
-                "INSERT INTO points (series_id, ts, value, settled, updated_at) VALUES \
-                 (3, '2024-04-30T16:00:00Z', 1.5, 1, '2024-05-02T00:00:00.000000Z'), \
-                 (3, '2024-05-01T16:00:00Z', 2.5, 0, '2024-05-02T00:00:00.000000Z'), \
-                 (7, '2024-05-01T00:05:00Z', 0.125, 1, '2024-05-02T00:00:00.000000Z'), \
-                 (42, '2024-04-30T16:00:00Z', 99.0, 1, '2024-05-02T00:00:00.000000Z')",
-            )
-            .execute(&mut conn)
-            .await
-            .unwrap();
-            let has_view: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'quality_distribution'",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-            assert_eq!(has_view, 0, "built at 0002");
-        }
-        let store = Store::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
+        let url = format!("sqlite://{}", dir.path().join("v2.db").display());
+        let points = "INSERT INTO points (series_id, ts, value, settled, updated_at) VALUES \
+             (3, '2024-04-30T16:00:00Z', 1.5, 1, '2024-05-02T00:00:00.000000Z'), \
+             (3, '2024-05-01T16:00:00Z', 2.5, 0, '2024-05-02T00:00:00.000000Z'), \
+             (7, '2024-05-01T00:05:00Z', 0.125, 1, '2024-05-02T00:00:00.000000Z'), \
+             (42, '2024-04-30T16:00:00Z', 99.0, 1, '2024-05-02T00:00:00.000000Z')";
+        database_before(&url, "0003", &[SERIES_0002, points], "quality_distribution").await;
+        let store = Store::connect(&url).await.unwrap();
         let Store::Sqlite(s) = &store else {
             unreachable!()
         };
@@ -1764,38 +1714,19 @@ mod upgrade_0002_to_0003 {
         let Some(db) = crate::helpers::pg_empty_db().await else {
             return;
         };
-        let migrations = migrations_to_0002("postgres");
-        {
-            let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
-            Migrator::new(migrations.path())
-                .await
-                .unwrap()
-                .run(&pool)
-                .await
-                .unwrap();
-            sqlx::query(&SERIES_0002.replace("VALUES", "OVERRIDING SYSTEM VALUE VALUES"))
-                .execute(&pool)
-                .await
-                .unwrap();
-            sqlx::query(
-                "INSERT INTO points (series_id, ts, value, settled, updated_at) VALUES \
-                 (3, '2024-04-30T16:00:00Z', 1.5, true, '2024-05-02T00:00:00Z'), \
-                 (3, '2024-05-01T16:00:00Z', 2.5, false, '2024-05-02T00:00:00Z'), \
-                 (7, '2024-05-01T00:05:00Z', 0.125, true, '2024-05-02T00:00:00Z'), \
-                 (42, '2024-04-30T16:00:00Z', 99.0, true, '2024-05-02T00:00:00Z')",
-            )
-            .execute(&pool)
-            .await
-            .unwrap();
-            let has_view: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_views WHERE viewname = 'quality_distribution'",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-            assert_eq!(has_view, 0, "built at 0002");
-            pool.close().await;
-        }
+        let series = SERIES_0002.replace("VALUES", "OVERRIDING SYSTEM VALUE VALUES");
+        let points = "INSERT INTO points (series_id, ts, value, settled, updated_at) VALUES \
+             (3, '2024-04-30T16:00:00Z', 1.5, true, '2024-05-02T00:00:00Z'), \
+             (3, '2024-05-01T16:00:00Z', 2.5, false, '2024-05-02T00:00:00Z'), \
+             (7, '2024-05-01T00:05:00Z', 0.125, true, '2024-05-02T00:00:00Z'), \
+             (42, '2024-04-30T16:00:00Z', 99.0, true, '2024-05-02T00:00:00Z')";
+        database_before(
+            &db.url(),
+            "0003",
+            &[&series, points],
+            "quality_distribution",
+        )
+        .await;
         let store = Store::connect(&db.url()).await.unwrap();
         let Store::Postgres(s) = &store else {
             unreachable!()
