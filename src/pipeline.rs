@@ -309,14 +309,20 @@ pub async fn run(
         before_start(&shutdown, store.mark_refetch(&refetch_marks(&tasks, now))).await?;
     }
 
-    // This run holds the lock, so a run still `running` died without finishing.
-    for id in before_start(&shutdown, store.abandon_unfinished_runs()).await? {
+    // This run holds its account's lock, so a run of it still `running` died without finishing
+    // (and so did any run whose lock nobody holds).
+    let mine: Vec<String> = options.account.iter().cloned().collect();
+    for id in before_start(&shutdown, store.abandon_unfinished_runs(&mine)).await? {
         tracing::warn!(
             run.id = id,
             "run {id} did not finish (killed or crashed); marked abandoned, its committed windows are kept"
         );
     }
-    let run_id = before_start(&shutdown, store.start_run(&options.mode, now)).await?;
+    let run_id = before_start(
+        &shutdown,
+        store.start_run(&options.mode, now, options.account.as_deref()),
+    )
+    .await?;
     if let Err(e) = before_start(&shutdown, store.record_lock_run(run_id)).await {
         tracing::warn!("cannot add the run's id to the lock's record: {e}");
     }

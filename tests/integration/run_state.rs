@@ -211,7 +211,7 @@ async fn a_killed_run_is_marked_abandoned(url: &str) {
     let _ = child.wait().await;
     // Mark it as the next run would, without running one.
     let store = Store::connect(url).await.unwrap();
-    let ids = store.abandon_unfinished_runs().await.unwrap();
+    let ids = store.abandon_unfinished_runs(&[]).await.unwrap();
     assert_eq!(ids.len(), 1, "the third run was killed while running");
     store.close().await;
     let out = tokio::process::Command::new(BIN)
