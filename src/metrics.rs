@@ -390,6 +390,7 @@ mod tests {
             windows_ok: 0,
             windows_failed: 0,
             points_deleted: 0,
+            account: None,
         }
     }
 

@@ -408,7 +408,11 @@ pub async fn run(
             );
         }
     }
-    let run_id = before_start(&shutdown, store.start_run(&options.mode, now)).await?;
+    let run_id = before_start(
+        &shutdown,
+        store.start_run(&options.mode, now, options.account.as_deref()),
+    )
+    .await?;
     if let Err(e) = before_start(&shutdown, store.record_lock_run(run_id)).await {
         tracing::warn!("cannot add the run's id to the lock's record: {e}");
     }

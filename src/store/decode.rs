@@ -153,9 +153,23 @@ pub(crate) fn run_row(r: &impl Columns) -> Result<RunRow> {
             windows_ok: count(11)?,
             windows_failed: count(12)?,
             points_deleted: count(13)?,
+            account: r.opt_text(14)?,
         })
     };
     decode().map_err(db("decoding a run"))
+}
+
+/// `sent_at` of `sync_calls`.
+pub(crate) fn sent_at(r: &impl Columns) -> Result<DateTime<Utc>> {
+    r.time(0).map_err(db("decoding sync_calls"))
+}
+
+/// `account, action, count(*)` of `sync_calls`.
+pub(crate) fn call_count(r: &impl Columns) -> Result<(String, String, u64)> {
+    let decode = || -> sqlx::Result<(String, String, u64)> {
+        Ok((r.text(0)?, r.text(1)?, r.int(2)? as u64))
+    };
+    decode().map_err(db("decoding sync_calls"))
 }
 
 /// A text and a time: `action, last_call_at` of `sync_pacing`.

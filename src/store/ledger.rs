@@ -188,38 +188,61 @@ const RECORD_LAST_CALL: &str = "INSERT INTO sync_pacing (account, action, last_c
 const ASSESSED: &str = "SELECT label, complete_through, deferred_windows, deferred_reason, \
      missing_buckets FROM sync_streams ORDER BY label";
 
-const RECORD_CALL: &str = "INSERT INTO sync_calls (account, action, sent_at) VALUES ($1, $2, $3)";
-const CALLS_SINCE: &str = "SELECT action, sent_at FROM sync_calls \
-     WHERE account = $1 AND action = $2 AND sent_at > $3 ORDER BY sent_at";
-const FORGET_CALLS: &str = "DELETE FROM sync_calls WHERE sent_at < $1";
-
-const START_RUN: &str =
-    "INSERT INTO sync_runs (mode, started_at, status) VALUES ($1, $2, 'running') RETURNING id";
+const START_RUN: &str = "INSERT INTO sync_runs (mode, started_at, status, account) \
+     VALUES ($1, $2, 'running', $3) RETURNING id";
 
 const FINISH_RUN: &str = "UPDATE sync_runs SET finished_at = $2, status = $3, requests = $4, \
      retries = $5, throttled = $6, points_inserted = $7, points_updated = $8, points_unchanged = $9, \
      windows_ok = $10, windows_failed = $11, points_deleted = $12 WHERE id = $1";
 
-// The caller holds the sync lock, so a run still `running` is dead. What can be known of it comes
-// from the ledger rows it left: those fetched since it started and before any later run started
-// (a window committed in two parts is two rows with one `fetched_at`). Its calls and point counts are
-// not known and stay 0; `finished_at` stays NULL, since when it died is not known either.
-const ABANDON_RUNS: &str = "UPDATE sync_runs SET status = 'abandoned', \
+const RUNNING_RUNS: &str = "SELECT id, account FROM sync_runs WHERE status = 'running' ORDER BY id";
+
+/// The ledger rows `l` of the run `sync_runs` (in an `UPDATE sync_runs`): those fetched since it
+/// started and before any later run of its account started (a window committed in two parts is two
+/// rows with one `fetched_at`), of streams its account asks. A run without an account (an earlier
+/// version's) owns every stream and is bounded by any later run, as it ran alone.
+macro_rules! rows_of_the_run {
+    () => {
+        "l.fetched_at >= sync_runs.started_at \
+         AND (sync_runs.account IS NULL OR l.stream IN \
+         (SELECT s.stream FROM sync_streams s WHERE s.account = sync_runs.account)) \
+         AND NOT EXISTS (SELECT 1 FROM sync_runs n WHERE n.id > sync_runs.id \
+         AND n.started_at <= l.fetched_at \
+         AND (n.account IS NULL OR sync_runs.account IS NULL OR n.account = sync_runs.account))"
+    };
+}
+
+// A dead run (the caller decided so from the locks) is marked with what can be known of it: the
+// windows its ledger rows show. Its calls and point counts are not known and stay 0; `finished_at`
+// stays NULL, since when it died is not known either.
+const ABANDON_RUN: &str = concat!(
+    "UPDATE sync_runs SET status = 'abandoned', \
      windows_ok = (SELECT count(DISTINCT l.stream || ' ' || CAST(l.fetched_at AS TEXT)) \
-     FROM sync_ledger l WHERE l.state <> 'failed' AND l.fetched_at >= sync_runs.started_at AND NOT EXISTS \
-     (SELECT 1 FROM sync_runs n WHERE n.id > sync_runs.id AND n.started_at <= l.fetched_at)), \
-     windows_failed = (SELECT count(*) FROM sync_ledger l \
-     WHERE l.state = 'failed' AND l.fetched_at >= sync_runs.started_at AND NOT EXISTS \
-     (SELECT 1 FROM sync_runs n WHERE n.id > sync_runs.id AND n.started_at <= l.fetched_at)) \
-     WHERE status = 'running' RETURNING id";
+     FROM sync_ledger l WHERE l.state <> 'failed' AND ",
+    rows_of_the_run!(),
+    "), windows_failed = (SELECT count(*) FROM sync_ledger l WHERE l.state = 'failed' AND ",
+    rows_of_the_run!(),
+    ") WHERE id = $1 AND status = 'running' RETURNING id"
+);
+
+const RECORD_CALL: &str = "INSERT INTO sync_calls (account, action, sent_at) VALUES ($1, $2, $3)";
+
+const CALLS_SINCE: &str = "SELECT sent_at FROM sync_calls \
+     WHERE account = $1 AND action = $2 AND sent_at > $3 ORDER BY sent_at";
+
+const CALLS_AFTER: &str = "SELECT account, action, count(*) FROM sync_calls WHERE sent_at > $1 \
+     GROUP BY account, action ORDER BY account, action";
+
+const FORGET_CALLS: &str = "DELETE FROM sync_calls WHERE sent_at < $1";
 
 const LAST_RUN: &str = "SELECT id, mode, started_at, finished_at, status, requests, retries, \
      throttled, points_inserted, points_updated, points_unchanged, windows_ok, windows_failed, \
-     points_deleted FROM sync_runs ORDER BY id DESC LIMIT 1";
+     points_deleted, account FROM sync_runs ORDER BY id DESC LIMIT 1";
 
 const LAST_SUCCESSFUL_RUN: &str = "SELECT id, mode, started_at, finished_at, status, requests, \
      retries, throttled, points_inserted, points_updated, points_unchanged, windows_ok, \
-     windows_failed, points_deleted FROM sync_runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1";
+     windows_failed, points_deleted, account FROM sync_runs WHERE status = 'ok' \
+     ORDER BY id DESC LIMIT 1";
 
 const STREAM_LABELS: &str = "SELECT stream, label FROM sync_streams ORDER BY stream";
 
@@ -562,33 +585,112 @@ pub(super) async fn assess_streams(
     Ok(())
 }
 
-/// Adds a run in state `running` and returns its id.
+/// Adds a run of `account` in state `running` and returns its id.
 pub(super) async fn start_run(
     writer: Writer<'_>,
     mode: &str,
     started_at: DateTime<Utc>,
+    account: Option<&str>,
 ) -> Result<i64> {
     on!(writer, e => {
         sqlx::query_scalar(START_RUN)
             .bind(mode)
             .bind(Instant(started_at))
+            .bind(account)
             .fetch_one(e)
             .await
             .map_err(db("recording the run's start"))
     })
 }
 
-/// Marks every run still `running` as `abandoned` (the caller holds the lock, so they are dead),
-/// with the windows their ledger rows show; returns their ids.
-pub(super) async fn abandon_unfinished_runs(writer: Writer<'_>) -> Result<Vec<i64>> {
-    let mut ids: Vec<i64> = on!(writer, e => {
-        sqlx::query_scalar(ABANDON_RUNS)
+/// `(id, account)` of the runs still `running`, by id.
+pub(super) async fn running_runs(pools: Pools<'_>) -> Result<Vec<(i64, Option<String>)>> {
+    on!(pools, e => {
+        sqlx::query_as(RUNNING_RUNS)
             .fetch_all(e)
             .await
-            .map_err(db("marking unfinished runs abandoned"))?
-    });
+            .map_err(db("reading the unfinished runs"))
+    })
+}
+
+/// Marks the runs `dead` as `abandoned` (those still `running`), with the windows their ledger rows
+/// show; returns their ids, sorted.
+pub(super) async fn abandon_runs(mut writer: Writer<'_>, dead: &[i64]) -> Result<Vec<i64>> {
+    let mut ids = Vec::new();
+    for &id in dead {
+        let marked: Option<i64> = on!(writer.reborrow(), e => {
+            sqlx::query_scalar(ABANDON_RUN)
+                .bind(id)
+                .fetch_optional(e)
+                .await
+                .map_err(db("marking an unfinished run abandoned"))?
+        });
+        ids.extend(marked);
+    }
     ids.sort_unstable();
     Ok(ids)
+}
+
+/// Records one request sent (see `Store::record_call`).
+pub(super) async fn record_call(
+    writer: Writer<'_>,
+    account: &str,
+    action: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    on!(writer, e => {
+        sqlx::query(RECORD_CALL)
+            .bind(account)
+            .bind(action)
+            .bind(Instant(at))
+            .execute(e)
+            .await
+            .map_err(db("recording a request"))?;
+    });
+    Ok(())
+}
+
+/// When `account`'s requests of `action` were sent, strictly after `since`, oldest first.
+pub(super) async fn calls_since(
+    pools: Pools<'_>,
+    account: &str,
+    action: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>> {
+    read_all!(
+        pools,
+        sqlx::query(CALLS_SINCE)
+            .bind(account)
+            .bind(action)
+            .bind(Instant(since)),
+        "reading the recorded requests",
+        decode::sent_at
+    )
+}
+
+/// `(account, action, requests)` sent strictly after `since`, by account and action.
+pub(super) async fn calls_after(
+    pools: Pools<'_>,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, String, u64)>> {
+    read_all!(
+        pools,
+        sqlx::query(CALLS_AFTER).bind(Instant(since)),
+        "reading the recorded requests",
+        decode::call_count
+    )
+}
+
+/// Deletes the requests sent before `before`; returns how many.
+pub(super) async fn forget_calls_before(writer: Writer<'_>, before: DateTime<Utc>) -> Result<u64> {
+    Ok(on!(writer, e => {
+        sqlx::query(FORGET_CALLS)
+            .bind(Instant(before))
+            .execute(e)
+            .await
+            .map_err(db("deleting old recorded requests"))?
+            .rows_affected()
+    }))
 }
 
 /// Completes a run with its status and counts.
@@ -681,54 +783,6 @@ pub(super) async fn record_last_call(
             .execute(e)
             .await
             .map_err(db("recording the last call"))?;
-    });
-    Ok(())
-}
-
-/// TEMPORARY: the call log (accounts-store replaces it).
-pub(super) async fn record_call(
-    writer: Writer<'_>,
-    account: &str,
-    action: &str,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    on!(writer, e => {
-        sqlx::query(RECORD_CALL)
-            .bind(account)
-            .bind(action)
-            .bind(Instant(at))
-            .execute(e)
-            .await
-            .map_err(db("recording a call"))?;
-    });
-    Ok(())
-}
-
-pub(super) async fn calls_since(
-    pools: Pools<'_>,
-    account: &str,
-    action: &str,
-    since: DateTime<Utc>,
-) -> Result<Vec<DateTime<Utc>>> {
-    let rows: Vec<(String, Option<DateTime<Utc>>)> = read_all!(
-        pools,
-        sqlx::query(CALLS_SINCE)
-            .bind(account)
-            .bind(action)
-            .bind(Instant(since)),
-        "reading sync_calls",
-        decode::label_time
-    )?;
-    Ok(rows.into_iter().filter_map(|(_, t)| t).collect())
-}
-
-pub(super) async fn forget_calls_before(writer: Writer<'_>, before: DateTime<Utc>) -> Result<()> {
-    on!(writer, e => {
-        sqlx::query(FORGET_CALLS)
-            .bind(Instant(before))
-            .execute(e)
-            .await
-            .map_err(db("forgetting old calls"))?;
     });
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The one-sync-per-database lock: the handle a run holds, and how its holder is recorded and named.
+//! The sync lock (one per database file, or per account and schema on PostgreSQL): the handle a run
+//! holds, and how its holder is recorded and named.
 //!
 //! Each backend takes the lock its own way (an OS file lock beside the SQLite file, a PostgreSQL
 //! session advisory lock); both record the holder in `sync_lock` for people reading the database.
@@ -35,17 +36,28 @@ pub(crate) fn hostname() -> String {
 }
 
 /// How a lock holder is named in [`StoreError::Locked`]: `run 42 (rtc-quality-sync sync, pid 7 on
-/// box)`, or `a run that is starting (...)` before it has recorded its run.
-pub(crate) fn describe_holder(holder: &str, pid: i64, hostname: &str, run: Option<i64>) -> String {
+/// box)`, or `a run that is starting (...)` before it has recorded its run; a lock for one account
+/// adds `account` and its hash (of the access key id, never the key).
+pub(crate) fn describe_holder(
+    holder: &str,
+    pid: i64,
+    hostname: &str,
+    run: Option<i64>,
+    account: Option<&str>,
+) -> String {
     let run = match run {
         Some(id) => format!("run {id}"),
         None => "a run that is starting".to_string(),
     };
-    if hostname.is_empty() {
-        format!("{run} ({holder}, pid {pid})")
+    let on = if hostname.is_empty() {
+        String::new()
     } else {
-        format!("{run} ({holder}, pid {pid} on {hostname})")
-    }
+        format!(" on {hostname}")
+    };
+    let account = account
+        .map(|a| format!(", account {a}"))
+        .unwrap_or_default();
+    format!("{run} ({holder}, pid {pid}{on}{account})")
 }
 
 /// The PostgreSQL `application_name` of the session that holds the lock: what a refused run can

@@ -113,17 +113,15 @@ impl Store {
     }
 
     /// [`Store::connect_locked`] to the tables in `schema` (see [`Store::connect_in`]). The lock is
-    /// per schema on PostgreSQL: runs writing different schemas of one database run at once.
+    /// the whole schema's on PostgreSQL (the lock every earlier version took): runs writing different
+    /// schemas of one database run at once, but no run of any account writes this schema beside it.
     pub async fn connect_locked_in(
         url: &str,
         schema: &PgSchema,
         holder: &str,
     ) -> Result<(Store, StoreLock)> {
         Ok(match Backend::of(url)? {
-            Backend::Sqlite => {
-                let (s, l) = SqliteStore::connect_locked(url, holder).await?;
-                (Store::Sqlite(s), StoreLock::Sqlite(l))
-            }
+            Backend::Sqlite => Store::sqlite_locked(url, holder, None).await?,
             Backend::Postgres => {
                 let (s, l) = PgStore::connect_locked_in(url, schema, holder).await?;
                 (Store::Postgres(s), StoreLock::Postgres(l))
@@ -131,14 +129,35 @@ impl Store {
         })
     }
 
-    /// TEMPORARY (accounts-store replaces it): the lock of one account.
+    /// [`Store::connect_locked_in`] with the lock of one account (`account`: the hash of its access
+    /// key id, `Credentials::account_id`, never the key). On PostgreSQL, runs of different accounts
+    /// lock and write one schema at once; a second run of the same account, or a run that holds the
+    /// whole schema's lock, gets [`StoreError::Locked`]. The migrations take a short lock of their
+    /// own, so two accounts starting on a fresh schema at once both find it whole. On SQLite one
+    /// sync runs per file whatever the account: this is [`Store::connect_locked`] (the account
+    /// recorded with the holder).
     pub async fn connect_locked_for(
         url: &str,
         schema: &PgSchema,
         holder: &str,
-        _account: &str,
+        account: &str,
     ) -> Result<(Store, StoreLock)> {
-        Store::connect_locked_in(url, schema, holder).await
+        Ok(match Backend::of(url)? {
+            Backend::Sqlite => Store::sqlite_locked(url, holder, Some(account)).await?,
+            Backend::Postgres => {
+                let (s, l) = PgStore::connect_locked_for(url, schema, holder, account).await?;
+                (Store::Postgres(s), StoreLock::Postgres(l))
+            }
+        })
+    }
+
+    async fn sqlite_locked(
+        url: &str,
+        holder: &str,
+        account: Option<&str>,
+    ) -> Result<(Store, StoreLock)> {
+        let (s, l) = SqliteStore::connect_locked(url, holder, account).await?;
+        Ok((Store::Sqlite(s), StoreLock::Sqlite(l)))
     }
 
     /// Applies the embedded schema migrations that are not applied yet.
@@ -157,11 +176,26 @@ impl Store {
         }
     }
 
-    /// Takes the one-sync-per-database lock, or says who holds it ([`StoreError::Locked`]).
+    /// Takes the one-sync-per-database lock (on PostgreSQL, the whole schema's), or says who holds
+    /// it ([`StoreError::Locked`]).
     pub async fn try_lock(&self, holder: &str) -> Result<StoreLock> {
         match self {
-            Store::Sqlite(s) => s.try_lock(holder).await.map(StoreLock::Sqlite),
+            Store::Sqlite(s) => s.try_lock(holder, None).await.map(StoreLock::Sqlite),
             Store::Postgres(s) => s.try_lock(holder).await.map(StoreLock::Postgres),
+        }
+    }
+
+    /// Takes one account's lock (see [`Store::connect_locked_for`]), or says who holds it.
+    pub async fn try_lock_for(&self, holder: &str, account: &str) -> Result<StoreLock> {
+        match self {
+            Store::Sqlite(s) => s
+                .try_lock(holder, Some(account))
+                .await
+                .map(StoreLock::Sqlite),
+            Store::Postgres(s) => s
+                .try_lock_for(holder, account)
+                .await
+                .map(StoreLock::Postgres),
         }
     }
 
@@ -319,35 +353,21 @@ impl Store {
         ledger::record_last_call(self.writer().await?.on(), account, action, at).await
     }
 
-    /// TEMPORARY (accounts-store replaces it): records a call before it is sent.
-    pub async fn record_call(&self, account: &str, action: &str, at: DateTime<Utc>) -> Result<()> {
-        ledger::record_call(self.writer().await?.on(), account, action, at).await
-    }
-
-    /// TEMPORARY: the calls of `account`'s `action` sent after `since`, oldest first.
-    pub async fn calls_since(
-        &self,
-        account: &str,
-        action: &str,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<DateTime<Utc>>> {
-        ledger::calls_since(self.pools(), account, action, since).await
-    }
-
-    /// TEMPORARY: forgets calls sent before `before`.
-    pub async fn forget_calls_before(&self, before: DateTime<Utc>) -> Result<()> {
-        ledger::forget_calls_before(self.writer().await?.on(), before).await
-    }
-
     /// What the last run that ran each stream stored of it: `complete_through` and what it
     /// deferred, by label.
     pub async fn assessed(&self) -> Result<Vec<Assessed>> {
         ledger::assessed(self.pools()).await
     }
 
-    /// Adds a run in state `running` and returns its id.
-    pub async fn start_run(&self, mode: &str, started_at: DateTime<Utc>) -> Result<i64> {
-        ledger::start_run(self.writer().await?.on(), mode, started_at).await
+    /// Adds a run of `account` (the hash of its access key id; `None` when it has none) in state
+    /// `running` and returns its id.
+    pub async fn start_run(
+        &self,
+        mode: &str,
+        started_at: DateTime<Utc>,
+        account: Option<&str>,
+    ) -> Result<i64> {
+        ledger::start_run(self.writer().await?.on(), mode, started_at, account).await
     }
 
     /// Adds the run's id to the lock holder's record (it only names the holder to a refused run).
@@ -358,10 +378,65 @@ impl Store {
         }
     }
 
-    /// Marks the runs still `running` as `abandoned`, with the windows their ledger rows show, and
-    /// returns their ids. Only for the lock's holder: every other run is then dead.
-    pub async fn abandon_unfinished_runs(&self, _mine: &[String]) -> Result<Vec<i64>> {
-        ledger::abandon_unfinished_runs(self.writer().await?.on()).await
+    /// Marks the runs still `running` that are dead as `abandoned`, with the windows their ledger
+    /// rows show, and returns their ids. Called once per process, after it took the locks of all
+    /// its accounts (`mine`, hashes of their access key ids) and before any of its runs starts.
+    ///
+    /// On SQLite the caller holds the file's lock, so every other run is dead. On PostgreSQL a run
+    /// is dead when its account is one of `mine`, or nobody holds its account's lock; a run of an
+    /// earlier version (no account) when nobody holds the whole schema's lock; every run when this
+    /// store holds the whole schema's lock. Another account's live run is never marked.
+    pub async fn abandon_unfinished_runs(&self, mine: &[String]) -> Result<Vec<i64>> {
+        let running = ledger::running_runs(self.pools()).await?;
+        let dead = match self {
+            Store::Sqlite(_) => running.into_iter().map(|(id, _)| id).collect(),
+            Store::Postgres(s) => s.dead_runs(&running, mine).await?,
+        };
+        ledger::abandon_runs(self.writer().await?.on(), &dead).await
+    }
+
+    /// Records one request of `action` by `account` sent at `at`, before it is sent: it is durable
+    /// when this returns (committed; on SQLite, with the write-ahead log synced to disk), so a daily
+    /// budget counts it across crashes, restarts and processes.
+    pub async fn record_call(&self, account: &str, action: &str, at: DateTime<Utc>) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => {
+                let mut writer = commit::Backend::writer(s).await?;
+                // A budget must not forget a call on a power cut: this one commit syncs the log
+                // (`NORMAL`, the store's setting, spares that fsync for the points' commits).
+                sqlite::synchronous(&mut writer, "FULL").await?;
+                let recorded =
+                    ledger::record_call(ledger::On::Sqlite(&mut *writer), account, action, at)
+                        .await;
+                let restored = sqlite::synchronous(&mut writer, "NORMAL").await;
+                recorded.and(restored)
+            }
+            Store::Postgres(_) => {
+                ledger::record_call(self.writer().await?.on(), account, action, at).await
+            }
+        }
+    }
+
+    /// When `account`'s requests of `action` were sent, strictly after `since`, oldest first.
+    pub async fn calls_since(
+        &self,
+        account: &str,
+        action: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DateTime<Utc>>> {
+        ledger::calls_since(self.pools(), account, action, since).await
+    }
+
+    /// `(account, action, requests)` of the last 24 hours before `now` (a request at exactly
+    /// `now - 24h` is outside), by account and action, for `status` and the metrics.
+    pub async fn calls_24h(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, u64)>> {
+        ledger::calls_after(self.pools(), now - chrono::Duration::hours(24)).await
+    }
+
+    /// Deletes the recorded requests sent before `before` (a run's start passes `now - 48h`: no
+    /// budget looks further back than 24 h); returns how many.
+    pub async fn forget_calls_before(&self, before: DateTime<Utc>) -> Result<u64> {
+        ledger::forget_calls_before(self.writer().await?.on(), before).await
     }
 
     /// Completes a run with its status and counts.

@@ -47,12 +47,19 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// to connect when the lock is taken again.
 const LOCK_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The condition on `pg_locks l` for the one-key advisory locks granted in this database; a key's
+/// halves are `l.classid` and `l.objid` ([`lock_key_halves`]).
+macro_rules! advisory_held {
+    () => {
+        "l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    };
+}
+
 pub struct PgStore {
     pool: PgPool,
     /// The schema every statement works in (the connections' `search_path`, unless `public`).
     schema: PgSchema,
-    /// The sync lock's key: [`sync_lock_key`] of `schema`.
-    lock_key: i64,
     /// For the lock's dedicated connection (boxed: the options are large and `Store` holds this inline).
     options: Box<PgConnectOptions>,
     url: String,
@@ -63,15 +70,58 @@ pub struct PgStore {
     pub(super) fail: FailHook,
 }
 
-/// `sync_lock`'s record: holder, pid, hostname, since, run id.
-type HolderRow = (String, i64, String, DateTime<Utc>, Option<i64>);
+/// `sync_lock`'s record: holder, pid, hostname, since, run id, account.
+type HolderRow = (
+    String,
+    i64,
+    String,
+    DateTime<Utc>,
+    Option<i64>,
+    Option<String>,
+);
 
-/// The connection that holds the session advisory lock, and the holder it recorded.
+/// The advisory locks a run holds on its session: the schema's key exclusively (the one-sync-per-
+/// schema lock every earlier version took), or an account's key exclusively and the schema's key
+/// shared. So runs of different accounts write one schema at once, while a run that holds the
+/// schema's key (an earlier version's, or [`Store::connect_locked_in`](super::Store)'s) excludes
+/// them all and is excluded by each of them.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct LockKeys {
+    /// Taken exclusively: [`account_lock_key`], or [`sync_lock_key`] for the whole schema.
+    own: i64,
+    /// [`sync_lock_key`], taken shared beside an account's key; `None` for the whole schema.
+    shared: Option<i64>,
+    /// The account the lock is for (a hash of its access key id), recorded in `sync_lock`.
+    account: Option<String>,
+}
+
+impl LockKeys {
+    /// The whole schema's lock.
+    fn schema(schema: &PgSchema) -> LockKeys {
+        LockKeys {
+            own: sync_lock_key(schema),
+            shared: None,
+            account: None,
+        }
+    }
+
+    /// One account's lock in `schema`.
+    fn account(schema: &PgSchema, account: &str) -> LockKeys {
+        LockKeys {
+            own: account_lock_key(schema, account),
+            shared: Some(sync_lock_key(schema)),
+            account: Some(account.to_string()),
+        }
+    }
+}
+
+/// The connection that holds the session advisory locks, and the holder it recorded.
 struct LockSession {
     conn: PgConnection,
     holder: String,
-    /// The advisory lock's key, to release it.
-    key: i64,
+    keys: LockKeys,
+    /// The run recorded with the holder, recorded again when a lost lock is taken again.
+    run_id: Option<i64>,
 }
 
 /// The sync lock's key for the tables in `schema`: today's key for `public`, another one per
@@ -82,11 +132,25 @@ pub fn sync_lock_key(schema: &PgSchema) -> i64 {
     if schema.is_public() {
         return SYNC_LOCK_KEY;
     }
+    fnv1a(&[b"rtc-quality-sync schema ", schema.as_str().as_bytes()])
+}
+
+/// The lock key of one account's syncs of the tables in `schema` (`account`: the hash of its access
+/// key id, `Credentials::account_id`), stable like [`sync_lock_key`]; its prefix keeps it apart from
+/// every schema's key.
+pub fn account_lock_key(schema: &PgSchema, account: &str) -> i64 {
+    fnv1a(&[
+        b"rtc-quality-sync account ",
+        schema.as_str().as_bytes(),
+        b" ",
+        account.as_bytes(),
+    ])
+}
+
+/// 64-bit FNV-1a of the concatenated parts.
+fn fnv1a(parts: &[&[u8]]) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in b"rtc-quality-sync schema "
-        .iter()
-        .chain(schema.as_str().as_bytes())
-    {
+    for &byte in parts.iter().copied().flatten() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -95,7 +159,7 @@ pub fn sync_lock_key(schema: &PgSchema) -> i64 {
 
 /// Every table the migrations create (`migrations/postgres`), the order in which
 /// [`StoreError::TablesElsewhere`] moves them; a unit test reads the migrations to keep it whole.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "series",
     "points",
     "sync_ledger",
@@ -104,6 +168,7 @@ const TABLES: [&str; 8] = [
     "sync_streams",
     "sync_pacing",
     "rtc_rooms",
+    "sync_calls",
 ];
 /// Every view the migrations create; moved after the tables (a view follows its tables by oid,
 /// so the order only keeps the statements easy to read).
@@ -181,7 +246,6 @@ impl PgStore {
         Ok(PgStore {
             pool,
             schema: schema.clone(),
-            lock_key: sync_lock_key(schema),
             options: Box::new(options),
             url: redacted,
             lock: Arc::default(),
@@ -267,30 +331,66 @@ impl PgStore {
     }
 
     /// [`PgStore::connect_locked`] for the tables in `schema` (see [`PgStore::connect_in`]): the
-    /// lock is the schema's own ([`sync_lock_key`]), taken before the schema is created.
+    /// lock is the whole schema's ([`sync_lock_key`]), taken before the schema is created.
     pub async fn connect_locked_in(
         url: &str,
         schema: &PgSchema,
         holder: &str,
     ) -> Result<(PgStore, PgLock)> {
+        PgStore::connect_locking(url, schema, holder, LockKeys::schema(schema)).await
+    }
+
+    /// [`PgStore::connect_locked_in`] with the lock of one account (a hash of its access key id):
+    /// its own key ([`account_lock_key`]) and the schema's key shared, both taken before migrating.
+    /// Runs of other accounts take theirs at the same time; the migrations wait for each other
+    /// (sqlx's migrator holds an advisory lock of its own while it migrates).
+    pub async fn connect_locked_for(
+        url: &str,
+        schema: &PgSchema,
+        holder: &str,
+        account: &str,
+    ) -> Result<(PgStore, PgLock)> {
+        PgStore::connect_locking(url, schema, holder, LockKeys::account(schema, account)).await
+    }
+
+    async fn connect_locking(
+        url: &str,
+        schema: &PgSchema,
+        holder: &str,
+        keys: LockKeys,
+    ) -> Result<(PgStore, PgLock)> {
         let store = PgStore::connect_in(url, schema).await?;
-        let conn = store.take_advisory_lock(false, holder).await?;
+        let conn = store.take_advisory_lock(&keys, holder).await?;
         store.migrate().await?;
-        let lock = store.hold(conn, holder).await?;
+        let lock = store.hold(conn, holder, keys).await?;
         Ok((store, lock))
     }
 
+    /// Takes the whole schema's lock on a store already connected.
     pub async fn try_lock(&self, holder: &str) -> Result<PgLock> {
-        let conn = self.take_advisory_lock(false, holder).await?;
-        self.hold(conn, holder).await
+        self.try_lock_keys(holder, LockKeys::schema(&self.schema))
+            .await
+    }
+
+    /// Takes one account's lock on a store already connected (see [`PgStore::connect_locked_for`]).
+    pub async fn try_lock_for(&self, holder: &str, account: &str) -> Result<PgLock> {
+        self.try_lock_keys(holder, LockKeys::account(&self.schema, account))
+            .await
+    }
+
+    async fn try_lock_keys(&self, holder: &str, keys: LockKeys) -> Result<PgLock> {
+        let conn = self.take_advisory_lock(&keys, holder).await?;
+        self.hold(conn, holder, keys).await
     }
 
     /// Adds the run's id to the holder's record, so that a refused run names it.
     pub async fn record_lock_run(&self, run_id: i64) -> Result<()> {
         let mut slot = self.lock.lock().await;
         if let Some(session) = slot.as_mut() {
-            sqlx::query("UPDATE sync_lock SET run_id = $1 WHERE id = 1")
+            session.run_id = Some(run_id);
+            sqlx::query("UPDATE sync_lock SET run_id = $1 WHERE lock_key = $2")
                 .bind(run_id)
+                .bind(session.keys.own)
                 .execute(&mut session.conn)
                 .await
                 .map_err(db("recording the lock holder's run"))?;
@@ -299,16 +399,54 @@ impl PgStore {
     }
 
     /// Records the holder on the lock's session and keeps the session where commits can check it.
-    async fn hold(&self, conn: PgConnection, holder: &str) -> Result<PgLock> {
-        let conn = record_holder(conn, holder).await?;
+    async fn hold(&self, conn: PgConnection, holder: &str, keys: LockKeys) -> Result<PgLock> {
+        let conn = record_holder(conn, holder, &keys, None).await?;
         *self.lock.lock().await = Some(LockSession {
             conn,
             holder: holder.to_string(),
-            key: self.lock_key,
+            keys,
+            run_id: None,
         });
         Ok(PgLock {
             slot: self.lock.clone(),
         })
+    }
+
+    /// Which of the runs still `running` (`(id, account)`) are dead: those of an account in
+    /// `mine` (this process holds its lock), of an account whose lock nobody holds, and, for a run
+    /// of an earlier version (no account), when nobody holds the schema's key exclusively (an
+    /// earlier version's lock). A store that holds the whole schema's lock has no live run beside
+    /// it. A run whose lock's session ended a moment ago (a server restart) and is about to take it
+    /// again is counted dead too; if it goes on, its end overwrites the mark.
+    pub(super) async fn dead_runs(
+        &self,
+        running: &[(i64, Option<String>)],
+        mine: &[String],
+    ) -> Result<Vec<i64>> {
+        let whole_schema = LockKeys::schema(&self.schema);
+        if matches!(self.lock.lock().await.as_ref(), Some(s) if s.keys == whole_schema) {
+            return Ok(running.iter().map(|(id, _)| *id).collect());
+        }
+        // Every advisory lock held in this database: (key, exclusive).
+        let held: Vec<(i64, i64, bool)> = sqlx::query_as(concat!(
+            "SELECT l.classid::int8, l.objid::int8, l.mode = 'ExclusiveLock' FROM pg_locks l WHERE ",
+            advisory_held!()
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading which sync locks are held"))?;
+        let held = |key: i64, exclusive_only: bool| {
+            held.iter()
+                .any(|&(h, l, x)| (h, l) == lock_key_halves(key) && (x || !exclusive_only))
+        };
+        Ok(running
+            .iter()
+            .filter(|(_, account)| match account {
+                Some(a) => mine.contains(a) || !held(account_lock_key(&self.schema, a), false),
+                None => !held(whole_schema.own, true),
+            })
+            .map(|(id, _)| *id)
+            .collect())
     }
 
     /// Before each commit: whether this process still holds the sync lock. The advisory lock lives
@@ -334,9 +472,9 @@ impl PgStore {
             "the session that held the sync lock ended (a PostgreSQL restart, or the session was \
              terminated); taking the lock again before the next commit"
         );
-        let holder = session.holder.clone();
+        let (holder, keys, run_id) = (session.holder.clone(), session.keys.clone(), session.run_id);
         let conn =
-            match tokio::time::timeout(LOCK_CHECK_TIMEOUT, self.take_advisory_lock(true, &holder))
+            match tokio::time::timeout(LOCK_CHECK_TIMEOUT, self.take_advisory_lock(&keys, &holder))
                 .await
             {
                 Ok(Ok(conn)) => conn,
@@ -356,21 +494,24 @@ impl PgStore {
                     });
                 }
             };
-        let conn = record_holder(conn, &holder).await?;
+        let conn = record_holder(conn, &holder, &keys, run_id).await?;
         tracing::warn!("took the sync lock again; the run goes on");
         *slot = Some(LockSession {
             conn,
             holder,
-            key: self.lock_key,
+            keys,
+            run_id,
         });
         Ok(())
     }
 
-    /// The session advisory lock, on a connection of its own: the lock lives as long as this session,
-    /// and must neither go back to the pool still held nor end with a pooled connection's recycling.
-    /// `after_loss`: this process held the lock on a session that ended, so a `sync_lock` record
-    /// with its own pid is stale and the holder is named by the server.
-    async fn take_advisory_lock(&self, after_loss: bool, holder: &str) -> Result<PgConnection> {
+    /// The session advisory locks `keys`, on a connection of its own: they live as long as this
+    /// session, and must neither go back to the pool still held nor end with a pooled connection's
+    /// recycling. When one is refused, [`StoreError::Locked`] names a holder of the key that refused
+    /// it: from its record in `sync_lock` while its session still holds that key (so a record that a
+    /// dead run left, this process's own included, names nobody), else as the server knows the
+    /// session (a holder that has not recorded itself yet, or a version before records had sessions).
+    async fn take_advisory_lock(&self, keys: &LockKeys, holder: &str) -> Result<PgConnection> {
         // The session's name says who holds the lock before the holder's record exists.
         let options = (*self.options)
             .clone()
@@ -382,46 +523,25 @@ impl PgStore {
                     url: self.url.clone(),
                     message: e.to_string(),
                 })?;
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(self.lock_key)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(db("taking the sync lock"))?;
-        if got {
-            return Ok(conn);
-        }
-        // On a fresh database the holder may not have created the table yet: the query then fails,
-        // and the holder is unknown, but the answer is still "locked".
-        let row: Option<HolderRow> = sqlx::query_as(
-            "SELECT holder, pid, hostname, since, run_id FROM sync_lock WHERE id = 1",
-        )
-        .fetch_optional(&mut conn)
-        .await
-        .unwrap_or(None);
-        // This process's own record is stale (its session died and someone else took the lock):
-        // the server then says who holds it.
-        let own = |pid: i64, host: &str| {
-            after_loss && pid == i64::from(std::process::id()) && host == hostname()
+        // The schema's key first: a session that holds an account's key holds it too.
+        let refused = match keys.shared {
+            Some(key) if !try_advisory(&mut conn, "pg_try_advisory_lock_shared", key).await? => key,
+            _ if try_advisory(&mut conn, "pg_try_advisory_lock", keys.own).await? => {
+                return Ok(conn);
+            }
+            _ => keys.own,
         };
-        let session = match &row {
-            Some((_, pid, host, _, _)) if !own(*pid, host) => None,
-            // A stale record of this process's, or none yet (the holder is still migrating a
-            // fresh database): the server says who holds the lock.
-            _ => session_holder(&mut conn, self.lock_key).await,
+        let named = match recorded_holder(&mut conn, refused).await {
+            Some(named) => Some(named),
+            None => session_holder(&mut conn, refused).await,
         };
+        // Ending the session lets go of the schema's key if it was taken.
         let _ = conn.close().await;
-        Err(match (row, session) {
-            (_, Some((holder, since))) => StoreError::Locked { holder, since },
-            (Some((holder, pid, host, since, run)), None) => StoreError::Locked {
-                holder: describe_holder(&holder, pid, &host, run),
-                since: since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            },
-            // The holder took the lock a moment ago and has not written its row yet.
-            (None, None) => StoreError::Locked {
-                holder: "an unknown run".into(),
-                since: "an unknown time".into(),
-            },
-        })
+        let (holder, since) = named.unwrap_or_else(|| {
+            // The holder let go of the key a moment ago.
+            ("an unknown run".into(), "an unknown time".into())
+        });
+        Err(StoreError::Locked { holder, since })
     }
 }
 
@@ -895,14 +1015,13 @@ fn lock_key_halves(key: i64) -> (i64, i64) {
 /// The session that holds the sync lock `key`, as the server knows it: `(holder, connected since)`.
 async fn session_holder(conn: &mut PgConnection, key: i64) -> Option<(String, String)> {
     let (high, low) = lock_key_halves(key);
-    let row: Option<(i32, String, String, String, DateTime<Utc>)> = sqlx::query_as(
+    let row: Option<(i32, String, String, String, DateTime<Utc>)> = sqlx::query_as(concat!(
         "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
          coalesce(host(a.client_addr), 'a local socket'), a.backend_start \
-         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-         AND l.classid::int8 = $1 AND l.objid::int8 = $2 LIMIT 1",
-    )
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE ",
+        advisory_held!(),
+        " AND l.classid::int8 = $1 AND l.objid::int8 = $2 LIMIT 1"
+    ))
     .bind(high)
     .bind(low)
     .fetch_optional(conn)
@@ -929,16 +1048,61 @@ async fn session_holder(conn: &mut PgConnection, key: i64) -> Option<(String, St
     ))
 }
 
-/// Writes the holder's row on the lock's own session.
-async fn record_holder(mut conn: PgConnection, holder: &str) -> Result<PgConnection> {
+/// `pg_try_advisory_lock` or `pg_try_advisory_lock_shared` of `key` on `conn`: whether it was granted.
+async fn try_advisory(conn: &mut PgConnection, function: &str, key: i64) -> Result<bool> {
+    sqlx::query_scalar(&format!("SELECT {function}($1)"))
+        .bind(key)
+        .fetch_one(conn)
+        .await
+        .map_err(db("taking the sync lock"))
+}
+
+/// The record in `sync_lock` of a holder of the lock `key` whose session still holds it (the
+/// earliest, when runs of several accounts hold the schema's key together): `(holder, since)`.
+/// `None` before the holder has recorded itself, or on a database whose `sync_lock` an earlier
+/// version made (without `backend_pid`).
+async fn recorded_holder(conn: &mut PgConnection, key: i64) -> Option<(String, String)> {
+    let (high, low) = lock_key_halves(key);
+    let row: Option<HolderRow> = sqlx::query_as(concat!(
+        "SELECT r.holder, r.pid, r.hostname, r.since, r.run_id, r.account \
+         FROM sync_lock r JOIN pg_locks l ON l.pid = r.backend_pid WHERE ",
+        advisory_held!(),
+        " AND l.classid::int8 = $1 AND l.objid::int8 = $2 ORDER BY r.since LIMIT 1"
+    ))
+    .bind(high)
+    .bind(low)
+    .fetch_optional(conn)
+    .await
+    .ok()
+    .flatten();
+    let (holder, pid, host, since, run, account) = row?;
+    Some((
+        describe_holder(&holder, pid, &host, run, account.as_deref()),
+        since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    ))
+}
+
+/// Writes the holder's row on the lock's own session, under its own key, with the session's
+/// backend pid (a refused run names only a holder whose session still holds the lock).
+async fn record_holder(
+    mut conn: PgConnection,
+    holder: &str,
+    keys: &LockKeys,
+    run_id: Option<i64>,
+) -> Result<PgConnection> {
     sqlx::query(
-        "INSERT INTO sync_lock (id, holder, pid, hostname, since) VALUES (1, $1, $2, $3, now()) \
-         ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, \
-         hostname = excluded.hostname, since = excluded.since",
+        "INSERT INTO sync_lock (lock_key, account, holder, pid, hostname, since, run_id, backend_pid) \
+         VALUES ($1, $2, $3, $4, $5, now(), $6, pg_backend_pid()) \
+         ON CONFLICT (lock_key) DO UPDATE SET account = excluded.account, holder = excluded.holder, \
+         pid = excluded.pid, hostname = excluded.hostname, since = excluded.since, \
+         run_id = excluded.run_id, backend_pid = excluded.backend_pid",
     )
+    .bind(keys.own)
+    .bind(keys.account.as_deref())
     .bind(holder)
     .bind(i64::from(std::process::id()))
     .bind(hostname())
+    .bind(run_id)
     .execute(&mut conn)
     .await
     .map_err(db("recording the lock holder"))?;
@@ -963,14 +1127,14 @@ impl Drop for PgLock {
 impl PgLock {
     pub async fn release(self) -> Result<()> {
         let session = self.slot.lock().await.take();
-        if let Some(LockSession { mut conn, key, .. }) = session {
+        if let Some(LockSession { mut conn, keys, .. }) = session {
             // Clear the record while still holding the lock, so a new holder's is never erased.
-            sqlx::query("DELETE FROM sync_lock")
+            sqlx::query("DELETE FROM sync_lock WHERE lock_key = $1")
+                .bind(keys.own)
                 .execute(&mut conn)
                 .await
                 .map_err(db("clearing the lock holder"))?;
-            sqlx::query("SELECT pg_advisory_unlock($1)")
-                .bind(key)
+            sqlx::query("SELECT pg_advisory_unlock_all()")
                 .execute(&mut conn)
                 .await
                 .map_err(db("releasing the sync lock"))?;
@@ -995,6 +1159,7 @@ mod tests {
             include_str!("../../migrations/postgres/0004_timezones_refetch_deletes.sql"),
             include_str!("../../migrations/postgres/0005_rtc_rooms.sql"),
             include_str!("../../migrations/postgres/0006_deferred_windows.sql"),
+            include_str!("../../migrations/postgres/0007_accounts.sql"),
         ];
         let listed = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
             .unwrap()

@@ -180,6 +180,9 @@ pub struct RunRow {
     pub windows_failed: u64,
     /// Stored points that re-fetched windows no longer had, and that were deleted.
     pub points_deleted: u64,
+    /// The account the run synced (a hash of its access key id); `None` for runs of earlier
+    /// versions, and runs started without one.
+    pub account: Option<String>,
 }
 
 impl std::fmt::Display for RunRow {

@@ -255,17 +255,23 @@ impl SqliteStore {
 
     /// Takes `<database>.lock`, then opens and migrates the database, then records the holder: of two
     /// runs started at once on a fresh file, the loser stops at the lock before it touches the file.
-    pub async fn connect_locked(url: &str, holder: &str) -> Result<(SqliteStore, FileLock)> {
-        let (file, path) = take_file_lock(&parse_path(url)?, holder)?;
+    /// A file has one lock whatever the account: `account` (a hash of the access key id, or `None`)
+    /// is only recorded, to name the holder.
+    pub async fn connect_locked(
+        url: &str,
+        holder: &str,
+        account: Option<&str>,
+    ) -> Result<(SqliteStore, FileLock)> {
+        let (file, path) = take_file_lock(&parse_path(url)?, holder, account)?;
         let store = SqliteStore::connect(url).await?;
         store.migrate().await?;
-        let lock = store.record_holder(file, path, holder).await?;
+        let lock = store.record_holder(file, path, holder, account).await?;
         Ok((store, lock))
     }
 
-    pub async fn try_lock(&self, holder: &str) -> Result<FileLock> {
-        let (file, path) = take_file_lock(&self.path, holder)?;
-        self.record_holder(file, path, holder).await
+    pub async fn try_lock(&self, holder: &str, account: Option<&str>) -> Result<FileLock> {
+        let (file, path) = take_file_lock(&self.path, holder, account)?;
+        self.record_holder(file, path, holder, account).await
     }
 
     /// Adds the run's id to the lock's records (the lock file and `sync_lock`), so that a refused run
@@ -282,7 +288,7 @@ impl SqliteStore {
             .open(&path)
             .and_then(|mut f| f.write_all(format!("run={run_id}\n").as_bytes()))
             .map_err(|error| StoreError::LockFile { path, error })?;
-        sqlx::query("UPDATE sync_lock SET run_id = ?1 WHERE id = 1")
+        sqlx::query("UPDATE sync_lock SET run_id = ?1 WHERE lock_key = 0")
             .bind(run_id)
             .execute(&mut *self.writer.lock().await)
             .await
@@ -290,8 +296,15 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Mirrors the lock file's record into `sync_lock` for people reading the database.
-    async fn record_holder(&self, file: File, path: PathBuf, holder: &str) -> Result<FileLock> {
+    /// Mirrors the lock file's record into `sync_lock` for people reading the database (the file's
+    /// one lock is key 0).
+    async fn record_holder(
+        &self,
+        file: File,
+        path: PathBuf,
+        holder: &str,
+        account: Option<&str>,
+    ) -> Result<FileLock> {
         self.holds_lock
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let lock = FileLock {
@@ -300,14 +313,17 @@ impl SqliteStore {
             pool: self.pool.clone(),
         };
         sqlx::query(
-            "INSERT INTO sync_lock (id, holder, pid, hostname, since) VALUES (1, ?1, ?2, ?3, ?4) \
-             ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, \
-             hostname = excluded.hostname, since = excluded.since",
+            "INSERT INTO sync_lock (lock_key, holder, pid, hostname, since, account) \
+             VALUES (0, ?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (lock_key) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, \
+             hostname = excluded.hostname, since = excluded.since, account = excluded.account, \
+             run_id = NULL",
         )
         .bind(one_line(holder))
         .bind(i64::from(std::process::id()))
         .bind(hostname())
         .bind(format_instant(crate::clock::now()))
+        .bind(account)
         .execute(&mut *self.writer.lock().await)
         .await
         .map_err(db("recording the lock holder"))?;
@@ -479,6 +495,15 @@ impl Backend for SqliteStore {
     }
 }
 
+/// Sets the writer's `PRAGMA synchronous` (`NORMAL` or `FULL`), outside a transaction.
+pub(super) async fn synchronous(conn: &mut SqliteConnection, level: &'static str) -> Result<()> {
+    sqlx::query(&format!("PRAGMA synchronous = {level}"))
+        .execute(conn)
+        .await
+        .map_err(db("setting how the database file is synced"))?;
+    Ok(())
+}
+
 /// Binds a series key's eleven columns in table order.
 fn bind_key<'q>(
     q: Query<'q, Sqlite, SqliteArguments<'q>>,
@@ -585,7 +610,7 @@ impl FileLock {
 
 /// Locks `<db_path>.lock` (created if missing) and writes the holder's record into it; the file is
 /// what refuses other runs, and it needs no database, so it is taken before the database is opened.
-fn take_file_lock(db_path: &Path, holder: &str) -> Result<(File, PathBuf)> {
+fn take_file_lock(db_path: &Path, holder: &str, account: Option<&str>) -> Result<(File, PathBuf)> {
     let mut path = db_path.as_os_str().to_owned();
     path.push(".lock");
     let path = PathBuf::from(path);
@@ -611,13 +636,16 @@ fn take_file_lock(db_path: &Path, holder: &str) -> Result<(File, PathBuf)> {
         }
         Err(TryLockError::Error(e)) => return Err(lock_err(e)),
     }
-    let record = format!(
+    let mut record = format!(
         "holder={}\npid={}\nhostname={}\nsince={}\n",
         one_line(holder),
         std::process::id(),
         hostname(),
         format_instant(crate::clock::now())
     );
+    if let Some(account) = account {
+        record.push_str(&format!("account={}\n", one_line(account)));
+    }
     file.set_len(0)
         .and_then(|()| file.seek(SeekFrom::Start(0)))
         .and_then(|_| file.write_all(record.as_bytes()))
@@ -644,6 +672,7 @@ fn parse_lock_record(text: &str) -> (String, String) {
             pid.parse().unwrap_or(-1),
             &field("hostname").unwrap_or_default(),
             field("run").and_then(|r| r.parse().ok()),
+            field("account").as_deref(),
         ),
         (Some(h), None) => h,
         _ => "an unknown run".to_string(),
@@ -702,6 +731,10 @@ mod tests {
             "holder=sync\npid=42\nhostname=box\nsince=2024-01-01T00:00:00.000000Z\nrun=7\n",
         );
         assert_eq!(h, "run 7 (sync, pid 42 on box)");
+        let (h, _) = parse_lock_record(
+            "holder=sync\npid=42\nhostname=box\nsince=2024-01-01T00:00:00.000000Z\naccount=0a1b\nrun=7\n",
+        );
+        assert_eq!(h, "run 7 (sync, pid 42 on box, account 0a1b)");
         assert_eq!(s, "2024-01-01T00:00:00.000000Z");
         assert_eq!(parse_lock_record("").0, "an unknown run");
     }

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area, shared helpers beside them.
 
 mod accounts;
+mod accounts_store;
 mod answer_boundary;
 mod api;
 mod api_helpers;

@@ -14,13 +14,14 @@ use crate::cli::{cmd, fast_simulator, run, with_demo_keys};
 use crate::pipeline::config_text;
 
 /// Every relation the tool creates, `_sqlx_migrations` included.
-const TOOL_RELATIONS: [&str; 12] = [
+const TOOL_RELATIONS: [&str; 13] = [
     "_sqlx_migrations",
     "points",
     "quality_distribution",
     "quality_metrics",
     "rtc_rooms",
     "series",
+    "sync_calls",
     "sync_coverage",
     "sync_ledger",
     "sync_lock",

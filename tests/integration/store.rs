@@ -51,11 +51,11 @@ on_both_backends!(
 // Builders
 
 /// 2024-05-01T00:00:00Z plus `minutes`.
-fn t(minutes: i64) -> DateTime<Utc> {
+pub(crate) fn t(minutes: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap() + Duration::minutes(minutes)
 }
 
-fn key(indicator: &str) -> SeriesKey {
+pub(crate) fn key(indicator: &str) -> SeriesKey {
     SeriesKey {
         app_id: "app1".into(),
         room_id: String::new(),
@@ -84,7 +84,7 @@ fn all_or_none(settled: bool, w: Window) -> DateTime<Utc> {
 }
 
 /// A window of `[start, start + 5 min * buckets)` with every series given a point per bucket.
-fn batch(
+pub(crate) fn batch(
     stream: &str,
     start: i64,
     buckets: i64,
@@ -952,7 +952,10 @@ async fn runs_round_trip(store: &Store) {
     assert_eq!(store.last_run().await.unwrap(), None);
     let started =
         Utc.with_ymd_and_hms(2024, 5, 2, 1, 0, 0).unwrap() + Duration::microseconds(123_456);
-    let id = store.start_run("sync", started).await.unwrap();
+    let id = store
+        .start_run("sync", started, Some("0a1b2c3d4e5f6a7b"))
+        .await
+        .unwrap();
     let run = store.last_run().await.unwrap().unwrap();
     assert_eq!(
         (
@@ -964,6 +967,7 @@ async fn runs_round_trip(store: &Store) {
         ),
         (id, "sync", started, None, RunStatus::Running)
     );
+    assert_eq!(run.account.as_deref(), Some("0a1b2c3d4e5f6a7b"));
     assert_eq!(run.counts(), RunCounts::default());
 
     let counts = RunCounts {
@@ -990,9 +994,10 @@ async fn runs_round_trip(store: &Store) {
     assert_eq!(run.counts(), counts);
     assert_eq!((run.points_inserted, run.windows_failed), (1000, 2));
 
-    let next = store.start_run("demo", finished).await.unwrap();
+    let next = store.start_run("demo", finished, None).await.unwrap();
     assert!(next > id);
-    assert_eq!(store.last_run().await.unwrap().unwrap().mode, "demo");
+    let run = store.last_run().await.unwrap().unwrap();
+    assert_eq!((run.mode.as_str(), run.account), ("demo", None));
     assert!(
         store
             .finish_run(next + 100, RunStatus::Ok, &counts, finished)
