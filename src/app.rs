@@ -337,7 +337,7 @@ async fn sync_run(cli: &Cli, args: &SyncArgs, this: &mut ThisRun) -> Result {
             clock.elapsed(),
         );
         let rendered = async {
-            let mut status = report::Status::load(&store, Some(&settings)).await?;
+            let mut status = report::Status::load(store, Some(&settings)).await?;
             status.judge(&settings, now(cli), DEFAULT_MAX_AGE);
             let last_success = store.last_successful_run().await?;
             let mut snapshot = status.metrics_snapshot(last_success.as_ref());

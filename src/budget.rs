@@ -71,7 +71,10 @@ pub fn forecast(
     if fit == planned || per_day == 0 {
         return (fit, None);
     }
-    // Simulate the budget: each further call goes as soon as one frees.
+    // The calls that fit go now; each further one goes as soon as one frees.
+    for _ in 0..fit {
+        let _ = budget.take(now);
+    }
     let mut at = now;
     for _ in fit..planned {
         loop {

@@ -46,7 +46,7 @@ impl SlidingLog {
     /// W = max(1 s, 1 / per_second), W rounded up to the nanosecond so that ⌊per_second × W⌋ ≥ N.
     /// A rate that is not a positive number admits nothing.
     pub fn per_second(per_second: f64) -> Self {
-        if !(per_second > 0.0) {
+        if per_second.is_nan() || per_second <= 0.0 {
             return SlidingLog::new(Duration::from_secs(1), 0);
         }
         let window = if per_second >= 1.0 {
@@ -166,13 +166,13 @@ impl Quota {
     /// that has spent its day is told so, not to slow down; a refused request counts toward neither.
     pub fn try_admit(&mut self, arrived: i64, now: DateTime<Utc>) -> Result<(), Refusal> {
         let day_at = now.timestamp_nanos_opt().unwrap_or(i64::MAX / 2);
-        if let Some((limit, log)) = &self.daily {
-            if !log.fits(day_at) {
-                return Err(Refusal::Daily {
-                    limit: *limit,
-                    retry_at: DateTime::from_timestamp_nanos(log.frees_at(day_at)),
-                });
-            }
+        if let Some((limit, log)) = &self.daily
+            && !log.fits(day_at)
+        {
+            return Err(Refusal::Daily {
+                limit: *limit,
+                retry_at: DateTime::from_timestamp_nanos(log.frees_at(day_at)),
+            });
         }
         if !self.rate.try_admit(arrived) {
             return Err(Refusal::Rate {
@@ -307,7 +307,7 @@ mod tests {
                     .copied()
                     .chain([at])
                     .filter(|s| *s <= at && at < s + w)
-                    .all(|s| admitted.iter().filter(|t| **t >= s && **t < s + w).count() + 1 <= n);
+                    .all(|s| admitted.iter().filter(|t| **t >= s && **t < s + w).count() < n);
                 if ok {
                     admitted.push(at);
                 }

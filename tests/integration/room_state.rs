@@ -198,8 +198,8 @@ async fn a_job_on_a_blocks_room_asks_the_blocks_indicators_in_its_calls(url: &st
     // Each of room-3's windows asked once, with both indicators, none overlapping another.
     let asked: Vec<(String, String, String)> = synced
         .iter()
+        .filter(|&(room, _, _)| room == "room-3")
         .cloned()
-        .filter(|(room, _, _)| room == "room-3")
         .collect();
     let bodies: Vec<serde_json::Value> = log
         .iter()

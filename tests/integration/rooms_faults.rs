@@ -342,13 +342,13 @@ async fn a_broken_call_fails_its_range_and_spares_the_others(url: &str) {
                 return Reply::error(500, "InternalError", 100014, "no ListQuality here");
             }
             let mut page = simulated_page(&r.query);
-            if !healed.load(Ordering::SeqCst) && r.query.contains("PageNum=1&") {
-                if let Some((_, how)) = broken
+            if !healed.load(Ordering::SeqCst)
+                && r.query.contains("PageNum=1&")
+                && let Some((_, how)) = broken
                     .iter()
                     .find(|(w, _)| w.start == asked_start(&r.query))
-                {
-                    how.apply(&mut page);
-                }
+            {
+                how.apply(&mut page);
             }
             Reply::json(
                 200,
