@@ -1051,8 +1051,12 @@ impl Run<'_> {
                 }
             })
             .buffer_unordered(depth);
-        futures::pin_mut!(listings);
-        while let Some((range, listed)) = listings.next().await {
+        // Every range is listed before any is committed: a listing records each call in the
+        // database before it is sent (the daily budget), and a commit awaited here, between two
+        // polls of the listings, would wait on SQLite's one writer for a listing this loop no
+        // longer polls.
+        let listed: Vec<_> = listings.collect().await;
+        for (range, listed) in listed {
             let Some(listed) = listed else { continue };
             let fetched_at = self.fetched_at();
             let window = discovery::recorded_window(range, self.now, tz);
