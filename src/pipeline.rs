@@ -367,6 +367,9 @@ struct Run<'a> {
     said: Mutex<std::collections::BTreeSet<&'static str>>,
     /// The actions the API refused for its own daily limit: no more calls of them in this run.
     closed: Mutex<std::collections::BTreeSet<&'static str>>,
+    /// The database error that kept a call from being recorded before it was sent: it stops the
+    /// run as any other database failure does.
+    gate_error: Mutex<Option<StoreError>>,
 }
 
 /// Runs a sync: plans at `now`, fetches through `quotas`, commits into `store`.
@@ -480,6 +483,7 @@ pub async fn run(
         budgets,
         said: Mutex::default(),
         closed: Mutex::default(),
+        gate_error: Mutex::default(),
     };
     // Discovery first: the calls it lists are what room streams are planned from.
     let mut rooms = Vec::new();
@@ -1285,8 +1289,10 @@ impl Run<'_> {
         self.store
             .record_call(account, action, at)
             .await
-            .map_err(|e| ApiError::NotRecorded {
-                message: e.to_string(),
+            .map_err(|e| {
+                let message = e.to_string();
+                self.gate_error.lock().unwrap().get_or_insert(e);
+                ApiError::NotRecorded { message }
             })
     }
 
@@ -1447,6 +1453,11 @@ impl Run<'_> {
                 s.calls += u64::from(outcome.attempts);
                 s.points += written;
                 s.points_dropped += dropped;
+            }
+            Err(ApiError::NotRecorded { .. })
+                if let Some(e) = self.gate_error.lock().unwrap().take() =>
+            {
+                return Err(e);
             }
             Err(error) => {
                 let message = error.to_string();
