@@ -204,8 +204,8 @@ impl Fetcher {
         self.fetch_gated(req, on_retry, async || Ok(())).await
     }
 
-    /// [`Fetcher::fetch_with`], asking `gate` before each request is sent (after its slot and its
-    /// pace): the daily budget, which records the call before it leaves. A gate that refuses ends
+    /// [`Fetcher::fetch_with`], asking `gate` before each request is sent (with its slot in hand,
+    /// before its pace): the daily budget, which records the call before it leaves. A gate that refuses ends
     /// the call with its error (a deferral, or a call that could not be recorded), unsent.
     pub async fn fetch_gated<A: Action>(
         &self,
@@ -221,21 +221,25 @@ impl Fetcher {
         loop {
             let result = {
                 // The slot is held for the whole attempt and released before any backoff sleep,
-                // so a task that waits to retry does not keep others from calling.
-                let (_slot, waited) = inner.pacer.acquire().await;
+                // so a task that waits to retry does not keep others from calling. The gate runs
+                // before the pace, so nothing but sending follows the limiter: a slow database
+                // write must not bunch two paced sends into one second at the server.
+                let (_slot, waited) = match inner.pacer.acquire_gated(&gate).await {
+                    Ok(granted) => granted,
+                    Err(refused) => {
+                        return FetchOutcome {
+                            result: Err(refused),
+                            attempts,
+                            throttled,
+                            rate_wait,
+                        };
+                    }
+                };
                 rate_wait += waited;
                 inner
                     .stats
                     .rate_wait_ms
                     .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
-                if let Err(refused) = gate().await {
-                    return FetchOutcome {
-                        result: Err(refused),
-                        attempts,
-                        throttled,
-                        rate_wait,
-                    };
-                }
                 attempts += 1;
                 inner.stats.requests.fetch_add(1, Ordering::Relaxed);
                 inner
@@ -477,6 +481,20 @@ impl Pacer {
     /// away gives its slot back while it waits: slots may be shared with another pacer at another
     /// rate, and a task waiting for its own pace must not keep the other kind from calling.
     pub async fn acquire(&self) -> (SemaphorePermit<'_>, Duration) {
+        let Ok(granted) = self
+            .acquire_gated(async || Ok::<(), std::convert::Infallible>(()))
+            .await;
+        granted
+    }
+
+    /// [`Pacer::acquire`], asking `gate` once with the first slot in hand, before the limiter: what
+    /// the gate does (a database write) may take any time, and must not come between the limiter
+    /// and the send. A gate that refuses gives its slot back and ends the wait with its error.
+    pub async fn acquire_gated<E>(
+        &self,
+        gate: impl AsyncFnOnce() -> Result<(), E>,
+    ) -> Result<(SemaphorePermit<'_>, Duration), E> {
+        let mut gate = Some(gate);
         let mut waited = Duration::ZERO;
         loop {
             let slot = self
@@ -485,12 +503,15 @@ impl Pacer {
                 .acquire()
                 .await
                 .expect("the semaphore is never closed");
+            if let Some(gate) = gate.take() {
+                gate().await?;
+            }
             let hold = *self.hold_until.lock().unwrap_or_else(|e| e.into_inner());
             let wait = if let Some(until) = hold.filter(|&t| t > Instant::now()) {
                 until - Instant::now()
             } else {
                 match self.limiter.check() {
-                    Ok(()) => return (slot, waited),
+                    Ok(()) => return Ok((slot, waited)),
                     Err(not_until) => not_until
                         .wait_time_from(TokioClock.now())
                         .max(Duration::from_millis(1)),
@@ -523,6 +544,53 @@ fn utc_text(rfc3339: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A gate that takes its time (a database write under load) comes before the limiter, so the
+    /// sends stay a period apart: with the gate after the limiter, a slow first write would put
+    /// three sends into one second.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_gate_never_bunches_paced_sends() {
+        let pacer = Arc::new(Pacer::new(2.0, 4));
+        let times = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for task in 0..3u64 {
+            let (pacer, times) = (pacer.clone(), times.clone());
+            tasks.push(tokio::spawn(async move {
+                for call in 0..3u64 {
+                    let slow = Duration::from_millis(if call == 0 { 400 - 150 * task } else { 0 });
+                    let (_slot, _) = pacer
+                        .acquire_gated(async || {
+                            tokio::time::sleep(slow).await;
+                            Ok::<(), ()>(())
+                        })
+                        .await
+                        .unwrap();
+                    times.lock().unwrap().push(Instant::now());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut times = times.lock().unwrap().clone();
+        times.sort();
+        assert_eq!(times.len(), 9);
+        let period = Duration::from_secs_f64(PACING_MARGIN / 2.0);
+        for w in times.windows(2) {
+            assert!(w[1] - w[0] >= period, "{:?}", w[1] - w[0]);
+        }
+    }
+
+    /// A gate that refuses gives its slot back and sends nothing.
+    #[tokio::test(start_paused = true)]
+    async fn a_refusing_gate_gives_its_slot_back() {
+        let pacer = Pacer::new(2.0, 1);
+        let refused = pacer.acquire_gated(async || Err::<(), _>("spent")).await;
+        assert_eq!(refused.err(), Some("spent"));
+        let granted = tokio::time::timeout(Duration::from_secs(1), pacer.acquire()).await;
+        assert!(granted.is_ok(), "the slot came back");
+    }
 
     /// Send times from several tasks on a paused clock: never two closer than the period.
     #[tokio::test(start_paused = true)]
