@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
+use rtc_quality_sync::config::Credentials;
 use rtc_quality_sync::simulator::{self, SimulatorConfig, SimulatorHandle};
+use rtc_quality_sync::store::Store;
 
 use crate::cli::{cmd, run};
 
@@ -164,6 +166,15 @@ async fn a_budget_of_n_makes_n_calls_newest_first_and_the_next_process_none() {
         out.contains("account tight: ListQuality 3 calls in the last 24 h, 0 of 3 left today"),
         "{out}"
     );
+    // Each stream says in plain words why its windows wait (PRODUCT.md).
+    let lines: Vec<&str> = out.lines().collect();
+    for stream in ["lobby/1d", "lobby/5min"] {
+        let at = lines.iter().position(|l| l.starts_with(stream)).unwrap();
+        assert!(
+            lines[at + 1].contains("windows deferred (daily budget of account tight)"),
+            "under {stream}:\n{out}"
+        );
+    }
     let prom = std::fs::read_to_string(&metrics).unwrap();
     for line in [
         "rtc_quality_sync_account_calls_24h{account=\"tight\",action=\"ListQuality\"} 3",
@@ -265,6 +276,130 @@ indicators = ["stall_rate"]
     assert!(
         err.contains("the same access key") && !err.contains(simulator::DEMO_ACCESS_KEY),
         "{err}"
+    );
+    sim.shutdown().await;
+}
+
+/// The calls `account`'s key has recorded in `db`'s call log in the last 24 hours (real time).
+async fn recorded(db: &Path) -> u64 {
+    let store = Store::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let id = Credentials::new(simulator::DEMO_ACCESS_KEY, "unused", None).account_id();
+    let n = store
+        .calls_24h(rtc_quality_sync::clock::now())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(a, action, _)| *a == id && action == "ListQuality")
+        .map(|(_, _, n)| n)
+        .sum();
+    store.close().await;
+    n
+}
+
+/// A `per_day` smaller than one night's calls, and a sync killed (SIGKILL) after its first calls
+/// were recorded: the call log keeps every call the killed process recorded (at least every call
+/// it sent, at most one per slot more), and the next process spends exactly what is left. Across
+/// both, no more calls than `per_day` reach the API, and the log ends at exactly `per_day`.
+#[tokio::test]
+async fn a_killed_sync_neither_refunds_nor_double_counts_its_budget() {
+    let sim = simulator::spawn(SimulatorConfig {
+        rate_limit_per_sec: 60,
+        latency: std::time::Duration::from_millis(150),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = budget_config(dir.path(), &sim.endpoint(), 6);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("per_second = 20", "per_second = 2")
+        .replace("max_retries = 0", "max_retries = 0\nmax_in_flight = 2");
+    std::fs::write(&config, text).unwrap();
+    let arg = config.to_str().unwrap();
+
+    let mut child = keyed(&mut cmd(dir.path()))
+        .args(["--config", arg, "sync", "--quiet"])
+        .spawn()
+        .unwrap();
+    while asked_ends(&sim).len() < 2 {
+        assert!(child.try_wait().unwrap().is_none(), "it ran to its end");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.start_kill().unwrap(); // SIGKILL
+    let _ = child.wait().await;
+    // A request in flight when the process died still reaches the simulator.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let sent = asked_ends(&sim).len() as u64;
+    let kept = recorded(&dir.path().join("q.db")).await;
+    assert!(sent >= 2 && sent < 6, "killed after {sent} calls");
+    assert!(
+        kept >= sent && kept <= sent + 2,
+        "recorded {kept} for {sent} sent: none given back, none invented"
+    );
+
+    let (code, out, err) =
+        run(keyed(&mut cmd(dir.path())).args(["--config", arg, "sync", "--json"])).await;
+    assert_eq!(code, 0, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["calls"], 6 - kept, "what was left, exactly: {out}");
+    assert!(summary["windows_deferred"].as_u64().unwrap() > 0, "{out}");
+    assert_eq!(recorded(&dir.path().join("q.db")).await, 6);
+    assert!(asked_ends(&sim).len() <= 6);
+    sim.shutdown().await;
+}
+
+/// The budget is spent by calls recorded just under 24 hours ago: the run waits for each to leave
+/// the 24 hours (the clock crosses the boundary during the run), then sends one call per call that
+/// left, never before it left.
+#[tokio::test]
+async fn a_budget_frees_as_the_clock_crosses_24_hours_during_the_run() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = budget_config(dir.path(), &sim.endpoint(), 3);
+    let db = dir.path().join("q.db");
+    let store = Store::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let id = Credentials::new(simulator::DEMO_ACCESS_KEY, "unused", None).account_id();
+    let day_ago = rtc_quality_sync::clock::now() - chrono::Duration::hours(24);
+    let seeds: Vec<_> = (2..5)
+        .map(|s| day_ago + chrono::Duration::seconds(s))
+        .collect();
+    for &at in &seeds {
+        store.record_call(&id, "ListQuality", at).await.unwrap();
+    }
+    store.close().await;
+
+    let (code, out, err) = run(keyed(&mut cmd(dir.path())).args([
+        "--config",
+        config.to_str().unwrap(),
+        "sync",
+        "--json",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["calls"], 3, "{out}");
+    let sends: Vec<_> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.action == "ListQuality")
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(sends.len(), 3);
+    for (sent, seed) in sends.iter().zip(&seeds) {
+        assert!(
+            *sent >= *seed + chrono::Duration::hours(24),
+            "a call at {sent} while {seed}'s call was still in the 24 hours"
+        );
+    }
+    assert_eq!(
+        recorded(&db).await,
+        3,
+        "the seeds left, the run's three stay"
     );
     sim.shutdown().await;
 }

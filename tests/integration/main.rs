@@ -2,6 +2,7 @@
 
 mod accounts;
 mod accounts_store;
+mod accounts_two;
 mod answer_boundary;
 mod api;
 mod api_helpers;
