@@ -10,6 +10,13 @@
 //! `distribution calls=… min_calls=… rate_ratio=… quality_rate_ratio=… throttled=… time_ratio=…`,
 //! where each rate ratio is that API's calls/s over its own quota, and `time_ratio` the run's
 //! duration over the longer of the two APIs' own spans (1.0: the slower one alone sets the pace).
+//!
+//! Then two accounts at once (issue 21): 8 five-minute ListQuality streams on each, each account
+//! paced at its own 2 calls/s, in one run:
+//! `accounts n=2 calls=… min_calls=… rate_ratio_each=… combined_ratio=… throttled=…`, where
+//! `rate_ratio_each` is the lower of the two accounts' calls/s over their own quota, and
+//! `combined_ratio` both accounts' calls/s over the sum of their quotas (1.0: two accounts take the
+//! time of one).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -148,6 +155,100 @@ async fn both_apis_at_once(now: DateTime<Utc>) {
     sim.shutdown().await;
 }
 
+/// Account two's keys, beside the simulator's demo pair (account one).
+const TWO_AK: &str = "AKLTbenchaccount0000000002";
+const TWO_SK: &str = "bench-secret-two";
+
+/// Two accounts, 8 five-minute jobs each (one app per job).
+fn accounts_config_text(endpoint: &str) -> String {
+    let mut text = format!("[source]\nendpoint = \"{endpoint}\"\nmax_in_flight = 4\n");
+    for (name, var) in [("one", "ONE"), ("two", "TWO")] {
+        text.push_str(&format!(
+            "[[accounts]]\nname = \"{name}\"\naccess_key_env = \"{var}_AK\"\n\
+             secret_key_env = \"{var}_SK\"\n[accounts.limits]\n\
+             ListQuality = {{ per_second = 2.0 }}\n"
+        ));
+    }
+    for (account, app) in [("one", "a"), ("two", "b")] {
+        for i in 0..8 {
+            text.push_str(&format!(
+                "[[jobs]]\nname = \"{account}-{i}\"\naccount = \"{account}\"\n\
+                 app_id = \"bench_{app}_{i}\"\nindicators = [\"stall_rate\"]\ngranularity = \"5min\"\n"
+            ));
+        }
+    }
+    text
+}
+
+async fn two_accounts_at_once(now: DateTime<Utc>) {
+    let sim = simulator::spawn(SimulatorConfig {
+        latency: Duration::from_millis(300),
+        rate_limit_per_sec: 2,
+        accounts: vec![simulator::SimAccount::new(TWO_AK, TWO_SK, 2.0, None)],
+        ..Default::default()
+    })
+    .await
+    .expect("the simulator starts");
+    sim.set_data_now(now);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config = dir.path().join("bench.toml");
+    let text = accounts_config_text(&sim.endpoint());
+    std::fs::write(&config, &text).unwrap();
+    let settings = Settings::parse(&text, Path::new("bench.toml")).unwrap();
+    let min_calls = planner::plan(
+        &settings.window,
+        &settings.streams(),
+        &[],
+        now,
+        Default::default(),
+    )
+    .unwrap()
+    .request_count();
+    let db = dir.path().join("bench.db");
+    let started = Instant::now();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_rtc-quality-sync"))
+        .args(["sync", "--quiet", "--config"])
+        .arg(&config)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", db.display()))
+        .args(["--now", &now.to_rfc3339()])
+        .env("ONE_AK", simulator::DEMO_ACCESS_KEY)
+        .env("ONE_SK", simulator::DEMO_SECRET_KEY)
+        .env("TWO_AK", TWO_AK)
+        .env("TWO_SK", TWO_SK)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("the binary runs");
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(status.success(), "sync failed: {status}");
+    let log = sim.requests();
+    let of = |key: &str| -> Vec<_> {
+        log.iter()
+            .filter(|r| r.account.as_deref() == Some(key))
+            .collect()
+    };
+    let (one, two) = (of(simulator::DEMO_ACCESS_KEY), of(TWO_AK));
+    let all: Vec<_> = log.iter().collect();
+    let throttled = log.iter().filter(|r| r.status == 429).count();
+    let (one_ratio, two_ratio) = (rate_of(&one) / 2.0, rate_of(&two) / 2.0);
+    println!(
+        "two accounts at once: {} and {} ListQuality calls in {elapsed:.1} s, {:.3} and {:.3} of \
+         each account's 2 calls/s, {:.3} calls/s together (quotas 4), {throttled} throttled",
+        one.len(),
+        two.len(),
+        one_ratio,
+        two_ratio,
+        rate_of(&all)
+    );
+    println!(
+        "accounts n=2 calls={} min_calls={min_calls} rate_ratio_each={:.3} combined_ratio={:.3} throttled={throttled}",
+        log.len(),
+        one_ratio.min(two_ratio),
+        rate_of(&all) / 4.0
+    );
+    sim.shutdown().await;
+}
+
 fn main() {
     let rt = tokio::runtime::Runtime::new().expect("a runtime");
     rt.block_on(async {
@@ -226,5 +327,6 @@ fn main() {
         );
         sim.shutdown().await;
         both_apis_at_once(now).await;
+        two_accounts_at_once(now).await;
     });
 }

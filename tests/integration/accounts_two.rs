@@ -9,8 +9,11 @@ use std::process::Stdio;
 
 use chrono::{DateTime, Utc};
 use rtc_quality_sync::config::Credentials;
+use rtc_quality_sync::domain::PgSchema;
 use rtc_quality_sync::simulator::{self, SimAccount, SimulatorConfig, SimulatorHandle};
 use rtc_quality_sync::store::Store;
+use rtc_quality_sync::store::postgres::account_lock_key;
+use sqlx::Connection;
 
 use crate::cli::cmd;
 use crate::pipeline::{dump, expected, now, settings, values};
@@ -256,5 +259,108 @@ async fn three_processes_on_two_accounts_started_at_once_twenty_times() {
         assert_eq!(values(&dump(&store).await), want, "{}", said());
         store.close().await;
     }
+    sim.shutdown().await;
+}
+
+/// PostgreSQL: account one's lock session ends mid-run and another session takes that lock. Account
+/// one's part stops (nothing of its committed after the loss), account two's part finishes exact,
+/// and the run, partial, exits 2 naming the holder (PRODUCT.md: a lost lock stops that account's
+/// part of the run).
+#[tokio::test]
+async fn a_lost_lock_stops_only_its_accounts_part_and_the_run_exits_2() {
+    let Some(db) = crate::helpers::pg_empty_db().await else {
+        return;
+    };
+    let url = db.url();
+    let sim = simulator::spawn(SimulatorConfig {
+        rate_limit_per_sec: 60,
+        latency: std::time::Duration::from_millis(300),
+        accounts: vec![SimAccount::new(TWO_AK, TWO_SK, 60.0, None)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    sim.set_data_now(now());
+    let dir = tempfile::tempdir().unwrap();
+    let text = two_account_text(&sim.endpoint(), 2.0, 2.0, r#"["1d", "5min"]"#);
+    let config = dir.path().join("two.toml");
+    std::fs::write(&config, &text).unwrap();
+    let want: BTreeMap<String, f64> = expected(&settings(&text), &sim, now())
+        .await
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("app_b|"))
+        .collect();
+
+    let mut child = spawn_sync(dir.path(), &config, &url, &[]);
+    // Account one's windows, committed so far (its job is `a`).
+    let committed_of_one = async || -> i64 {
+        let Ok(mut c) = sqlx::PgConnection::connect(&url).await else {
+            return 0;
+        };
+        let n = sqlx::query_scalar(
+            "SELECT count(*) FROM sync_ledger l JOIN sync_streams s ON s.stream = l.stream \
+             WHERE l.state <> 'failed' AND s.label LIKE 'a/%'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap_or(0);
+        let _ = c.close().await;
+        n
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while committed_of_one().await < 1 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        assert!(std::time::Instant::now() < deadline, "no commit in 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut outsider = sqlx::PgConnection::connect(&url).await.unwrap();
+    let me: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut outsider)
+        .await
+        .unwrap();
+    let one = Credentials::new(simulator::DEMO_ACCESS_KEY, "unused", None).account_id();
+    let key = account_lock_key(&PgSchema::public(), &one);
+    let pid: i32 = sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
+         AND mode = 'ExclusiveLock' AND classid::int8 = $1 AND objid::int8 = $2 \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .bind(((key as u64) >> 32) as i64)
+    .bind(key & 0xffff_ffff)
+    .fetch_one(&mut outsider)
+    .await
+    .expect("account one's run holds its lock");
+    // One statement: the lock request queues before the run can take its lock again.
+    sqlx::query("SELECT pg_terminate_backend($1), pg_advisory_lock($2)")
+        .bind(pid)
+        .bind(key)
+        .execute(&mut outsider)
+        .await
+        .unwrap();
+    // A commit that passed its check just before the loss may still be landing.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let at_loss = committed_of_one().await;
+
+    let (code, out, err) = finish(child).await;
+    assert_eq!(code, 2, "{out}{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["status"], "partial", "{out}");
+    assert!(
+        err.contains("another run holds the lock") && err.contains(&format!("backend pid {me}")),
+        "the holder is named: {err}"
+    );
+    assert_eq!(
+        committed_of_one().await,
+        at_loss,
+        "nothing of one's after the loss"
+    );
+    let store = Store::connect(&url).await.unwrap();
+    let two: BTreeMap<String, f64> = values(&dump(&store).await)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("app_b|"))
+        .collect();
+    assert_eq!(two, want, "account two's part is whole");
+    store.close().await;
+    let _ = outsider.close().await;
     sim.shutdown().await;
 }
