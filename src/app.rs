@@ -282,7 +282,8 @@ async fn sync_run(cli: &Cli, args: &SyncArgs, this: &mut ThisRun) -> Result {
         let options = plan_options(&args.range, &settings);
         let ledger = read_ledger(&settings).await?;
         let (_, plan) = pipeline::make_plan(&settings, &ledger, &options, now(cli))?;
-        emit(&report::plan_text(&plan, &settings.source))?;
+        let accounts = account_estimates(&settings, &plan, &args.range.accounts)?;
+        emit(&report::plan_text(&plan, &settings.source, &accounts))?;
         return Ok(Outcome::Done);
     }
     let started_at = now(cli);
@@ -658,10 +659,46 @@ async fn plan(cli: &Cli, args: &PlanArgs) -> Result {
         json.budgets = budgets;
         say!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        emit(&report::plan_text(&plan, &settings.source))?;
+        let accounts = account_estimates(&settings, &plan, &args.range.accounts)?;
+        emit(&report::plan_text(&plan, &settings.source, &accounts))?;
         emit(&report::budget_text(&budgets))?;
     }
     Ok(Outcome::Done)
+}
+
+/// Each selected account's share of `plan` and how long it takes at that account's own rates, when
+/// several accounts are selected (they run at once); empty for one.
+fn account_estimates(
+    settings: &Settings,
+    plan: &crate::planner::Plan,
+    selected: &[String],
+) -> anyhow::Result<Vec<report::AccountEstimate>> {
+    let accounts = settings.select_accounts(selected)?;
+    if accounts.len() < 2 {
+        return Ok(Vec::new());
+    }
+    // A stream's label and a listing's start with the name of the block that owns them.
+    let block = |label: &str| label.split('/').next().unwrap_or_default().to_string();
+    Ok(accounts
+        .iter()
+        .map(|account| {
+            let mut part = plan.clone();
+            part.streams
+                .retain(|s| settings.account_of(&block(&s.stream)) == account.name);
+            part.listings
+                .retain(|(l, _)| settings.account_of(&block(l)) == account.name);
+            let source = &account.source;
+            report::AccountEstimate {
+                account: account.name.clone(),
+                requests: part.request_count(),
+                duration: part.estimated_duration(
+                    source.requests_per_second,
+                    source.distribution_requests_per_second,
+                ),
+                requests_per_second: source.requests_per_second,
+            }
+        })
+        .collect())
 }
 
 /// The daily budgets of the selected accounts against the plan: the calls each account spent in

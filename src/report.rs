@@ -37,7 +37,17 @@ fn human_duration(d: std::time::Duration) -> String {
 }
 
 /// The plan as a table: one line per window, then the totals.
-pub fn plan_text(plan: &Plan, source: &SourceSettings) -> String {
+/// One account's share of a plan when several run at once, each at its own quotas: `plan` then
+/// says how long each takes, and the run takes the longest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountEstimate {
+    pub account: String,
+    pub requests: usize,
+    pub duration: std::time::Duration,
+    pub requests_per_second: f64,
+}
+
+pub fn plan_text(plan: &Plan, source: &SourceSettings, accounts: &[AccountEstimate]) -> String {
     let mut out = String::new();
     for w in &plan.warnings {
         let _ = writeln!(out, "warning: {w}");
@@ -88,11 +98,38 @@ pub fn plan_text(plan: &Plan, source: &SourceSettings) -> String {
             "  then its rooms' ListQuality windows, planned from the calls listed"
         );
     }
+    let requests = count(plan.request_count() as u64, "request", "requests");
+    if accounts.len() > 1 {
+        let longest = accounts
+            .iter()
+            .map(|a| a.duration)
+            .max()
+            .unwrap_or_default();
+        let each: Vec<String> = accounts
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {} (about {} at {} requests/s)",
+                    a.account,
+                    a.requests,
+                    human_duration(a.duration),
+                    a.requests_per_second
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{requests} from {} accounts at once, each at its own quotas, about {}: {}",
+            accounts.len(),
+            human_duration(longest),
+            each.join(", ")
+        );
+        return out;
+    }
     let estimate = plan.estimated_duration(
         source.requests_per_second,
         source.distribution_requests_per_second,
     );
-    let requests = count(plan.request_count() as u64, "request", "requests");
     let _ = match plan.distribution_request_count() {
         0 => writeln!(
             out,
@@ -595,6 +632,10 @@ pub struct Status {
     /// Whether the text shows the accounts: there are `[[accounts]]`, or a budget.
     #[serde(skip)]
     show_accounts: bool,
+    /// With several accounts, each one's last run (each account's part of a sync is a run of its
+    /// own), by account name; the text shows them in place of the one `last_run`.
+    #[serde(skip)]
+    account_runs: Vec<(String, RunRow)>,
 }
 
 /// One action of one account in `status`: calls in the last 24 hours, and its daily budget.
@@ -615,9 +656,10 @@ async fn account_status(
     store: &Store,
     settings: &Settings,
     now: DateTime<Utc>,
-) -> Result<Vec<AccountStatus>, StoreError> {
+) -> Result<(Vec<AccountStatus>, Vec<(String, RunRow)>), StoreError> {
     let path = settings.path.display().to_string();
     let mut out = Vec::new();
+    let mut runs = Vec::new();
     for account in &settings.accounts {
         let credentials = match account.env {
             None => crate::config::Credentials::from_env().ok().flatten(),
@@ -627,6 +669,11 @@ async fn account_status(
             continue;
         };
         let id = credentials.account_id();
+        if settings.accounts.len() > 1
+            && let Some(run) = store.last_run_of(&id).await?
+        {
+            runs.push((account.name.clone(), run));
+        }
         for (action, _) in crate::config::accounts::ACTIONS {
             let calls = store
                 .calls_since(&id, action, now - crate::budget::DAY)
@@ -645,7 +692,7 @@ async fn account_status(
             });
         }
     }
-    Ok(out)
+    Ok((out, runs))
 }
 
 /// A `[[rooms]]` block in `status`: what `rtc_rooms` knows of its app, and its discovery's coverage.
@@ -931,9 +978,9 @@ impl Status {
                 ..RoomsStatus::default()
             });
         }
-        let accounts = match settings {
+        let (accounts, account_runs) = match settings {
             Some(settings) => account_status(store, settings, crate::clock::now()).await?,
-            None => Vec::new(),
+            None => Default::default(),
         };
         Ok(Status {
             streams,
@@ -944,6 +991,7 @@ impl Status {
                 s.has_accounts() || s.accounts.iter().any(|a| !a.per_day.is_empty())
             }),
             accounts,
+            account_runs,
             ..Status::default()
         })
     }
@@ -1220,7 +1268,11 @@ impl Status {
                 "{name:<40} retired: no job asks it any more; its points stay until `rtc-quality-sync prune` removes them"
             );
         }
-        if let Some(r) = &self.last_run {
+        if self.account_runs.len() > 1 {
+            for (account, r) in &self.account_runs {
+                let _ = writeln!(out, "last run of account {account}: {r}");
+            }
+        } else if let Some(r) = &self.last_run {
             let _ = writeln!(out, "last run: {r}");
         }
         out

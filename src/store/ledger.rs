@@ -239,6 +239,10 @@ const LAST_RUN: &str = "SELECT id, mode, started_at, finished_at, status, reques
      throttled, points_inserted, points_updated, points_unchanged, windows_ok, windows_failed, \
      points_deleted, account FROM sync_runs ORDER BY id DESC LIMIT 1";
 
+const LAST_RUN_OF: &str = "SELECT id, mode, started_at, finished_at, status, requests, retries, \
+     throttled, points_inserted, points_updated, points_unchanged, windows_ok, windows_failed, \
+     points_deleted, account FROM sync_runs WHERE account = $1 ORDER BY id DESC LIMIT 1";
+
 const LAST_SUCCESSFUL_RUN: &str = "SELECT id, mode, started_at, finished_at, status, requests, \
      retries, throttled, points_inserted, points_updated, points_unchanged, windows_ok, \
      windows_failed, points_deleted, account FROM sync_runs WHERE status = 'ok' \
@@ -739,6 +743,17 @@ pub(super) async fn last_run(pools: Pools<'_>, ok_only: bool) -> Result<Option<R
     let runs = read_all!(
         pools,
         sqlx::query(sql),
+        "reading the last run",
+        decode::run_row
+    )?;
+    Ok(runs.into_iter().next())
+}
+
+/// The most recently started run of `account` (a hash of its access key id).
+pub(super) async fn last_run_of(pools: Pools<'_>, account: &str) -> Result<Option<RunRow>> {
+    let runs = read_all!(
+        pools,
+        sqlx::query(LAST_RUN_OF).bind(account),
         "reading the last run",
         decode::run_row
     )?;

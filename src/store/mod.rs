@@ -456,6 +456,11 @@ impl Store {
         ledger::last_run(self.pools(), false).await
     }
 
+    /// The most recently started run of `account` (a hash of its access key id).
+    pub async fn last_run_of(&self, account: &str) -> Result<Option<RunRow>> {
+        ledger::last_run_of(self.pools(), account).await
+    }
+
     /// The most recently started run that ended `ok`.
     pub async fn last_successful_run(&self) -> Result<Option<RunRow>> {
         ledger::last_run(self.pools(), true).await

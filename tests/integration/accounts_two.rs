@@ -77,6 +77,22 @@ granularity = {granularity}
     )
 }
 
+/// `COMMAND ARGS` on `config` and `url` with both accounts' keys in the environment; started.
+fn command(dir: &Path, config: &Path, url: &str, args: &[&str]) -> tokio::process::Child {
+    let mut c = cmd(dir);
+    c.env("ONE_AK", simulator::DEMO_ACCESS_KEY)
+        .env("ONE_SK", simulator::DEMO_SECRET_KEY)
+        .env("TWO_AK", TWO_AK)
+        .env("TWO_SK", TWO_SK)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .args(["--database-url", url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.spawn().expect("the binary starts")
+}
+
 /// `sync --json` of `accounts` (all when empty) at the tests' fixed instant, with both accounts'
 /// keys in the environment; started, not awaited.
 fn spawn_sync(dir: &Path, config: &Path, url: &str, accounts: &[&str]) -> tokio::process::Child {
@@ -141,6 +157,17 @@ async fn each_account_at_its_own_pace_both_at_once_and_both_exact(url: &str) {
     let config = dir.path().join("two.toml");
     std::fs::write(&config, &text).unwrap();
 
+    // `plan` gives each account's share at its own rate; the run takes the longest.
+    let (code, plan, err) = finish(command(dir.path(), &config, url, &["plan"])).await;
+    assert_eq!(code, 0, "{err}");
+    let line = plan.lines().last().unwrap();
+    assert!(
+        line.contains("from 2 accounts at once")
+            && line.contains("at 2 requests/s)")
+            && line.contains("at 3 requests/s)"),
+        "{plan}"
+    );
+
     let (code, out, err) = finish(spawn_sync(dir.path(), &config, url, &[])).await;
     assert_eq!(code, 0, "{out}{err}");
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -200,6 +227,18 @@ async fn each_account_at_its_own_pace_both_at_once_and_both_exact(url: &str) {
         );
     }
     store.close().await;
+    // Each account's part is a run of its own: `status` shows both.
+    let (code, status, err) = finish(command(dir.path(), &config, url, &["status"])).await;
+    assert_eq!(code, 0, "{err}");
+    for account in ["one", "two"] {
+        let run = format!("last run of account {account}: #");
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with(&run) && l.contains(" ok: ")),
+            "{run} in:\n{status}"
+        );
+    }
     sim.shutdown().await;
 }
 
