@@ -389,11 +389,20 @@ pub fn summary_text(r: &RunReport) -> String {
         n if secs > 0.0 => format!(" at {:.2}/s", (n - 1) as f64 / secs),
         _ => String::new(),
     };
+    // Each account's part is a run of its own: `runs 1, 2` when several ran at once.
+    let runs = match r.accounts.as_slice() {
+        [_, _, ..] => {
+            let mut ids: Vec<i64> = r.accounts.iter().map(|a| a.run_id).collect();
+            ids.sort_unstable();
+            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+            format!("runs {}", ids.join(", "))
+        }
+        _ => format!("run {}", r.run_id),
+    };
     let _ = writeln!(
         out,
-        "run {} {}: {} ok, {} failed{not_attempted}; points {} inserted, {} updated, {} unchanged{}; \
+        "{runs} {}: {} ok, {} failed{not_attempted}; points {} inserted, {} updated, {} unchanged{}; \
          {}{rate}, {}, {} throttled; {}",
-        r.run_id,
         r.status.as_str(),
         count(c.windows_ok, "window", "windows"),
         c.windows_failed,
