@@ -215,7 +215,11 @@ async fn each_account_at_its_own_pace_both_at_once_and_both_exact(url: &str) {
     assert_eq!(got, want, "both accounts' points exactly as served");
     // Each account's calls were recorded under its own id, and only as many as were sent.
     let mut recorded = BTreeMap::new();
-    for (account, action, n) in store.calls_24h(Utc::now()).await.unwrap() {
+    for (account, action, n) in store
+        .calls_24h(rtc_quality_sync::clock::now())
+        .await
+        .unwrap()
+    {
         recorded.insert((account, action), n);
     }
     for (key, sent) in [(simulator::DEMO_ACCESS_KEY, one), (TWO_AK, two)] {
