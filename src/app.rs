@@ -371,9 +371,8 @@ async fn sync_run(cli: &Cli, args: &SyncArgs, this: &mut ThisRun) -> Result {
     }
     // Written, or (another run holds the lock now) its to write.
     this.metrics_written = true;
-    for store in &stores {
-        close_store(store, &shutdown).await;
-    }
+    // Every store at once: after a signal, their graces must not add up.
+    futures::future::join_all(stores.iter().map(|store| close_store(store, &shutdown))).await;
     outcome
 }
 
@@ -580,8 +579,15 @@ async fn run_parts(
         )
     }))
     .await;
-    for lock in locks {
-        match shutdown::within_grace(shutdown, AFTER_SIGNAL_GRACE, lock.release()).await {
+    // Every account's lock at once: after a signal, their graces must not add up.
+    let released = futures::future::join_all(
+        locks
+            .into_iter()
+            .map(|lock| shutdown::within_grace(shutdown, AFTER_SIGNAL_GRACE, lock.release())),
+    )
+    .await;
+    for r in released {
+        match r {
             Some(Err(e)) => tracing::warn!("releasing the lock: {e}"),
             None => tracing::warn!("interrupted: the lock is released as the process ends"),
             Some(Ok(())) => {}

@@ -30,14 +30,16 @@ use crate::fetcher::Quotas;
 use crate::health;
 use crate::planner::{self, Plan, PlanOptions};
 use crate::progress::{Progress, WindowDone};
-use crate::shutdown::within_grace;
+use crate::shutdown::{Allowance, within_grace};
 use crate::store::{RoomListing, Store, StoreError};
 
 /// After a signal, how long the windows already fetched may take to commit, and then how long
 /// recording the run's end may take: together well inside the 5 s PRODUCT.md allows, also when the
 /// database does not answer.
 const COMMIT_GRACE: std::time::Duration = std::time::Duration::from_millis(1200);
-const FINISH_GRACE: std::time::Duration = std::time::Duration::from_millis(800);
+/// What the steps of a run's end (verifying the file, the coverage, the pace, the run's row, the
+/// summary's calls) may take together after a signal.
+const FINISH_GRACE: std::time::Duration = std::time::Duration::from_millis(1500);
 /// A daily budget that frees within this long is waited for (as a `Retry-After` is); a later one
 /// defers the window.
 const BUDGET_WAIT: Duration = Duration::seconds(60);
@@ -606,11 +608,13 @@ pub async fn run(
         .iter()
         .any(|s| s.windows_failed > 0 || s.windows_skipped > 0)
         || rooms.iter().any(|r| r.windows_failed > 0);
+    // The steps below share one allowance after a signal (PRODUCT.md: exit within 5 s).
+    let ending = Allowance::new(&shutdown, FINISH_GRACE);
     // A SQLite file removed or replaced while the run wrote it: the commits went into a file
     // that no path names any more, so nothing of this run was kept.
     if store_error.is_none()
         && !interrupted
-        && let Some(Err(e)) = within_grace(&shutdown, FINISH_GRACE, store.verify_file()).await
+        && let Some(Err(e)) = ending.within(store.verify_file()).await
     {
         tracing::error!("{e}");
         store_error = Some(e);
@@ -625,10 +629,8 @@ pub async fn run(
     // What the run leaves covered, for `sync_coverage`: only when the database is sound, and
     // bounded after a signal like every other wait.
     if store_error.is_none() {
-        match within_grace(
-            &shutdown,
-            FINISH_GRACE,
-            assess(
+        match ending
+            .within(assess(
                 settings,
                 store,
                 &Assessing {
@@ -638,9 +640,8 @@ pub async fn run(
                 },
                 now,
                 run.fetched_at(),
-            ),
-        )
-        .await
+            ))
+            .await
         {
             Some(Ok(())) => {}
             Some(Err(e)) => tracing::warn!("cannot record the streams' coverage: {e}"),
@@ -652,24 +653,18 @@ pub async fn run(
         if let Some(at) = fetcher.last_sent()
             && store_error.is_none()
         {
-            let recorded = within_grace(
-                &shutdown,
-                FINISH_GRACE,
-                store.record_last_call(&account, action, at),
-            )
-            .await;
+            let recorded = ending
+                .within(store.record_last_call(&account, action, at))
+                .await;
             if let Some(Err(e)) = recorded {
                 tracing::warn!("cannot record when the last {action} call was sent: {e}");
             }
         }
     }
     // Recorded if the database answers (it may be back after a failure); bounded after a signal.
-    let finished = within_grace(
-        &shutdown,
-        FINISH_GRACE,
-        store.finish_run(run_id, status, &counts, run.fetched_at()),
-    )
-    .await;
+    let finished = ending
+        .within(store.finish_run(run_id, status, &counts, run.fetched_at()))
+        .await;
     let end_not_recorded = match finished {
         Some(Ok(())) => None,
         Some(Err(e)) => Some(e.to_string()),
@@ -683,13 +678,10 @@ pub async fn run(
     let lock_lost = matches!(store_error, Some(StoreError::LockLost { .. }));
     let deferred = streams.iter().map(|s| s.deferred.windows).sum::<u64>()
         + rooms.iter().map(|b| b.windows_deferred).sum::<u64>();
-    let actions = within_grace(
-        &shutdown,
-        FINISH_GRACE,
-        run.action_use(quotas.used().iter().map(|(a, _)| *a)),
-    )
-    .await
-    .unwrap_or_default();
+    let actions = ending
+        .within(run.action_use(quotas.used().iter().map(|(a, _)| *a)))
+        .await
+        .unwrap_or_default();
     let account_summary = AccountSummary {
         name: run.account.0.clone(),
         run_id,
