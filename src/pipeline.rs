@@ -248,7 +248,12 @@ pub fn select_streams(settings: &Settings, jobs: &[String]) -> Result<Vec<Stream
             })
     };
     for j in jobs {
-        if !all.iter().any(|s| selects(s, j)) && !settings.rooms.iter().any(|b| &b.name == j) {
+        if !all.iter().any(|s| selects(s, j))
+            && !settings
+                .rooms
+                .iter()
+                .any(|b| &b.name == j || names_room(b, j).is_some())
+        {
             let names: Vec<&str> = settings.jobs.iter().map(|j| j.name.as_str()).collect();
             let streams: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
             return Err(PipelineError::UnknownJob(
@@ -282,15 +287,42 @@ pub fn make_plan(
     Ok((streams, plan))
 }
 
-/// The `[[rooms]]` blocks a run asks: every one, or those `--job` names.
+/// The `[[rooms]]` blocks a run asks: every one, or those `--job` names, whole or by one of their
+/// rooms (`<block>/<room_id>`: the block's listing runs, and only that room's streams are fetched).
 fn selected_blocks<'a>(
     settings: &'a Settings,
     options: &'a RunOptions,
 ) -> impl Iterator<Item = &'a RoomsBlock> {
-    settings
-        .rooms
+    settings.rooms.iter().filter(|b| {
+        options.jobs.is_empty()
+            || options
+                .jobs
+                .iter()
+                .any(|j| *j == b.name || names_room(b, j).is_some())
+    })
+}
+
+/// The room `--job NAME` names in `block`: `NAME` is `<block>/<room_id>` (a room id may hold `/`),
+/// or a room stream's label `<block>/<room_id>/<granularity>` of one of the block's granularities.
+fn names_room<'a>(block: &RoomsBlock, name: &'a str) -> Option<&'a str> {
+    let room = name.strip_prefix(block.name.as_str())?.strip_prefix('/')?;
+    let room = block
+        .granularities
         .iter()
-        .filter(|b| options.jobs.is_empty() || options.jobs.contains(&b.name))
+        .find_map(|g| room.strip_suffix(&format!("/{g}")))
+        .filter(|r| !r.is_empty())
+        .unwrap_or(room);
+    (!room.is_empty()).then_some(room)
+}
+
+/// Whether a run with `--job jobs` fetches `stream`, a room stream of `block`: every one when the
+/// block is selected whole (or nothing is named), else those of the rooms named.
+fn room_selected(block: &RoomsBlock, jobs: &[String], stream: &Stream) -> bool {
+    jobs.is_empty()
+        || jobs.contains(&block.name)
+        || jobs.iter().any(|j| {
+            stream.name == *j || names_room(block, j).is_some_and(|r| r == stream.job.room_id)
+        })
 }
 
 /// The ranges `block`'s listing still has to list at `now`, newest first.
@@ -500,13 +532,17 @@ pub async fn run(
         match run.list_block(block, &ledger).await {
             Ok((summary, calls)) => {
                 rooms.push(summary);
-                ran_blocks.push(block);
-                room_streams.extend(planner::room_streams(
-                    block,
-                    &calls,
-                    settings.window.timezone,
-                    now,
-                ));
+                let whole = options.jobs.is_empty() || options.jobs.contains(&block.name);
+                // A run of some rooms knows only theirs: the block's other room streams keep
+                // the numbers of the run that last planned them.
+                if whole {
+                    ran_blocks.push(block);
+                }
+                room_streams.extend(
+                    planner::room_streams(block, &calls, settings.window.timezone, now)
+                        .into_iter()
+                        .filter(|s| room_selected(block, &options.jobs, s)),
+                );
             }
             Err(e) => {
                 tracing::error!("stopping the run, committing nothing more: {e}");

@@ -293,8 +293,76 @@ crate::helpers::on_both_urls!(
     room_streams_fetch_what_each_room_had,
     a_cap_defers_and_the_next_runs_catch_up,
     faults_while_listing_give_the_fault_free_result,
-    a_range_that_stays_has_more_fails_with_the_reason
+    a_range_that_stays_has_more_fails_with_the_reason,
+    one_room_by_its_name_fetches_that_room_alone
 );
+
+/// `sync --job rooms/room-1`: the block's listing runs, and only room-1's streams are fetched; no
+/// other room stream is named yet. The next whole run fetches the other rooms and asks room-1 only for its provisional
+/// window again. `--job` with the room stream's label selects the same; a room of a block no one
+/// configured is refused by name.
+async fn one_room_by_its_name_fetches_that_room_alone(url: &str) {
+    let sim = simulator(500).await;
+    let cfg = rooms_config(&sim, 3);
+    let store = Store::connect(url).await.unwrap();
+    let options = |job: &str| rtc_quality_sync::pipeline::RunOptions {
+        mode: "sync".into(),
+        jobs: vec![job.to_string()],
+        ..Default::default()
+    };
+    let one = crate::pipeline::sync_with(&cfg, &store, now(), &options("rooms/room-1")).await;
+    assert_eq!(one.status, RunStatus::Ok, "{one:?}");
+    let asked = room_requests(&sim, 0);
+    assert!(!asked.is_empty());
+    assert!(
+        asked.iter().all(|(room, _, _)| room == "room-1"),
+        "{asked:?}"
+    );
+    assert!(
+        sim.requests().iter().any(|r| r.action == "ListRoomInfo"),
+        "the block's listing ran"
+    );
+    let labels: Vec<String> = store
+        .stream_labels()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.starts_with("rooms/room-"))
+        .collect();
+    assert_eq!(labels, ["rooms/room-1/5min"], "no other room stream yet");
+
+    let from = sim.requests().len();
+    let all = sync_at(&cfg, &store, now()).await;
+    assert_eq!(all.status, RunStatus::Ok, "{all:?}");
+    let asked = room_requests(&sim, from);
+    let rooms: std::collections::BTreeSet<&str> =
+        asked.iter().map(|(r, _, _)| r.as_str()).collect();
+    assert!(rooms.len() > 5, "the other rooms: {rooms:?}");
+    let again = asked.iter().filter(|(r, _, _)| r == "room-1").count();
+    assert!(
+        again <= 1,
+        "room-1 asked {again} times again: only its provisional window"
+    );
+
+    // The label of the room's stream selects it too, and fetches only its provisional window.
+    let from = sim.requests().len();
+    let label =
+        crate::pipeline::sync_with(&cfg, &store, now(), &options("rooms/room-1/5min")).await;
+    assert_eq!(label.status, RunStatus::Ok, "{label:?}");
+    let asked = room_requests(&sim, from);
+    assert!(
+        asked.iter().all(|(room, _, _)| room == "room-1"),
+        "{asked:?}"
+    );
+    assert!(asked.len() <= 1, "{asked:?}");
+    store.close().await;
+
+    let err = rtc_quality_sync::pipeline::select_streams(&cfg, &["elsewhere/room-1".to_string()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--job elsewhere/room-1"), "{err}");
+}
 
 /// The `RoomId` and window of every `ListQuality` call the simulator answered since `from`.
 pub(crate) fn room_requests(sim: &SimulatorHandle, from: usize) -> Vec<(String, String, String)> {
