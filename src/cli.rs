@@ -132,7 +132,8 @@ pub struct RangeArgs {
     #[arg(long)]
     pub refetch: bool,
     /// Only these jobs or streams (a job name such as `app-wide`, or a stream name as `status`
-    /// shows it, such as `app-wide/1d`; repeatable).
+    /// shows it, such as `app-wide/1d`), a rooms block (its listing and room streams), or one room
+    /// of a block (`rooms/room-7`: the block's listing, then that room's streams); repeatable.
     #[arg(long = "job", value_name = "NAME")]
     pub jobs: Vec<String>,
     /// Only these accounts (`[[accounts]]` names; repeatable; default: all). A machine that holds
