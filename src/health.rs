@@ -34,6 +34,9 @@ pub struct StreamHealth {
     pub hole_buckets: i64,
     /// Buckets of the horizon that no window covers (holes and the uncovered tail).
     pub missing_buckets: i64,
+    /// Those buckets as ranges, oldest first (a room stream's: of its needed buckets only).
+    #[serde(skip)]
+    pub uncovered: Vec<Window>,
     /// Failed windows inside the horizon that no successful window has superseded yet.
     pub failed: Vec<LedgerEntry>,
 }
@@ -135,6 +138,7 @@ pub fn assess(
         hole_buckets: buckets(&holes),
         missing_buckets: buckets(&uncovered),
         holes,
+        uncovered,
         failed,
     }
 }
@@ -159,6 +163,13 @@ pub enum Problem {
         count: usize,
         missing_buckets: i64,
         first: Window,
+    },
+    /// A `[[rooms]]` block's room streams whose needed buckets ended longer than `max_age` before
+    /// the available end and are still not fetched (deferred, failed, or never planned).
+    PendingRoomBuckets {
+        streams: usize,
+        buckets: i64,
+        since: DateTime<Utc>,
     },
 }
 
@@ -250,6 +261,15 @@ impl fmt::Display for ProblemLine<'_> {
             } => write!(
                 f,
                 "{stream}: {count} hole(s), {missing_buckets} bucket(s) missing, the first {first}; run `rtc-quality-sync sync`, which fetches them"
+            ),
+            Problem::PendingRoomBuckets {
+                streams,
+                buckets,
+                since,
+            } => write!(
+                f,
+                "{stream}: {buckets} bucket(s) of {streams} room stream(s) not fetched since {}, longer than --max-age; run `rtc-quality-sync sync` (`status` says whether a cap or a daily budget defers them)",
+                ts(*since)
             ),
         }
     }

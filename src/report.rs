@@ -732,6 +732,9 @@ pub struct RoomsStatus {
     room_failures: Vec<LedgerEntry>,
     /// Per room (`status --json` only; the text shows the block's line): its calls in `rtc_rooms`.
     pub rooms: Vec<RoomDetail>,
+    /// The calls `rtc_rooms` holds of its app: what its room streams need, for `status --check`.
+    #[serde(skip)]
+    calls: Vec<crate::domain::RoomCall>,
 }
 
 /// One room of a `[[rooms]]` block, as `status --json` details it.
@@ -836,6 +839,58 @@ fn judge_listing(
         });
     }
     (block.listing_label(), problems)
+}
+
+/// A block's room streams whose needed buckets ended `max_age` or more before the available end
+/// and that no window covers yet (deferred by a cap or a budget, failed, never planned): one
+/// problem for the block, never one per room. Its room streams are planned from `calls` as a run
+/// plans them; a room a `[[jobs]]` entry asks is that job's stream, judged with the jobs.
+fn pending_room_buckets(
+    settings: &Settings,
+    block: &crate::domain::RoomsBlock,
+    calls: &[crate::domain::RoomCall],
+    ledger: &[LedgerEntry],
+    now: DateTime<Utc>,
+    max_age: chrono::Duration,
+) -> Option<Problem> {
+    let configured: std::collections::HashSet<String> =
+        settings.streams().into_iter().map(|s| s.key).collect();
+    let streams: Vec<crate::domain::Stream> =
+        crate::planner::room_streams(block, calls, settings.window.timezone, now)
+            .into_iter()
+            .filter(|s| !configured.contains(&s.key))
+            .collect();
+    let mut rows: std::collections::HashMap<&str, Vec<LedgerEntry>> = streams
+        .iter()
+        .map(|s| (s.key.as_str(), Vec::new()))
+        .collect();
+    for e in ledger {
+        if let Some(r) = rows.get_mut(e.stream.as_str()) {
+            r.push(e.clone());
+        }
+    }
+    let (mut pending, mut buckets, mut since) = (0, 0, None::<DateTime<Utc>>);
+    for s in &streams {
+        let h = health::assess(&settings.window, s, &rows[s.key.as_str()], now);
+        let due = h.horizon.end - max_age;
+        let old: Vec<crate::domain::Window> = h
+            .uncovered
+            .iter()
+            .filter(|w| w.start < due)
+            .map(|w| crate::domain::Window::new(w.start, w.end.min(due)))
+            .collect();
+        if let Some(first) = old.first() {
+            pending += 1;
+            buckets += old.iter().map(|w| w.duration().num_seconds()).sum::<i64>()
+                / s.granularity.seconds();
+            since = Some(since.map_or(first.start, |t| t.min(first.start)));
+        }
+    }
+    Some(Problem::PendingRoomBuckets {
+        streams: pending,
+        buckets,
+        since: since?,
+    })
 }
 
 /// The offset of a day grid, read from a stream's key (`1d` and distribution streams); `None` for
@@ -977,6 +1032,7 @@ impl Status {
                 deferred,
                 missing_buckets,
                 rooms: detail.into_values().collect(),
+                calls: calls.iter().map(|c| c.call.clone()).collect(),
                 room_failures: ledger
                     .iter()
                     .filter(|e| {
@@ -1070,7 +1126,16 @@ impl Status {
             let Some(status) = self.rooms.iter_mut().find(|r| r.name == block.name) else {
                 continue;
             };
-            let (label, found) = judge_listing(settings, block, &self.ledger, now, max_age, status);
+            let (label, mut found) =
+                judge_listing(settings, block, &self.ledger, now, max_age, status);
+            found.extend(pending_room_buckets(
+                settings,
+                block,
+                &status.calls,
+                &self.ledger,
+                now,
+                max_age,
+            ));
             problems.extend(found.into_iter().map(|problem| StreamProblem {
                 message: ProblemLine(&label, &problem).to_string(),
                 stream: label.clone(),

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration};
 use rtc_quality_sync::config::Settings;
 use rtc_quality_sync::domain::{Granularity, RunStatus, Window, WindowState};
+use rtc_quality_sync::health::Problem;
 use rtc_quality_sync::planner;
 use rtc_quality_sync::report::Status;
 use rtc_quality_sync::store::Store;
@@ -67,6 +68,10 @@ async fn deferred_windows_and_missing_buckets_are_kept_and_shown(url: &str) {
     let mut left = 0;
     let mut missing = 0;
     let mut quiet_for_days = 0;
+    // What `status --check` must call overdue: the deferred buckets that ended 36 h (its default
+    // `--max-age`) or more before the available end, and the room streams they belong to.
+    let due = h.end - Duration::hours(36);
+    let (mut overdue, mut overdue_streams) = (0, 0);
     for (s, sp) in streams.iter().zip(&plan.streams) {
         let needs = planner::intersect(&[h], &s.room.as_ref().unwrap().needs);
         quiet_for_days += usize::from(
@@ -74,6 +79,7 @@ async fn deferred_windows_and_missing_buckets_are_kept_and_shown(url: &str) {
                 .windows(2)
                 .any(|p| p[1].start - p[0].end >= Duration::days(2)),
         );
+        let mut stream_overdue = 0;
         for w in &sp.windows {
             // A fetched window may be kept as a settled part and a provisional tail.
             let fetched = ledger.iter().any(|e| {
@@ -82,8 +88,14 @@ async fn deferred_windows_and_missing_buckets_are_kept_and_shown(url: &str) {
             if !fetched {
                 left += 1;
                 missing += buckets(&planner::intersect(&[w.window], &needs));
+                if w.window.start < due {
+                    let old = Window::new(w.window.start, w.window.end.min(due));
+                    stream_overdue += buckets(&planner::intersect(&[old], &needs));
+                }
             }
         }
+        overdue += stream_overdue;
+        overdue_streams += usize::from(stream_overdue > 0);
     }
     assert_eq!(left, deferred, "the deferred windows are those not fetched");
     assert!(quiet_for_days > 0, "some room was quiet for days");
@@ -96,6 +108,33 @@ async fn deferred_windows_and_missing_buckets_are_kept_and_shown(url: &str) {
         Some("max_room_calls_per_run")
     );
     assert_eq!(block.missing_buckets as i64, missing);
+    // `status --check`: the overdue buckets as one problem of the block, never one per room.
+    assert!(overdue > 0, "some deferred bucket is older than 36 h");
+    let pending: Vec<_> = st
+        .problems
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter_map(|p| match &p.problem {
+            Problem::PendingRoomBuckets {
+                streams, buckets, ..
+            } => Some((p.stream.clone(), *streams, *buckets)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        pending,
+        [("rooms/rooms".to_string(), overdue_streams, overdue)],
+        "{:?}",
+        st.problems
+    );
+    let check = st.check_text();
+    assert!(
+        check.contains(&format!(
+            "rooms/rooms: {overdue} bucket(s) of {overdue_streams} room stream(s) not fetched since"
+        )),
+        "{check}"
+    );
     let text = st.text();
     let line = text
         .lines()
