@@ -11,6 +11,13 @@
 //! where each rate ratio is that API's calls/s over its own quota, and `time_ratio` the run's
 //! duration over the longer of the two APIs' own spans (1.0: the slower one alone sets the pace).
 //!
+//! Then a `[[rooms]]` block (issue 20): its app's calls listed with ListRoomInfo (10 calls/s), then
+//! the rooms' quality with ListQuality (2 calls/s), over 7 days:
+//! `rooms calls=… min_calls=… rate_ratio=… list_rate_ratio=…`, where `calls` are the room streams'
+//! ListQuality calls, `min_calls` the fewest windows that cover the listed calls' buckets (the
+//! planner's own count, from what `rtc_rooms` holds after the run), and each ratio that action's
+//! calls/s over its quota while its calls ran.
+//!
 //! Then two accounts at once (issue 21): 8 five-minute ListQuality streams on each, each account
 //! paced at its own 2 calls/s, in one run:
 //! `accounts n=2 calls=… min_calls=… rate_ratio_each=… combined_ratio=… throttled=…`, where
@@ -151,6 +158,82 @@ async fn both_apis_at_once(now: DateTime<Utc>) {
         rate_of(&dist) / 2.0,
         rate_of(&quality) / 2.0,
         span / longer
+    );
+    sim.shutdown().await;
+}
+
+async fn rooms_block(now: DateTime<Utc>) {
+    let sim = simulator::spawn(SimulatorConfig {
+        latency: Duration::from_millis(300),
+        rate_limit_per_sec: 2,
+        room_list_rate_limit_per_sec: 10,
+        ..Default::default()
+    })
+    .await
+    .expect("the simulator starts");
+    sim.set_data_now(now);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config = dir.path().join("bench.toml");
+    let text = format!(
+        "[source]\nendpoint = \"{}\"\nrequests_per_second = 2.0\nroom_list_requests_per_second = 10.0\n\
+         max_in_flight = 4\n[window]\nmax_lookback_days = 7\n\
+         [[rooms]]\nname = \"rooms\"\napp_id = \"bench_rooms\"\nindicators = [\"stall_rate\"]\n\
+         granularity = \"5min\"\n",
+        sim.endpoint()
+    );
+    std::fs::write(&config, &text).unwrap();
+    let settings = Settings::parse(&text, Path::new("bench.toml")).unwrap();
+    let db = dir.path().join("bench.db");
+    let url = format!("sqlite://{}", db.display());
+    let started = Instant::now();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_rtc-quality-sync"))
+        .args(["sync", "--quiet", "--config"])
+        .arg(&config)
+        .args(["--database-url", &url, "--now", &now.to_rfc3339()])
+        .env("VOLC_ACCESSKEY", simulator::DEMO_ACCESS_KEY)
+        .env("VOLC_SECRETKEY", simulator::DEMO_SECRET_KEY)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("the binary runs");
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(status.success(), "sync failed: {status}");
+    // The fewest windows: the planner's, over the calls the run listed, from an empty ledger.
+    let store = rtc_quality_sync::store::Store::connect(&url).await.unwrap();
+    let calls: Vec<_> = store
+        .room_calls("bench_rooms")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.call)
+        .collect();
+    store.close().await;
+    let block = &settings.rooms[0];
+    let streams = planner::room_streams(block, &calls, settings.window.timezone, now);
+    let min_calls = planner::plan(&settings.window, &streams, &[], now, Default::default())
+        .unwrap()
+        .request_count();
+    let log = sim.requests();
+    let quality: Vec<_> = log.iter().filter(|r| r.action == "ListQuality").collect();
+    let list: Vec<_> = log.iter().filter(|r| r.action == "ListRoomInfo").collect();
+    let throttled = log.iter().filter(|r| r.status == 429).count();
+    println!(
+        "rooms: {} calls of {} rooms listed in {} ListRoomInfo calls, then {} ListQuality calls for \
+         {} room streams (plan minimum {min_calls}) in {elapsed:.1} s, {throttled} throttled",
+        calls.len(),
+        calls
+            .iter()
+            .map(|c| c.room_id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        list.len(),
+        quality.len(),
+        streams.len()
+    );
+    println!(
+        "rooms calls={} min_calls={min_calls} rate_ratio={:.3} list_rate_ratio={:.3} throttled={throttled}",
+        quality.len(),
+        rate_of(&quality) / 2.0,
+        rate_of(&list) / 10.0
     );
     sim.shutdown().await;
 }
@@ -327,6 +410,7 @@ fn main() {
         );
         sim.shutdown().await;
         both_apis_at_once(now).await;
+        rooms_block(now).await;
         two_accounts_at_once(now).await;
     });
 }
