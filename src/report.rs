@@ -98,7 +98,15 @@ pub fn plan_text(plan: &Plan, source: &SourceSettings, accounts: &[AccountEstima
             "  then its rooms' ListQuality windows, planned from the calls listed"
         );
     }
-    let requests = count(plan.request_count() as u64, "request", "requests");
+    let mut requests = count(plan.request_count() as u64, "request", "requests");
+    let ranges: usize = plan.listings.iter().map(|(_, r)| r.len()).sum();
+    if ranges > 0 {
+        // The rooms' windows are known only once their calls are listed.
+        requests = format!(
+            "{} to list, then {requests} and the rooms' windows",
+            count(ranges as u64, "ListRoomInfo range", "ListRoomInfo ranges")
+        );
+    }
     if accounts.len() > 1 {
         let longest = accounts
             .iter()
@@ -1372,5 +1380,74 @@ impl Status {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Window;
+    use std::path::Path;
+
+    fn source() -> SourceSettings {
+        Settings::parse(
+            "[[jobs]]\nname = \"a\"\napp_id = \"x\"\nindicators = [\"stall_rate\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap()
+        .source
+    }
+
+    /// A rooms block's listing comes first, and the summary line says so rather than "0 requests".
+    #[test]
+    fn plan_text_counts_the_listing_ranges_before_the_rooms_windows() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let plan = Plan {
+            streams: Vec::new(),
+            listings: vec![(
+                "rooms/rooms".into(),
+                vec![
+                    Window::new(t("2026-12-03T16:00:00Z"), t("2026-12-04T16:00:00Z")),
+                    Window::new(t("2026-12-02T16:00:00Z"), t("2026-12-03T16:00:00Z")),
+                ],
+            )],
+            warnings: Vec::new(),
+        };
+        let text = plan_text(&plan, &source(), &[]);
+        assert!(
+            text.contains("rooms/rooms  2 ranges to list with ListRoomInfo"),
+            "{text}"
+        );
+        assert!(
+            text.lines().last().unwrap().starts_with(
+                "2 ListRoomInfo ranges to list, then 0 requests and the rooms' windows"
+            ),
+            "{text}"
+        );
+    }
+
+    /// Several accounts: each one's share at its own rate, and the run as long as the longest.
+    #[test]
+    fn plan_text_gives_each_accounts_share_at_its_own_rate() {
+        let plan = Plan {
+            streams: Vec::new(),
+            listings: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let share = |account: &str, requests, secs, rate| AccountEstimate {
+            account: account.into(),
+            requests,
+            duration: std::time::Duration::from_secs(secs),
+            requests_per_second: rate,
+        };
+        let text = plan_text(
+            &plan,
+            &source(),
+            &[share("cn", 9, 4, 2.0), share("overseas", 4, 18, 0.167)],
+        );
+        assert!(
+            text.contains("from 2 accounts at once, each at its own quotas, about 18.0s: cn 9 (about 4.0s at 2 requests/s), overseas 4 (about 18.0s at 0.167 requests/s)"),
+            "{text}"
+        );
     }
 }
