@@ -87,21 +87,62 @@ fn rate_of(log: &[&simulator::RequestRecord]) -> f64 {
     (log.len() - 1) as f64 / span
 }
 
-async fn both_apis_at_once(now: DateTime<Utc>) {
-    let sim = simulator::spawn(SimulatorConfig {
-        latency: Duration::from_millis(300),
-        rate_limit_per_sec: 2,
-        distribution_rate_limit_per_sec: 2,
-        ..Default::default()
-    })
-    .await
-    .expect("the simulator starts");
+/// Runs the binary's `sync --quiet` on `config` into `url` at `now`, with `env` (the keys); returns
+/// its wall time in seconds once it succeeded.
+fn sync_binary(config: &Path, url: &str, now: DateTime<Utc>, env: &[(&str, &str)]) -> f64 {
+    let started = Instant::now();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_rtc-quality-sync"))
+        .args(["sync", "--quiet", "--config"])
+        .arg(config)
+        .args(["--database-url", url, "--now", &now.to_rfc3339()])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("the binary runs");
+    assert!(status.success(), "sync failed: {status}");
+    started.elapsed().as_secs_f64()
+}
+
+/// The simulator's demo pair, as `VOLC_ACCESSKEY`/`VOLC_SECRETKEY`.
+const DEMO_KEYS: [(&str, &str); 2] = [
+    ("VOLC_ACCESSKEY", simulator::DEMO_ACCESS_KEY),
+    ("VOLC_SECRETKEY", simulator::DEMO_SECRET_KEY),
+];
+
+/// A simulator on `sim` following `now`, and a temp dir with the config `text_of` writes for its
+/// endpoint, parsed.
+async fn setup(
+    sim: SimulatorConfig,
+    now: DateTime<Utc>,
+    text_of: impl Fn(&str) -> String,
+) -> (
+    simulator::SimulatorHandle,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Settings,
+) {
+    let sim = simulator::spawn(sim).await.expect("the simulator starts");
     sim.set_data_now(now);
     let dir = tempfile::tempdir().expect("a temp dir");
     let config = dir.path().join("bench.toml");
-    let text = both_config_text(&sim.endpoint());
+    let text = text_of(&sim.endpoint());
     std::fs::write(&config, &text).unwrap();
     let settings = Settings::parse(&text, Path::new("bench.toml")).unwrap();
+    (sim, dir, config, settings)
+}
+
+async fn both_apis_at_once(now: DateTime<Utc>) {
+    let (sim, dir, config, settings) = setup(
+        SimulatorConfig {
+            latency: Duration::from_millis(300),
+            rate_limit_per_sec: 2,
+            distribution_rate_limit_per_sec: 2,
+            ..Default::default()
+        },
+        now,
+        both_config_text,
+    )
+    .await;
     let plan = planner::plan(
         &settings.window,
         &settings.streams(),
@@ -117,20 +158,8 @@ async fn both_apis_at_once(now: DateTime<Utc>) {
         .map(|s| s.windows.len())
         .sum();
     let db = dir.path().join("bench.db");
-    let started = Instant::now();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_rtc-quality-sync"))
-        .args(["sync", "--quiet", "--config"])
-        .arg(&config)
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", db.display()))
-        .args(["--now", &now.to_rfc3339()])
-        .env("VOLC_ACCESSKEY", simulator::DEMO_ACCESS_KEY)
-        .env("VOLC_SECRETKEY", simulator::DEMO_SECRET_KEY)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("the binary runs");
-    let elapsed = started.elapsed().as_secs_f64();
-    assert!(status.success(), "sync failed: {status}");
+    let url = format!("sqlite://{}", db.display());
+    let elapsed = sync_binary(&config, &url, now, &DEMO_KEYS);
     let log = sim.requests();
     let dist: Vec<_> = log
         .iter()
@@ -162,41 +191,31 @@ async fn both_apis_at_once(now: DateTime<Utc>) {
     sim.shutdown().await;
 }
 
-async fn rooms_block(now: DateTime<Utc>) {
-    let sim = simulator::spawn(SimulatorConfig {
-        latency: Duration::from_millis(300),
-        rate_limit_per_sec: 2,
-        room_list_rate_limit_per_sec: 10,
-        ..Default::default()
-    })
-    .await
-    .expect("the simulator starts");
-    sim.set_data_now(now);
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let config = dir.path().join("bench.toml");
-    let text = format!(
-        "[source]\nendpoint = \"{}\"\nrequests_per_second = 2.0\nroom_list_requests_per_second = 10.0\n\
-         max_in_flight = 4\n[window]\nmax_lookback_days = 7\n\
+/// One `[[rooms]]` block over 7 days, 5-minute buckets.
+fn rooms_config_text(endpoint: &str) -> String {
+    format!(
+        "[source]\nendpoint = \"{endpoint}\"\nrequests_per_second = 2.0\n\
+         room_list_requests_per_second = 10.0\nmax_in_flight = 4\n[window]\nmax_lookback_days = 7\n\
          [[rooms]]\nname = \"rooms\"\napp_id = \"bench_rooms\"\nindicators = [\"stall_rate\"]\n\
-         granularity = \"5min\"\n",
-        sim.endpoint()
-    );
-    std::fs::write(&config, &text).unwrap();
-    let settings = Settings::parse(&text, Path::new("bench.toml")).unwrap();
+         granularity = \"5min\"\n"
+    )
+}
+
+async fn rooms_block(now: DateTime<Utc>) {
+    let (sim, dir, config, settings) = setup(
+        SimulatorConfig {
+            latency: Duration::from_millis(300),
+            rate_limit_per_sec: 2,
+            room_list_rate_limit_per_sec: 10,
+            ..Default::default()
+        },
+        now,
+        rooms_config_text,
+    )
+    .await;
     let db = dir.path().join("bench.db");
     let url = format!("sqlite://{}", db.display());
-    let started = Instant::now();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_rtc-quality-sync"))
-        .args(["sync", "--quiet", "--config"])
-        .arg(&config)
-        .args(["--database-url", &url, "--now", &now.to_rfc3339()])
-        .env("VOLC_ACCESSKEY", simulator::DEMO_ACCESS_KEY)
-        .env("VOLC_SECRETKEY", simulator::DEMO_SECRET_KEY)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("the binary runs");
-    let elapsed = started.elapsed().as_secs_f64();
-    assert!(status.success(), "sync failed: {status}");
+    let elapsed = sync_binary(&config, &url, now, &DEMO_KEYS);
     // The fewest windows: the planner's, over the calls the run listed, from an empty ledger.
     let store = rtc_quality_sync::store::Store::connect(&url).await.unwrap();
     let calls: Vec<_> = store
@@ -264,20 +283,17 @@ fn accounts_config_text(endpoint: &str) -> String {
 }
 
 async fn two_accounts_at_once(now: DateTime<Utc>) {
-    let sim = simulator::spawn(SimulatorConfig {
-        latency: Duration::from_millis(300),
-        rate_limit_per_sec: 2,
-        accounts: vec![simulator::SimAccount::new(TWO_AK, TWO_SK, 2.0, None)],
-        ..Default::default()
-    })
-    .await
-    .expect("the simulator starts");
-    sim.set_data_now(now);
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let config = dir.path().join("bench.toml");
-    let text = accounts_config_text(&sim.endpoint());
-    std::fs::write(&config, &text).unwrap();
-    let settings = Settings::parse(&text, Path::new("bench.toml")).unwrap();
+    let (sim, dir, config, settings) = setup(
+        SimulatorConfig {
+            latency: Duration::from_millis(300),
+            rate_limit_per_sec: 2,
+            accounts: vec![simulator::SimAccount::new(TWO_AK, TWO_SK, 2.0, None)],
+            ..Default::default()
+        },
+        now,
+        accounts_config_text,
+    )
+    .await;
     let min_calls = planner::plan(
         &settings.window,
         &settings.streams(),
@@ -288,22 +304,17 @@ async fn two_accounts_at_once(now: DateTime<Utc>) {
     .unwrap()
     .request_count();
     let db = dir.path().join("bench.db");
-    let started = Instant::now();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_rtc-quality-sync"))
-        .args(["sync", "--quiet", "--config"])
-        .arg(&config)
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", db.display()))
-        .args(["--now", &now.to_rfc3339()])
-        .env("ONE_AK", simulator::DEMO_ACCESS_KEY)
-        .env("ONE_SK", simulator::DEMO_SECRET_KEY)
-        .env("TWO_AK", TWO_AK)
-        .env("TWO_SK", TWO_SK)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("the binary runs");
-    let elapsed = started.elapsed().as_secs_f64();
-    assert!(status.success(), "sync failed: {status}");
+    let elapsed = sync_binary(
+        &config,
+        &format!("sqlite://{}", db.display()),
+        now,
+        &[
+            ("ONE_AK", simulator::DEMO_ACCESS_KEY),
+            ("ONE_SK", simulator::DEMO_SECRET_KEY),
+            ("TWO_AK", TWO_AK),
+            ("TWO_SK", TWO_SK),
+        ],
+    );
     let log = sim.requests();
     let of = |key: &str| -> Vec<_> {
         log.iter()

@@ -56,7 +56,7 @@ fn inserted(n: u64) -> WriteCounts {
 }
 
 /// The backend pid of the session that holds advisory lock `key`, exclusively, in `url`'s database.
-async fn lock_session(conn: &mut sqlx::PgConnection, key: i64) -> i32 {
+pub(crate) async fn lock_session(conn: &mut sqlx::PgConnection, key: i64) -> i32 {
     sqlx::query_scalar(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
          AND mode = 'ExclusiveLock' AND classid::int8 = $1 AND objid::int8 = $2 \

@@ -96,20 +96,12 @@ fn command(dir: &Path, config: &Path, url: &str, args: &[&str]) -> tokio::proces
 /// `sync --json` of `accounts` (all when empty) at the tests' fixed instant, with both accounts'
 /// keys in the environment; started, not awaited.
 fn spawn_sync(dir: &Path, config: &Path, url: &str, accounts: &[&str]) -> tokio::process::Child {
-    let mut c = cmd(dir);
-    c.env("ONE_AK", simulator::DEMO_ACCESS_KEY)
-        .env("ONE_SK", simulator::DEMO_SECRET_KEY)
-        .env("TWO_AK", TWO_AK)
-        .env("TWO_SK", TWO_SK)
-        .arg("--config")
-        .arg(config)
-        .args(["sync", "--json", "--database-url", url])
-        .args(["--now", &now().to_rfc3339()]);
+    let now = now().to_rfc3339();
+    let mut args = vec!["sync", "--json", "--now", &now];
     for a in accounts {
-        c.args(["--account", a]);
+        args.extend(["--account", a]);
     }
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    c.spawn().expect("the binary starts")
+    command(dir, config, url, &args)
 }
 
 async fn finish(child: tokio::process::Child) -> (i32, String, String) {
@@ -363,16 +355,7 @@ async fn a_lost_lock_stops_only_its_accounts_part_and_the_run_exits_2() {
         .unwrap();
     let one = Credentials::new(simulator::DEMO_ACCESS_KEY, "unused", None).account_id();
     let key = account_lock_key(&PgSchema::public(), &one);
-    let pid: i32 = sqlx::query_scalar(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 \
-         AND mode = 'ExclusiveLock' AND classid::int8 = $1 AND objid::int8 = $2 \
-         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .bind(((key as u64) >> 32) as i64)
-    .bind(key & 0xffff_ffff)
-    .fetch_one(&mut outsider)
-    .await
-    .expect("account one's run holds its lock");
+    let pid = crate::accounts_store::lock_session(&mut outsider, key).await;
     // One statement: the lock request queues before the run can take its lock again.
     sqlx::query("SELECT pg_terminate_backend($1), pg_advisory_lock($2)")
         .bind(pid)
