@@ -390,3 +390,75 @@ async fn a_lost_lock_stops_only_its_accounts_part_and_the_run_exits_2() {
     let _ = outsider.close().await;
     sim.shutdown().await;
 }
+
+/// `source.max_in_flight` bounds each account apart: with one slot each and answers that take
+/// 400 ms, an account's next call arrives only after its previous one was answered, while the two
+/// accounts' calls overlap.
+#[tokio::test]
+async fn max_in_flight_bounds_each_account_and_the_two_overlap() {
+    let sim = simulator::spawn(SimulatorConfig {
+        rate_limit_per_sec: 60,
+        latency: std::time::Duration::from_millis(400),
+        accounts: vec![SimAccount::new(TWO_AK, TWO_SK, 60.0, None)],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    sim.set_data_now(now());
+    let dir = tempfile::tempdir().unwrap();
+    let text = two_account_text(&sim.endpoint(), 20.0, 20.0, r#"["1d", "5min"]"#)
+        .replace("max_in_flight = 4", "max_in_flight = 1");
+    let config = dir.path().join("two.toml");
+    std::fs::write(&config, &text).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("q.db").display());
+    let (code, out, err) = finish(spawn_sync(dir.path(), &config, &url, &[])).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let sends = sends_by_account(&sim);
+    let (one, two) = (&sends[simulator::DEMO_ACCESS_KEY], &sends[TWO_AK]);
+    for sends in [one, two] {
+        for pair in sends.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= chrono::Duration::milliseconds(395),
+                "two calls of one account in flight at once: {pair:?}"
+            );
+        }
+    }
+    let overlap = one.iter().any(|a| {
+        two.iter()
+            .any(|b| (*a - *b).abs() < chrono::Duration::milliseconds(400))
+    });
+    assert!(overlap, "each account has its own slot: {one:?} {two:?}");
+    sim.shutdown().await;
+}
+
+/// A fractional rate holds across consecutive runs: at 0.5 calls/s (one in any 2 s) a second run
+/// started right after the first sends its first call at least 2 s after the first run's last.
+#[tokio::test]
+async fn a_fractional_rate_holds_across_consecutive_runs() {
+    let sim = two_account_simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[window]\nmax_lookback_days = 2\n",
+        two_account_text(&sim.endpoint(), 0.5, 0.5, r#"["5min"]"#)
+    );
+    let config = dir.path().join("two.toml");
+    std::fs::write(&config, &text).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("q.db").display());
+    let (code, out, err) = finish(spawn_sync(dir.path(), &config, &url, &["one"])).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let first = sends_by_account(&sim)[simulator::DEMO_ACCESS_KEY].clone();
+    let (code, out, err) = finish(spawn_sync(dir.path(), &config, &url, &["one"])).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let all = sends_by_account(&sim)[simulator::DEMO_ACCESS_KEY].clone();
+    assert!(
+        all.len() > first.len(),
+        "the second run asked its provisional day again"
+    );
+    for pair in all.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= chrono::Duration::seconds(2),
+            "two calls within 2 s at 0.5 calls/s: {pair:?}"
+        );
+    }
+    sim.shutdown().await;
+}
