@@ -299,6 +299,22 @@ async fn demo_names_the_worst_room_of_the_last_settled_day(url: &str) {
         "sql/postgres/09_worst_rooms_yesterday.sql"
     };
     assert!(out.contains(file), "how to run the query: {out}");
+    // Its status shows the rooms block as one line, with its room streams counted there.
+    assert!(
+        !out.lines().any(|l| l.starts_with("demo-rooms/")
+            && !l.starts_with("demo-rooms/rooms ")
+            && !l.contains("windows ok")),
+        "a line per room stream in:\n{out}"
+    );
+    let block = out
+        .lines()
+        .filter(|l| l.starts_with("demo-rooms/rooms "))
+        .last()
+        .unwrap_or_else(|| panic!("the block's line in:\n{out}"));
+    assert!(
+        block.contains("calls in") && !block.contains(" 0 room streams"),
+        "{block}"
+    );
     store.close().await;
 }
 
