@@ -730,10 +730,7 @@ async fn plan_budgets(
     let path = settings.path.display().to_string();
     let mut sent = std::collections::BTreeMap::new();
     for account in &accounts {
-        let credentials = match account.env {
-            None => Credentials::from_env().ok().flatten(),
-            Some(_) => account.credentials(&path, |k| std::env::var(k).ok()).ok(),
-        };
+        let credentials = account.credentials_here(&path);
         for action in account.per_day.keys() {
             let calls = match (&store, &credentials) {
                 (Some(store), Some(c)) => {

@@ -678,10 +678,7 @@ async fn account_status(
     let mut out = Vec::new();
     let mut runs = Vec::new();
     for account in &settings.accounts {
-        let credentials = match account.env {
-            None => crate::config::Credentials::from_env().ok().flatten(),
-            Some(_) => account.credentials(&path, |k| std::env::var(k).ok()).ok(),
-        };
+        let credentials = account.credentials_here(&path);
         let Some(credentials) = credentials else {
             continue;
         };

@@ -65,6 +65,15 @@ impl Account {
         self.per_day.get(action).copied()
     }
 
+    /// Its keys as this machine's environment holds them; `None` when they are not set here (an
+    /// account that another machine syncs): what `plan` and `status` read its calls by.
+    pub fn credentials_here(&self, path: &str) -> Option<Credentials> {
+        self.credentials(path, |k| {
+            std::env::var(k).ok().filter(|v| !v.trim().is_empty())
+        })
+        .ok()
+    }
+
     /// Its keys, read through `get` (the environment, or a map in tests). An unset variable is an
     /// error naming the account, its key in the file and the variable.
     pub fn credentials(

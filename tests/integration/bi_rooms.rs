@@ -308,8 +308,7 @@ async fn demo_names_the_worst_room_of_the_last_settled_day(url: &str) {
     );
     let block = out
         .lines()
-        .filter(|l| l.starts_with("demo-rooms/rooms "))
-        .last()
+        .rfind(|l| l.starts_with("demo-rooms/rooms "))
         .unwrap_or_else(|| panic!("the block's line in:\n{out}"));
     assert!(
         block.contains("calls in") && !block.contains(" 0 room streams"),
