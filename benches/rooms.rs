@@ -295,23 +295,19 @@ async fn build_state(settings: &Settings, now: DateTime<Utc>) -> (usize, usize) 
     (all.len(), points)
 }
 
-/// The measured phase, in a process of its own: plans the room streams as `sync` does and computes
-/// `status` as the command does, then prints one line for the parent.
-async fn phase(dir: &Path, now: DateTime<Utc>) {
-    let config = dir.join("bench.toml");
-    let settings = Settings::load(&config).expect("the config loads");
+/// Plans the room streams from the database as a `sync` does; returns the room streams planned,
+/// those with a range, and the time it took.
+async fn plan_phase(settings: &Settings, now: DateTime<Utc>) -> (usize, usize, StdDuration) {
     let block = &settings.rooms[0];
     let tz = settings.window.timezone;
-
-    // (1) Planning, from the database as a run reads it.
     let started = Instant::now();
     let store = Store::connect_in(settings.database_url.expose(), &settings.schema)
         .await
         .expect("the database opens");
-    let ledger = pipeline::adopted_ledger(&settings, &store).await.unwrap().0;
+    let ledger = pipeline::adopted_ledger(settings, &store).await.unwrap().0;
     let read_ledger = started.elapsed();
     let (_, mut plan) =
-        pipeline::make_plan(&settings, &ledger, &RunOptions::default(), now).unwrap();
+        pipeline::make_plan(settings, &ledger, &RunOptions::default(), now).unwrap();
     let range = planner::rooms_range(&settings.window, block, now);
     let calls: Vec<RoomCall> = store
         .room_calls_between(APP, range)
@@ -325,38 +321,43 @@ async fn phase(dir: &Path, now: DateTime<Utc>) {
     let rooms_plan =
         planner::plan(&settings.window, &streams, &ledger, now, Default::default()).unwrap();
     plan.streams.extend(rooms_plan.streams);
-    let plan_time = started.elapsed();
+    let elapsed = started.elapsed();
     store.close().await;
     let planned = plan.streams.len();
     let with_range = plan.streams.iter().filter(|s| s.range.is_some()).count();
     println!(
         "plan: {} ledger rows read in {} ms, {} calls that can overlap the horizon read in {} ms, \
-         {planned} room streams ({with_range} with a range) planned into {} windows, {} ms in all",
+         {planned} room streams ({with_range} with a range) planned into {} windows in {} ms; {} ms in all",
         ledger.len(),
         read_ledger.as_millis(),
         calls.len(),
         (read_calls - read_ledger).as_millis(),
         plan.request_count(),
-        plan_time.as_millis()
+        (elapsed - read_calls).as_millis(),
+        elapsed.as_millis()
     );
+    (planned, with_range, elapsed)
+}
 
-    // (2) Status, as the `status` command computes it.
+/// `status` as the command computes it; returns the block's room streams, rooms and calls, and the
+/// time it took.
+async fn status_phase(settings: &Settings, now: DateTime<Utc>) -> (u64, u64, u64, StdDuration) {
     let started = Instant::now();
     let store = Store::connect_in(settings.database_url.expose(), &settings.schema)
         .await
         .expect("the database opens");
-    let mut status = Status::load(&store, Some(&settings)).await.unwrap();
+    let mut status = Status::load(&store, Some(settings)).await.unwrap();
     let loaded = started.elapsed();
-    status.judge(&settings, now, Duration::hours(36));
+    status.judge(settings, now, Duration::hours(36));
     let text = status.text();
-    let status_time = started.elapsed();
+    let elapsed = started.elapsed();
     store.close().await;
     let r = &status.rooms[0];
     println!(
         "status: loaded in {} ms, judged and written in {} ms: {} room streams, {} calls and {} rooms known, \
          {} failed and {} provisional windows, {} missing buckets; {} lines of text",
         loaded.as_millis(),
-        (status_time - loaded).as_millis(),
+        (elapsed - loaded).as_millis(),
         r.room_streams,
         r.calls_known,
         r.rooms_known,
@@ -365,13 +366,20 @@ async fn phase(dir: &Path, now: DateTime<Utc>) {
         r.missing_buckets,
         text.lines().count()
     );
+    (r.room_streams, r.rooms_known, r.calls_known, elapsed)
+}
+
+/// The measured phase, in a process of its own: plans the room streams as `sync` does, then
+/// computes `status` as the command does (nothing of the first kept for the second), and prints
+/// one line for the parent with this process's peak RSS.
+async fn phase(dir: &Path, now: DateTime<Utc>) {
+    let settings = Settings::load(&dir.join("bench.toml")).expect("the config loads");
+    let (planned, with_range, plan_time) = plan_phase(&settings, now).await;
+    let (assessed, rooms_known, calls_known, status_time) = status_phase(&settings, now).await;
     let peak = vm_hwm_kib("self").unwrap_or(0);
     println!(
-        "phase planned={planned} with_range={with_range} assessed={} rooms_known={} calls_known={} \
-         plan_ms={} status_ms={} peak_kib={peak}",
-        r.room_streams,
-        r.rooms_known,
-        r.calls_known,
+        "phase planned={planned} with_range={with_range} assessed={assessed} rooms_known={rooms_known} \
+         calls_known={calls_known} plan_ms={} status_ms={} peak_kib={peak}",
         plan_time.as_millis(),
         status_time.as_millis()
     );
