@@ -217,6 +217,12 @@ pub fn plan(
     let mut warnings = Vec::new();
     let mut out = Vec::with_capacity(streams.len());
     let mut any_range = false;
+    // Each stream's rows, found once: a scan of the whole ledger per stream and indicator is
+    // quadratic in the streams of a `[[rooms]]` block.
+    let mut rows_of: HashMap<&str, Vec<&LedgerEntry>> = HashMap::new();
+    for e in ledger {
+        rows_of.entry(e.stream.as_str()).or_default().push(e);
+    }
     let mut widest: Option<Window> = None;
     for stream in streams {
         let g = stream.granularity;
@@ -253,7 +259,10 @@ pub fn plan(
         any_range = true;
         let range = Window { start, end };
 
-        let windows = plan_stream(settings, stream, ledger, range, options.refetch);
+        let rows = rows_of
+            .get(stream.key.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        let windows = plan_stream(settings, stream, rows, range, options.refetch);
         out.push(StreamPlan {
             stream: stream.name.clone(),
             granularity: g,
@@ -297,11 +306,11 @@ pub fn plan(
 /// rows do not cover, plus its failed and refetch-marked rows (fetched even where an older settled
 /// row covers them, so that a success supersedes them). Each indicator's gaps are cut the same way, so indicators with
 /// the same history share every call: a nightly run stays one call per stream, and an added indicator
-/// costs only its own backfill.
+/// costs only its own backfill. `ledger` holds the stream's own rows.
 fn plan_stream(
     settings: &WindowSettings,
     stream: &Stream,
-    ledger: &[LedgerEntry],
+    ledger: &[&LedgerEntry],
     range: Window,
     refetch: bool,
 ) -> Vec<PlannedWindow> {
@@ -317,6 +326,7 @@ fn plan_stream(
         let rows = || {
             ledger
                 .iter()
+                .copied()
                 .filter(|e| e.stream == stream.key && &e.indicator == indicator)
         };
         let settled: Vec<Window> = if refetch {

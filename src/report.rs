@@ -2,6 +2,7 @@
 //!
 //! **Invariant:** nothing here changes state; it formats what the planner and the store return.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -945,22 +946,43 @@ impl Status {
         };
         let labels = store.stream_labels().await?;
         let assessed = store.assessed().await?;
+        // Looked up once per stream: with a `[[rooms]]` block's thousands of streams, a scan of the
+        // labels, the ledger and the assessments per stream would be quadratic.
+        let mut keys_of: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (key, label) in &labels {
+            keys_of
+                .entry(label.as_str())
+                .or_default()
+                .push(key.as_str());
+        }
+        let mut open_rows: HashMap<&str, Vec<(usize, &LedgerEntry)>> = HashMap::new();
+        for (i, e) in ledger.iter().enumerate() {
+            if e.state != WindowState::Settled {
+                open_rows.entry(e.stream.as_str()).or_default().push((i, e));
+            }
+        }
+        let mut assessed_of: HashMap<&str, &crate::store::Assessed> = HashMap::new();
+        for a in &assessed {
+            assessed_of.entry(a.label.as_str()).or_insert(a);
+        }
         let streams = coverage
             .into_iter()
             .map(|c| {
-                let keys: Vec<&str> = labels
+                let keys: &[&str] = keys_of.get(c.stream.as_str()).map_or(&[], Vec::as_slice);
+                // The open rows of its keys, in the ledger's order.
+                let mut rows: Vec<(usize, &LedgerEntry)> = keys
                     .iter()
-                    .filter(|(_, label)| *label == c.stream)
-                    .map(|(key, _)| key.as_str())
+                    .filter_map(|k| open_rows.get(k))
+                    .flatten()
+                    .copied()
                     .collect();
+                if keys.len() > 1 {
+                    rows.sort_by_key(|(i, _)| *i);
+                }
                 // One line per window, however many indicators it asked: their points summed and
                 // their names listed; people read the stream's label, the key is the ledger's business.
                 let mut open: Vec<LedgerEntry> = Vec::new();
-                for e in ledger
-                    .iter()
-                    .filter(|e| keys.contains(&e.stream.as_str()))
-                    .filter(|e| e.state != WindowState::Settled)
-                {
+                for e in rows.into_iter().map(|(_, e)| e) {
                     match open
                         .iter_mut()
                         .find(|o| o.window == e.window && o.state == e.state)
@@ -976,7 +998,7 @@ impl Status {
                     }
                 }
                 let grid = keys.iter().find_map(|k| day_grid(k));
-                let assessed = assessed.iter().find(|a| a.label == c.stream);
+                let assessed = assessed_of.get(c.stream.as_str()).copied();
                 StreamStatus {
                     complete_through: assessed.and_then(|a| a.complete_through),
                     deferred: assessed.map(|a| a.deferred.clone()).unwrap_or_default(),
@@ -998,7 +1020,7 @@ impl Status {
                 .len() as u64;
             let prefix = format!("{}/", block.name);
             let listing = block.listing_label();
-            let room_keys: Vec<&str> = labels
+            let room_keys: std::collections::HashSet<&str> = labels
                 .iter()
                 .filter(|(_, label)| label.starts_with(&prefix) && *label != listing)
                 .map(|(key, _)| key.as_str())

@@ -104,13 +104,21 @@ macro_rules! bind_scope {
     }};
 }
 
-/// Runs a read on either backend's pool and decodes every row with `$decode`.
+/// Runs a read on either backend's pool and decodes every row with `$decode` as it arrives: the
+/// backend's rows are never all held at once beside what they decode to (a ledger of many room
+/// streams would hold both).
 macro_rules! read_all {
     ($pools:expr, $query:expr, $action:literal, $decode:path) => {
-        on!($pools, e => {
-            let rows = $query.fetch_all(e).await.map_err(db($action))?;
-            rows.iter().map($decode).collect::<Result<Vec<_>>>()
-        })
+        on!($pools, e => async {
+            use futures::TryStreamExt as _;
+            let mut rows = $query.fetch(e);
+            let mut out = Vec::new();
+            while let Some(row) = rows.try_next().await.map_err(db($action))? {
+                out.push($decode(&row)?);
+            }
+            Ok::<_, StoreError>(out)
+        }
+        .await)
     };
 }
 

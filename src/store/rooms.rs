@@ -235,9 +235,15 @@ const COUNTS: &str = "SELECT count(*), count(DISTINCT room_id) FROM rtc_rooms WH
 /// `(created_at, call_id)`, call ids in byte order on both backends.
 macro_rules! read_calls {
     ($pools:expr, $q:expr) => {{
+        // Each row decoded as it arrives, never all of them held beside their calls.
         let mut out: Vec<StoredCall> = on!($pools, e => {
-            let rows = $q.fetch_all(e).await.map_err(db("reading rtc_rooms"))?;
-            rows.iter().map(decode::stored_call).collect::<Result<Vec<_>>>()?
+            use futures::TryStreamExt as _;
+            let mut rows = $q.fetch(e);
+            let mut out = Vec::new();
+            while let Some(row) = rows.try_next().await.map_err(db("reading rtc_rooms"))? {
+                out.push(decode::stored_call(&row)?);
+            }
+            out
         });
         out.sort_by(|a, b| {
             (a.call.created_at, a.call.call_id.as_bytes())
