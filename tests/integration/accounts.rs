@@ -403,3 +403,67 @@ async fn a_budget_frees_as_the_clock_crosses_24_hours_during_the_run() {
     );
     sim.shutdown().await;
 }
+
+/// The API's own daily limit (no `per_day` configured): its 429 `FlowLimitExceeded` that names the
+/// daily limit is not retried, defers the rest of the action for the run (exit 0, nothing failed),
+/// and a WARN says to set `per_day`.
+#[tokio::test]
+async fn the_apis_daily_limit_defers_the_rest_and_suggests_per_day() {
+    let sim = simulator::spawn(SimulatorConfig {
+        accounts: vec![simulator::SimAccount::new(
+            simulator::DEMO_ACCESS_KEY,
+            simulator::DEMO_SECRET_KEY,
+            60.0,
+            Some(3),
+        )],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = budget_config(dir.path(), &sim.endpoint(), 0);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max_retries = 0", "max_retries = 4");
+    std::fs::write(&config, text).unwrap();
+    let (code, out, err) = run(keyed(&mut cmd(dir.path())).args([
+        "--config",
+        config.to_str().unwrap(),
+        "sync",
+        "--json",
+    ]))
+    .await;
+    assert_eq!(code, 0, "a daily limit defers, never fails: {err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let refused = sim
+        .requests()
+        .iter()
+        .filter(|r| r.action == "ListQuality" && r.status == 429)
+        .count();
+    // Calls already on their way when the first refusal came back are refused too (at most one
+    // per slot); none is retried, and none is sent after the action closed.
+    assert!((1..=4).contains(&refused), "{refused} refused");
+    let asked = asked_ends(&sim);
+    let once: std::collections::BTreeSet<&String> = asked.iter().collect();
+    assert_eq!(once.len(), asked.len(), "no window asked twice: {asked:?}");
+    assert_eq!(asked.len(), 3 + refused, "three accepted, the rest refused");
+    assert_eq!(
+        summary["calls"],
+        asked.len(),
+        "every request sent counts: {out}"
+    );
+    assert!(summary["windows_deferred"].as_u64().unwrap() > 0, "{out}");
+    assert!(
+        summary["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["windows_failed"] == 0),
+        "{out}"
+    );
+    assert!(
+        err.contains("daily limit") && err.contains("per_day"),
+        "the WARN suggests per_day: {err}"
+    );
+    sim.shutdown().await;
+}
