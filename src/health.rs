@@ -44,17 +44,17 @@ pub struct StreamHealth {
 /// Assesses `stream` from its ledger rows: rows of other streams, and of indicators it no longer asks,
 /// are ignored. A bucket counts as covered when every indicator the stream asks has it covered. A
 /// room stream is measured over its needed buckets only (PRODUCT.md, "Room streams").
-pub fn assess(
+pub fn assess<'a>(
     settings: &WindowSettings,
     stream: &Stream,
-    ledger: &[LedgerEntry],
+    ledger: impl IntoIterator<Item = &'a LedgerEntry>,
     now: DateTime<Utc>,
 ) -> StreamHealth {
     let g = stream.granularity;
     let horizon = planner::horizon(settings, g, now);
     let indicators = &stream.job.indicators;
     let rows: Vec<&LedgerEntry> = ledger
-        .iter()
+        .into_iter()
         .filter(|e| e.stream == stream.key && indicators.contains(&e.indicator))
         .collect();
     // Per indicator, the windows that hold data (settled, or provisional too).

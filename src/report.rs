@@ -866,18 +866,23 @@ fn pending_room_buckets(
             .into_iter()
             .filter(|s| !configured.contains(&s.key))
             .collect();
-    let mut rows: std::collections::HashMap<&str, Vec<LedgerEntry>> = streams
+    let mut rows: std::collections::HashMap<&str, Vec<&LedgerEntry>> = streams
         .iter()
         .map(|s| (s.key.as_str(), Vec::new()))
         .collect();
     for e in ledger {
         if let Some(r) = rows.get_mut(e.stream.as_str()) {
-            r.push(e.clone());
+            r.push(e);
         }
     }
     let (mut pending, mut buckets, mut since) = (0, 0, None::<DateTime<Utc>>);
     for s in &streams {
-        let h = health::assess(&settings.window, s, &rows[s.key.as_str()], now);
+        let h = health::assess(
+            &settings.window,
+            s,
+            rows[s.key.as_str()].iter().copied(),
+            now,
+        );
         let due = h.horizon.end - max_age;
         let old: Vec<crate::domain::Window> = h
             .uncovered
@@ -1059,7 +1064,7 @@ impl Status {
                 deferred,
                 missing_buckets,
                 rooms: detail.into_values().collect(),
-                calls: calls.iter().map(|c| c.call.clone()).collect(),
+                calls: calls.into_iter().map(|c| c.call).collect(),
                 room_failures: ledger
                     .iter()
                     .filter(|e| {
