@@ -25,6 +25,9 @@
 //! `combined_ratio` both accounts' calls/s over the sum of their quotas (1.0: two accounts take the
 //! time of one).
 
+mod common;
+use common::vm_hwm_kib;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -47,18 +50,6 @@ fn config_text(endpoint: &str) -> String {
         ));
     }
     text
-}
-
-/// The high-water mark of a process's resident memory, in KiB, from /proc.
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// 12 five-minute jobs and one distribution job of 2 streams: about 60 calls of each API.
@@ -381,7 +372,7 @@ fn main() {
         let pid = child.id();
         let mut peak_kib = 0;
         let status = loop {
-            if let Some(k) = vm_hwm_kib(pid) {
+            if let Some(k) = vm_hwm_kib(&pid.to_string()) {
                 peak_kib = peak_kib.max(k);
             }
             if let Some(status) = child.try_wait().unwrap() {

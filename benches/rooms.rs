@@ -21,6 +21,9 @@
 //! `rooms rooms=10000 plan_ms=… status_ms=… peak_rss_mib=…` (the issue's targets: plan and status
 //! under 1,000 ms each, under 100 MiB).
 
+mod common;
+use common::vm_hwm_kib;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration as StdDuration, Instant};
@@ -53,18 +56,6 @@ fn config_text(db: &Path) -> String {
          granularity = [\"1d\", \"5min\"]\nmin_active_users = 1\n",
         db.display()
     )
-}
-
-/// The high-water mark of a process's resident memory, in KiB, from /proc.
-fn vm_hwm_kib(pid: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 /// SplitMix64: a seeded, dependency-free source of the calls.

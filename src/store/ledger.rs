@@ -245,11 +245,8 @@ const FORGET_CALLS: &str = "DELETE FROM sync_calls WHERE sent_at < $1";
 
 const LAST_RUN: &str = "SELECT id, mode, started_at, finished_at, status, requests, retries, \
      throttled, points_inserted, points_updated, points_unchanged, windows_ok, windows_failed, \
-     points_deleted, account FROM sync_runs ORDER BY id DESC LIMIT 1";
-
-const LAST_RUN_OF: &str = "SELECT id, mode, started_at, finished_at, status, requests, retries, \
-     throttled, points_inserted, points_updated, points_unchanged, windows_ok, windows_failed, \
-     points_deleted, account FROM sync_runs WHERE account = $1 ORDER BY id DESC LIMIT 1";
+     points_deleted, account FROM sync_runs WHERE CAST($1 AS TEXT) IS NULL OR account = $1 \
+     ORDER BY id DESC LIMIT 1";
 
 const LAST_SUCCESSFUL_RUN: &str = "SELECT id, mode, started_at, finished_at, status, requests, \
      retries, throttled, points_inserted, points_updated, points_unchanged, windows_ok, \
@@ -741,27 +738,20 @@ pub(super) async fn finish_run(
     Ok(())
 }
 
-/// The most recently started run, of any status or of `ok` runs only.
-pub(super) async fn last_run(pools: Pools<'_>, ok_only: bool) -> Result<Option<RunRow>> {
-    let sql = if ok_only {
-        LAST_SUCCESSFUL_RUN
-    } else {
-        LAST_RUN
-    };
+/// The most recently started run, of any status (of `account` only, when given) or of `ok` runs
+/// only.
+pub(super) async fn last_run(
+    pools: Pools<'_>,
+    ok_only: bool,
+    account: Option<&str>,
+) -> Result<Option<RunRow>> {
     let runs = read_all!(
         pools,
-        sqlx::query(sql),
-        "reading the last run",
-        decode::run_row
-    )?;
-    Ok(runs.into_iter().next())
-}
-
-/// The most recently started run of `account` (a hash of its access key id).
-pub(super) async fn last_run_of(pools: Pools<'_>, account: &str) -> Result<Option<RunRow>> {
-    let runs = read_all!(
-        pools,
-        sqlx::query(LAST_RUN_OF).bind(account),
+        if ok_only {
+            sqlx::query(LAST_SUCCESSFUL_RUN)
+        } else {
+            sqlx::query(LAST_RUN).bind(account)
+        },
         "reading the last run",
         decode::run_row
     )?;

@@ -453,17 +453,17 @@ impl Store {
 
     /// The most recently started run.
     pub async fn last_run(&self) -> Result<Option<RunRow>> {
-        ledger::last_run(self.pools(), false).await
+        ledger::last_run(self.pools(), false, None).await
     }
 
     /// The most recently started run of `account` (a hash of its access key id).
     pub async fn last_run_of(&self, account: &str) -> Result<Option<RunRow>> {
-        ledger::last_run_of(self.pools(), account).await
+        ledger::last_run(self.pools(), false, Some(account)).await
     }
 
     /// The most recently started run that ended `ok`.
     pub async fn last_successful_run(&self) -> Result<Option<RunRow>> {
-        ledger::last_run(self.pools(), true).await
+        ledger::last_run(self.pools(), true, None).await
     }
 
     /// `(key, label)` of every stream the database knows.
