@@ -2,7 +2,7 @@
 //!
 //! **Invariant:** nothing here changes state; it formats what the planner and the store return.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -859,8 +859,7 @@ fn pending_room_buckets(
     now: DateTime<Utc>,
     max_age: chrono::Duration,
 ) -> Option<Problem> {
-    let configured: std::collections::HashSet<String> =
-        settings.streams().into_iter().map(|s| s.key).collect();
+    let configured: HashSet<String> = settings.streams().into_iter().map(|s| s.key).collect();
     let streams: Vec<crate::domain::Stream> =
         crate::planner::room_streams(block, calls, settings.window.timezone, now)
             .into_iter()
@@ -944,7 +943,14 @@ impl Status {
     /// What the database holds; with the configuration, its ledger is read as the next `sync`
     /// adopts an earlier version's (`pipeline::adopted_ledger`).
     pub async fn load(store: &Store, settings: Option<&Settings>) -> Result<Status, StoreError> {
-        let coverage = store.coverage().await?;
+        // A `[[rooms]]` block's streams are its one line (their numbers are counted below), never
+        // a stream each: thousands of rows the view would compute for nothing.
+        let blocks: Vec<String> = settings
+            .iter()
+            .flat_map(|s| &s.rooms)
+            .map(|b| format!("{}/", b.name))
+            .collect();
+        let coverage = store.coverage(&blocks).await?;
         let ledger = match settings {
             Some(settings) => crate::pipeline::adopted_ledger(settings, store).await?.0,
             None => store.ledger(None).await?,
@@ -1021,17 +1027,38 @@ impl Status {
             let rooms_known = calls
                 .iter()
                 .map(|c| c.call.room_id.as_str())
-                .collect::<std::collections::HashSet<_>>()
+                .collect::<HashSet<_>>()
                 .len() as u64;
             let prefix = format!("{}/", block.name);
             let listing = block.listing_label();
-            let room_keys: std::collections::HashSet<&str> = labels
+            let room_keys: HashSet<&str> = labels
                 .iter()
                 .filter(|(_, label)| label.starts_with(&prefix) && *label != listing)
                 .map(|(key, _)| key.as_str())
                 .collect();
             // What the block's last run left: its room streams' and its listing's numbers, also
             // of a room stream nothing was fetched of yet (no ledger row, no coverage row).
+            // Its room streams' numbers as `sync_coverage` counts them: the streams with a ledger
+            // row, their failed and provisional windows.
+            let (mut stored, mut failed, mut pending) =
+                (HashSet::new(), HashSet::new(), HashSet::new());
+            let mut room_failures = Vec::new();
+            for e in ledger
+                .iter()
+                .filter(|e| room_keys.contains(e.stream.as_str()))
+            {
+                stored.insert(e.stream.as_str());
+                match e.state {
+                    WindowState::Failed => {
+                        failed.insert((e.stream.as_str(), e.window));
+                        room_failures.push(e.clone());
+                    }
+                    WindowState::Provisional => {
+                        pending.insert((e.stream.as_str(), e.window));
+                    }
+                    _ => {}
+                }
+            }
             let (mut deferred, mut missing_buckets) = (Deferred::default(), 0);
             for a in assessed.iter().filter(|a| a.label.starts_with(&prefix)) {
                 deferred.add(&a.deferred);
@@ -1065,13 +1092,10 @@ impl Status {
                 missing_buckets,
                 rooms: detail.into_values().collect(),
                 calls: calls.into_iter().map(|c| c.call).collect(),
-                room_failures: ledger
-                    .iter()
-                    .filter(|e| {
-                        e.state == WindowState::Failed && room_keys.contains(&e.stream.as_str())
-                    })
-                    .cloned()
-                    .collect(),
+                room_streams: stored.len() as u64,
+                room_failed_windows: failed.len() as u64,
+                room_pending_windows: pending.len() as u64,
+                room_failures,
                 ..RoomsStatus::default()
             });
         }
@@ -1130,24 +1154,6 @@ impl Status {
                 });
             }
         }
-        // A block's listing and its room streams are shown as the block's line, not as streams.
-        let listings = settings.listings();
-        let rooms = &mut self.rooms;
-        self.streams.retain(|s| {
-            let label = &s.coverage.stream;
-            let Some(r) = rooms
-                .iter_mut()
-                .find(|r| label.starts_with(&format!("{}/", r.name)))
-            else {
-                return listings.iter().all(|(_, l)| l != label);
-            };
-            if listings.iter().all(|(_, l)| l != label) {
-                r.room_streams += 1;
-                r.room_failed_windows += s.coverage.failed_windows as u64;
-                r.room_pending_windows += s.coverage.provisional_windows as u64;
-            }
-            false
-        });
         self.not_configured = self
             .streams
             .iter()

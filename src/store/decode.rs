@@ -18,6 +18,8 @@ use crate::domain::{Deferred, LedgerEntry, RoomCall, RunStatus, Window, WindowSt
 /// Typed column access shared by `SqliteRow` and `PgRow`.
 pub(crate) trait Columns {
     fn text(&self, i: usize) -> sqlx::Result<String>;
+    /// A text column, borrowed from the row.
+    fn str(&self, i: usize) -> sqlx::Result<&str>;
     fn opt_text(&self, i: usize) -> sqlx::Result<Option<String>>;
     fn int(&self, i: usize) -> sqlx::Result<i64>;
     fn opt_int(&self, i: usize) -> sqlx::Result<Option<i64>>;
@@ -35,6 +37,9 @@ macro_rules! columns_for {
     ($row:ty, $bucket:expr) => {
         impl Columns for $row {
             fn text(&self, i: usize) -> sqlx::Result<String> {
+                self.try_get(i)
+            }
+            fn str(&self, i: usize) -> sqlx::Result<&str> {
                 self.try_get(i)
             }
             fn opt_text(&self, i: usize) -> sqlx::Result<Option<String>> {
@@ -111,6 +116,99 @@ pub(crate) fn ledger_entry(r: &impl Columns) -> Result<LedgerEntry> {
         })
     };
     decode().map_err(db("decoding the ledger"))
+}
+
+/// A ledger row as the ledger's read packs it: `[indicator, window_start, window_end, state,
+/// points, attempts, last_error, request_id, fetched_at]`, the times as RFC 3339 text.
+#[derive(serde::Deserialize)]
+struct PackedRow<'a>(
+    String,
+    &'a str,
+    &'a str,
+    &'a str,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    &'a str,
+);
+
+/// `stream` and its ledger rows packed as a JSON array of [`PackedRow`]s, appended to `out`.
+pub(crate) fn ledger_rows(r: &impl Columns, out: &mut Vec<LedgerEntry>) -> Result<()> {
+    let stream = r.text(0).map_err(db("decoding the ledger"))?;
+    let packed = r.str(1).map_err(db("decoding the ledger"))?;
+    let rows: Vec<PackedRow> = serde_json::from_str(packed).map_err(|e| StoreError::Corrupt {
+        what: "ledger rows",
+        value: format!("{stream}: {e}"),
+    })?;
+    out.reserve(rows.len());
+    for PackedRow(indicator, start, end, state, points, attempts, last_error, request_id, at) in
+        rows
+    {
+        out.push(LedgerEntry {
+            stream: stream.clone(),
+            indicator,
+            window: Window {
+                start: instant(start)?,
+                end: instant(end)?,
+            },
+            state: parse_state(state)?,
+            points,
+            attempts,
+            last_error,
+            request_id,
+            fetched_at: instant(at)?,
+        });
+    }
+    Ok(())
+}
+
+/// A call as a read of `rtc_rooms` packs it: `[call_id, created_at, destroyed_at,
+/// active_user_num, finished (0 or 1), first_seen_at, updated_at]`.
+#[derive(serde::Deserialize)]
+struct PackedCall<'a>(String, &'a str, Option<&'a str>, i64, u8, &'a str, &'a str);
+
+/// `app_id, room_id` and the room's calls packed as a JSON array of [`PackedCall`]s, appended to
+/// `out`.
+pub(crate) fn room_calls(r: &impl Columns, out: &mut Vec<StoredCall>) -> Result<()> {
+    let (app_id, room_id) =
+        (|| Ok((r.text(0)?, r.text(1)?)))().map_err(db("decoding rtc_rooms"))?;
+    let packed = r.str(2).map_err(db("decoding rtc_rooms"))?;
+    let calls: Vec<PackedCall> = serde_json::from_str(packed).map_err(|e| StoreError::Corrupt {
+        what: "rtc_rooms rows",
+        value: format!("{room_id}: {e}"),
+    })?;
+    out.reserve(calls.len());
+    for PackedCall(call_id, created, destroyed, users, finished, first_seen, updated) in calls {
+        out.push(StoredCall {
+            app_id: app_id.clone(),
+            call: RoomCall {
+                room_id: room_id.clone(),
+                call_id,
+                created_at: instant(created)?,
+                destroyed_at: destroyed.map(instant).transpose()?,
+                active_user_num: users,
+                finished: finished != 0,
+            },
+            first_seen_at: instant(first_seen)?,
+            updated_at: instant(updated)?,
+        });
+    }
+    Ok(())
+}
+
+/// A stored time as JSON carries it: SQLite's own text (a bucket start parsed by hand, the common
+/// case), or PostgreSQL's RFC 3339 with an offset.
+fn instant(s: &str) -> Result<DateTime<Utc>> {
+    if let Some(t) = parse_bucket(s).and_then(|secs| DateTime::from_timestamp(secs, 0)) {
+        return Ok(t);
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Corrupt {
+            what: "stored time",
+            value: s.to_string(),
+        })
 }
 
 /// Every column of `rtc_rooms`, in table order.

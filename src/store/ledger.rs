@@ -122,9 +122,26 @@ macro_rules! read_all {
     };
 }
 
-const READ_LEDGER: &str = "SELECT stream, indicator, window_start, window_end, state, points, \
-     attempts, last_error, request_id, fetched_at FROM sync_ledger \
-     WHERE CAST($1 AS TEXT) IS NULL OR stream = $1 ORDER BY stream, indicator, window_start, window_end, state";
+/// The ledger, one row per stream with its rows packed into a JSON array in key order (what
+/// [`decode::ledger_rows`] reads). SQLite hands each row over from its worker thread, a wake-up each:
+/// a stream's rows in one cost one. The two backends spell the aggregate differently.
+macro_rules! read_ledger {
+    ($agg:literal, $array:literal, $cast:literal) => {
+        concat!(
+            "SELECT stream, ",
+            $agg,
+            "(",
+            $array,
+            "(indicator, window_start, window_end, state, points, attempts, last_error, \
+             request_id, fetched_at) ORDER BY indicator, window_start, window_end, state)",
+            $cast,
+            " FROM sync_ledger WHERE CAST($1 AS TEXT) IS NULL OR stream = $1 \
+             GROUP BY stream ORDER BY stream"
+        )
+    };
+}
+const READ_LEDGER_SQLITE: &str = read_ledger!("json_group_array", "json_array", "");
+const READ_LEDGER_POSTGRES: &str = read_ledger!("CAST(json_agg", "json_build_array", " AS TEXT)");
 
 // Failed rows and refetch marks: what a successful fetch of a window supersedes where it covers them.
 const OPEN_OVERLAPPING: &str = "SELECT stream, indicator, window_start, window_end, state, points, \
@@ -266,7 +283,7 @@ const QUERY_SERIES: &str = "SELECT s.id, s.indicator, s.dimension_value, s.grid_
      AND (CAST($9 AS TEXT) IS NULL OR s.grid_timezone = $9)";
 
 const COVERAGE: &str = "SELECT stream, settled_through, provisional_windows, failed_windows, points, \
-     last_run_at, missing_buckets FROM sync_coverage ORDER BY stream";
+     last_run_at, missing_buckets FROM sync_coverage";
 
 const SQLITE_METRICS: &str = "SELECT app_id, room_id, indicator, unit, granularity, product_type, \
      os, access, user_ids, ts, value, settled, updated_at, timezone, local_date \
@@ -293,12 +310,19 @@ const POSTGRES_DISTRIBUTION: &str = "SELECT app_id, indicator, dimension, dimens
 
 /// The ledger rows, of one stream or all, ordered by stream and window start.
 pub(super) async fn read(pools: Pools<'_>, stream: Option<&str>) -> Result<Vec<LedgerEntry>> {
-    read_all!(
-        pools,
-        sqlx::query(READ_LEDGER).bind(stream),
-        "reading the ledger",
-        decode::ledger_entry
-    )
+    let sql = match pools {
+        On::Sqlite(_) => READ_LEDGER_SQLITE,
+        On::Postgres(_) => READ_LEDGER_POSTGRES,
+    };
+    let mut out = Vec::new();
+    on!(pools, e => {
+        use futures::TryStreamExt as _;
+        let mut rows = sqlx::query(sql).bind(stream).fetch(e);
+        while let Some(row) = rows.try_next().await.map_err(db("reading the ledger"))? {
+            decode::ledger_rows(&row, &mut out)?;
+        }
+    });
+    Ok(out)
 }
 
 /// What a successful fetch records in the ledger: the stream, the window and the indicators the call
@@ -868,10 +892,19 @@ pub(super) async fn prune(writer: Writer<'_>, key: &str, series: &[i64]) -> Resu
 }
 
 /// The `sync_coverage` view, ordered by stream.
-pub(super) async fn coverage(pools: Pools<'_>) -> Result<Vec<CoverageRow>> {
+pub(super) async fn coverage(pools: Pools<'_>, except: &[String]) -> Result<Vec<CoverageRow>> {
+    // The view computes a row when it is asked for: a prefix left out costs nothing.
+    let mut sql = COVERAGE.to_string();
+    for i in 1..=except.len() {
+        sql += if i == 1 { " WHERE " } else { " AND " };
+        sql += &format!("substr(stream, 1, length(CAST(${i} AS TEXT))) <> ${i}");
+    }
+    sql += " ORDER BY stream";
     read_all!(
         pools,
-        sqlx::query(COVERAGE),
+        except
+            .iter()
+            .fold(sqlx::query(&sql), |q, prefix| q.bind(prefix.as_str())),
         "reading sync_coverage",
         decode::coverage_row
     )

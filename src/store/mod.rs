@@ -492,9 +492,10 @@ impl Store {
         ledger::prune(self.writer().await?.on(), key, series).await
     }
 
-    /// The `sync_coverage` view, ordered by stream.
-    pub async fn coverage(&self) -> Result<Vec<CoverageRow>> {
-        ledger::coverage(self.pools()).await
+    /// The `sync_coverage` view, ordered by stream, but for the streams whose label starts with
+    /// one of `except` (a `[[rooms]]` block's, shown as one line of their own).
+    pub async fn coverage(&self, except: &[String]) -> Result<Vec<CoverageRow>> {
+        ledger::coverage(self.pools(), except).await
     }
 
     /// Rows of the `quality_metrics` view, newest first; all of them when `limit` is `None`.

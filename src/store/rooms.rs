@@ -154,9 +154,6 @@ const INSERT_CALL: &str = "INSERT INTO rtc_rooms (app_id, call_id, room_id, crea
 const UPDATE_CALL: &str = "UPDATE rtc_rooms SET room_id = $3, created_at = $4, destroyed_at = $5, \
      active_user_num = $6, finished = $7, updated_at = $8 WHERE app_id = $1 AND call_id = $2";
 
-const APP_CALLS: &str = "SELECT app_id, room_id, call_id, created_at, destroyed_at, \
-     active_user_num, finished, first_seen_at, updated_at FROM rtc_rooms WHERE app_id = $1";
-
 /// `SELECT` of the stored calls of `$1` among the ids `$2 ..= $(READ_CHUNK + 1)`.
 fn stored_calls_sql() -> String {
     let ids: Vec<String> = (2..READ_CHUNK + 2).map(|i| format!("${i}")).collect();
@@ -221,29 +218,63 @@ pub(super) async fn write_listing(mut conn: Conn<'_>, l: &RoomListing<'_>) -> Re
     Ok(decision.counts())
 }
 
-// The calls that can overlap `[$2, $3)`: two index ranges of `rtc_rooms_destroyed`, disjoint.
-const CALLS_BETWEEN: &str = "SELECT app_id, room_id, call_id, created_at, destroyed_at, \
-     active_user_num, finished, first_seen_at, updated_at FROM rtc_rooms \
-     WHERE app_id = $1 AND destroyed_at IS NULL AND created_at < $3 \
-     UNION ALL SELECT app_id, room_id, call_id, created_at, destroyed_at, \
-     active_user_num, finished, first_seen_at, updated_at FROM rtc_rooms \
-     WHERE app_id = $1 AND destroyed_at >= $2 AND created_at < $3";
+/// A read of calls, one row per room with its calls packed into a JSON array (what
+/// [`decode::room_calls`] reads): SQLite hands each row over from its worker thread, a wake-up
+/// each. `$from` is the query of the calls; the backends spell the aggregate differently.
+macro_rules! packed_calls {
+    ($from:expr) => {
+        [
+            packed_calls!($from, "json_group_array", "json_array", ""),
+            packed_calls!($from, "CAST(json_agg", "json_build_array", " AS TEXT)"),
+        ]
+    };
+    ($from:expr, $agg:literal, $array:literal, $cast:literal) => {
+        concat!(
+            "SELECT app_id, room_id, ",
+            $agg,
+            "(",
+            $array,
+            "(call_id, created_at, destroyed_at, active_user_num, \
+             CASE WHEN finished THEN 1 ELSE 0 END, first_seen_at, updated_at))",
+            $cast,
+            " FROM (",
+            $from,
+            ") c GROUP BY app_id, room_id"
+        )
+    };
+}
+
+/// Every call of `$1`, for SQLite and PostgreSQL.
+const APP_CALLS: [&str; 2] = packed_calls!("SELECT * FROM rtc_rooms WHERE app_id = $1");
+
+/// The calls of `$1` that can overlap `[$2, $3)`: two index ranges of `rtc_rooms_destroyed`,
+/// disjoint. The running calls are all read (they are few), and those created after `$3` left out
+/// by the caller: a bound on `created_at` there makes SQLite walk `rtc_rooms_created` instead, a
+/// table lookup per stored call.
+const CALLS_BETWEEN: [&str; 2] = packed_calls!(
+    "SELECT * FROM rtc_rooms WHERE app_id = $1 AND destroyed_at IS NULL \
+     UNION ALL SELECT * FROM rtc_rooms WHERE app_id = $1 AND destroyed_at >= $2 AND created_at < $3"
+);
 
 const COUNTS: &str = "SELECT count(*), count(DISTINCT room_id) FROM rtc_rooms WHERE app_id = $1";
 
-/// Reads calls with the query `$q` (expanded for each backend) and orders them by
-/// `(created_at, call_id)`, call ids in byte order on both backends.
+/// Reads calls with the query `sql` (one text per backend, see [`packed_calls!`]) and the binds
+/// `$bind`, and orders them by `(created_at, call_id)`, call ids in byte order on both backends.
 macro_rules! read_calls {
-    ($pools:expr, $q:expr) => {{
-        // Each row decoded as it arrives, never all of them held beside their calls.
-        let mut out: Vec<StoredCall> = on!($pools, e => {
+    ($pools:expr, $sql:expr, |$q:ident| $bind:expr) => {{
+        let [sqlite, postgres] = $sql;
+        let sql = match $pools {
+            On::Sqlite(_) => sqlite,
+            On::Postgres(_) => postgres,
+        };
+        let mut out: Vec<StoredCall> = Vec::new();
+        on!($pools, e => {
             use futures::TryStreamExt as _;
-            let mut rows = $q.fetch(e);
-            let mut out = Vec::new();
+            let $q = sqlx::query(sql);
+            let mut rows = ($bind).fetch(e);
             while let Some(row) = rows.try_next().await.map_err(db("reading rtc_rooms"))? {
-                out.push(decode::stored_call(&row)?);
+                decode::room_calls(&row, &mut out)?;
             }
-            out
         });
         out.sort_by(|a, b| {
             (a.call.created_at, a.call.call_id.as_bytes())
@@ -255,7 +286,7 @@ macro_rules! read_calls {
 
 /// Every stored call of `app_id`, by `(created_at, call_id)`.
 pub(super) async fn calls(pools: Pools<'_>, app_id: &str) -> Result<Vec<StoredCall>> {
-    read_calls!(pools, sqlx::query(APP_CALLS).bind(app_id))
+    read_calls!(pools, APP_CALLS, |q| q.bind(app_id))
 }
 
 /// The stored calls of `app_id` that can overlap `range`, ordered as [`calls`].
@@ -264,13 +295,12 @@ pub(super) async fn calls_between(
     app_id: &str,
     range: Window,
 ) -> Result<Vec<StoredCall>> {
-    read_calls!(
-        pools,
-        sqlx::query(CALLS_BETWEEN)
-            .bind(app_id)
-            .bind(Instant(range.start))
-            .bind(Instant(range.end))
-    )
+    let mut calls: Vec<StoredCall> = read_calls!(pools, CALLS_BETWEEN, |q| q
+        .bind(app_id)
+        .bind(Instant(range.start))
+        .bind(Instant(range.end)))?;
+    calls.retain(|c| c.call.created_at < range.end);
+    Ok(calls)
 }
 
 /// `(calls, rooms)` of `app_id`.

@@ -339,7 +339,7 @@ async fn item_04_status_the_metrics_and_sync_coverage_give_the_same_numbers() {
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
     let metrics = scrape(&prom);
     let store = Store::connect(&db).await.unwrap();
-    let coverage = store.coverage().await.unwrap();
+    let coverage = store.coverage(&[]).await.unwrap();
     assert!(!coverage.is_empty());
     for c in &coverage {
         let shown = status["streams"]

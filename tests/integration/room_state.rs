@@ -183,7 +183,7 @@ async fn deferred_windows_and_missing_buckets_are_kept_and_shown(url: &str) {
     assert_eq!(st.rooms[0].missing_buckets, 0);
     let text = st.text();
     assert!(!text.contains("deferred"), "{text}");
-    for c in store.coverage().await.unwrap() {
+    for c in store.coverage(&[]).await.unwrap() {
         if c.stream.starts_with("rooms/") && c.stream != "rooms/rooms" {
             assert_eq!(c.missing_buckets, Some(0), "{c:?}");
             assert!(c.settled_through.is_some(), "{c:?}");

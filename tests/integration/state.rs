@@ -57,7 +57,7 @@ fn asked(sim: &SimulatorHandle, from: usize) -> Vec<Vec<String>> {
 
 async fn coverage(store: &Store) -> BTreeMap<String, CoverageRow> {
     store
-        .coverage()
+        .coverage(&[])
         .await
         .unwrap()
         .into_iter()

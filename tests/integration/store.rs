@@ -753,7 +753,7 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
             missing_buckets: None,
         },
     ];
-    assert_eq!(store.coverage().await.unwrap(), expected);
+    assert_eq!(store.coverage(&[]).await.unwrap(), expected);
     let (columns, rows) = coverage_select_star(store).await;
     assert_eq!(columns, COVERAGE_COLUMNS);
     assert_eq!(rows, expected);
@@ -781,7 +781,7 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
         .commit_window(&batch("a", 150, 6, true, &series, t(4_001)))
         .await
         .unwrap();
-    let a = &store.coverage().await.unwrap()[0];
+    let a = &store.coverage(&[]).await.unwrap()[0];
     assert_eq!((a.provisional_windows, a.failed_windows), (1, 0));
 
     // A new query under a's label takes it; the old stream keeps its rows under another label.
@@ -798,7 +798,7 @@ async fn sync_coverage_is_derived_from_the_ledger(store: &Store) {
         .await
         .unwrap();
     let names: Vec<String> = store
-        .coverage()
+        .coverage(&[])
         .await
         .unwrap()
         .into_iter()

@@ -151,7 +151,7 @@ async fn upgrade_with_an_edited_job(url: &str) {
     assert_eq!(report.status, RunStatus::Ok, "{report:?}");
     assert_eq!(sim.requests().len(), plan.request_count());
     let coverage: BTreeMap<String, Option<i64>> = store
-        .coverage()
+        .coverage(&[])
         .await
         .unwrap()
         .into_iter()

@@ -45,7 +45,7 @@ async fn upgrades_in_place_without_fetching_again(url: &str) {
     assert!(ledger.iter().all(|e| e.stream.starts_with(LEGACY_PREFIX)));
     let old_windows = windows(&store).await;
     let coverage_before: BTreeMap<String, Option<DateTime<Utc>>> = store
-        .coverage()
+        .coverage(&[])
         .await
         .unwrap()
         .into_iter()
@@ -119,7 +119,7 @@ async fn upgrades_in_place_without_fetching_again(url: &str) {
         );
     }
     let coverage: BTreeMap<String, (Option<DateTime<Utc>>, Option<i64>)> = store
-        .coverage()
+        .coverage(&[])
         .await
         .unwrap()
         .into_iter()
