@@ -250,7 +250,7 @@ async fn build_state(settings: &Settings, now: DateTime<Utc>) -> (usize, usize) 
     // What the run's end records: each stream's assessment, then the run.
     let mut by_key: std::collections::HashMap<String, Vec<LedgerEntry>> = Default::default();
     for e in store.ledger(None).await.unwrap() {
-        by_key.entry(e.stream.clone()).or_default().push(e);
+        by_key.entry(e.stream.to_string()).or_default().push(e);
     }
     let assessed: Vec<(String, Assessment)> = streams
         .iter()
@@ -299,6 +299,7 @@ async fn plan_phase(settings: &Settings, now: DateTime<Utc>) -> (usize, usize, S
     let read_ledger = started.elapsed();
     let (_, mut plan) =
         pipeline::make_plan(settings, &ledger, &RunOptions::default(), now).unwrap();
+    let made_plan = started.elapsed();
     let range = planner::rooms_range(&settings.window, block, now);
     let calls: Vec<RoomCall> = store
         .room_calls_between(APP, range)
@@ -317,12 +318,14 @@ async fn plan_phase(settings: &Settings, now: DateTime<Utc>) -> (usize, usize, S
     let planned = plan.streams.len();
     let with_range = plan.streams.iter().filter(|s| s.range.is_some()).count();
     println!(
-        "plan: {} ledger rows read in {} ms, {} calls that can overlap the horizon read in {} ms, \
-         {planned} room streams ({with_range} with a range) planned into {} windows in {} ms; {} ms in all",
+        "plan: {} ledger rows read in {} ms, the listing planned in {} ms, {} calls that can overlap \
+         the horizon read in {} ms, {planned} room streams ({with_range} with a range) planned into \
+         {} windows in {} ms; {} ms in all",
         ledger.len(),
         read_ledger.as_millis(),
+        (made_plan - read_ledger).as_millis(),
         calls.len(),
-        (read_calls - read_ledger).as_millis(),
+        (read_calls - made_plan).as_millis(),
         plan.request_count(),
         (elapsed - read_calls).as_millis(),
         elapsed.as_millis()

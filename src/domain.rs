@@ -202,7 +202,7 @@ impl WindowState {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LedgerEntry {
     /// The stream's identity, [`Stream::key`]: what it asks, not its name.
-    pub stream: String,
+    pub stream: std::sync::Arc<str>,
     /// The requested indicator this row covers.
     pub indicator: String,
     pub window: Window,
@@ -667,24 +667,38 @@ impl DistributionJob {
     }
 }
 
+/// A stream's key as [`Stream::key_of`] writes it: its fields in the order a JSON object's sorted
+/// keys take, the order in which the keys have always been stored.
+#[derive(Serialize)]
+struct StreamKey<'a> {
+    access: String,
+    app_id: &'a str,
+    granularity: &'a str,
+    os: String,
+    product_type: &'a str,
+    room_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timezone: Option<String>,
+    user_ids: String,
+}
+
 impl Stream {
     /// The identity of a query at granularity `g`: a JSON object of everything a call asks except
     /// the indicators (whose coverage is kept per indicator) and the time range; for `1d`, also the
-    /// offset whose midnights its buckets start at. Keys are sorted, so the text is canonical.
+    /// offset whose midnights its buckets start at. Keys are sorted, so the text is canonical: it is
+    /// the text every earlier version stored, written from [`StreamKey`] without building a map.
     pub fn key_of(job: &Job, g: Granularity, timezone: FixedOffset) -> String {
-        let mut key = serde_json::json!({
-            "app_id": job.app_id,
-            "room_id": job.room_id,
-            "user_ids": job.user_ids.join(","),
-            "product_type": job.product_type.as_str(),
-            "os": job.os.join(","),
-            "access": job.access.join(","),
-            "granularity": g.as_str(),
-        });
-        if g == Granularity::Day {
-            key["timezone"] = offset_text(timezone).into();
-        }
-        key.to_string()
+        let key = StreamKey {
+            access: job.access.join(","),
+            app_id: &job.app_id,
+            granularity: g.as_str(),
+            os: job.os.join(","),
+            product_type: job.product_type.as_str(),
+            room_id: &job.room_id,
+            timezone: (g == Granularity::Day).then(|| offset_text(timezone)),
+            user_ids: job.user_ids.join(","),
+        };
+        serde_json::to_string(&key).expect("strings always serialize")
     }
 
     /// The key a database of the version before time zones were part of a `1d` stream's identity
@@ -899,6 +913,84 @@ impl fmt::Display for PgSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn job(app: &str, room: &str, os: &[&str], access: &[&str], users: &[&str], web: bool) -> Job {
+        Job {
+            name: "j".into(),
+            app_id: app.into(),
+            indicators: names(&["stall_rate"]),
+            granularities: vec![Granularity::Day],
+            product_type: if web {
+                ProductType::Web
+            } else {
+                ProductType::Native
+            },
+            os: names(os),
+            access: names(access),
+            room_id: room.into(),
+            user_ids: names(users),
+        }
+    }
+
+    /// A stream's key is its identity in every database: this is the text stored since keys were
+    /// introduced, byte for byte.
+    #[test]
+    fn a_streams_key_is_the_text_databases_hold() {
+        let tz = FixedOffset::east_opt(8 * 3600).unwrap();
+        let j = job(
+            "app1",
+            "room \"1\"/ü",
+            &["ios", "android"],
+            &["wifi"],
+            &["u1", "u2"],
+            false,
+        );
+        assert_eq!(
+            Stream::key_of(&j, Granularity::Day, tz),
+            r#"{"access":"wifi","app_id":"app1","granularity":"1d","os":"ios,android","product_type":"native","room_id":"room \"1\"/ü","timezone":"+08:00","user_ids":"u1,u2"}"#
+        );
+        assert_eq!(
+            Stream::key_of(&job("a", "", &[], &[], &[], true), Granularity::FiveMin, tz),
+            r#"{"access":"","app_id":"a","granularity":"5min","os":"","product_type":"web","room_id":"","user_ids":""}"#
+        );
+    }
+
+    proptest! {
+        /// Whatever a job holds, its key is the JSON object of its fields with sorted keys: the
+        /// text the map-built keys of earlier versions had.
+        #[test]
+        fn a_streams_key_is_the_sorted_json_object_of_its_query(
+            app in any::<String>(),
+            room in any::<String>(),
+            os in proptest::collection::vec(any::<String>(), 0..3),
+            access in proptest::collection::vec(any::<String>(), 0..3),
+            users in proptest::collection::vec(any::<String>(), 0..3),
+            web in any::<bool>(),
+            day in any::<bool>(),
+            offset_minutes in -14 * 60..=14 * 60i32,
+        ) {
+            let tz = FixedOffset::east_opt(offset_minutes * 60).unwrap();
+            fn refs(v: &[String]) -> Vec<&str> {
+                v.iter().map(String::as_str).collect()
+            }
+            let j = job(&app, &room, &refs(&os), &refs(&access), &refs(&users), web);
+            let g = if day { Granularity::Day } else { Granularity::FiveMin };
+            let mut map = serde_json::json!({
+                "app_id": j.app_id,
+                "room_id": j.room_id,
+                "user_ids": j.user_ids.join(","),
+                "product_type": j.product_type.as_str(),
+                "os": j.os.join(","),
+                "access": j.access.join(","),
+                "granularity": g.as_str(),
+            });
+            if day {
+                map["timezone"] = offset_text(tz).into();
+            }
+            prop_assert_eq!(Stream::key_of(&j, g, tz), map.to_string());
+        }
+    }
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -55,7 +55,7 @@ pub fn assess<'a>(
     let indicators = &stream.job.indicators;
     let rows: Vec<&LedgerEntry> = ledger
         .into_iter()
-        .filter(|e| e.stream == stream.key && indicators.contains(&e.indicator))
+        .filter(|e| *e.stream == *stream.key && indicators.contains(&e.indicator))
         .collect();
     // Per indicator, the windows that hold data (settled, or provisional too).
     let covered = |indicator: &str, settled_only: bool| -> Vec<Window> {
@@ -302,7 +302,7 @@ mod tests {
             .windows
             .iter()
             .map(|w| LedgerEntry {
-                stream: s.key.clone(),
+                stream: s.key.as_str().into(),
                 indicator: s.job.indicators[0].clone(),
                 window: w.window,
                 state: WindowState::Settled,

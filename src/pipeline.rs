@@ -336,7 +336,7 @@ fn listing_ranges(
     let key = block.listing_key(tz);
     let done: Vec<Window> = ledger
         .iter()
-        .filter(|e| e.stream == key && e.state == WindowState::Settled)
+        .filter(|e| *e.stream == *key && e.state == WindowState::Settled)
         .map(|e| e.window)
         .collect();
     let start = discovery::listing_start(&settings.window, &block.granularities, now);
@@ -757,7 +757,7 @@ fn tasks_of(
         .iter()
         .map(|e| {
             (
-                (e.stream.as_str(), e.indicator.as_str(), e.window),
+                (e.stream.as_ref(), e.indicator.as_str(), e.window),
                 e.attempts,
             )
         })
@@ -811,7 +811,7 @@ fn refetch_marks(tasks: &[Task], now: DateTime<Utc>) -> Vec<LedgerEntry> {
         .iter()
         .flat_map(|t| {
             t.indicators.iter().map(|i| LedgerEntry {
-                stream: t.stream.key.clone(),
+                stream: t.stream.key.as_str().into(),
                 indicator: i.clone(),
                 window: t.window,
                 state: WindowState::Refetch,
@@ -919,7 +919,7 @@ async fn prepare_ledger(
         store.ledger(None).await?.into_iter().partition(|e| {
             matches!(e.state, WindowState::Failed | WindowState::Refetch)
                 && selected.iter().any(|s| {
-                    s.key == e.stream
+                    *s.key == *e.stream
                         && (!s.job.indicators.contains(&e.indicator)
                             || e.window.end
                                 <= planner::horizon(&settings.window, s.granularity, now).start)
@@ -979,7 +979,7 @@ async fn assess(
     }
     let mut by_key: HashMap<&str, Vec<LedgerEntry>> = HashMap::new();
     for e in store.ledger(None).await? {
-        if let Some(k) = known.get(e.stream.as_str()) {
+        if let Some(k) = known.get(e.stream.as_ref()) {
             by_key.entry(*k).or_default().push(e);
         }
     }
@@ -1060,7 +1060,7 @@ impl Run<'_> {
         let prior = |w: Window| {
             ledger
                 .iter()
-                .filter(|e| e.stream == key && e.window == w)
+                .filter(|e| *e.stream == *key && e.window == w)
                 .map(|e| e.attempts)
                 .max()
                 .unwrap_or(0)
@@ -1211,7 +1211,7 @@ impl Run<'_> {
             .iter()
             .filter(|e| matches!(e.state, WindowState::Settled | WindowState::Provisional))
         {
-            fetched.entry(e.stream.as_str()).or_default().push(e.window);
+            fetched.entry(e.stream.as_ref()).or_default().push(e.window);
         }
         let fetched_before = |t: &Task| {
             fetched.get(t.stream.key.as_str()).is_some_and(|ws| {

@@ -221,7 +221,7 @@ pub fn plan(
     // quadratic in the streams of a `[[rooms]]` block.
     let mut rows_of: HashMap<&str, Vec<&LedgerEntry>> = HashMap::new();
     for e in ledger {
-        rows_of.entry(e.stream.as_str()).or_default().push(e);
+        rows_of.entry(e.stream.as_ref()).or_default().push(e);
     }
     let mut widest: Option<Window> = None;
     for stream in streams {
@@ -327,7 +327,7 @@ fn plan_stream(
             ledger
                 .iter()
                 .copied()
-                .filter(|e| e.stream == stream.key && &e.indicator == indicator)
+                .filter(|e| *e.stream == *stream.key && &e.indicator == indicator)
         };
         let settled: Vec<Window> = if refetch {
             Vec::new()
@@ -418,7 +418,7 @@ pub fn legacy_windows<'a>(
             let legacy = Stream::legacy_key(label);
             let mut windows: Vec<Window> = ledger
                 .iter()
-                .filter(|e| e.stream == legacy)
+                .filter(|e| *e.stream == *legacy)
                 .map(|e| e.window)
                 .collect();
             windows.sort();
@@ -460,9 +460,9 @@ pub fn adoptions(streams: &[Stream], ledger: &[LedgerEntry], evidence: &Evidence
         if let Some(before) = s.key_before_timezones() {
             let rows: Vec<LedgerEntry> = ledger
                 .iter()
-                .filter(|e| e.stream == before)
+                .filter(|e| *e.stream == *before)
                 .map(|e| LedgerEntry {
-                    stream: s.key.clone(),
+                    stream: s.key.as_str().into(),
                     ..e.clone()
                 })
                 .collect();
@@ -477,7 +477,7 @@ pub fn adoptions(streams: &[Stream], ledger: &[LedgerEntry], evidence: &Evidence
     }
     for (legacy, s, _) in legacy_windows(streams, ledger) {
         let (mut adopted, mut unproven) = (Vec::new(), Vec::new());
-        for e in ledger.iter().filter(|e| e.stream == legacy) {
+        for e in ledger.iter().filter(|e| *e.stream == *legacy) {
             let found = evidence
                 .get(&(legacy.clone(), e.window))
                 .map(Vec::as_slice)
@@ -495,7 +495,7 @@ pub fn adoptions(streams: &[Stream], ledger: &[LedgerEntry], evidence: &Evidence
                 if points > 0 && e.state != WindowState::Failed {
                     any = true;
                     adopted.push(LedgerEntry {
-                        stream: s.key.clone(),
+                        stream: s.key.as_str().into(),
                         indicator: indicator.clone(),
                         points,
                         ..e.clone()
@@ -519,7 +519,7 @@ pub fn adoptions(streams: &[Stream], ledger: &[LedgerEntry], evidence: &Evidence
             let rows = unproven
                 .into_iter()
                 .map(|e| LedgerEntry {
-                    stream: key.clone(),
+                    stream: key.as_str().into(),
                     ..e
                 })
                 .collect();
@@ -539,7 +539,7 @@ pub fn adopted_view(ledger: Vec<LedgerEntry>, adoptions: &[Adoption]) -> Vec<Led
     let from: std::collections::HashSet<&str> = adoptions.iter().map(|a| a.from.as_str()).collect();
     let mut out: Vec<LedgerEntry> = ledger
         .into_iter()
-        .filter(|e| !from.contains(e.stream.as_str()))
+        .filter(|e| !from.contains(e.stream.as_ref()))
         .collect();
     for a in adoptions {
         out.extend(a.adopted.iter().cloned());
@@ -889,7 +889,7 @@ pub(crate) mod tests {
 
     fn entry(s: &Stream, w: Window, state: WindowState) -> LedgerEntry {
         LedgerEntry {
-            stream: s.key.clone(),
+            stream: s.key.as_str().into(),
             indicator: s.job.indicators[0].clone(),
             window: w,
             state,
@@ -1320,7 +1320,7 @@ pub(crate) mod tests {
             .iter()
             .filter(|e| e.indicator == "stall_rate")
             .map(|e| LedgerEntry {
-                stream: legacy_key.clone(),
+                stream: legacy_key.as_str().into(),
                 indicator: crate::domain::EVERY_INDICATOR.into(),
                 ..e.clone()
             })
@@ -1354,7 +1354,7 @@ pub(crate) mod tests {
         assert_eq!(a[0].from, legacy_key);
         let adopted = &a[0].adopted;
         assert_eq!(adopted.len(), 2 * (n - 2) + 1);
-        assert!(adopted.iter().all(|e| e.stream == s.key));
+        assert!(adopted.iter().all(|e| *e.stream == *s.key));
         assert!(
             adopted.iter().any(|e| e.window == windows[n - 2]
                 && e.indicator == "stall_rate"
@@ -1418,7 +1418,7 @@ pub(crate) mod tests {
         let old: Vec<LedgerEntry> = ledger
             .iter()
             .map(|e| LedgerEntry {
-                stream: before.clone(),
+                stream: before.as_str().into(),
                 ..e.clone()
             })
             .collect();

@@ -785,7 +785,7 @@ fn judge_listing(
 ) -> (String, Vec<Problem>) {
     let tz = settings.window.timezone;
     let key = block.listing_key(tz);
-    let rows: Vec<&LedgerEntry> = ledger.iter().filter(|e| e.stream == key).collect();
+    let rows: Vec<&LedgerEntry> = ledger.iter().filter(|e| *e.stream == *key).collect();
     let windows = |state: WindowState| {
         let mut w: Vec<crate::domain::Window> = rows
             .iter()
@@ -870,7 +870,7 @@ fn pending_room_buckets(
         .map(|s| (s.key.as_str(), Vec::new()))
         .collect();
     for e in ledger {
-        if let Some(r) = rows.get_mut(e.stream.as_str()) {
+        if let Some(r) = rows.get_mut(e.stream.as_ref()) {
             r.push(e);
         }
     }
@@ -969,7 +969,7 @@ impl Status {
         let mut open_rows: HashMap<&str, Vec<(usize, &LedgerEntry)>> = HashMap::new();
         for (i, e) in ledger.iter().enumerate() {
             if e.state != WindowState::Settled {
-                open_rows.entry(e.stream.as_str()).or_default().push((i, e));
+                open_rows.entry(e.stream.as_ref()).or_default().push((i, e));
             }
         }
         let mut assessed_of: HashMap<&str, &crate::store::Assessed> = HashMap::new();
@@ -1003,7 +1003,7 @@ impl Status {
                             o.indicator = format!("{},{}", o.indicator, e.indicator);
                         }
                         None => open.push(LedgerEntry {
-                            stream: c.stream.clone(),
+                            stream: c.stream.as_str().into(),
                             ..e.clone()
                         }),
                     }
@@ -1045,16 +1045,16 @@ impl Status {
             let mut room_failures = Vec::new();
             for e in ledger
                 .iter()
-                .filter(|e| room_keys.contains(e.stream.as_str()))
+                .filter(|e| room_keys.contains(e.stream.as_ref()))
             {
-                stored.insert(e.stream.as_str());
+                stored.insert(e.stream.as_ref());
                 match e.state {
                     WindowState::Failed => {
-                        failed.insert((e.stream.as_str(), e.window));
+                        failed.insert((e.stream.as_ref(), e.window));
                         room_failures.push(e.clone());
                     }
                     WindowState::Provisional => {
-                        pending.insert((e.stream.as_str(), e.window));
+                        pending.insert((e.stream.as_ref(), e.window));
                     }
                     _ => {}
                 }

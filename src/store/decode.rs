@@ -101,7 +101,7 @@ pub(crate) fn ledger_entry(r: &impl Columns) -> Result<LedgerEntry> {
     let state = parse_state(&r.text(4).map_err(db("decoding the ledger"))?)?;
     let decode = || -> sqlx::Result<LedgerEntry> {
         Ok(LedgerEntry {
-            stream: r.text(0)?,
+            stream: r.text(0)?.into(),
             indicator: r.text(1)?,
             window: Window {
                 start: r.time(2)?,
@@ -141,6 +141,8 @@ pub(crate) fn ledger_rows(r: &impl Columns, out: &mut Vec<LedgerEntry>) -> Resul
         what: "ledger rows",
         value: format!("{stream}: {e}"),
     })?;
+    // One key for all of the stream's rows: a room stream's is long, and there are many.
+    let stream: std::sync::Arc<str> = stream.into();
     out.reserve(rows.len());
     for PackedRow(indicator, start, end, state, points, attempts, last_error, request_id, at) in
         rows

@@ -72,7 +72,7 @@ macro_rules! insert_row {
     ($e:expr, $r:expr) => {{
         let r: &LedgerEntry = $r;
         sqlx::query(INSERT_ROW)
-            .bind(r.stream.as_str())
+            .bind(r.stream.as_ref())
             .bind(r.indicator.as_str())
             .bind(Bound(r.window.start))
             .bind(Bound(r.window.end))
@@ -391,7 +391,7 @@ pub(super) async fn replace_window(
                 .await
                 .map_err(db("replacing ledger rows"))?;
             let rows = parts.iter().map(|(window, state, points)| LedgerEntry {
-                stream: fetched.stream.to_string(),
+                stream: fetched.stream.into(),
                 indicator: indicator.clone(),
                 window: *window,
                 state: *state,
@@ -576,7 +576,7 @@ pub(super) async fn delete_rows(writer: Writer<'_>, rows: &[LedgerEntry]) -> Res
     on!(writer, e => {
         for r in rows {
             sqlx::query(DELETE_ROW)
-                .bind(&r.stream)
+                .bind(&*r.stream)
                 .bind(&r.indicator)
                 .bind(Bound(r.window.start))
                 .bind(Bound(r.window.end))

@@ -770,7 +770,7 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
             .unwrap();
         let provisional = ledger
             .iter()
-            .filter(|e| e.stream == stream.name && e.state == WindowState::Provisional)
+            .filter(|e| *e.stream == *stream.name && e.state == WindowState::Provisional)
             .count();
         assert_eq!(
             num(r, "provisional_windows"),
@@ -788,7 +788,7 @@ fn check(results: &BTreeMap<String, Vec<ResultRow>>, loaded: &Loaded, backend: &
         let g = stream.granularity;
         let newest = ledger
             .iter()
-            .filter(|e| e.stream == stream.name)
+            .filter(|e| *e.stream == *stream.name)
             .max_by_key(|e| e.window.end)
             .unwrap();
         assert_eq!(

@@ -531,7 +531,7 @@ async fn sync_json_and_the_run_finished_event_say_how_a_partial_run_ended() {
     let mut calls = 0;
     for s in streams {
         let name = s["stream"].as_str().unwrap();
-        let of_stream = || ledger.iter().filter(|e| e.stream == name);
+        let of_stream = || ledger.iter().filter(|e| &*e.stream == name);
         // A window is committed as up to two ledger rows (settled and provisional parts).
         let stored: i64 = of_stream().map(|e| e.points).sum();
         let failed = of_stream()
@@ -653,7 +653,7 @@ async fn status_check_tells_an_operator_what_is_wrong(url: &str) {
     let ledger: Vec<_> = crate::helpers::windows(&store)
         .await
         .into_iter()
-        .filter(|e| e.stream == "app-a/1d")
+        .filter(|e| &*e.stream == "app-a/1d")
         .collect();
     let lost = &ledger[1];
     let delete = "DELETE FROM sync_ledger WHERE stream IN \
@@ -677,7 +677,7 @@ async fn status_check_tells_an_operator_what_is_wrong(url: &str) {
         crate::helpers::windows(&store)
             .await
             .iter()
-            .filter(|e| e.stream == "app-a/1d")
+            .filter(|e| &*e.stream == "app-a/1d")
             .count(),
         ledger.len() - 1
     );
@@ -885,7 +885,7 @@ async fn demo_never_writes_into_the_database_url_of_the_environment() {
     let (rooms, streams): (std::collections::BTreeSet<String>, _) = crate::helpers::windows(&store)
         .await
         .into_iter()
-        .map(|e| e.stream)
+        .map(|e| e.stream.to_string())
         .partition(|s| s.starts_with("demo-rooms/"));
     assert_eq!(
         streams.into_iter().collect::<Vec<_>>(),

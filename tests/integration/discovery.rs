@@ -138,7 +138,7 @@ async fn discovery_lists_every_call_once(url: &str) {
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.stream == key)
+        .filter(|e| *e.stream == *key)
         .collect();
     assert!(
         rows.len() >= 15 && (rows.len() as u64) < r.windows_ok,

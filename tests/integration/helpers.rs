@@ -139,14 +139,17 @@ pub async fn windows(store: &Store) -> Vec<rtc_quality_sync::domain::LedgerEntry
         store.stream_labels().await.unwrap().into_iter().collect();
     let mut out: Vec<rtc_quality_sync::domain::LedgerEntry> = Vec::new();
     for e in store.ledger(None).await.unwrap() {
-        let label = labels.get(&e.stream).cloned().unwrap_or(e.stream.clone());
+        let label = labels
+            .get(&*e.stream)
+            .cloned()
+            .unwrap_or(e.stream.to_string());
         match out
             .iter_mut()
-            .find(|o| o.stream == label && o.window == e.window && o.state == e.state)
+            .find(|o| *o.stream == *label && o.window == e.window && o.state == e.state)
         {
             Some(o) => o.points += e.points,
             None => out.push(rtc_quality_sync::domain::LedgerEntry {
-                stream: label,
+                stream: label.into(),
                 indicator: "*".into(),
                 ..e
             }),

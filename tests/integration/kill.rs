@@ -68,7 +68,7 @@ async fn assert_consistent(store: &Store) {
         let row = ledger
             .iter()
             .position(|e| {
-                e.stream == stream && e.state != WindowState::Failed && e.window.contains(ts)
+                *e.stream == *stream && e.state != WindowState::Failed && e.window.contains(ts)
             })
             .unwrap_or_else(|| panic!("point {key} has no committed window"));
         *counted.entry(row).or_default() += 1;

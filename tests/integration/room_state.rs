@@ -83,7 +83,9 @@ async fn deferred_windows_and_missing_buckets_are_kept_and_shown(url: &str) {
         for w in &sp.windows {
             // A fetched window may be kept as a settled part and a provisional tail.
             let fetched = ledger.iter().any(|e| {
-                e.stream == s.key && e.window.start < w.window.end && w.window.start < e.window.end
+                *e.stream == *s.key
+                    && e.window.start < w.window.end
+                    && w.window.start < e.window.end
             });
             if !fetched {
                 left += 1;

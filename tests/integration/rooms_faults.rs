@@ -464,7 +464,7 @@ async fn assert_room_windows_whole(store: &Store) {
         .await
         .into_iter()
         .filter(|e| e.state != WindowState::Failed)
-        .filter(|e| e.stream.starts_with("rooms/") && e.stream != "rooms/rooms")
+        .filter(|e| e.stream.starts_with("rooms/") && &*e.stream != "rooms/rooms")
         .collect();
     let mut counted = vec![0i64; ledger.len()];
     for key in points.keys() {
@@ -473,7 +473,7 @@ async fn assert_room_windows_whole(store: &Store) {
         let ts: DateTime<Utc> = f[8].parse().unwrap();
         let i = ledger
             .iter()
-            .position(|e| e.stream == label && e.window.contains(ts))
+            .position(|e| *e.stream == *label && e.window.contains(ts))
             .unwrap_or_else(|| panic!("point {key} has no committed window"));
         counted[i] += 1;
     }

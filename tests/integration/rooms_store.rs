@@ -208,7 +208,7 @@ async fn text_of_any_kind_reads_back_exactly(store: &Store) {
     for (i, (e, text)) in failures.iter().zip(HOSTILE).enumerate() {
         assert_eq!(
             (
-                e.stream.as_str(),
+                &*e.stream,
                 e.indicator.as_str(),
                 e.window,
                 e.last_error.as_deref(),
@@ -231,7 +231,7 @@ async fn text_of_any_kind_reads_back_exactly(store: &Store) {
         .unwrap();
     assert_eq!(
         (
-            listing_row.stream.as_str(),
+            &*listing_row.stream,
             listing_row.points,
             listing_row.fetched_at
         ),
@@ -240,7 +240,7 @@ async fn text_of_any_kind_reads_back_exactly(store: &Store) {
     // One stream's rows read alone are the same rows.
     let one: Vec<_> = ledger
         .iter()
-        .filter(|e| e.stream == HOSTILE[1])
+        .filter(|e| &*e.stream == HOSTILE[1])
         .cloned()
         .collect();
     assert_eq!(store.ledger(Some(HOSTILE[1])).await.unwrap(), one);

@@ -869,7 +869,7 @@ async fn commit_replaces_contained_ledger_rows(store: &Store) {
     assert_eq!(row.fetched_at, t(2_000));
 
     let all = store.ledger(None).await.unwrap();
-    let streams: Vec<_> = all.iter().map(|e| e.stream.as_str()).collect();
+    let streams: Vec<_> = all.iter().map(|e| &*e.stream).collect();
     assert_eq!(
         streams,
         ["other", "s", "s"],

@@ -63,7 +63,7 @@ async fn upgrades_in_place_without_fetching_again(url: &str) {
     for sp in &plan.streams {
         let provisional_from = old_windows
             .iter()
-            .filter(|e| e.stream == sp.stream && e.state == WindowState::Provisional)
+            .filter(|e| *e.stream == *sp.stream && e.state == WindowState::Provisional)
             .map(|e| e.window.start)
             .min()
             .unwrap();
