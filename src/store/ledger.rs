@@ -39,6 +39,16 @@ pub(super) enum On<S, P> {
     Postgres(P),
 }
 
+impl<S, P> On<S, P> {
+    /// Of a statement spelled for each backend (`[SQLite, PostgreSQL]`), this backend's.
+    pub(super) fn pick<T>(&self, [sqlite, postgres]: [T; 2]) -> T {
+        match self {
+            On::Sqlite(_) => sqlite,
+            On::Postgres(_) => postgres,
+        }
+    }
+}
+
 impl<S, P> On<&mut S, &mut P> {
     /// The same handle, borrowed again: one transaction's connection through several statements.
     pub(super) fn reborrow(&mut self) -> On<&mut S, &mut P> {
@@ -122,26 +132,37 @@ macro_rules! read_all {
     };
 }
 
-/// The ledger, one row per stream with its rows packed into a JSON array in key order (what
-/// [`decode::ledger_rows`] reads). SQLite hands each row over from its worker thread, a wake-up each:
-/// a stream's rows in one cost one. The two backends spell the aggregate differently.
-macro_rules! read_ledger {
-    ($agg:literal, $array:literal, $cast:literal) => {
-        concat!(
-            "SELECT stream, ",
-            $agg,
-            "(",
-            $array,
-            "(indicator, window_start, window_end, state, points, attempts, last_error, \
-             request_id, fetched_at) ORDER BY indicator, window_start, window_end, state)",
-            $cast,
-            " FROM sync_ledger WHERE CAST($1 AS TEXT) IS NULL OR stream = $1 \
-             GROUP BY stream ORDER BY stream"
-        )
+/// A read whose rows come packed: `SELECT $keys, <a JSON array of [$columns] per group, ordered
+/// by $order> FROM $from`, as `[SQLite, PostgreSQL]` (each spells the aggregate its way; pick one
+/// with [`On::pick`]). sqlx's SQLite driver hands each row over from its worker thread with a
+/// wake-up, about 10 µs a row: thousands of small rows cost more than their reading, a few packed
+/// ones do not.
+macro_rules! packed_sql {
+    ($keys:literal, [$columns:expr $(, ORDER BY $order:literal)?], $from:literal) => {
+        [
+            concat!(
+                "SELECT ", $keys, ", json_group_array(json_array(", $columns, ")",
+                $(" ORDER BY ", $order,)? ") FROM ", $from
+            ),
+            concat!(
+                "SELECT ", $keys, ", CAST(json_agg(json_build_array(", $columns, ")",
+                $(" ORDER BY ", $order,)? ") AS TEXT) FROM ", $from
+            ),
+        ]
     };
 }
-const READ_LEDGER_SQLITE: &str = read_ledger!("json_group_array", "json_array", "");
-const READ_LEDGER_POSTGRES: &str = read_ledger!("CAST(json_agg", "json_build_array", " AS TEXT)");
+pub(super) use packed_sql;
+
+/// The ledger, one row per stream, its rows in key order ([`decode::ledger_rows`] reads them).
+const READ_LEDGER: [&str; 2] = packed_sql!(
+    "stream",
+    [
+        "indicator, window_start, window_end, state, points, attempts, last_error, request_id, \
+         fetched_at",
+        ORDER BY "indicator, window_start, window_end, state"
+    ],
+    "sync_ledger WHERE CAST($1 AS TEXT) IS NULL OR stream = $1 GROUP BY stream ORDER BY stream"
+);
 
 // Failed rows and refetch marks: what a successful fetch of a window supersedes where it covers them.
 const OPEN_OVERLAPPING: &str = "SELECT stream, indicator, window_start, window_end, state, points, \
@@ -310,10 +331,7 @@ const POSTGRES_DISTRIBUTION: &str = "SELECT app_id, indicator, dimension, dimens
 
 /// The ledger rows, of one stream or all, ordered by stream and window start.
 pub(super) async fn read(pools: Pools<'_>, stream: Option<&str>) -> Result<Vec<LedgerEntry>> {
-    let sql = match pools {
-        On::Sqlite(_) => READ_LEDGER_SQLITE,
-        On::Postgres(_) => READ_LEDGER_POSTGRES,
-    };
+    let sql = pools.pick(READ_LEDGER);
     let mut out = Vec::new();
     on!(pools, e => {
         use futures::TryStreamExt as _;

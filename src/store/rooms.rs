@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, SubsecRound, Utc};
 
 use super::decode;
-use super::ledger::{self, Conn, Fetched, On, Pools, on};
+use super::ledger::{self, Conn, Fetched, On, Pools, on, packed_sql};
 use super::time::Instant;
 use super::{Result, WorstRoom, db};
 use crate::domain::{RoomCall, Window, WindowState};
@@ -218,55 +218,40 @@ pub(super) async fn write_listing(mut conn: Conn<'_>, l: &RoomListing<'_>) -> Re
     Ok(decision.counts())
 }
 
-/// A read of calls, one row per room with its calls packed into a JSON array (what
-/// [`decode::room_calls`] reads): SQLite hands each row over from its worker thread, a wake-up
-/// each. `$from` is the query of the calls; the backends spell the aggregate differently.
-macro_rules! packed_calls {
-    ($from:expr) => {
-        [
-            packed_calls!($from, "json_group_array", "json_array", ""),
-            packed_calls!($from, "CAST(json_agg", "json_build_array", " AS TEXT)"),
-        ]
-    };
-    ($from:expr, $agg:literal, $array:literal, $cast:literal) => {
-        concat!(
-            "SELECT app_id, room_id, ",
-            $agg,
-            "(",
-            $array,
-            "(call_id, created_at, destroyed_at, active_user_num, \
-             CASE WHEN finished THEN 1 ELSE 0 END, first_seen_at, updated_at))",
-            $cast,
-            " FROM (",
-            $from,
-            ") c GROUP BY app_id, room_id"
-        )
+/// A call as a packed read of `rtc_rooms` holds it ([`decode::room_calls`]).
+macro_rules! call_columns {
+    () => {
+        "call_id, created_at, destroyed_at, active_user_num, CASE WHEN finished THEN 1 ELSE 0 END, \
+         first_seen_at, updated_at"
     };
 }
 
-/// Every call of `$1`, for SQLite and PostgreSQL.
-const APP_CALLS: [&str; 2] = packed_calls!("SELECT * FROM rtc_rooms WHERE app_id = $1");
+/// Every call of `$1`, one row per room with its calls packed ([`decode::room_calls`] reads them).
+const APP_CALLS: [&str; 2] = packed_sql!(
+    "app_id, room_id",
+    [call_columns!()],
+    "rtc_rooms WHERE app_id = $1 GROUP BY app_id, room_id"
+);
 
-/// The calls of `$1` that can overlap `[$2, $3)`: two index ranges of `rtc_rooms_destroyed`,
-/// disjoint. The running calls are all read (they are few), and those created after `$3` left out
-/// by the caller: a bound on `created_at` there makes SQLite walk `rtc_rooms_created` instead, a
-/// table lookup per stored call.
-const CALLS_BETWEEN: [&str; 2] = packed_calls!(
-    "SELECT * FROM rtc_rooms WHERE app_id = $1 AND destroyed_at IS NULL \
-     UNION ALL SELECT * FROM rtc_rooms WHERE app_id = $1 AND destroyed_at >= $2 AND created_at < $3"
+/// The calls of `$1` that can overlap `[$2, $3)`, packed as [`APP_CALLS`]: two index ranges of
+/// `rtc_rooms_destroyed`, disjoint. The running calls are all read (they are few), and those created
+/// after `$3` left out by the caller: a bound on `created_at` there makes SQLite walk
+/// `rtc_rooms_created` instead, a table lookup per stored call.
+const CALLS_BETWEEN: [&str; 2] = packed_sql!(
+    "app_id, room_id",
+    [call_columns!()],
+    "(SELECT * FROM rtc_rooms WHERE app_id = $1 AND destroyed_at IS NULL \
+     UNION ALL SELECT * FROM rtc_rooms WHERE app_id = $1 AND destroyed_at >= $2 AND created_at < $3) c \
+     GROUP BY app_id, room_id"
 );
 
 const COUNTS: &str = "SELECT count(*), count(DISTINCT room_id) FROM rtc_rooms WHERE app_id = $1";
 
-/// Reads calls with the query `sql` (one text per backend, see [`packed_calls!`]) and the binds
+/// Reads calls with the query `$sql` (one text per backend, see [`packed_sql!`]) and the binds
 /// `$bind`, and orders them by `(created_at, call_id)`, call ids in byte order on both backends.
 macro_rules! read_calls {
     ($pools:expr, $sql:expr, |$q:ident| $bind:expr) => {{
-        let [sqlite, postgres] = $sql;
-        let sql = match $pools {
-            On::Sqlite(_) => sqlite,
-            On::Postgres(_) => postgres,
-        };
+        let sql = $pools.pick($sql);
         let mut out: Vec<StoredCall> = Vec::new();
         on!($pools, e => {
             use futures::TryStreamExt as _;
