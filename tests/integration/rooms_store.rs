@@ -611,3 +611,61 @@ async fn rtc_rooms_lands_in_the_configured_schema() {
     assert_eq!(rows, 3);
     store.close().await;
 }
+
+/// A SQLite file edited by hand: a value of the wrong shape in the ledger or in `rtc_rooms` is an
+/// error that names it, for that read only, and the rest of the file still reads.
+#[tokio::test]
+async fn a_hand_edited_value_is_an_error_naming_it() {
+    use rtc_quality_sync::store::StoreError;
+
+    let (dir, store) = crate::helpers::sqlite_store().await;
+    store
+        .commit_listing(&listing(&calls(), true, at(60)))
+        .await
+        .unwrap();
+    let raw = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("test.db").display()
+    ))
+    .await
+    .unwrap();
+    let edit = |sql: &'static str| {
+        let raw = raw.clone();
+        async move { sqlx::query(sql).execute(&raw).await.unwrap() }
+    };
+    let corrupt = |e: StoreError| match e {
+        StoreError::Corrupt { what, value } => (what, value),
+        other => panic!("not a corrupt value: {other}"),
+    };
+    assert_eq!(store.ledger(None).await.unwrap().len(), 1);
+
+    edit("UPDATE sync_ledger SET fetched_at = 'yesterday'").await;
+    let (what, value) = corrupt(store.ledger(None).await.unwrap_err());
+    assert_eq!((what, value.as_str()), ("stored time", "yesterday"));
+    // Another table's reads are untouched.
+    assert_eq!(store.room_calls("app1").await.unwrap().len(), 3);
+
+    edit("UPDATE sync_ledger SET fetched_at = '2024-05-02T00:00:00.000000Z', points = 'many'")
+        .await;
+    let (what, value) = corrupt(store.ledger(None).await.unwrap_err());
+    assert_eq!(what, "ledger rows");
+    assert!(
+        value.starts_with("rooms-key: ") && value.contains("\"many\""),
+        "names the stream and the value: {value}"
+    );
+
+    edit("UPDATE rtc_rooms SET created_at = '2024-05-01 16:10:00' WHERE call_id = 'c-1'").await;
+    let (what, value) = corrupt(store.room_calls("app1").await.unwrap_err());
+    assert_eq!(
+        (what, value.as_str()),
+        ("stored time", "2024-05-01 16:10:00")
+    );
+    edit(
+        "UPDATE rtc_rooms SET created_at = '2024-05-01T16:10:00.250000Z', active_user_num = 2.5 \
+          WHERE call_id = 'c-1'",
+    )
+    .await;
+    let (what, value) = corrupt(store.room_calls("app1").await.unwrap_err());
+    assert_eq!(what, "rtc_rooms rows");
+    assert!(value.starts_with("room-a: "), "names the room: {value}");
+}
