@@ -1036,8 +1036,6 @@ impl Status {
                 .filter(|(_, label)| label.starts_with(&prefix) && *label != listing)
                 .map(|(key, _)| key.as_str())
                 .collect();
-            // What the block's last run left: its room streams' and its listing's numbers, also
-            // of a room stream nothing was fetched of yet (no ledger row, no coverage row).
             // Its room streams' numbers as `sync_coverage` counts them: the streams with a ledger
             // row, their failed and provisional windows.
             let (mut stored, mut failed, mut pending) =
@@ -1059,6 +1057,8 @@ impl Status {
                     _ => {}
                 }
             }
+            // What the block's last run left: its room streams' and its listing's numbers, also
+            // of a room stream nothing was fetched of yet (no ledger row, no coverage row).
             let (mut deferred, mut missing_buckets) = (Deferred::default(), 0);
             for a in assessed.iter().filter(|a| a.label.starts_with(&prefix)) {
                 deferred.add(&a.deferred);
